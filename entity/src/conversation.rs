@@ -1,0 +1,29 @@
+//! One AI-assistant conversation (a session) on one channel.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "conversation")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    #[sea_orm(unique)]
+    pub session_id: String,
+    /// `CHAT`, `EMAIL`, `WHATSAPP` or `VOICE`.
+    pub channel: String,
+    pub thread_key: Option<String>,
+    pub contact: Option<String>,
+    pub user_id: Option<String>,
+    pub user_name: Option<String>,
+    pub started_at: i64,
+    pub last_activity_at: i64,
+    pub closed_at: Option<i64>,
+    pub opening_message: Option<String>,
+    pub message_count: i32,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,12 @@
+//! Table models for convtrack, one module per table.
+//!
+//! Timestamps are stored as microseconds since the Unix epoch (UTC) in
+//! BIGINT columns: the same exact integer on SQLite and PostgreSQL, so keyset
+//! cursors, range filters and durations compare identically on both backends.
+//! These models carry no GraphQL types; the API shapes live in the server crate.
+
+pub mod api_key;
+pub mod conversation;
+pub mod conversion;
+pub mod message;
+pub mod tenant;

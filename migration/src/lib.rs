@@ -1,0 +1,16 @@
+//! Database migrations. Each file is `mYYYYMMDD_HHMMSS_verb_noun.rs` and is
+//! never edited once landed: a change to the schema is a new migration.
+//! Every migration runs unchanged on SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_core_tables;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_create_core_tables::Migration)]
+    }
+}

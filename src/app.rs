@@ -1,0 +1,96 @@
+//! Building a running server from configuration: database, migrations,
+//! services, schema and routes. `main` and every test start it this way.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+
+use crate::config::ServerConfig;
+use crate::domain::clock::Clock;
+use crate::graphql::{self, ApiSchema};
+use crate::service::Services;
+use crate::{db, telemetry, web};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// Shared by every request handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// Database and clock, behind the service layer.
+    pub services: Services,
+    /// The GraphQL schema (built once; per-request data is added per request).
+    pub schema: ApiSchema,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// A server bound to its address and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    sql_statements: Arc<AtomicU64>,
+}
+
+impl Application {
+    pub async fn build(config: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
+        let metrics = telemetry::prometheus();
+        let sql_statements = Arc::new(AtomicU64::new(0));
+        let mut connection = db::connect(&config.database_url, config.db_max_connections).await?;
+        let counter = sql_statements.clone();
+        connection.set_metric_callback(move |_info| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("convtrack_sql_statements_total").increment(1);
+        });
+        db::migrate(&connection).await?;
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| StartupError::Listen {
+                address: config.listen.clone(),
+                source,
+            })?;
+        let state = AppState {
+            services: Services::new(connection, clock),
+            schema: graphql::schema_builder().finish(),
+            metrics,
+        };
+        Ok(Self {
+            listener,
+            state,
+            sql_statements,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.state.services
+    }
+
+    /// SQL statements this server has executed so far.
+    pub fn sql_statement_counter(&self) -> Arc<AtomicU64> {
+        self.sql_statements.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let router = web::router(self.state);
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

@@ -1,0 +1,116 @@
+//! Opaque identifiers the API hands out: global object ids for `node(id)`
+//! and keyset cursors for pagination. Both are base64url text so clients
+//! treat them as opaque; both are parsed strictly.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use uuid::Uuid;
+
+use super::InvalidInput;
+
+/// The object types that `node(id)` can return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeType {
+    Conversation,
+    Message,
+    Conversion,
+}
+
+impl NodeType {
+    fn as_str(self) -> &'static str {
+        match self {
+            NodeType::Conversation => "Conversation",
+            NodeType::Message => "Message",
+            NodeType::Conversion => "Conversion",
+        }
+    }
+}
+
+pub fn global_id(node_type: NodeType, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{}", node_type.as_str(), id.hyphenated()))
+}
+
+/// Reads a global id. Anything that is not one is "not found", never a crash.
+pub fn parse_global_id(value: &str) -> Option<(NodeType, Uuid)> {
+    let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(value).ok()?).ok()?;
+    let (name, id) = decoded.split_once(':')?;
+    let node_type = [NodeType::Conversation, NodeType::Message, NodeType::Conversion]
+        .into_iter()
+        .find(|t| t.as_str() == name)?;
+    Some((node_type, Uuid::parse_str(id).ok()?))
+}
+
+/// Position in the newest-first conversation list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConversationCursor {
+    pub started_at: i64,
+    pub id: Uuid,
+}
+
+impl ConversationCursor {
+    pub fn encode(self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("c1:{}:{}", self.started_at, self.id.simple()))
+    }
+
+    pub fn decode(value: &str) -> Result<Self, InvalidInput> {
+        let invalid = || InvalidInput::new("after is not a cursor from this list");
+        let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(value).map_err(|_| invalid())?)
+            .map_err(|_| invalid())?;
+        let mut parts = decoded.splitn(3, ':');
+        let (Some("c1"), Some(started_at), Some(id)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid());
+        };
+        Ok(Self {
+            started_at: started_at.parse().map_err(|_| invalid())?,
+            id: Uuid::parse_str(id).map_err(|_| invalid())?,
+        })
+    }
+}
+
+/// Position in a conversation's thread (the message's sequence number).
+pub fn encode_message_cursor(seq: i32) -> String {
+    URL_SAFE_NO_PAD.encode(format!("m1:{seq}"))
+}
+
+pub fn decode_message_cursor(value: &str) -> Result<i32, InvalidInput> {
+    let invalid = || InvalidInput::new("after is not a cursor from this thread");
+    let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(value).map_err(|_| invalid())?)
+        .map_err(|_| invalid())?;
+    decoded
+        .strip_prefix("m1:")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_ids_round_trip_and_reject_garbage() {
+        let id = Uuid::now_v7();
+        let gid = global_id(NodeType::Conversion, id);
+        assert_eq!(parse_global_id(&gid), Some((NodeType::Conversion, id)));
+        assert_eq!(parse_global_id("not base64!"), None);
+        assert_eq!(parse_global_id(&URL_SAFE_NO_PAD.encode("Tenant:abc")), None);
+        assert_eq!(parse_global_id(&id.to_string()), None);
+    }
+
+    #[test]
+    fn conversation_cursor_round_trips() {
+        let cursor = ConversationCursor {
+            started_at: 1_750_000_000_123_456,
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(ConversationCursor::decode(&cursor.encode()), Ok(cursor));
+        assert!(ConversationCursor::decode("garbage").is_err());
+        assert!(ConversationCursor::decode(&encode_message_cursor(3)).is_err());
+    }
+
+    #[test]
+    fn message_cursor_round_trips() {
+        assert_eq!(decode_message_cursor(&encode_message_cursor(42)), Ok(42));
+        assert!(decode_message_cursor("m1:x").is_err());
+    }
+}

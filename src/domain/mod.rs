@@ -1,0 +1,27 @@
+//! Pure rules of the product: no database, no GraphQL, no I/O. Each module
+//! answers one question a newcomer might ask ("how long does a WhatsApp
+//! session last?" → `channel`) and carries its own unit tests.
+
+pub mod api_key;
+pub mod channel;
+pub mod clock;
+pub mod contact;
+pub mod conversion;
+pub mod cursor;
+pub mod idempotency;
+pub mod message;
+pub mod opening;
+pub mod role;
+pub mod session_id;
+pub mod text;
+
+/// A rule broken by input. The message tells the caller what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
+impl InvalidInput {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}

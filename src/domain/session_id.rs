@@ -1,0 +1,88 @@
+//! Session IDs: the secret that rides in links and identifies a conversation
+//! to the agent runtime and the checkout. 192 bits from the operating
+//! system's CSPRNG, URL-safe, with a prefix so a stray one is recognisable.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::InvalidInput;
+
+const PREFIX: &str = "cs_";
+const RANDOM_BYTES: usize = 24;
+/// 24 bytes in unpadded base64.
+const ENCODED_LEN: usize = 32;
+
+/// A well-formed session ID. Being well-formed says nothing about existence.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// A fresh random session ID.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut bytes = [0u8; RANDOM_BYTES];
+        getrandom::fill(&mut bytes)?;
+        Ok(Self(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))))
+    }
+
+    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+        let well_formed = value.strip_prefix(PREFIX).is_some_and(|rest| {
+            rest.len() == ENCODED_LEN
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+        if well_formed {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(InvalidInput::new(format!(
+                "sessionId {value:?} is not a session ID (they look like cs_ followed by 32 URL-safe characters)"
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn generated_ids_parse_are_url_safe_and_distinct() {
+        let ids: HashSet<String> = (0..1000)
+            .map(|_| SessionId::generate().expect("os rng").as_str().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 1000);
+        for id in ids.iter().take(20) {
+            assert_eq!(SessionId::parse(id).map(|s| s.0), Ok(id.clone()));
+            assert_eq!(id.len(), PREFIX.len() + ENCODED_LEN);
+        }
+    }
+
+    #[test]
+    fn malformed_ids_are_refused() {
+        let good = SessionId::generate().expect("os rng").0;
+        for bad in [
+            "",
+            "cs_",
+            &good[..good.len() - 1],
+            &format!("{good}x"),
+            &good.replace("cs_", "xx_"),
+            "cs_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa+",
+        ] {
+            assert!(SessionId::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

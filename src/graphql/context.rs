@@ -1,0 +1,38 @@
+//! What each request carries into the resolvers.
+
+use std::sync::Arc;
+
+use async_graphql::Context;
+use async_graphql::dataloader::{DataLoader, HashMapCache};
+
+use super::loaders::{ConversationLoader, ConversionsLoader};
+use crate::error::AppError;
+use crate::service::{Caller, Services};
+
+/// Per-request data: who is calling, and loaders that batch (and cache for
+/// this request only) what the caller's tenant may see.
+pub struct RequestContext {
+    pub caller: Caller,
+    pub services: Services,
+    pub conversions: DataLoader<ConversionsLoader, HashMapCache>,
+    pub conversations: DataLoader<ConversationLoader, HashMapCache>,
+}
+
+impl RequestContext {
+    pub fn new(caller: Caller, services: Services) -> Arc<Self> {
+        Arc::new(Self {
+            conversions: super::loaders::conversions(caller.tenant_id, services.clone()),
+            conversations: super::loaders::conversations(caller.tenant_id, services.clone()),
+            caller,
+            services,
+        })
+    }
+}
+
+/// The request's context. Present on every request the HTTP layer lets
+/// through; its absence is a wiring bug, reported as an internal error.
+pub fn request<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext, AppError> {
+    ctx.data::<Arc<RequestContext>>()
+        .map(|arc| arc.as_ref())
+        .map_err(|_| AppError::Internal("request context missing".into()))
+}

@@ -1,0 +1,274 @@
+//! Conversations: the `Conversation` type, the AI Conversations list and
+//! single-conversation lookups.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::conversation;
+
+use super::context::request;
+use super::conversion::{Badge, Conversion};
+use super::enums::{Channel, RecordType};
+use super::message::Message;
+use crate::domain;
+use crate::domain::clock::from_micros;
+use crate::domain::cursor::{
+    ConversationCursor, NodeType, decode_message_cursor, encode_message_cursor, global_id,
+    parse_global_id,
+};
+use crate::domain::session_id::SessionId;
+use crate::error::AppError;
+use crate::service::{listing, messages, sessions};
+
+/// One AI-assistant conversation (a session) on one channel, with its thread
+/// and the business outcomes it led to.
+pub struct Conversation(pub conversation::Model);
+
+/// The member who was logged in when the conversation started.
+#[derive(SimpleObject)]
+pub struct User {
+    /// The member's id in the operator's system.
+    pub id: Option<String>,
+    /// The member's name as the agent runtime reported it.
+    pub name: Option<String>,
+}
+
+#[Object]
+impl Conversation {
+    /// Opaque global id of the conversation (the admin-facing identifier);
+    /// accepted by `conversation(id:)` and `node(id:)`.
+    pub async fn id(&self) -> ID {
+        ID(global_id(NodeType::Conversation, self.0.id))
+    }
+
+    /// The session ID the agent runtime and call-to-action links carry.
+    async fn session_id(&self) -> &str {
+        &self.0.session_id
+    }
+
+    /// The channel the conversation happens on.
+    async fn channel(&self) -> Result<Channel> {
+        Ok(self.0.channel.parse::<domain::channel::Channel>().map_err(AppError::from)?.into())
+    }
+
+    /// When the session started.
+    async fn started_at(&self) -> DateTime<Utc> {
+        from_micros(self.0.started_at)
+    }
+
+    /// When the last message arrived (or the session was resumed).
+    async fn last_activity_at(&self) -> DateTime<Utc> {
+        from_micros(self.0.last_activity_at)
+    }
+
+    /// When the session was closed; null while it is not.
+    async fn closed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.closed_at.map(from_micros)
+    }
+
+    /// True while the session takes messages: not closed and not past its
+    /// channel's inactivity timeout.
+    async fn active(&self, ctx: &Context<'_>) -> Result<bool> {
+        let now = request(ctx)?.services.clock.now();
+        Ok(sessions::is_active(&self.0, now))
+    }
+
+    /// The first visitor message, cut to 120 characters (never inside a
+    /// character); null until the visitor has said something.
+    async fn opening_message(&self) -> Option<&str> {
+        self.0.opening_message.as_deref()
+    }
+
+    /// The logged-in member; null for anonymous visitors.
+    async fn user(&self) -> Option<User> {
+        (self.0.user_id.is_some() || self.0.user_name.is_some()).then(|| User {
+            id: self.0.user_id.clone(),
+            name: self.0.user_name.clone(),
+        })
+    }
+
+    /// The email address (EMAIL) or E.164 phone number (WHATSAPP, VOICE) of
+    /// the person; free text or null on CHAT.
+    async fn contact(&self) -> Option<&str> {
+        self.0.contact.as_deref()
+    }
+
+    /// The email thread the session belongs to (EMAIL only).
+    async fn thread_key(&self) -> Option<&str> {
+        self.0.thread_key.as_deref()
+    }
+
+    /// Number of messages in the thread, tool calls included.
+    async fn message_count(&self) -> i32 {
+        self.0.message_count
+    }
+
+    /// The thread, oldest first. Tool calls are left out unless
+    /// `includeToolCalls` is true, which only ADMIN keys may ask for.
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 500; default 500.")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last message already seen.")] after: Option<String>,
+        #[graphql(default = false, desc = "Include TOOL messages (ADMIN only).")]
+        include_tool_calls: bool,
+    ) -> Result<Connection<String, Message>> {
+        let r = request(ctx)?;
+        let first = page_size(first, messages::MAX_THREAD_PAGE, messages::MAX_THREAD_PAGE)?;
+        let after_seq = after.as_deref().map(decode_message_cursor).transpose().map_err(AppError::from)?;
+        let page = r
+            .services
+            .thread_page(&r.caller, self.0.id, first, after_seq, include_tool_calls)
+            .await?;
+        let mut connection = Connection::new(after_seq.is_some(), page.has_next_page);
+        connection.edges.extend(
+            page.messages
+                .into_iter()
+                .map(|m| Edge::new(encode_message_cursor(m.seq), Message(m))),
+        );
+        Ok(connection)
+    }
+
+    /// Badges of the outcomes credited to this conversation, oldest first;
+    /// one per conversion.
+    async fn badges(&self, ctx: &Context<'_>) -> Result<Vec<Badge>> {
+        let conversions = request(ctx)?.conversions.load_one(self.0.id).await?;
+        let badges = conversions
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.attributed)
+            .map(Badge::of)
+            .collect::<std::result::Result<_, AppError>>()?;
+        Ok(badges)
+    }
+
+    /// Every conversion recorded against this conversation, oldest first.
+    async fn conversions(&self, ctx: &Context<'_>) -> Result<Vec<Conversion>> {
+        let conversions = request(ctx)?.conversions.load_one(self.0.id).await?;
+        Ok(conversions.unwrap_or_default().into_iter().map(Conversion).collect())
+    }
+}
+
+/// Narrows the AI Conversations list. Given fields all apply.
+#[derive(InputObject, Default)]
+pub struct ConversationFilter {
+    /// Only the conversation with exactly this session ID.
+    pub session_id: Option<String>,
+    /// Only conversations on these channels.
+    pub channels: Option<Vec<Channel>>,
+    /// Only conversations started at or after this time.
+    pub started_after: Option<DateTime<Utc>>,
+    /// Only conversations started before this time.
+    pub started_before: Option<DateTime<Utc>>,
+}
+
+impl ConversationFilter {
+    fn parse(self) -> Result<listing::ConversationFilter, AppError> {
+        Ok(listing::ConversationFilter {
+            session_id: self
+                .session_id
+                .as_deref()
+                .map(|s| SessionId::parse(s.trim()))
+                .transpose()?,
+            channels: self
+                .channels
+                .map(|cs| cs.into_iter().map(Into::into).collect()),
+            started_after: self.started_after,
+            started_before: self.started_before,
+        })
+    }
+}
+
+/// Checks a `first` argument against a page limit.
+pub fn page_size(first: Option<i32>, default: u64, max: u64) -> Result<u64, AppError> {
+    match first {
+        None => Ok(default),
+        Some(n) if n >= 1 && (n as u64) <= max => Ok(n as u64),
+        Some(n) => Err(AppError::BadInput(format!(
+            "first must be between 1 and {max}, not {n}"
+        ))),
+    }
+}
+
+#[derive(Default)]
+pub struct ConversationQuery;
+
+#[Object]
+impl ConversationQuery {
+    /// The AI Conversations list: one row per conversation, newest first,
+    /// 250 by default. Page on with `after: pageInfo.endCursor`.
+    async fn conversations(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 250; default 250.")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last row already seen.")] after: Option<String>,
+        filter: Option<ConversationFilter>,
+    ) -> Result<Connection<String, Conversation>> {
+        let r = request(ctx)?;
+        let first = page_size(first, listing::DEFAULT_PAGE, listing::MAX_PAGE)?;
+        let after = after
+            .as_deref()
+            .map(ConversationCursor::decode)
+            .transpose()
+            .map_err(AppError::from)?;
+        let filter = filter.unwrap_or_default().parse()?;
+        let page = r
+            .services
+            .list_conversations(&r.caller, first, after, filter)
+            .await?;
+        let mut connection = Connection::new(after.is_some(), page.has_next_page);
+        connection.edges.extend(page.conversations.into_iter().map(|c| {
+            let cursor = ConversationCursor {
+                started_at: c.started_at,
+                id: c.id,
+            };
+            Edge::new(cursor.encode(), Conversation(c))
+        }));
+        Ok(connection)
+    }
+
+    /// One conversation, by its `id` or by its `sessionId` (give exactly
+    /// one). Null when there is no such conversation for this API key.
+    async fn conversation(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        session_id: Option<String>,
+    ) -> Result<Option<Conversation>> {
+        let r = request(ctx)?;
+        let found = match (id, session_id) {
+            (Some(id), None) => match parse_global_id(&id) {
+                Some((NodeType::Conversation, uuid)) => {
+                    r.services.conversation_by_id(&r.caller, uuid).await?
+                }
+                _ => None,
+            },
+            (None, Some(session_id)) => {
+                let session_id = SessionId::parse(session_id.trim()).map_err(AppError::from)?;
+                r.services
+                    .conversation_by_session_id(&r.caller, &session_id)
+                    .await?
+            }
+            _ => {
+                return Err(AppError::BadInput("give exactly one of id or sessionId".into()).into());
+            }
+        };
+        Ok(found.map(Conversation))
+    }
+
+    /// The most recent conversation credited with a record of the operator's
+    /// system (for example the "AI Agent Conversation" of a Visitor).
+    async fn conversation_for_record(
+        &self,
+        ctx: &Context<'_>,
+        record_type: RecordType,
+        record_id: String,
+    ) -> Result<Option<Conversation>> {
+        let r = request(ctx)?;
+        let found = r
+            .services
+            .conversation_for_record(&r.caller, record_type.into(), &record_id)
+            .await?;
+        Ok(found.map(Conversation))
+    }
+}

@@ -1,0 +1,104 @@
+//! GraphQL faces of the domain's enums. Each mirrors its domain type
+//! (`remote`), so the rules stay in `domain/` and the docs live here.
+
+use async_graphql::Enum;
+
+use crate::domain;
+
+/// Where a conversation happens.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::channel::Channel")]
+pub enum Channel {
+    /// Website chat widget: one session per chat window.
+    Chat,
+    /// Email: one session per sender and thread, until 48 h without activity.
+    Email,
+    /// WhatsApp: one session per phone number, until 24 h without activity.
+    Whatsapp,
+    /// Phone call: one session per call.
+    Voice,
+}
+
+/// Who wrote a message.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::message::MessageRole")]
+pub enum MessageRole {
+    /// The person talking to the assistant. Labelled "Visitor".
+    Visitor,
+    /// The AI assistant. Labelled "AI agent".
+    AiAgent,
+    /// A tool call or tool result of the assistant; hidden unless asked for.
+    Tool,
+}
+
+/// A business outcome a conversation led to.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::conversion::ConversionKind")]
+pub enum ConversionKind {
+    /// A tour was booked (a Visitor record). Lavender badge "Tour booked".
+    TourBooked,
+    /// A new customer was created (a Coworker record). Green badge "Customer created".
+    CustomerCreated,
+    /// A membership contract was created (a CoworkerContract record). Blue badge "Contract created".
+    ContractCreated,
+    /// A booking was made (a Booking record). Teal badge "Booking created".
+    BookingCreated,
+    /// A day pass was bought (a CoworkerProduct record). Peach badge "Day pass purchased".
+    DayPassPurchased,
+}
+
+/// The kind of record in the operator's system an outcome created.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::conversion::RecordType")]
+pub enum RecordType {
+    /// A visitor who booked a tour.
+    Visitor,
+    /// A customer (member).
+    Coworker,
+    /// A membership contract.
+    CoworkerContract,
+    /// A room or desk booking.
+    Booking,
+    /// A purchased product such as a day pass.
+    CoworkerProduct,
+}
+
+/// Badge colours of the AI Conversations list.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::conversion::BadgeColour")]
+pub enum BadgeColour {
+    /// Tour booked.
+    Lavender,
+    /// Customer created.
+    Green,
+    /// Contract created.
+    Blue,
+    /// Booking created.
+    Teal,
+    /// Day pass purchased.
+    Peach,
+}
+
+/// How a conversion reached convtrack.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::conversion::ConversionSource")]
+pub enum ConversionSource {
+    /// Recorded with the session ID.
+    Direct,
+    /// Recorded with the token of a call-to-action link.
+    Link,
+    /// Recorded by confirming a confirmation the agent requested.
+    Confirmation,
+}
+
+/// How `startSession` treats a new start on a channel.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::channel::SessionRule")]
+pub enum SessionRule {
+    /// Every `startSession` opens a new conversation.
+    NewEveryStart,
+    /// The open conversation with the same sender and thread is resumed.
+    SameSenderAndThread,
+    /// The open conversation with the same phone number is resumed.
+    SamePhoneNumber,
+}

@@ -1,0 +1,79 @@
+//! DataLoaders: one SQL statement per batch, so a page of 250 conversations
+//! with badges costs as many statements as a page of 5. Each loader is made
+//! per request and bound to the caller's tenant.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use entity::{conversation, conversion};
+use uuid::Uuid;
+
+use crate::error::AppError;
+use crate::service::Services;
+
+/// Keeps `IN (…)` lists far below every backend's bind-parameter limit.
+const MAX_BATCH: usize = 500;
+
+/// Conversions (attributed or not) by conversation id.
+pub struct ConversionsLoader {
+    tenant_id: Uuid,
+    services: Services,
+}
+
+impl Loader<Uuid> for ConversionsLoader {
+    type Value = Vec<conversion::Model>;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        self.services
+            .conversions_of(self.tenant_id, keys)
+            .await
+    }
+}
+
+/// Conversations by id.
+pub struct ConversationLoader {
+    tenant_id: Uuid,
+    services: Services,
+}
+
+impl Loader<Uuid> for ConversationLoader {
+    type Value = conversation::Model;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        self.services
+            .conversations_by_ids(self.tenant_id, keys)
+            .await
+    }
+}
+
+pub fn conversions(
+    tenant_id: Uuid,
+    services: Services,
+) -> DataLoader<ConversionsLoader, HashMapCache> {
+    DataLoader::with_cache(
+        ConversionsLoader {
+            tenant_id,
+            services,
+        },
+        tokio::spawn,
+        HashMapCache::default(),
+    )
+    .max_batch_size(MAX_BATCH)
+}
+
+pub fn conversations(
+    tenant_id: Uuid,
+    services: Services,
+) -> DataLoader<ConversationLoader, HashMapCache> {
+    DataLoader::with_cache(
+        ConversationLoader {
+            tenant_id,
+            services,
+        },
+        tokio::spawn,
+        HashMapCache::default(),
+    )
+    .max_batch_size(MAX_BATCH)
+}

@@ -1,0 +1,44 @@
+//! The GraphQL API: thin resolvers that parse input, call a service and map
+//! the result. Object types wrap table models; nothing here talks SQL.
+
+mod context;
+mod conversation;
+mod conversion;
+mod enums;
+pub mod errors;
+mod loaders;
+mod message;
+mod node;
+pub mod observe;
+mod policy;
+mod session;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+
+pub use context::RequestContext;
+
+/// Every query the API answers.
+#[derive(MergedObject, Default)]
+pub struct Query(
+    conversation::ConversationQuery,
+    conversion::ConversionQuery,
+    node::NodeQuery,
+    policy::PolicyQuery,
+);
+
+/// Every mutation the API answers.
+#[derive(MergedObject, Default)]
+pub struct Mutation(session::SessionMutation, conversion::ConversionMutation);
+
+pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema with everything but per-request data.
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .extension(observe::OperationMetrics)
+}
+
+/// The SDL that `convtrack schema` prints and `schema.graphql` holds.
+pub fn sdl() -> String {
+    schema_builder().finish().sdl()
+}

@@ -1,0 +1,106 @@
+//! Prometheus figures per GraphQL operation: request count and latency,
+//! labelled by operation type and root field (`query:conversations`), a
+//! bounded set, unlike client-chosen operation names.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest,
+};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
+use async_graphql::{Response, ServerResult, Variables};
+
+/// Installs [`OperationMetricsExtension`] on each request.
+pub struct OperationMetrics;
+
+impl ExtensionFactory for OperationMetrics {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(OperationMetricsExtension::default())
+    }
+}
+
+#[derive(Default)]
+pub struct OperationMetricsExtension {
+    /// Labels of the document's operations, by operation name.
+    operations: Mutex<Vec<(Option<String>, String)>>,
+    chosen: Mutex<Option<String>>,
+}
+
+fn label_of(document: &ExecutableDocument) -> Vec<(Option<String>, String)> {
+    document
+        .operations
+        .iter()
+        .map(|(name, op)| {
+            let kind = match op.node.ty {
+                OperationType::Query => "query",
+                OperationType::Mutation => "mutation",
+                OperationType::Subscription => "subscription",
+            };
+            let root = op
+                .node
+                .selection_set
+                .node
+                .items
+                .iter()
+                .find_map(|s| match &s.node {
+                    Selection::Field(f) => Some(f.node.name.node.to_string()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "fragment".to_owned());
+            (name.map(|n| n.to_string()), format!("{kind}:{root}"))
+        })
+        .collect()
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for OperationMetricsExtension {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let started = Instant::now();
+        let response = next.run(ctx).await;
+        let label = self
+            .chosen
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .unwrap_or_else(|| "invalid".to_owned());
+        let outcome = if response.errors.is_empty() { "ok" } else { "error" };
+        metrics::counter!("convtrack_graphql_requests_total", "operation" => label.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("convtrack_graphql_request_duration_seconds", "operation" => label)
+            .record(started.elapsed().as_secs_f64());
+        response
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        if let Ok(mut ops) = self.operations.lock() {
+            *ops = label_of(&document);
+        }
+        Ok(document)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        if let (Ok(ops), Ok(mut chosen)) = (self.operations.lock(), self.chosen.lock()) {
+            *chosen = match operation_name {
+                Some(name) => ops
+                    .iter()
+                    .find(|(n, _)| n.as_deref() == Some(name))
+                    .map(|(_, l)| l.clone()),
+                None => ops.first().map(|(_, l)| l.clone()),
+            };
+        }
+        next.run(ctx, operation_name).await
+    }
+}

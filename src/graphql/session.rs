@@ -1,0 +1,146 @@
+//! Session mutations: `startSession`, `appendMessage`, `closeSession`.
+
+use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
+
+use super::context::request;
+use super::conversation::Conversation;
+use super::enums::{Channel, MessageRole};
+use super::message::Message;
+use crate::domain::session_id::SessionId;
+use crate::error::AppError;
+use crate::service::sessions::StartSession;
+
+/// A conversation beginning (or continuing) on a channel.
+#[derive(InputObject)]
+pub struct StartSessionInput {
+    /// The channel.
+    pub channel: Channel,
+    /// The logged-in member's id, if the person is signed in.
+    pub user_id: Option<String>,
+    /// The logged-in member's name.
+    pub user_name: Option<String>,
+    /// EMAIL: the sender's address (required). WHATSAPP: the E.164 phone
+    /// number (required). VOICE: the caller's E.164 number, if known. CHAT:
+    /// optional free text.
+    pub contact: Option<String>,
+    /// EMAIL only (required there): the thread's id or normalised subject. A
+    /// new thread starts a new session.
+    pub thread_key: Option<String>,
+}
+
+/// The result of `startSession`.
+#[derive(SimpleObject)]
+pub struct StartSessionPayload {
+    /// The conversation.
+    pub conversation: Conversation,
+    /// Its session ID, to pass to every later call and link.
+    pub session_id: String,
+    /// True when an open EMAIL / WHATSAPP conversation was continued instead
+    /// of a new one started.
+    pub resumed: bool,
+}
+
+/// A message to add to a session's thread.
+#[derive(InputObject)]
+pub struct AppendMessageInput {
+    /// The session.
+    pub session_id: String,
+    /// Who wrote it.
+    pub role: MessageRole,
+    /// The text: up to 4,000 characters from a VISITOR, 32 KiB otherwise.
+    pub content: String,
+}
+
+/// The result of `appendMessage`.
+#[derive(SimpleObject)]
+pub struct AppendMessagePayload {
+    /// The stored message.
+    pub message: Message,
+    /// The conversation, with its opening message, count and last activity updated.
+    pub conversation: Conversation,
+}
+
+/// A session to close.
+#[derive(InputObject)]
+pub struct CloseSessionInput {
+    /// The session.
+    pub session_id: String,
+}
+
+/// The result of `closeSession`.
+#[derive(SimpleObject)]
+pub struct CloseSessionPayload {
+    /// The closed conversation.
+    pub conversation: Conversation,
+}
+
+fn parse_session_id(value: &str) -> Result<SessionId, AppError> {
+    Ok(SessionId::parse(value.trim())?)
+}
+
+#[derive(Default)]
+pub struct SessionMutation;
+
+#[Object]
+impl SessionMutation {
+    /// Starts a session when a chat window opens or an email, WhatsApp
+    /// message or call begins (roles AGENT, ADMIN). On EMAIL and WHATSAPP an
+    /// open session of the same person is resumed when the channel's rule says so.
+    async fn start_session(
+        &self,
+        ctx: &Context<'_>,
+        input: StartSessionInput,
+    ) -> Result<StartSessionPayload> {
+        let r = request(ctx)?;
+        let started = r
+            .services
+            .start_session(
+                &r.caller,
+                StartSession {
+                    channel: input.channel.into(),
+                    user_id: input.user_id,
+                    user_name: input.user_name,
+                    contact: input.contact,
+                    thread_key: input.thread_key,
+                },
+            )
+            .await?;
+        Ok(StartSessionPayload {
+            session_id: started.conversation.session_id.clone(),
+            conversation: Conversation(started.conversation),
+            resumed: started.resumed,
+        })
+    }
+
+    /// Adds a message to a session's thread (roles AGENT, ADMIN).
+    async fn append_message(
+        &self,
+        ctx: &Context<'_>,
+        input: AppendMessageInput,
+    ) -> Result<AppendMessagePayload> {
+        let r = request(ctx)?;
+        let session_id = parse_session_id(&input.session_id)?;
+        let (message, conversation) = r
+            .services
+            .append_message(&r.caller, &session_id, input.role.into(), input.content)
+            .await?;
+        Ok(AppendMessagePayload {
+            message: Message(message),
+            conversation: Conversation(conversation),
+        })
+    }
+
+    /// Closes a session (roles AGENT, ADMIN). Closing a closed session is harmless.
+    async fn close_session(
+        &self,
+        ctx: &Context<'_>,
+        input: CloseSessionInput,
+    ) -> Result<CloseSessionPayload> {
+        let r = request(ctx)?;
+        let session_id = parse_session_id(&input.session_id)?;
+        let conversation = r.services.close_session(&r.caller, &session_id).await?;
+        Ok(CloseSessionPayload {
+            conversation: Conversation(conversation),
+        })
+    }
+}

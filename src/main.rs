@@ -1,0 +1,125 @@
+//! The `convtrack` command: parse the configuration, start logging, run the
+//! chosen subcommand.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use convtrack::app::Application;
+use convtrack::config::{Cli, Command, KeysCommand, ServerConfig};
+use convtrack::domain::clock::{SystemClock, from_micros};
+use convtrack::service::Services;
+use convtrack::{db, graphql, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("convtrack: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Schema => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let config = ServerConfig {
+                database_url: cli.database_url,
+                db_max_connections: cli.db_max_connections,
+                listen: args.listen,
+            };
+            serve(config).await
+        }
+        Command::Migrate => {
+            let conn = db::connect(&cli.database_url, 1).await.map_err(|e| e.to_string())?;
+            db::migrate(&conn).await.map_err(|e| e.to_string())?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Keys { command } => {
+            let conn = db::connect(&cli.database_url, 1).await.map_err(|e| e.to_string())?;
+            db::migrate(&conn).await.map_err(|e| e.to_string())?;
+            keys(Services::new(conn, Arc::new(SystemClock)), command).await
+        }
+    }
+}
+
+async fn serve(config: ServerConfig) -> Result<(), String> {
+    let app = Application::build(&config, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(created) = app.services().bootstrap_first_admin().await.map_err(|e| e.to_string())? {
+        println!("First start: created tenant \"{}\" and an ADMIN API key.", created.tenant.name);
+        println!("It is shown this once; only its hash is stored:");
+        println!("{}", created.secret);
+    }
+    let address = app.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%address, "convtrack listening: GraphQL at /graphql, GraphiQL at /graphiql");
+    app.run_until(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    tracing::info!("convtrack stopped");
+    Ok(())
+}
+
+async fn keys(services: Services, command: KeysCommand) -> Result<(), String> {
+    match command {
+        KeysCommand::Create { tenant, role } => {
+            let created = services.create_key(&tenant, role).await.map_err(|e| e.to_string())?;
+            println!(
+                "Created {} key {} for tenant \"{}\". Only its hash is stored; this is the one time it is shown:",
+                role, created.key.id, created.tenant.name
+            );
+            println!("{}", created.secret);
+        }
+        KeysCommand::List => {
+            println!("{:<36}  {:<20}  {:<10}  {:<12}  {:<20}  REVOKED", "ID", "TENANT", "ROLE", "PREFIX", "CREATED");
+            for k in services.list_keys().await.map_err(|e| e.to_string())? {
+                let created = from_micros(k.key.created_at).format("%Y-%m-%d %H:%M:%S");
+                let revoked = k
+                    .key
+                    .revoked_at
+                    .map(|r| from_micros(r).format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_else(|| "-".to_owned());
+                println!(
+                    "{:<36}  {:<20}  {:<10}  {:<12}  {:<20}  {}",
+                    k.key.id, k.tenant_name, k.key.role, k.key.key_prefix, created, revoked
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let key = services.revoke_key(id).await.map_err(|e| e.to_string())?;
+            println!("Revoked key {}; it is refused from now on.", key.id);
+        }
+    }
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish what is in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,192 @@
+//! Tenants and API keys: creating, listing, revoking, and resolving a key
+//! to its caller on every request.
+
+use entity::{api_key, tenant};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Set, SqlErr,
+};
+use uuid::Uuid;
+
+use super::{Caller, Services, begin_write};
+use crate::domain::api_key as secrets;
+use crate::domain::clock::to_micros;
+use crate::domain::role::Role;
+use crate::domain::text;
+use crate::error::AppError;
+
+/// The tenant a fresh install creates.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// A key as `keys list` shows it.
+#[derive(Debug, Clone)]
+pub struct KeyListing {
+    pub key: api_key::Model,
+    pub tenant_name: String,
+}
+
+#[derive(Debug)]
+pub struct CreatedKey {
+    pub key: api_key::Model,
+    pub tenant: tenant::Model,
+    /// Shown once; only its hash is stored.
+    pub secret: String,
+}
+
+impl Services {
+    /// Resolves a bearer key to its caller. Looked up on every request (a
+    /// primary-key probe), so a revoked key is refused at once by every
+    /// instance sharing the database.
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<Caller>, AppError> {
+        let found = api_key::Entity::find()
+            .filter(api_key::Column::KeyHash.eq(secrets::hash(secret)))
+            .filter(api_key::Column::RevokedAt.is_null())
+            .one(&self.db)
+            .await?;
+        Ok(found.and_then(|k| {
+            Some(Caller {
+                tenant_id: k.tenant_id,
+                role: k.role.parse().ok()?,
+                key_id: k.id,
+            })
+        }))
+    }
+
+    /// Creates a key for `tenant_name`, creating the tenant if it is new.
+    pub async fn create_key(&self, tenant_name: &str, role: Role) -> Result<CreatedKey, AppError> {
+        let tenant_name = text::required("tenant", tenant_name, 100)?;
+        let now = to_micros(self.clock.now());
+        let txn = begin_write(&self.db).await?;
+        let tenant = match find_tenant(&txn, &tenant_name).await? {
+            Some(t) => t,
+            None => insert_tenant(&txn, &tenant_name, now).await?,
+        };
+        let (key, secret) = insert_key(&txn, tenant.id, role, now).await?;
+        txn.commit().await?;
+        Ok(CreatedKey {
+            key,
+            tenant,
+            secret,
+        })
+    }
+
+    /// On the first start of an empty database: tenant `default` and one
+    /// ADMIN key. `None` when any tenant exists already, or when another
+    /// instance starting at the same moment won the race.
+    pub async fn bootstrap_first_admin(&self) -> Result<Option<CreatedKey>, AppError> {
+        if tenant::Entity::find().count(&self.db).await? > 0 {
+            return Ok(None);
+        }
+        let now = to_micros(self.clock.now());
+        let txn = begin_write(&self.db).await?;
+        if tenant::Entity::find().count(&txn).await? > 0 {
+            return Ok(None);
+        }
+        let tenant = match insert_tenant(&txn, DEFAULT_TENANT, now).await {
+            Ok(t) => t,
+            Err(AppError::Conflict(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let (key, secret) = insert_key(&txn, tenant.id, Role::Admin, now).await?;
+        match txn.commit().await {
+            Ok(()) => Ok(Some(CreatedKey {
+                key,
+                tenant,
+                secret,
+            })),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list_keys(&self) -> Result<Vec<KeyListing>, AppError> {
+        let tenants = tenant::Entity::find().all(&self.db).await?;
+        let keys = api_key::Entity::find()
+            .order_by_asc(api_key::Column::CreatedAt)
+            .all(&self.db)
+            .await?;
+        Ok(keys
+            .into_iter()
+            .map(|key| KeyListing {
+                tenant_name: tenants
+                    .iter()
+                    .find(|t| t.id == key.tenant_id)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default(),
+                key,
+            })
+            .collect())
+    }
+
+    /// Revokes a key by id. Revoking a revoked key changes nothing.
+    pub async fn revoke_key(&self, id: Uuid) -> Result<api_key::Model, AppError> {
+        let now = to_micros(self.clock.now());
+        let found = api_key::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or(AppError::NotFound("API key"))?;
+        if found.revoked_at.is_some() {
+            return Ok(found);
+        }
+        let mut active: api_key::ActiveModel = found.into();
+        active.revoked_at = Set(Some(now));
+        Ok(active.update(&self.db).await?)
+    }
+
+    /// The tenant's id by name (used by operators' tools and tests).
+    pub async fn tenant_by_name(&self, name: &str) -> Result<Option<tenant::Model>, AppError> {
+        Ok(find_tenant(&self.db, name).await?)
+    }
+}
+
+async fn find_tenant<C: ConnectionTrait>(
+    db: &C,
+    name: &str,
+) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
+    tenant::Entity::find()
+        .filter(tenant::Column::Name.eq(name))
+        .one(db)
+        .await
+}
+
+async fn insert_tenant<C: ConnectionTrait>(
+    db: &C,
+    name: &str,
+    now: i64,
+) -> Result<tenant::Model, AppError> {
+    tenant::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(name.to_owned()),
+        conversion_seq: Set(0),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            AppError::Conflict(format!("tenant {name:?} exists already"))
+        }
+        _ => e.into(),
+    })
+}
+
+async fn insert_key<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    role: Role,
+    now: i64,
+) -> Result<(api_key::Model, String), AppError> {
+    let generated = secrets::generate()?;
+    let key = api_key::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        role: Set(role.as_str().to_owned()),
+        key_hash: Set(generated.hash),
+        key_prefix: Set(generated.prefix),
+        created_at: Set(now),
+        revoked_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok((key, generated.secret))
+}

@@ -1,0 +1,139 @@
+//! Appending messages to a conversation and reading its thread.
+
+use entity::message;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+
+};
+use uuid::Uuid;
+
+use super::sessions::{find_by_session_id, policy_for, touch_for_message};
+use super::{Caller, Services, begin_write};
+use crate::domain::channel::Channel;
+use crate::domain::clock::{from_micros, to_micros};
+use crate::domain::message::{ContentError, MessageRole, check_content};
+use crate::domain::opening::opening_message;
+use crate::domain::role::Operation;
+use crate::domain::session_id::SessionId;
+use crate::error::AppError;
+use entity::conversation;
+
+pub const MAX_THREAD_PAGE: u64 = 500;
+
+/// One page of a thread, oldest first.
+#[derive(Debug)]
+pub struct ThreadPage {
+    pub messages: Vec<message::Model>,
+    pub has_next_page: bool,
+}
+
+impl Services {
+    #[tracing::instrument(skip(self, caller, session_id, content), fields(tenant = %caller.tenant_id, role = role.as_str()))]
+    pub async fn append_message(
+        &self,
+        caller: &Caller,
+        session_id: &SessionId,
+        role: MessageRole,
+        content: String,
+    ) -> Result<(message::Model, conversation::Model), AppError> {
+        caller.require(Operation::ManageSessions, "append messages")?;
+        check_content(role, &content).map_err(|e| match e {
+            ContentError::Empty => AppError::BadInput(e.to_string()),
+            ContentError::TooLarge(m) => AppError::PayloadTooLarge(m),
+        })?;
+        let now = self.clock.now();
+        let txn = begin_write(&self.db).await?;
+        let found = find_by_session_id(&txn, caller.tenant_id, session_id)
+            .await?
+            .ok_or(AppError::NotFound("session"))?;
+        if found.closed_at.is_some() {
+            return Err(AppError::SessionClosed);
+        }
+        let channel: Channel = found.channel.parse()?;
+        let policy = policy_for(caller.tenant_id, channel);
+        if policy.has_expired(from_micros(found.last_activity_at), now) {
+            return Err(AppError::SessionExpired(humanize(policy.inactivity_timeout)));
+        }
+        let opening = (role == MessageRole::Visitor && found.opening_message.is_none())
+            .then(|| opening_message(&content));
+        let conversation = touch_for_message(found.id, now, opening)
+            .exec_with_returning(&txn)
+            .await?
+            .pop()
+            .ok_or(AppError::NotFound("session"))?;
+        let message = message::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            conversation_id: Set(conversation.id),
+            seq: Set(conversation.message_count),
+            role: Set(role.as_str().to_owned()),
+            content: Set(content),
+            created_at: Set(to_micros(now)),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok((message, conversation))
+    }
+
+    /// Messages of a conversation the caller has already been allowed to see.
+    pub async fn thread_page(
+        &self,
+        caller: &Caller,
+        conversation_id: Uuid,
+        first: u64,
+        after_seq: Option<i32>,
+        include_tool_calls: bool,
+    ) -> Result<ThreadPage, AppError> {
+        if include_tool_calls {
+            caller.require(Operation::ReadToolCalls, "read tool calls")?;
+        }
+        let mut query = message::Entity::find()
+            .filter(message::Column::ConversationId.eq(conversation_id))
+            .filter(message::Column::Seq.gt(after_seq.unwrap_or(0)));
+        if !include_tool_calls {
+            query = query.filter(message::Column::Role.ne(MessageRole::Tool.as_str()));
+        }
+        let mut messages = query
+            .order_by_asc(message::Column::Seq)
+            .limit(first + 1)
+            .all(&self.db)
+            .await?;
+        let has_next_page = messages.len() as u64 > first;
+        messages.truncate(first as usize);
+        Ok(ThreadPage {
+            messages,
+            has_next_page,
+        })
+    }
+}
+
+fn humanize(d: chrono::TimeDelta) -> String {
+    if d.num_minutes() % 60 != 0 {
+        format!("{} minutes", d.num_minutes())
+    } else {
+        format!("{} hours", d.num_hours())
+    }
+}
+
+impl Services {
+    /// A message by id, if its conversation belongs to the caller's tenant.
+    /// Tool calls are visible only to roles that may read them.
+    pub async fn message_by_id(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+    ) -> Result<Option<message::Model>, AppError> {
+        caller.require(Operation::ReadConversation, "read conversations")?;
+        let Some(found) = message::Entity::find_by_id(id).one(&self.db).await? else {
+            return Ok(None);
+        };
+        if found.role == MessageRole::Tool.as_str() && !caller.role.may(Operation::ReadToolCalls) {
+            return Ok(None);
+        }
+        let visible = self
+            .conversation_by_id(caller, found.conversation_id)
+            .await?
+            .is_some();
+        Ok(visible.then_some(found))
+    }
+}

@@ -1,0 +1,87 @@
+//! Transactions over the database, one file per capability. Functions take
+//! the [`Caller`] (tenant + role) and return domain values or an
+//! [`AppError`]; they know nothing of HTTP or GraphQL, so they are testable
+//! without either.
+
+pub mod conversions;
+pub mod keys;
+pub mod listing;
+pub mod messages;
+pub mod sessions;
+
+use std::sync::Arc;
+
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::domain::clock::Clock;
+use crate::domain::role::{Operation, Role};
+use crate::error::AppError;
+
+/// Who is calling: resolved from the API key on every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub tenant_id: Uuid,
+    pub role: Role,
+    pub key_id: Uuid,
+}
+
+impl Caller {
+    /// Refuses the call unless the caller's role may perform `operation`.
+    pub fn require(&self, operation: Operation, action: &'static str) -> Result<(), AppError> {
+        if self.role.may(operation) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden {
+                role: self.role.as_str(),
+                action,
+            })
+        }
+    }
+}
+
+/// Everything a service call needs: the database and the clock.
+#[derive(Clone)]
+pub struct Services {
+    pub db: DatabaseConnection,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Services {
+    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
+    }
+}
+
+/// Starts a transaction that will write. On SQLite it takes the write lock at
+/// `BEGIN` (IMMEDIATE): a deferred transaction that reads first and writes
+/// later fails with SQLITE_BUSY instead of waiting its turn.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}
+
+/// Serialises transactions that work on the same logical key (on PostgreSQL;
+/// SQLite write transactions are already serial). Held until commit.
+pub async fn lock_key(txn: &DatabaseTransaction, key: &[u8]) -> Result<(), DbErr> {
+    if txn.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    txn.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1)",
+        [i64::from_be_bytes(first).into()],
+    ))
+    .await?;
+    Ok(())
+}

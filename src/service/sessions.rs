@@ -1,0 +1,233 @@
+//! Starting, finding and closing sessions (conversations).
+
+use chrono::{DateTime, Utc};
+use entity::conversation;
+use sea_orm::sea_query::{Expr, ExprTrait, Order};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+
+};
+use uuid::Uuid;
+
+use super::{Caller, Services, begin_write, lock_key};
+use crate::domain::channel::{Channel, ChannelPolicy, SessionRule};
+use crate::domain::clock::{from_micros, to_micros};
+use crate::domain::role::Operation;
+use crate::domain::session_id::SessionId;
+use crate::domain::{contact, text};
+use crate::error::AppError;
+
+/// What the agent runtime knows when a conversation begins.
+#[derive(Debug, Clone)]
+pub struct StartSession {
+    pub channel: Channel,
+    pub user_id: Option<String>,
+    pub user_name: Option<String>,
+    pub contact: Option<String>,
+    pub thread_key: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub conversation: conversation::Model,
+    /// True when an open EMAIL / WHATSAPP conversation was continued.
+    pub resumed: bool,
+}
+
+/// The channel rules in force for a tenant. Tenant overrides are not stored
+/// yet, so every tenant has the product defaults.
+pub fn policy_for(_tenant_id: Uuid, channel: Channel) -> ChannelPolicy {
+    ChannelPolicy::default_for(channel)
+}
+
+/// Whether the conversation can still take messages at `now`.
+pub fn is_active(conversation: &conversation::Model, now: DateTime<Utc>) -> bool {
+    let Ok(channel) = conversation.channel.parse::<Channel>() else {
+        return false;
+    };
+    conversation.closed_at.is_none()
+        && !policy_for(conversation.tenant_id, channel)
+            .has_expired(from_micros(conversation.last_activity_at), now)
+}
+
+impl Services {
+    #[tracing::instrument(skip(self, caller, input), fields(tenant = %caller.tenant_id, channel = %input.channel))]
+    pub async fn start_session(
+        &self,
+        caller: &Caller,
+        input: StartSession,
+    ) -> Result<Started, AppError> {
+        caller.require(Operation::ManageSessions, "start sessions")?;
+        let channel = input.channel;
+        let policy = policy_for(caller.tenant_id, channel);
+        let contact = contact::parse(channel, input.contact.as_deref())?;
+        let thread_key = match (channel, input.thread_key.as_deref()) {
+            (Channel::Email, Some(key)) => Some(text::required("threadKey", key, 500)?),
+            (Channel::Email, None) => {
+                return Err(AppError::BadInput(
+                    "EMAIL sessions need threadKey: the thread's id or normalised subject".into(),
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(AppError::BadInput(format!(
+                    "threadKey is only for EMAIL sessions, not {channel}"
+                )));
+            }
+            (_, None) => None,
+        };
+        let user_id = text::optional("userId", input.user_id.as_deref(), 200)?;
+        let user_name = text::optional("userName", input.user_name.as_deref(), 200)?;
+        let now = self.clock.now();
+
+        let txn = begin_write(&self.db).await?;
+        if policy.rule != SessionRule::NewEveryStart {
+            // Two messages from the same sender arriving together must land in
+            // one conversation, not open two.
+            let identity = format!(
+                "session:{}:{}:{}:{}",
+                caller.tenant_id,
+                channel,
+                contact.as_deref().unwrap_or(""),
+                thread_key.as_deref().unwrap_or("")
+            );
+            lock_key(&txn, identity.as_bytes()).await?;
+            let open = conversation::Entity::find()
+                .filter(conversation::Column::TenantId.eq(caller.tenant_id))
+                .filter(conversation::Column::Channel.eq(channel.as_str()))
+                .filter(conversation::Column::Contact.eq(contact.clone()))
+                .filter(match &thread_key {
+                    Some(key) => conversation::Column::ThreadKey.eq(key.clone()),
+                    None => conversation::Column::ThreadKey.is_null(),
+                })
+                .filter(conversation::Column::ClosedAt.is_null())
+                .order_by(conversation::Column::LastActivityAt, Order::Desc)
+                .one(&txn)
+                .await?;
+            if let Some(open) = open.filter(|c| policy.resumes(from_micros(c.last_activity_at), now)) {
+                let mut active: conversation::ActiveModel = open.into();
+                active.last_activity_at = Set(to_micros(now));
+                if user_id.is_some() {
+                    active.user_id = Set(user_id);
+                }
+                if user_name.is_some() {
+                    active.user_name = Set(user_name);
+                }
+                let conversation = active.update(&txn).await?;
+                txn.commit().await?;
+                return Ok(Started {
+                    conversation,
+                    resumed: true,
+                });
+            }
+        }
+
+        let conversation = conversation::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(caller.tenant_id),
+            session_id: Set(SessionId::generate()?.to_string()),
+            channel: Set(channel.as_str().to_owned()),
+            thread_key: Set(thread_key),
+            contact: Set(contact),
+            user_id: Set(user_id),
+            user_name: Set(user_name),
+            started_at: Set(to_micros(now)),
+            last_activity_at: Set(to_micros(now)),
+            closed_at: Set(None),
+            opening_message: Set(None),
+            message_count: Set(0),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(Started {
+            conversation,
+            resumed: false,
+        })
+    }
+
+    /// Closes a session. Closing a closed session changes nothing.
+    #[tracing::instrument(skip(self, caller, session_id), fields(tenant = %caller.tenant_id))]
+    pub async fn close_session(
+        &self,
+        caller: &Caller,
+        session_id: &SessionId,
+    ) -> Result<conversation::Model, AppError> {
+        caller.require(Operation::ManageSessions, "close sessions")?;
+        let now = to_micros(self.clock.now());
+        let txn = begin_write(&self.db).await?;
+        let found = find_by_session_id(&txn, caller.tenant_id, session_id)
+            .await?
+            .ok_or(AppError::NotFound("session"))?;
+        if found.closed_at.is_some() {
+            return Ok(found);
+        }
+        let mut active: conversation::ActiveModel = found.into();
+        active.closed_at = Set(Some(now));
+        let closed = active.update(&txn).await?;
+        txn.commit().await?;
+        Ok(closed)
+    }
+
+    /// A conversation of the caller's tenant by its id; `None` for an id that
+    /// does not exist and for another tenant's, alike.
+    pub async fn conversation_by_id(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+    ) -> Result<Option<conversation::Model>, AppError> {
+        caller.require(Operation::ReadConversation, "read conversations")?;
+        Ok(conversation::Entity::find_by_id(id)
+            .filter(conversation::Column::TenantId.eq(caller.tenant_id))
+            .one(&self.db)
+            .await?)
+    }
+
+    pub async fn conversation_by_session_id(
+        &self,
+        caller: &Caller,
+        session_id: &SessionId,
+    ) -> Result<Option<conversation::Model>, AppError> {
+        caller.require(Operation::ReadConversation, "read conversations")?;
+        Ok(find_by_session_id(&self.db, caller.tenant_id, session_id).await?)
+    }
+}
+
+pub(crate) async fn find_by_session_id<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    session_id: &SessionId,
+) -> Result<Option<conversation::Model>, sea_orm::DbErr> {
+    conversation::Entity::find()
+        .filter(conversation::Column::SessionId.eq(session_id.as_str()))
+        .filter(conversation::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await
+}
+
+/// Marks a conversation as active now, claims the next message position,
+/// and sets the opening message if it has none. One statement, so the row
+/// lock on PostgreSQL orders concurrent appends.
+pub(crate) fn touch_for_message(
+    conversation_id: Uuid,
+    now: DateTime<Utc>,
+    opening: Option<String>,
+) -> sea_orm::UpdateMany<conversation::Entity> {
+    use sea_orm::sea_query::Func;
+    let mut update = conversation::Entity::update_many()
+        .col_expr(
+            conversation::Column::MessageCount,
+            Expr::col(conversation::Column::MessageCount).add(1),
+        )
+        .col_expr(conversation::Column::LastActivityAt, Expr::value(to_micros(now)));
+    if let Some(opening) = opening {
+        update = update.col_expr(
+            conversation::Column::OpeningMessage,
+            Func::coalesce([
+                Expr::col(conversation::Column::OpeningMessage),
+                Expr::value(opening),
+            ])
+            .into(),
+        );
+    }
+    update.filter(conversation::Column::Id.eq(conversation_id))
+}

@@ -1,0 +1,43 @@
+//! `Authorization: Bearer <key>` → the caller, on every GraphQL request.
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::graphql::error_response;
+use super::request_id_of;
+use crate::app::AppState;
+use crate::domain::api_key::from_authorization_header;
+use crate::graphql::errors::UNAUTHENTICATED;
+
+pub async fn require_api_key(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let key = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(from_authorization_header)
+        .map(str::to_owned);
+    let Some(key) = key else {
+        return unauthenticated("send an API key: Authorization: Bearer <key>");
+    };
+    match state.services.authenticate(&key).await {
+        Ok(Some(caller)) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Ok(None) => unauthenticated("the API key is unknown or revoked"),
+        Err(e) => error_response(&e, &request_id_of(request.headers())),
+    }
+}
+
+fn unauthenticated(message: &str) -> Response {
+    let body = super::graphql::error_body(message, UNAUTHENTICATED, None);
+    (
+        StatusCode::UNAUTHORIZED,
+        [(WWW_AUTHENTICATE, "Bearer")],
+        axum::Json(body),
+    )
+        .into_response()
+}

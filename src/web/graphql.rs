@@ -1,0 +1,72 @@
+//! `POST /graphql`, GraphiQL, and GraphQL-shaped answers for failures that
+//! happen outside the engine (database down during auth, a panic).
+
+use std::any::Any;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::Extension;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::request_id_of;
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::graphql::RequestContext;
+use crate::graphql::errors::{INTERNAL_SERVER_ERROR, code, finish_response, log, public_message};
+use crate::service::Caller;
+
+pub async fn execute(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
+    let context = RequestContext::new(caller, state.services.clone());
+    let mut response = state.schema.execute(request.into_inner().data(context)).await;
+    finish_response(&mut response, &request_id_of(&headers));
+    response.into()
+}
+
+pub async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").title("convtrack GraphiQL").finish())
+}
+
+pub fn error_body(message: &str, code: &str, request_id: Option<&str>) -> Value {
+    let mut extensions = json!({ "code": code });
+    if let Some(id) = request_id {
+        extensions["requestId"] = json!(id);
+    }
+    json!({ "errors": [{ "message": message, "extensions": extensions }] })
+}
+
+/// An [`AppError`] raised before the GraphQL engine ran.
+pub fn error_response(e: &AppError, request_id: &str) -> Response {
+    log(e);
+    let code = code(e);
+    let status = match e {
+        AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let id = (code == INTERNAL_SERVER_ERROR).then_some(request_id);
+    (status, axum::Json(error_body(&public_message(e), code, id))).into_response()
+}
+
+/// A panic anywhere in a request: logged, answered 500 without its message,
+/// and the server keeps serving.
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("non-text panic");
+    tracing::error!(panic = %detail, "request handler panicked");
+    let body = error_body(
+        "internal server error; quote the x-request-id response header when reporting it",
+        INTERNAL_SERVER_ERROR,
+        None,
+    );
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+}
