@@ -55,12 +55,13 @@ impl Application {
             metrics::counter!("convtrack_sql_statements_total").increment(1);
         });
         db::migrate(&connection).await?;
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .map_err(|source| StartupError::Listen {
-                address: config.listen.clone(),
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| StartupError::Listen {
+                    address: config.listen.clone(),
+                    source,
+                })?;
         let state = AppState {
             services: Services::new(connection, clock),
             schema: graphql::schema_builder().finish(),
@@ -87,7 +88,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let router = web::router(self.state);
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)

@@ -18,7 +18,12 @@ pub struct Cli {
     pub database_url: String,
 
     /// Most connections the database pool opens.
-    #[arg(long, env = "CONVTRACK_DB_MAX_CONNECTIONS", global = true, default_value_t = 16)]
+    #[arg(
+        long,
+        env = "CONVTRACK_DB_MAX_CONNECTIONS",
+        global = true,
+        default_value_t = 16
+    )]
     pub db_max_connections: u32,
 
     #[command(subcommand)]

@@ -10,7 +10,10 @@ pub enum AppError {
     #[error("{0}")]
     BadInput(String),
     #[error("this API key's role ({role}) may not {action}")]
-    Forbidden { role: &'static str, action: &'static str },
+    Forbidden {
+        role: &'static str,
+        action: &'static str,
+    },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("the session has expired after {0} without activity; start a new session")]

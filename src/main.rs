@@ -39,13 +39,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             serve(config).await
         }
         Command::Migrate => {
-            let conn = db::connect(&cli.database_url, 1).await.map_err(|e| e.to_string())?;
+            let conn = db::connect(&cli.database_url, 1)
+                .await
+                .map_err(|e| e.to_string())?;
             db::migrate(&conn).await.map_err(|e| e.to_string())?;
             println!("migrations applied");
             Ok(())
         }
         Command::Keys { command } => {
-            let conn = db::connect(&cli.database_url, 1).await.map_err(|e| e.to_string())?;
+            let conn = db::connect(&cli.database_url, 1)
+                .await
+                .map_err(|e| e.to_string())?;
             db::migrate(&conn).await.map_err(|e| e.to_string())?;
             keys(Services::new(conn, Arc::new(SystemClock)), command).await
         }
@@ -56,14 +60,24 @@ async fn serve(config: ServerConfig) -> Result<(), String> {
     let app = Application::build(&config, Arc::new(SystemClock))
         .await
         .map_err(|e| e.to_string())?;
-    if let Some(created) = app.services().bootstrap_first_admin().await.map_err(|e| e.to_string())? {
-        println!("First start: created tenant \"{}\" and an ADMIN API key.", created.tenant.name);
+    if let Some(created) = app
+        .services()
+        .bootstrap_first_admin()
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        println!(
+            "First start: created tenant \"{}\" and an ADMIN API key.",
+            created.tenant.name
+        );
         println!("It is shown this once; only its hash is stored:");
         println!("{}", created.secret);
     }
     let address = app.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%address, "convtrack listening: GraphQL at /graphql, GraphiQL at /graphiql");
-    app.run_until(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    app.run_until(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!("convtrack stopped");
     Ok(())
 }
@@ -71,7 +85,10 @@ async fn serve(config: ServerConfig) -> Result<(), String> {
 async fn keys(services: Services, command: KeysCommand) -> Result<(), String> {
     match command {
         KeysCommand::Create { tenant, role } => {
-            let created = services.create_key(&tenant, role).await.map_err(|e| e.to_string())?;
+            let created = services
+                .create_key(&tenant, role)
+                .await
+                .map_err(|e| e.to_string())?;
             println!(
                 "Created {} key {} for tenant \"{}\". Only its hash is stored; this is the one time it is shown:",
                 role, created.key.id, created.tenant.name
@@ -79,7 +96,10 @@ async fn keys(services: Services, command: KeysCommand) -> Result<(), String> {
             println!("{}", created.secret);
         }
         KeysCommand::List => {
-            println!("{:<36}  {:<20}  {:<10}  {:<12}  {:<20}  REVOKED", "ID", "TENANT", "ROLE", "PREFIX", "CREATED");
+            println!(
+                "{:<36}  {:<20}  {:<10}  {:<12}  {:<20}  REVOKED",
+                "ID", "TENANT", "ROLE", "PREFIX", "CREATED"
+            );
             for k in services.list_keys().await.map_err(|e| e.to_string())? {
                 let created = from_micros(k.key.created_at).format("%Y-%m-%d %H:%M:%S");
                 let revoked = k

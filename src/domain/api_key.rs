@@ -59,7 +59,10 @@ mod tests {
     #[test]
     fn bearer_header_parsing() {
         assert_eq!(from_authorization_header("Bearer ctk_abc"), Some("ctk_abc"));
-        assert_eq!(from_authorization_header("bearer   ctk_abc "), Some("ctk_abc"));
+        assert_eq!(
+            from_authorization_header("bearer   ctk_abc "),
+            Some("ctk_abc")
+        );
         assert_eq!(from_authorization_header("Basic abc"), None);
         assert_eq!(from_authorization_header("Bearer "), None);
         assert_eq!(from_authorization_header("ctk_abc"), None);

@@ -19,7 +19,12 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub const ALL: [Channel; 4] = [Channel::Chat, Channel::Email, Channel::Whatsapp, Channel::Voice];
+    pub const ALL: [Channel; 4] = [
+        Channel::Chat,
+        Channel::Email,
+        Channel::Whatsapp,
+        Channel::Voice,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,10 +81,26 @@ impl ChannelPolicy {
     /// "active" forever.
     pub fn default_for(channel: Channel) -> Self {
         let (rule, inactivity_timeout, confirmation_window) = match channel {
-            Channel::Chat => (SessionRule::NewEveryStart, TimeDelta::hours(24), TimeDelta::minutes(10)),
-            Channel::Email => (SessionRule::SameSenderAndThread, TimeDelta::hours(48), TimeDelta::hours(4)),
-            Channel::Whatsapp => (SessionRule::SamePhoneNumber, TimeDelta::hours(24), TimeDelta::hours(1)),
-            Channel::Voice => (SessionRule::NewEveryStart, TimeDelta::hours(24), TimeDelta::minutes(10)),
+            Channel::Chat => (
+                SessionRule::NewEveryStart,
+                TimeDelta::hours(24),
+                TimeDelta::minutes(10),
+            ),
+            Channel::Email => (
+                SessionRule::SameSenderAndThread,
+                TimeDelta::hours(48),
+                TimeDelta::hours(4),
+            ),
+            Channel::Whatsapp => (
+                SessionRule::SamePhoneNumber,
+                TimeDelta::hours(24),
+                TimeDelta::hours(1),
+            ),
+            Channel::Voice => (
+                SessionRule::NewEveryStart,
+                TimeDelta::hours(24),
+                TimeDelta::minutes(10),
+            ),
         };
         Self {
             channel,
@@ -112,7 +133,10 @@ mod tests {
 
     fn at(hours: i64, minutes: i64) -> (DateTime<Utc>, DateTime<Utc>) {
         let start = DateTime::from_timestamp(1_750_000_000, 0).expect("valid");
-        (start, start + TimeDelta::hours(hours) + TimeDelta::minutes(minutes))
+        (
+            start,
+            start + TimeDelta::hours(hours) + TimeDelta::minutes(minutes),
+        )
     }
 
     #[test]

@@ -74,7 +74,14 @@ mod tests {
             Ok(Some("ada@example.com".to_owned()))
         );
         assert!(parse(Channel::Email, None).is_err());
-        for bad in ["ada", "ada@", "@example.com", "ada@example", "a da@example.com", "a@b@c.com"] {
+        for bad in [
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "a@b@c.com",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }
@@ -82,7 +89,13 @@ mod tests {
     #[test]
     fn phone_numbers_are_e164() {
         assert_eq!(e164("+44 7700 900-123"), Ok("+447700900123".to_owned()));
-        for bad in ["447700900123", "+0447700900", "+1234567", "+1234567890123456", "+44abc"] {
+        for bad in [
+            "447700900123",
+            "+0447700900",
+            "+1234567",
+            "+1234567890123456",
+            "+44abc",
+        ] {
             assert!(e164(bad).is_err(), "{bad}");
         }
         assert!(parse(Channel::Whatsapp, None).is_err());
@@ -94,6 +107,9 @@ mod tests {
     fn chat_contact_is_optional_free_text() {
         assert_eq!(parse(Channel::Chat, None), Ok(None));
         assert_eq!(parse(Channel::Chat, Some("  ")), Ok(None));
-        assert_eq!(parse(Channel::Chat, Some("member 42")), Ok(Some("member 42".to_owned())));
+        assert_eq!(
+            parse(Channel::Chat, Some("member 42")),
+            Ok(Some("member 42".to_owned()))
+        );
     }
 }

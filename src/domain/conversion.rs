@@ -173,7 +173,11 @@ impl FromStr for RecordType {
 impl FromStr for ConversionSource {
     type Err = InvalidInput;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let all = [ConversionSource::Direct, ConversionSource::Link, ConversionSource::Confirmation];
+        let all = [
+            ConversionSource::Direct,
+            ConversionSource::Link,
+            ConversionSource::Confirmation,
+        ];
         parse_by_name(&all, Self::as_str, "conversion source", s)
     }
 }
@@ -194,10 +198,25 @@ mod tests {
         use ConversionKind::*;
         let table = [
             (TourBooked, "Tour booked", Lavender, RecordType::Visitor),
-            (CustomerCreated, "Customer created", Green, RecordType::Coworker),
-            (ContractCreated, "Contract created", Blue, RecordType::CoworkerContract),
+            (
+                CustomerCreated,
+                "Customer created",
+                Green,
+                RecordType::Coworker,
+            ),
+            (
+                ContractCreated,
+                "Contract created",
+                Blue,
+                RecordType::CoworkerContract,
+            ),
             (BookingCreated, "Booking created", Teal, RecordType::Booking),
-            (DayPassPurchased, "Day pass purchased", Peach, RecordType::CoworkerProduct),
+            (
+                DayPassPurchased,
+                "Day pass purchased",
+                Peach,
+                RecordType::CoworkerProduct,
+            ),
         ];
         for (kind, label, colour, record) in table {
             assert_eq!(kind.badge_label(), label);

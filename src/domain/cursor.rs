@@ -34,9 +34,13 @@ pub fn global_id(node_type: NodeType, id: Uuid) -> String {
 pub fn parse_global_id(value: &str) -> Option<(NodeType, Uuid)> {
     let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(value).ok()?).ok()?;
     let (name, id) = decoded.split_once(':')?;
-    let node_type = [NodeType::Conversation, NodeType::Message, NodeType::Conversion]
-        .into_iter()
-        .find(|t| t.as_str() == name)?;
+    let node_type = [
+        NodeType::Conversation,
+        NodeType::Message,
+        NodeType::Conversion,
+    ]
+    .into_iter()
+    .find(|t| t.as_str() == name)?;
     Some((node_type, Uuid::parse_str(id).ok()?))
 }
 

@@ -22,7 +22,11 @@ pub fn fingerprint(fields: &[Option<&str>]) -> String {
             }
         }
     }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -38,10 +38,14 @@ impl MessageRole {
 impl FromStr for MessageRole {
     type Err = InvalidInput;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [MessageRole::Visitor, MessageRole::AiAgent, MessageRole::Tool]
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| InvalidInput::new(format!("unknown message role {s:?}")))
+        [
+            MessageRole::Visitor,
+            MessageRole::AiAgent,
+            MessageRole::Tool,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| InvalidInput::new(format!("unknown message role {s:?}")))
     }
 }
 
@@ -104,6 +108,9 @@ mod tests {
         assert_eq!(check_content(MessageRole::AiAgent, &at_limit), Ok(()));
         let over = "é".repeat(MAX_OTHER_BYTES / 2 + 1);
         assert!(check_content(MessageRole::Tool, &over).is_err());
-        assert_eq!(check_content(MessageRole::AiAgent, " \n"), Err(ContentError::Empty));
+        assert_eq!(
+            check_content(MessageRole::AiAgent, " \n"),
+            Err(ContentError::Empty)
+        );
     }
 }

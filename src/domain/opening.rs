@@ -20,7 +20,10 @@ mod tests {
 
     #[test]
     fn short_messages_are_kept_whole() {
-        assert_eq!(opening_message("Hi, do you have desks?"), "Hi, do you have desks?");
+        assert_eq!(
+            opening_message("Hi, do you have desks?"),
+            "Hi, do you have desks?"
+        );
     }
 
     #[test]

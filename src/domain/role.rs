@@ -93,7 +93,13 @@ mod tests {
     #[test]
     fn checkout_may_only_record() {
         assert!(Role::Checkout.may(RecordConversions));
-        for op in [ManageSessions, ReadConversation, BrowseConversations, ReadToolCalls, ReadChannelPolicies] {
+        for op in [
+            ManageSessions,
+            ReadConversation,
+            BrowseConversations,
+            ReadToolCalls,
+            ReadChannelPolicies,
+        ] {
             assert!(!Role::Checkout.may(op), "{op:?}");
         }
     }

@@ -34,7 +34,10 @@ mod tests {
         assert_eq!(required("recordId", "  v-1 ", 10), Ok("v-1".to_owned()));
         assert!(required("recordId", "   ", 10).is_err());
         assert!(required("recordId", "ééééééééééé", 10).is_err());
-        assert_eq!(required("recordId", "éééééééééé", 10).map(|s| s.len()), Ok(20));
+        assert_eq!(
+            required("recordId", "éééééééééé", 10).map(|s| s.len()),
+            Ok(20)
+        );
         assert_eq!(optional("userName", None, 5), Ok(None));
     }
 }

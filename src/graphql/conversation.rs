@@ -6,7 +6,7 @@ use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::conversation;
 
-use super::context::request;
+use super::context::{RequestContext, request};
 use super::conversion::{Badge, Conversion};
 use super::enums::{Channel, RecordType};
 use super::message::Message;
@@ -48,7 +48,12 @@ impl Conversation {
 
     /// The channel the conversation happens on.
     async fn channel(&self) -> Result<Channel> {
-        Ok(self.0.channel.parse::<domain::channel::Channel>().map_err(AppError::from)?.into())
+        Ok(self
+            .0
+            .channel
+            .parse::<domain::channel::Channel>()
+            .map_err(AppError::from)?
+            .into())
     }
 
     /// When the session started.
@@ -115,7 +120,11 @@ impl Conversation {
     ) -> Result<Connection<String, Message>> {
         let r = request(ctx)?;
         let first = page_size(first, messages::MAX_THREAD_PAGE, messages::MAX_THREAD_PAGE)?;
-        let after_seq = after.as_deref().map(decode_message_cursor).transpose().map_err(AppError::from)?;
+        let after_seq = after
+            .as_deref()
+            .map(decode_message_cursor)
+            .transpose()
+            .map_err(AppError::from)?;
         let page = r
             .services
             .thread_page(&r.caller, self.0.id, first, after_seq, include_tool_calls)
@@ -145,7 +154,11 @@ impl Conversation {
     /// Every conversion recorded against this conversation, oldest first.
     async fn conversions(&self, ctx: &Context<'_>) -> Result<Vec<Conversion>> {
         let conversions = request(ctx)?.conversions.load_one(self.0.id).await?;
-        Ok(conversions.unwrap_or_default().into_iter().map(Conversion).collect())
+        Ok(conversions
+            .unwrap_or_default()
+            .into_iter()
+            .map(Conversion)
+            .collect())
     }
 }
 
@@ -190,6 +203,32 @@ pub fn page_size(first: Option<i32>, default: u64, max: u64) -> Result<u64, AppE
     }
 }
 
+/// Whether the list query asks for badges or conversions of its rows.
+fn wants_conversions(ctx: &Context<'_>) -> bool {
+    let look_ahead = ctx.look_ahead();
+    let nodes = look_ahead.field("nodes");
+    let edge_nodes = look_ahead.field("edges").field("node");
+    ["badges", "conversions"]
+        .iter()
+        .any(|f| nodes.field(f).exists() || edge_nodes.field(f).exists())
+}
+
+/// Loads the conversions of a whole page in one statement and hands them to
+/// the request's loader, so each row's `badges` is a cache hit. Left to the
+/// loader's timer alone, a slow poll of 250 rows can split the batch.
+async fn prime_conversions(
+    r: &RequestContext,
+    conversations: &[conversation::Model],
+) -> Result<(), AppError> {
+    let ids: Vec<_> = conversations.iter().map(|c| c.id).collect();
+    let mut found = r.services.conversions_of(r.caller.tenant_id, &ids).await?;
+    let all = ids
+        .into_iter()
+        .map(|id| (id, found.remove(&id).unwrap_or_default()));
+    r.conversions.feed_many(all).await;
+    Ok(())
+}
+
 #[derive(Default)]
 pub struct ConversationQuery;
 
@@ -216,14 +255,19 @@ impl ConversationQuery {
             .services
             .list_conversations(&r.caller, first, after, filter)
             .await?;
+        if wants_conversions(ctx) {
+            prime_conversions(r, &page.conversations).await?;
+        }
         let mut connection = Connection::new(after.is_some(), page.has_next_page);
-        connection.edges.extend(page.conversations.into_iter().map(|c| {
-            let cursor = ConversationCursor {
-                started_at: c.started_at,
-                id: c.id,
-            };
-            Edge::new(cursor.encode(), Conversation(c))
-        }));
+        connection
+            .edges
+            .extend(page.conversations.into_iter().map(|c| {
+                let cursor = ConversationCursor {
+                    started_at: c.started_at,
+                    id: c.id,
+                };
+                Edge::new(cursor.encode(), Conversation(c))
+            }));
         Ok(connection)
     }
 
@@ -250,7 +294,9 @@ impl ConversationQuery {
                     .await?
             }
             _ => {
-                return Err(AppError::BadInput("give exactly one of id or sessionId".into()).into());
+                return Err(
+                    AppError::BadInput("give exactly one of id or sessionId".into()).into(),
+                );
             }
         };
         Ok(found.map(Conversation))

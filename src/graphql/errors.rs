@@ -78,3 +78,84 @@ pub fn finish_response(response: &mut Response, request_id: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{Response, ServerError};
+
+    use super::*;
+
+    fn error_of(e: AppError) -> ServerError {
+        async_graphql::Error::from(e).into_server_error(Default::default())
+    }
+
+    fn code_of(error: &ServerError) -> Option<Value> {
+        error
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("code").cloned())
+    }
+
+    #[test]
+    fn internal_errors_say_nothing_of_their_cause_and_carry_the_request_id() {
+        let mut response = Response::from_errors(vec![error_of(AppError::Internal(
+            "database: relation \"conversion\" does not exist".into(),
+        ))]);
+        finish_response(&mut response, "req-42");
+        let error = &response.errors[0];
+        assert!(!error.message.contains("relation"));
+        assert_eq!(code_of(error), Some(Value::from(INTERNAL_SERVER_ERROR)));
+        let extensions = error.extensions.as_ref().expect("extensions");
+        assert_eq!(extensions.get("requestId"), Some(&Value::from("req-42")));
+    }
+
+    #[test]
+    fn engine_errors_without_a_code_are_the_callers_to_fix() {
+        let mut response = Response::from_errors(vec![ServerError::new("Unknown field", None)]);
+        finish_response(&mut response, "req-1");
+        assert_eq!(
+            code_of(&response.errors[0]),
+            Some(Value::from(BAD_USER_INPUT))
+        );
+        assert!(
+            response.errors[0]
+                .extensions
+                .as_ref()
+                .and_then(|e| e.get("requestId"))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn every_error_has_its_contract_code() {
+        let cases = [
+            (AppError::BadInput("x".into()), "BAD_USER_INPUT"),
+            (
+                AppError::Forbidden {
+                    role: "CHECKOUT",
+                    action: "list",
+                },
+                "FORBIDDEN",
+            ),
+            (AppError::NotFound("session"), "NOT_FOUND"),
+            (
+                AppError::SessionExpired("24 hours".into()),
+                "SESSION_EXPIRED",
+            ),
+            (AppError::SessionClosed, "SESSION_CLOSED"),
+            (AppError::Conflict("x".into()), "CONFLICT"),
+            (AppError::IdempotencyKeyReused, "IDEMPOTENCY_KEY_REUSED"),
+            (AppError::PayloadTooLarge("x".into()), "PAYLOAD_TOO_LARGE"),
+            (
+                AppError::Unavailable(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::Internal(
+                    "down".into(),
+                ))),
+                "SERVICE_UNAVAILABLE",
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(code(&error), expected);
+            assert_eq!(code_of(&error_of(error)), Some(Value::from(expected)));
+        }
+    }
+}

@@ -25,9 +25,7 @@ impl Loader<Uuid> for ConversionsLoader {
     type Error = AppError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        self.services
-            .conversions_of(self.tenant_id, keys)
-            .await
+        self.services.conversions_of(self.tenant_id, keys).await
     }
 }
 

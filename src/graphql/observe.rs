@@ -64,7 +64,11 @@ impl Extension for OperationMetricsExtension {
             .ok()
             .and_then(|c| c.clone())
             .unwrap_or_else(|| "invalid".to_owned());
-        let outcome = if response.errors.is_empty() { "ok" } else { "error" };
+        let outcome = if response.errors.is_empty() {
+            "ok"
+        } else {
+            "error"
+        };
         metrics::counter!("convtrack_graphql_requests_total", "operation" => label.clone(), "outcome" => outcome)
             .increment(1);
         metrics::histogram!("convtrack_graphql_request_duration_seconds", "operation" => label)

@@ -4,9 +4,7 @@ use std::collections::HashMap;
 
 use entity::{conversation, conversion, tenant};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr};
 use uuid::Uuid;
 
 use super::sessions::find_by_session_id;
@@ -57,8 +55,11 @@ impl Services {
     ) -> Result<Recorded, AppError> {
         caller.require(Operation::RecordConversions, "record conversions")?;
         let record_id = text::required("recordId", &input.record_id, MAX_RECORD_ID_CHARS)?;
-        let new_customer_id =
-            text::optional("newCustomerId", input.new_customer_id.as_deref(), MAX_RECORD_ID_CHARS)?;
+        let new_customer_id = text::optional(
+            "newCustomerId",
+            input.new_customer_id.as_deref(),
+            MAX_RECORD_ID_CHARS,
+        )?;
         if new_customer_id.is_some() && input.kind != ConversionKind::ContractCreated {
             return Err(AppError::BadInput(
                 "newCustomerId goes with kind CONTRACT_CREATED (a membership sign-up by a new customer)"
@@ -141,9 +142,8 @@ impl Services {
         let mut to_insert = Vec::new();
         let mut next_seq = last_seq - planned.len() as i64;
         for p in &planned {
-            let same_record = |c: &&conversion::Model| {
-                c.kind == p.kind.as_str() && c.record_id == p.record_id
-            };
+            let same_record =
+                |c: &&conversion::Model| c.kind == p.kind.as_str() && c.record_id == p.record_id;
             if let Some(mine) = existing
                 .iter()
                 .filter(same_record)
@@ -192,16 +192,18 @@ impl Services {
             });
         }
         let inserted = to_insert.len();
-        conversion::Entity::insert_many(to_insert.iter().cloned().map(conversion::ActiveModel::from))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(|e| match e.sql_err() {
-                // Only reachable if the serialisation above were bypassed.
-                Some(SqlErr::UniqueConstraintViolation(_)) => {
-                    AppError::Conflict("this record was recorded concurrently; retry".into())
-                }
-                _ => AppError::from(e),
-            })?;
+        conversion::Entity::insert_many(
+            to_insert.iter().cloned().map(conversion::ActiveModel::from),
+        )
+        .exec_without_returning(&txn)
+        .await
+        .map_err(|e| match e.sql_err() {
+            // Only reachable if the serialisation above were bypassed.
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                AppError::Conflict("this record was recorded concurrently; retry".into())
+            }
+            _ => AppError::from(e),
+        })?;
         txn.commit().await?;
         for row in &to_insert {
             metrics::counter!("convtrack_conversions_recorded_total", "kind" => row.kind.clone())
@@ -223,7 +225,10 @@ impl Services {
         record_type: RecordType,
         record_id: &str,
     ) -> Result<Option<conversation::Model>, AppError> {
-        caller.require(Operation::BrowseConversations, "look up conversations by record")?;
+        caller.require(
+            Operation::BrowseConversations,
+            "look up conversations by record",
+        )?;
         let latest = conversion::Entity::find()
             .filter(conversion::Column::TenantId.eq(caller.tenant_id))
             .filter(conversion::Column::RecordType.eq(record_type.as_str()))

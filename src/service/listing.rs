@@ -59,9 +59,8 @@ impl Services {
             query = query.filter(conversation::Column::SessionId.eq(session_id.as_str()));
         }
         if let Some(channels) = &filter.channels {
-            query = query.filter(
-                conversation::Column::Channel.is_in(channels.iter().map(|c| c.as_str())),
-            );
+            query = query
+                .filter(conversation::Column::Channel.is_in(channels.iter().map(|c| c.as_str())));
         }
         if let Some(after) = filter.started_after {
             query = query.filter(conversation::Column::StartedAt.gte(to_micros(after)));

@@ -3,7 +3,6 @@
 use entity::message;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-
 };
 use uuid::Uuid;
 
@@ -52,7 +51,9 @@ impl Services {
         let channel: Channel = found.channel.parse()?;
         let policy = policy_for(caller.tenant_id, channel);
         if policy.has_expired(from_micros(found.last_activity_at), now) {
-            return Err(AppError::SessionExpired(humanize(policy.inactivity_timeout)));
+            return Err(AppError::SessionExpired(humanize(
+                policy.inactivity_timeout,
+            )));
         }
         let opening = (role == MessageRole::Visitor && found.opening_message.is_none())
             .then(|| opening_message(&content));

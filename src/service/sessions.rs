@@ -5,7 +5,6 @@ use entity::conversation;
 use sea_orm::sea_query::{Expr, ExprTrait, Order};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-
 };
 use uuid::Uuid;
 
@@ -103,7 +102,9 @@ impl Services {
                 .order_by(conversation::Column::LastActivityAt, Order::Desc)
                 .one(&txn)
                 .await?;
-            if let Some(open) = open.filter(|c| policy.resumes(from_micros(c.last_activity_at), now)) {
+            if let Some(open) =
+                open.filter(|c| policy.resumes(from_micros(c.last_activity_at), now))
+            {
                 let mut active: conversation::ActiveModel = open.into();
                 active.last_activity_at = Set(to_micros(now));
                 if user_id.is_some() {
@@ -218,7 +219,10 @@ pub(crate) fn touch_for_message(
             conversation::Column::MessageCount,
             Expr::col(conversation::Column::MessageCount).add(1),
         )
-        .col_expr(conversation::Column::LastActivityAt, Expr::value(to_micros(now)));
+        .col_expr(
+            conversation::Column::LastActivityAt,
+            Expr::value(to_micros(now)),
+        );
     if let Some(opening) = opening {
         update = update.col_expr(
             conversation::Column::OpeningMessage,

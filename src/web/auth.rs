@@ -12,7 +12,11 @@ use crate::app::AppState;
 use crate::domain::api_key::from_authorization_header;
 use crate::graphql::errors::UNAUTHENTICATED;
 
-pub async fn require_api_key(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn require_api_key(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let key = request
         .headers()
         .get(AUTHORIZATION)

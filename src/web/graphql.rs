@@ -25,13 +25,21 @@ pub async fn execute(
     request: GraphQLRequest,
 ) -> GraphQLResponse {
     let context = RequestContext::new(caller, state.services.clone());
-    let mut response = state.schema.execute(request.into_inner().data(context)).await;
+    let mut response = state
+        .schema
+        .execute(request.into_inner().data(context))
+        .await;
     finish_response(&mut response, &request_id_of(&headers));
     response.into()
 }
 
 pub async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").title("convtrack GraphiQL").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("convtrack GraphiQL")
+            .finish(),
+    )
 }
 
 pub fn error_body(message: &str, code: &str, request_id: Option<&str>) -> Value {

@@ -1,1 +1,43 @@
-fn main(){}
+//! The API, exercised through the real server over HTTP on 127.0.0.1:0,
+//! on SQLite always and on PostgreSQL when `CONVTRACK_TEST_POSTGRES` names
+//! an admin URL (for example `postgres://postgres@127.0.0.1:5432/postgres`).
+
+/// Declares a test that runs once per backend: `name::sqlite` and
+/// `name::postgres`. The PostgreSQL variant does nothing unless
+/// `CONVTRACK_TEST_POSTGRES` is set, and fails if it is set but unreachable.
+macro_rules! test_both {
+    ($name:ident, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Sqlite)
+                    .await
+                    .expect("SQLite is always available");
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some($app) =
+                    crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await
+                else {
+                    return;
+                };
+                $body
+            }
+        }
+    };
+}
+
+mod auth;
+mod conversions;
+mod helpers;
+mod listing;
+mod messages;
+mod schema;
+mod sessions;
+mod startup;
+mod tenancy;

@@ -1,0 +1,144 @@
+//! API keys: 401 without a valid one, the `keys` commands against a running
+//! server's database, and the unauthenticated operational routes.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn convtrack(app: &TestApp, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_convtrack"))
+        .args(args)
+        .env("DATABASE_URL", &app.database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run convtrack")
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "convtrack failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+test_both!(requests_without_a_valid_key_get_401, |app| {
+    let query = "{ channelPolicies { channel } }";
+    for key in [None, Some("ctk_unknown"), Some("")] {
+        let response = app.post_graphql(key, query, json!({})).await;
+        assert_eq!(response.status(), 401, "{key:?}");
+        assert_eq!(
+            response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok()),
+            Some("Bearer")
+        );
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    }
+    let wrong_scheme = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("authorization", format!("Basic {}", app.admin))
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(wrong_scheme.status(), 401);
+});
+
+test_both!(
+    keys_created_and_revoked_by_the_cli_take_effect_at_once,
+    |app| {
+        let created = stdout(&convtrack(
+            &app,
+            &["keys", "create", "--tenant", "acme", "--role", "agent"],
+        ));
+        let key = created.lines().last().expect("key line").trim().to_owned();
+        assert!(key.starts_with("ctk_"), "{created}");
+
+        let body = app
+            .gql(
+                &key,
+                "mutation { startSession(input: { channel: CHAT }) { sessionId } }",
+                json!({}),
+            )
+            .await;
+        data(&body, "startSession");
+
+        let listing = stdout(&convtrack(&app, &["keys", "list"]));
+        let prefix: String = key.chars().take(12).collect();
+        let line = listing
+            .lines()
+            .find(|l| l.contains(&prefix))
+            .unwrap_or_else(|| panic!("new key listed: {listing}"));
+        assert!(!listing.contains(&key), "the secret is never listed");
+        let id = line
+            .split_whitespace()
+            .next()
+            .expect("id column")
+            .to_owned();
+
+        stdout(&convtrack(&app, &["keys", "revoke", &id]));
+        let response = app
+            .post_graphql(Some(&key), "{ channelPolicies { channel } }", json!({}))
+            .await;
+        assert_eq!(response.status(), 401, "a revoked key is refused at once");
+        let still = app
+            .gql(&app.agent, "{ channelPolicies { channel } }", json!({}))
+            .await;
+        data(&still, "channelPolicies");
+    }
+);
+
+test_both!(keys_create_makes_a_new_tenant_with_its_own_data, |app| {
+    let created = stdout(&convtrack(
+        &app,
+        &["keys", "create", "--tenant", "initech", "--role", "ADMIN"],
+    ));
+    let key = created.lines().last().expect("key").trim().to_owned();
+    app.start_session(Channel::Chat).await;
+    let list = app
+        .gql(&key, "{ conversations { nodes { id } } }", json!({}))
+        .await;
+    assert_eq!(data(&list, "conversations")["nodes"], json!([]));
+    let bad_role = convtrack(
+        &app,
+        &["keys", "create", "--tenant", "initech", "--role", "root"],
+    );
+    assert!(!bad_role.status.success());
+});
+
+test_both!(operational_routes_answer_without_a_key, |app| {
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    let graphiql = app.get("/graphiql").await;
+    assert_eq!(graphiql.status(), 200);
+    assert!(graphiql.text().await.expect("html").contains("/graphql"));
+
+    app.start_session(Channel::Chat).await;
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    for name in [
+        "convtrack_sql_statements_total",
+        "convtrack_graphql_requests_total",
+        "convtrack_graphql_request_duration_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+    assert!(metrics.contains("operation=\"mutation:startSession\""));
+});
+
+test_both!(every_response_id_is_tagged_and_errors_carry_codes, |app| {
+    let response = app
+        .post_graphql(Some(&app.admin), "{ nosuchfield }", json!({}))
+        .await;
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    let syntax = app.gql(&app.admin, "{ conversations { ", json!({})).await;
+    assert_eq!(error_code(&syntax), "BAD_USER_INPUT");
+});

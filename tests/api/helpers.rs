@@ -1,0 +1,373 @@
+//! `TestApp`: a real convtrack server on a fresh database, a manual clock,
+//! API keys for every role of tenant "acme" and an ADMIN of tenant "globex",
+//! and helpers that read like the product.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use convtrack::app::Application;
+use convtrack::config::ServerConfig;
+use convtrack::domain::clock::ManualClock;
+use convtrack::domain::role::Role;
+use convtrack::service::{Caller, Services};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub use convtrack::domain::channel::Channel;
+pub use convtrack::domain::conversion::ConversionKind;
+
+pub const POSTGRES_ENV: &str = "CONVTRACK_TEST_POSTGRES";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database made for one test and removed after it.
+pub enum TestDatabase {
+    Sqlite { path: std::path::PathBuf },
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// A fresh, empty database and its URL; `None` for PostgreSQL when the
+    /// PostgreSQL tests are not switched on.
+    pub async fn create(backend: Backend) -> Option<(Self, String)> {
+        let unique = Uuid::now_v7().simple().to_string();
+        match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("convtrack-test-{unique}.db"));
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                Some((TestDatabase::Sqlite { path }, url))
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var(POSTGRES_ENV).ok()?;
+                let name = format!("convtrack_test_{unique}");
+                let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {
+                    panic!(
+                        "{POSTGRES_ENV} is set but PostgreSQL is unreachable at {admin_url}: {e}"
+                    )
+                });
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .expect("create the test database");
+                let _ = admin.close().await;
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(base, _)| base)
+                    .expect("admin URL ends in /DATABASE");
+                let url = format!("{base}/{name}");
+                Some((TestDatabase::Postgres { admin_url, name }, url))
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match self {
+            TestDatabase::Sqlite { path } => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut file = path.clone().into_os_string();
+                    file.push(suffix);
+                    let _ = std::fs::remove_file(file);
+                }
+            }
+            TestDatabase::Postgres { admin_url, name } => {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                // Drop runs inside the test's runtime; the drop needs its own.
+                let _ = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
+                    runtime.block_on(async {
+                        if let Ok(admin) = Database::connect(&admin_url).await {
+                            let _ = admin
+                                .execute_unprepared(&format!(
+                                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                                ))
+                                .await;
+                            let _ = admin.close().await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// A session as the agent runtime knows it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub session_id: String,
+    /// The conversation's global id.
+    pub id: String,
+}
+
+pub struct TestApp {
+    pub backend: Backend,
+    pub address: String,
+    pub database_url: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub services: Services,
+    /// Tenant "acme".
+    pub admin: String,
+    pub agent: String,
+    pub checkout: String,
+    pub integrator: String,
+    pub acme_admin: Caller,
+    /// Tenant "globex".
+    pub other_admin: String,
+    pub other_agent: String,
+    sql_statements: Arc<AtomicU64>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    database: TestDatabase,
+}
+
+pub fn start_time() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
+        .expect("valid")
+        .with_timezone(&Utc)
+}
+
+impl TestApp {
+    /// `None` for PostgreSQL when the PostgreSQL tests are not switched on.
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        let (database, database_url) = TestDatabase::create(backend).await?;
+        let clock = ManualClock::starting_at(start_time());
+        let config = ServerConfig {
+            database_url: database_url.clone(),
+            db_max_connections: 8,
+            listen: "127.0.0.1:0".to_owned(),
+        };
+        let app = Application::build(&config, Arc::new(clock.clone()))
+            .await
+            .expect("server starts");
+        let address = format!("http://{}", app.local_addr().expect("bound"));
+        let services = app.services().clone();
+        let sql_statements = app.sql_statement_counter();
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+
+        let key = |tenant: &'static str, role: Role| {
+            let services = services.clone();
+            async move { services.create_key(tenant, role).await.expect("create key") }
+        };
+        let admin = key("acme", Role::Admin).await;
+        let acme_admin = Caller {
+            tenant_id: admin.tenant.id,
+            role: Role::Admin,
+            key_id: admin.key.id,
+        };
+        Some(TestApp {
+            backend,
+            address,
+            database_url,
+            client: reqwest::Client::new(),
+            clock,
+            admin: admin.secret,
+            agent: key("acme", Role::Agent).await.secret,
+            checkout: key("acme", Role::Checkout).await.secret,
+            integrator: key("acme", Role::Integrator).await.secret,
+            acme_admin,
+            other_admin: key("globex", Role::Admin).await.secret,
+            other_agent: key("globex", Role::Agent).await.secret,
+            services,
+            sql_statements,
+            shutdown: Some(shutdown),
+            database,
+        })
+    }
+
+    pub fn sql_statements(&self) -> u64 {
+        self.sql_statements.load(Ordering::SeqCst)
+    }
+
+    pub fn advance(&self, by: TimeDelta) {
+        self.clock.advance(by);
+    }
+
+    /// POSTs a GraphQL request with `key` and returns the JSON body.
+    pub async fn gql(&self, key: &str, query: &str, variables: Value) -> Value {
+        self.post_graphql(Some(key), query, variables)
+            .await
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
+    pub async fn post_graphql(
+        &self,
+        key: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send().await.expect("server answers")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("server answers")
+    }
+
+    /// `startSession` as the agent runtime; panics on an error.
+    pub async fn start_session(&self, channel: Channel) -> Session {
+        self.start_session_with(json!({ "channel": channel.as_str() }))
+            .await
+    }
+
+    pub async fn start_session_with(&self, input: Value) -> Session {
+        let body = self.try_start_session(&self.agent, input).await;
+        let payload = data(&body, "startSession");
+        Session {
+            session_id: payload["sessionId"].as_str().expect("sessionId").to_owned(),
+            id: payload["conversation"]["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        }
+    }
+
+    pub async fn try_start_session(&self, key: &str, input: Value) -> Value {
+        self.gql(
+            key,
+            "mutation($input: StartSessionInput!) { startSession(input: $input) {
+                sessionId resumed conversation { id channel contact active startedAt } } }",
+            json!({ "input": input }),
+        )
+        .await
+    }
+
+    /// `appendMessage` as the agent runtime; returns the whole body.
+    pub async fn say(&self, session: &Session, role: &str, content: &str) -> Value {
+        self.gql(
+            &self.agent,
+            "mutation($input: AppendMessageInput!) { appendMessage(input: $input) {
+                message { id role label content position createdAt }
+                conversation { openingMessage messageCount lastActivityAt } } }",
+            json!({ "input": { "sessionId": session.session_id, "role": role, "content": content } }),
+        )
+        .await
+    }
+
+    pub async fn close(&self, session: &Session) -> Value {
+        self.gql(
+            &self.agent,
+            "mutation($input: CloseSessionInput!) { closeSession(input: $input) {
+                conversation { active closedAt } } }",
+            json!({ "input": { "sessionId": session.session_id } }),
+        )
+        .await
+    }
+
+    /// `recordConversion` with any input, as `key`; returns the whole body.
+    pub async fn record_as(&self, key: &str, input: Value) -> Value {
+        self.gql(
+            key,
+            "mutation($input: RecordConversionInput!) { recordConversion(input: $input) {
+                created attributed
+                conversion { id kind source attributed record { type id url } }
+                conversions { id kind record { type id } } } }",
+            json!({ "input": input }),
+        )
+        .await
+    }
+
+    /// The checkout recording an outcome of `session`.
+    pub async fn record_conversion(
+        &self,
+        session: &Session,
+        kind: ConversionKind,
+        record_id: &str,
+    ) -> Value {
+        self.record_as(
+            &self.checkout,
+            json!({ "sessionId": session.session_id, "kind": kind.as_str(), "recordId": record_id }),
+        )
+        .await
+    }
+
+    /// The conversation as the admin sees it, or null.
+    pub async fn conversation(&self, key: &str, session: &Session) -> Value {
+        let body = self
+            .gql(
+                key,
+                "query($id: ID) { conversation(id: $id) {
+                    id sessionId channel active openingMessage messageCount closedAt
+                    user { id name } contact
+                    badges { kind label colour record { type id url } recordedAt }
+                    conversions { id kind attributed source } } }",
+                json!({ "id": session.id }),
+            )
+            .await;
+        assert_no_errors(&body);
+        body["data"]["conversation"].clone()
+    }
+
+    /// Number of conversion rows in the whole database.
+    pub async fn conversion_rows(&self) -> i64 {
+        use sea_orm::{EntityTrait, PaginatorTrait};
+        entity::conversion::Entity::find()
+            .count(&self.services.db)
+            .await
+            .expect("count") as i64
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// The payload of `field` in a successful response; panics with the errors otherwise.
+pub fn data<'a>(body: &'a Value, field: &str) -> &'a Value {
+    assert_no_errors(body);
+    &body["data"][field]
+}
+
+pub fn assert_no_errors(body: &Value) {
+    assert!(
+        body.get("errors").is_none(),
+        "unexpected errors: {}",
+        serde_json::to_string_pretty(&body["errors"]).unwrap_or_default()
+    );
+}
+
+/// The `extensions.code` of the first error; panics when there is none.
+pub fn error_code(body: &Value) -> String {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error, got {body}"))
+        .to_owned()
+}
+
+pub fn error_message(body: &Value) -> String {
+    body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}

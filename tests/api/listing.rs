@@ -1,0 +1,210 @@
+//! The AI Conversations list: order, keyset pagination, filters, batching, node(id).
+
+use chrono::TimeDelta;
+use convtrack::service::sessions::StartSession;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const LIST: &str = "query($first: Int, $after: String, $filter: ConversationFilter) {
+    conversations(first: $first, after: $after, filter: $filter) {
+        edges { cursor node { sessionId channel } }
+        nodes { sessionId }
+        pageInfo { hasNextPage endCursor } } }";
+
+async fn all_pages(app: &TestApp, first: i64, filter: Value) -> Vec<String> {
+    let mut after: Option<String> = None;
+    let mut seen = Vec::new();
+    loop {
+        let body = app
+            .gql(
+                &app.admin,
+                LIST,
+                json!({ "first": first, "after": after, "filter": filter }),
+            )
+            .await;
+        let page = data(&body, "conversations");
+        for node in page["nodes"].as_array().expect("nodes") {
+            seen.push(node["sessionId"].as_str().expect("sessionId").to_owned());
+        }
+        if page["pageInfo"]["hasNextPage"] != true {
+            return seen;
+        }
+        after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+}
+
+test_both!(
+    newest_first_with_keyset_pages_that_neither_skip_nor_repeat,
+    |app| {
+        let mut started = Vec::new();
+        for n in 0..7 {
+            // Two conversations share each start time: the id breaks the tie.
+            if n % 2 == 0 {
+                app.advance(TimeDelta::minutes(3));
+            }
+            started.push(app.start_session(Channel::Chat).await.session_id);
+        }
+        started.reverse();
+        assert_eq!(all_pages(&app, 3, json!(null)).await, started);
+        assert_eq!(all_pages(&app, 250, json!(null)).await, started);
+    }
+);
+
+test_both!(filters_by_session_channel_and_start_date, |app| {
+    let chat = app.start_session(Channel::Chat).await;
+    app.advance(TimeDelta::days(1));
+    let voice = app.start_session(Channel::Voice).await;
+    app.advance(TimeDelta::days(1));
+    let email = app
+        .start_session_with(
+            json!({ "channel": "EMAIL", "contact": "ada@example.com", "threadKey": "t" }),
+        )
+        .await;
+
+    assert_eq!(
+        all_pages(&app, 2, json!({ "sessionId": voice.session_id })).await,
+        vec![voice.session_id.clone()]
+    );
+    assert_eq!(
+        all_pages(&app, 2, json!({ "channels": ["CHAT", "EMAIL"] })).await,
+        vec![email.session_id.clone(), chat.session_id.clone()]
+    );
+    assert_eq!(
+        all_pages(&app, 2, json!({ "startedAfter": "2026-03-03T09:00:00Z", "startedBefore": "2026-03-04T09:00:00Z" })).await,
+        vec![voice.session_id.clone()],
+        "startedAfter is inclusive, startedBefore exclusive"
+    );
+});
+
+test_both!(bad_paging_arguments_are_refused, |app| {
+    for (variables, code) in [
+        (json!({ "first": 251 }), "BAD_USER_INPUT"),
+        (json!({ "first": 0 }), "BAD_USER_INPUT"),
+        (json!({ "first": -1 }), "BAD_USER_INPUT"),
+        (json!({ "after": "not-a-cursor" }), "BAD_USER_INPUT"),
+        (
+            json!({ "filter": { "sessionId": "nope" } }),
+            "BAD_USER_INPUT",
+        ),
+        (json!({ "first": "ten" }), "BAD_USER_INPUT"),
+    ] {
+        let body = app.gql(&app.admin, LIST, variables.clone()).await;
+        assert_eq!(error_code(&body), code, "{variables}");
+    }
+});
+
+test_both!(
+    badges_cost_the_same_statements_for_5_and_250_conversations,
+    |app| {
+        for n in 0..250 {
+            let started = app
+                .services
+                .start_session(
+                    &app.acme_admin,
+                    StartSession {
+                        channel: Channel::Chat,
+                        user_id: None,
+                        user_name: None,
+                        contact: None,
+                        thread_key: None,
+                    },
+                )
+                .await
+                .expect("start");
+            if n % 3 == 0 {
+                let session = Session {
+                    session_id: started.conversation.session_id.clone(),
+                    id: String::new(),
+                };
+                data(
+                    &app.record_conversion(
+                        &session,
+                        ConversionKind::BookingCreated,
+                        &format!("b-{n}"),
+                    )
+                    .await,
+                    "recordConversion",
+                );
+            }
+        }
+        let query = "query($first: Int) { conversations(first: $first) { nodes {
+        openingMessage badges { label colour record { type id } } conversions { kind } } } }";
+        let mut costs = Vec::new();
+        for first in [5, 250] {
+            let before = app.sql_statements();
+            let body = app.gql(&app.admin, query, json!({ "first": first })).await;
+            let nodes = data(&body, "conversations")["nodes"]
+                .as_array()
+                .map(Vec::len);
+            assert_eq!(nodes, Some(first));
+            costs.push(app.sql_statements() - before);
+        }
+        assert_eq!(
+            costs[0], costs[1],
+            "statements for 5 vs 250 rows: {costs:?}"
+        );
+        assert!(
+            costs[0] <= 3,
+            "auth + list + one batch of conversions: {costs:?}"
+        );
+    }
+);
+
+test_both!(node_finds_every_object_by_global_id, |app| {
+    let session = app.start_session(Channel::Chat).await;
+    let said = app.say(&session, "VISITOR", "hello").await;
+    let message_id = data(&said, "appendMessage")["message"]["id"].clone();
+    let recorded = app
+        .record_conversion(&session, ConversionKind::TourBooked, "v-9")
+        .await;
+    let conversion_id = data(&recorded, "recordConversion")["conversion"]["id"].clone();
+
+    let query = "query($id: ID!) { node(id: $id) { __typename id
+        ... on Conversation { sessionId }
+        ... on Message { content }
+        ... on Conversion { kind } } }";
+    let body = app
+        .gql(&app.admin, query, json!({ "id": session.id }))
+        .await;
+    assert_eq!(
+        data(&body, "node")["sessionId"],
+        session.session_id.as_str()
+    );
+    let body = app
+        .gql(&app.admin, query, json!({ "id": message_id }))
+        .await;
+    assert_eq!(data(&body, "node")["content"], "hello");
+    let body = app
+        .gql(&app.admin, query, json!({ "id": conversion_id }))
+        .await;
+    assert_eq!(data(&body, "node")["kind"], "TOUR_BOOKED");
+    for garbage in ["", "nonsense", "Q29udmVyc2F0aW9uOjE"] {
+        let body = app.gql(&app.admin, query, json!({ "id": garbage })).await;
+        assert_eq!(data(&body, "node"), &json!(null), "{garbage}");
+    }
+});
+
+test_both!(conversation_takes_exactly_one_of_id_and_session_id, |app| {
+    let session = app.start_session(Channel::Chat).await;
+    let by_session = app
+        .gql(
+            &app.agent,
+            "query($s: String) { conversation(sessionId: $s) { id } }",
+            json!({ "s": session.session_id }),
+        )
+        .await;
+    assert_eq!(data(&by_session, "conversation")["id"], session.id.as_str());
+    let both = app
+        .gql(
+            &app.admin,
+            "query($s: String, $id: ID) { conversation(sessionId: $s, id: $id) { id } }",
+            json!({ "s": session.session_id, "id": session.id }),
+        )
+        .await;
+    assert_eq!(error_code(&both), "BAD_USER_INPUT");
+    let neither = app
+        .gql(&app.admin, "{ conversation { id } }", json!({}))
+        .await;
+    assert_eq!(error_code(&neither), "BAD_USER_INPUT");
+});

@@ -1,0 +1,263 @@
+//! appendMessage, the opening message, limits, expiry and the thread.
+
+use chrono::TimeDelta;
+use serde_json::json;
+
+use crate::helpers::*;
+
+test_both!(messages_keep_the_conversation_current, |app| {
+    let session = app.start_session(Channel::Chat).await;
+    let greeting = app.say(&session, "AI_AGENT", "Hi! How can I help?").await;
+    assert_eq!(
+        data(&greeting, "appendMessage")["conversation"]["openingMessage"],
+        json!(null)
+    );
+
+    app.advance(TimeDelta::minutes(1));
+    let body = app
+        .say(
+            &session,
+            "VISITOR",
+            "Do you have a quiet desk near the station?",
+        )
+        .await;
+    let payload = data(&body, "appendMessage");
+    assert_eq!(payload["message"]["label"], "Visitor");
+    assert_eq!(payload["message"]["position"], 2);
+    assert_eq!(
+        payload["conversation"]["openingMessage"],
+        "Do you have a quiet desk near the station?"
+    );
+    assert_eq!(payload["conversation"]["messageCount"], 2);
+    assert_eq!(
+        payload["conversation"]["lastActivityAt"],
+        "2026-03-02T09:01:00+00:00"
+    );
+
+    app.advance(TimeDelta::minutes(1));
+    let body = app.say(&session, "VISITOR", "Also, parking?").await;
+    let payload = data(&body, "appendMessage");
+    assert_eq!(
+        payload["conversation"]["openingMessage"], "Do you have a quiet desk near the station?",
+        "the opening message is the first visitor message"
+    );
+    assert_eq!(payload["conversation"]["messageCount"], 3);
+    assert_eq!(
+        payload["conversation"]["lastActivityAt"],
+        "2026-03-02T09:02:00+00:00"
+    );
+});
+
+test_both!(
+    the_opening_message_is_cut_at_120_characters_never_inside_one,
+    |app| {
+        let session = app.start_session(Channel::Chat).await;
+        let text = format!("{}👩🏽‍💻 café — {}", "é".repeat(110), "🙂".repeat(30));
+        let body = app.say(&session, "VISITOR", &text).await;
+        let opening = data(&body, "appendMessage")["conversation"]["openingMessage"]
+            .as_str()
+            .expect("opening")
+            .to_owned();
+        // 110 accents + the woman-technologist emoji (one character) + " café — " (8) + 1 smiley.
+        let expected = format!("{}👩🏽‍💻 café — 🙂", "é".repeat(110));
+        assert_eq!(opening, expected);
+        assert!(text.starts_with(&opening));
+    }
+);
+
+test_both!(
+    oversized_messages_are_refused_and_nothing_is_stored,
+    |app| {
+        let session = app.start_session(Channel::Chat).await;
+        let at_limit = "é".repeat(4_000);
+        data(
+            &app.say(&session, "VISITOR", &at_limit).await,
+            "appendMessage",
+        );
+
+        let over = "a".repeat(4_001);
+        assert_eq!(
+            error_code(&app.say(&session, "VISITOR", &over).await),
+            "PAYLOAD_TOO_LARGE"
+        );
+        let ai_over = "a".repeat(32 * 1024 + 1);
+        assert_eq!(
+            error_code(&app.say(&session, "AI_AGENT", &ai_over).await),
+            "PAYLOAD_TOO_LARGE"
+        );
+        let ai_at_limit = "a".repeat(32 * 1024);
+        data(
+            &app.say(&session, "AI_AGENT", &ai_at_limit).await,
+            "appendMessage",
+        );
+        assert_eq!(
+            error_code(&app.say(&session, "VISITOR", "   ").await),
+            "BAD_USER_INPUT"
+        );
+
+        assert_eq!(
+            app.conversation(&app.admin, &session).await["messageCount"],
+            2
+        );
+    }
+);
+
+test_both!(an_idle_session_expires, |app| {
+    let chat = app.start_session(Channel::Chat).await;
+    let whatsapp = app
+        .start_session_with(json!({ "channel": "WHATSAPP", "contact": "+447700900123" }))
+        .await;
+    app.advance(TimeDelta::hours(24));
+    data(
+        &app.say(&whatsapp, "VISITOR", "still there?").await,
+        "appendMessage",
+    );
+    app.advance(TimeDelta::hours(24) + TimeDelta::minutes(1));
+    assert_eq!(
+        error_code(&app.say(&chat, "VISITOR", "hello").await),
+        "SESSION_EXPIRED"
+    );
+    assert_eq!(
+        error_code(&app.say(&whatsapp, "VISITOR", "hello").await),
+        "SESSION_EXPIRED"
+    );
+    assert_eq!(app.conversation(&app.admin, &chat).await["active"], false);
+});
+
+test_both!(unknown_and_malformed_sessions_are_told_apart, |app| {
+    let ghost = Session {
+        session_id: "cs_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB".into(),
+        id: String::new(),
+    };
+    assert_eq!(
+        error_code(&app.say(&ghost, "VISITOR", "hi").await),
+        "NOT_FOUND"
+    );
+    let malformed = Session {
+        session_id: "cs_short".into(),
+        id: String::new(),
+    };
+    assert_eq!(
+        error_code(&app.say(&malformed, "VISITOR", "hi").await),
+        "BAD_USER_INPUT"
+    );
+});
+
+const THREAD: &str = "query($id: ID, $tools: Boolean!, $first: Int, $after: String) {
+    conversation(id: $id) { messages(first: $first, after: $after, includeToolCalls: $tools) {
+        nodes { role label content position }
+        pageInfo { hasNextPage endCursor } } } }";
+
+test_both!(
+    the_thread_is_in_order_with_tool_calls_hidden_by_default,
+    |app| {
+        let session = app.start_session(Channel::Chat).await;
+        for (role, content) in [
+            ("VISITOR", "I need a day pass"),
+            ("TOOL", "{\"call\":\"check_availability\"}"),
+            (
+                "AI_AGENT",
+                "**Tomorrow** works: [get a day pass](https://example.com)",
+            ),
+            ("VISITOR", "Great"),
+        ] {
+            data(&app.say(&session, role, content).await, "appendMessage");
+        }
+        let body = app
+            .gql(
+                &app.admin,
+                THREAD,
+                json!({ "id": session.id, "tools": false }),
+            )
+            .await;
+        let nodes = &data(&body, "conversation")["messages"]["nodes"];
+        let labels: Vec<_> = nodes
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|m| m["label"].clone())
+            .collect();
+        assert_eq!(
+            labels,
+            vec![json!("Visitor"), json!("AI agent"), json!("Visitor")]
+        );
+
+        let body = app
+            .gql(
+                &app.admin,
+                THREAD,
+                json!({ "id": session.id, "tools": true }),
+            )
+            .await;
+        let nodes = &data(&body, "conversation")["messages"]["nodes"];
+        assert_eq!(nodes[1]["role"], "TOOL");
+        assert_eq!(nodes[1]["label"], "Tool");
+        assert_eq!(nodes.as_array().map(Vec::len), Some(4));
+
+        let body = app
+            .gql(
+                &app.integrator,
+                THREAD,
+                json!({ "id": session.id, "tools": true }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "only ADMIN sees tool calls");
+    }
+);
+
+test_both!(a_long_thread_pages_in_order, |app| {
+    let session = app.start_session(Channel::Chat).await;
+    for n in 1..=7 {
+        data(
+            &app.say(&session, "VISITOR", &format!("message {n}")).await,
+            "appendMessage",
+        );
+    }
+    let mut after: Option<String> = None;
+    let mut seen = Vec::new();
+    loop {
+        let body = app
+            .gql(
+                &app.admin,
+                THREAD,
+                json!({ "id": session.id, "tools": false, "first": 3, "after": after }),
+            )
+            .await;
+        let messages = &data(&body, "conversation")["messages"];
+        for m in messages["nodes"].as_array().expect("nodes") {
+            seen.push(m["content"].as_str().expect("content").to_owned());
+        }
+        if messages["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = messages["pageInfo"]["endCursor"]
+            .as_str()
+            .map(str::to_owned);
+    }
+    let expected: Vec<_> = (1..=7).map(|n| format!("message {n}")).collect();
+    assert_eq!(seen, expected);
+});
+
+test_both!(concurrent_messages_get_distinct_positions, |app| {
+    let session = app.start_session(Channel::Chat).await;
+    let sends = (0..20).map(|n| {
+        let app = &app;
+        let session = &session;
+        async move { app.say(session, "VISITOR", &format!("burst {n}")).await }
+    });
+    let bodies = futures_util::future::join_all(sends).await;
+    let mut positions: Vec<i64> = bodies
+        .iter()
+        .map(|b| {
+            data(b, "appendMessage")["message"]["position"]
+                .as_i64()
+                .expect("position")
+        })
+        .collect();
+    positions.sort_unstable();
+    assert_eq!(positions, (1..=20).collect::<Vec<_>>());
+    assert_eq!(
+        app.conversation(&app.admin, &session).await["messageCount"],
+        20
+    );
+});
