@@ -37,6 +37,17 @@ pub enum AppError {
     Internal(String),
 }
 
+/// Reads a value the server wrote to the database. One that does not parse
+/// is corrupt data, an internal error, never the caller's fault.
+pub fn stored<T>(column: &str, value: &str) -> Result<T, AppError>
+where
+    T: std::str::FromStr<Err = InvalidInput>,
+{
+    value
+        .parse()
+        .map_err(|_| AppError::Internal(format!("stored {column} {value:?} is not valid")))
+}
+
 impl From<InvalidInput> for AppError {
     fn from(e: InvalidInput) -> Self {
         AppError::BadInput(e.0)

@@ -8,5 +8,6 @@
 pub mod api_key;
 pub mod conversation;
 pub mod conversion;
+pub mod idempotency_key;
 pub mod message;
 pub mod tenant;

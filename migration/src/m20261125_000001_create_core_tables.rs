@@ -73,6 +73,15 @@ enum Conversion {
     RecordedAt,
 }
 
+#[derive(DeriveIden)]
+enum IdempotencyKey {
+    Table,
+    TenantId,
+    Key,
+    PayloadFingerprint,
+    CreatedAt,
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -257,6 +266,29 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // Every idempotency key a tenant has used, with the payload it was
+        // first used for; kept even when that first use was a replay.
+        manager
+            .create_table(
+                Table::create()
+                    .table(IdempotencyKey::Table)
+                    .col(uuid(IdempotencyKey::TenantId))
+                    .col(string(IdempotencyKey::Key))
+                    .col(string(IdempotencyKey::PayloadFingerprint))
+                    .col(big_integer(IdempotencyKey::CreatedAt))
+                    .primary_key(
+                        Index::create()
+                            .col(IdempotencyKey::TenantId)
+                            .col(IdempotencyKey::Key),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(IdempotencyKey::Table, IdempotencyKey::TenantId)
+                            .to(Tenant::Table, Tenant::Id),
+                    )
+                    .to_owned(),
+            )
+            .await?;
         // Partial unique indexes are not in the schema builder; this SQL is the
         // same on SQLite and PostgreSQL. They back the service's checks, so a
         // race that slipped past them still cannot store a record twice.
@@ -276,6 +308,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
+            IdempotencyKey::Table.into_iden(),
             Conversion::Table.into_iden(),
             Message::Table.into_iden(),
             Conversation::Table.into_iden(),

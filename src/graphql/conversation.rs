@@ -17,7 +17,7 @@ use crate::domain::cursor::{
     parse_global_id,
 };
 use crate::domain::session_id::SessionId;
-use crate::error::AppError;
+use crate::error::{AppError, stored};
 use crate::service::{listing, messages, sessions};
 
 /// One AI-assistant conversation (a session) on one channel, with its thread
@@ -48,12 +48,8 @@ impl Conversation {
 
     /// The channel the conversation happens on.
     async fn channel(&self) -> Result<Channel> {
-        Ok(self
-            .0
-            .channel
-            .parse::<domain::channel::Channel>()
-            .map_err(AppError::from)?
-            .into())
+        let channel: domain::channel::Channel = stored("conversation.channel", &self.0.channel)?;
+        Ok(channel.into())
     }
 
     /// When the session started.
@@ -75,7 +71,7 @@ impl Conversation {
     /// channel's inactivity timeout.
     async fn active(&self, ctx: &Context<'_>) -> Result<bool> {
         let now = request(ctx)?.services.clock.now();
-        Ok(sessions::is_active(&self.0, now))
+        Ok(sessions::is_active(&self.0, now)?)
     }
 
     /// The first visitor message, cut to 120 characters (never inside a
@@ -131,7 +127,7 @@ impl Conversation {
             .await?;
         let mut connection = Connection::new(after_seq.is_some(), page.has_next_page);
         connection.edges.extend(
-            page.messages
+            page.items
                 .into_iter()
                 .map(|m| Edge::new(encode_message_cursor(m.seq), Message(m))),
         );
@@ -256,18 +252,16 @@ impl ConversationQuery {
             .list_conversations(&r.caller, first, after, filter)
             .await?;
         if wants_conversions(ctx) {
-            prime_conversions(r, &page.conversations).await?;
+            prime_conversions(r, &page.items).await?;
         }
         let mut connection = Connection::new(after.is_some(), page.has_next_page);
-        connection
-            .edges
-            .extend(page.conversations.into_iter().map(|c| {
-                let cursor = ConversationCursor {
-                    started_at: c.started_at,
-                    id: c.id,
-                };
-                Edge::new(cursor.encode(), Conversation(c))
-            }));
+        connection.edges.extend(page.items.into_iter().map(|c| {
+            let cursor = ConversationCursor {
+                started_at: c.started_at,
+                id: c.id,
+            };
+            Edge::new(cursor.encode(), Conversation(c))
+        }));
         Ok(connection)
     }
 

@@ -13,7 +13,7 @@ use crate::domain::clock::from_micros;
 use crate::domain::cursor::{NodeType, global_id};
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
-use crate::error::AppError;
+use crate::error::{AppError, stored};
 use crate::service::conversions::RecordConversion;
 
 /// A record in the operator's system that an outcome created.
@@ -45,11 +45,12 @@ pub struct Badge {
 }
 
 fn kind_of(model: &conversion::Model) -> Result<domain::conversion::ConversionKind, AppError> {
-    Ok(model.kind.parse()?)
+    stored("conversion.kind", &model.kind)
 }
 
 fn record_of(model: &conversion::Model) -> Result<Record, AppError> {
-    let record_type: domain::conversion::RecordType = model.record_type.parse()?;
+    let record_type: domain::conversion::RecordType =
+        stored("conversion.record_type", &model.record_type)?;
     Ok(Record {
         record_type: record_type.into(),
         id: model.record_id.clone(),
@@ -108,7 +109,7 @@ impl Conversion {
     /// How it reached convtrack.
     async fn source(&self) -> Result<ConversionSource> {
         let source: domain::conversion::ConversionSource =
-            self.0.source.parse().map_err(AppError::from)?;
+            stored("conversion.source", &self.0.source)?;
         Ok(source.into())
     }
 

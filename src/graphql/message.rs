@@ -8,14 +8,14 @@ use super::enums::MessageRole;
 use crate::domain;
 use crate::domain::clock::from_micros;
 use crate::domain::cursor::{NodeType, global_id};
-use crate::error::AppError;
+use crate::error::{AppError, stored};
 
 /// One message of a conversation's thread.
 pub struct Message(pub message::Model);
 
 impl Message {
     fn domain_role(&self) -> Result<domain::message::MessageRole, AppError> {
-        Ok(self.0.role.parse()?)
+        stored("message.role", &self.0.role)
     }
 }
 

@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use entity::{conversation, conversion, tenant};
+use entity::{conversation, conversion, idempotency_key, tenant};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr};
 use uuid::Uuid;
 
 use super::sessions::find_by_session_id;
@@ -95,8 +95,8 @@ impl Services {
             .ok_or(AppError::NotFound("session"))?;
         // Taking the tenant's cursor row first serialises this tenant's
         // recordings: the checks below cannot race, and cursors follow commit
-        // order. A replay rolls back and consumes no cursor; a partial replay
-        // leaves a gap, which is fine: cursors are ordered, not dense.
+        // order. Numbers a request does not use (a replay, a partial replay)
+        // leave gaps, which is fine: cursors are ordered, not dense.
         let last_seq = tenant::Entity::update_many()
             .col_expr(
                 tenant::Column::ConversionSeq,
@@ -109,6 +109,32 @@ impl Services {
             .ok_or_else(|| AppError::Internal("caller's tenant row is missing".into()))?
             .conversion_seq;
 
+        // Stripe semantics: a key stands for the payload it was first used
+        // with, whether that first use created anything or was a replay.
+        let mut new_key = false;
+        if let Some(key) = &idempotency_key {
+            match idempotency_key::Entity::find_by_id((caller.tenant_id, key.clone()))
+                .one(&txn)
+                .await?
+            {
+                Some(seen) if seen.payload_fingerprint != payload => {
+                    return Err(AppError::IdempotencyKeyReused);
+                }
+                Some(_) => {}
+                None => {
+                    idempotency_key::ActiveModel {
+                        tenant_id: Set(caller.tenant_id),
+                        key: Set(key.clone()),
+                        payload_fingerprint: Set(payload.clone()),
+                        created_at: Set(now),
+                    }
+                    .insert(&txn)
+                    .await?;
+                    new_key = true;
+                }
+            }
+        }
+
         // Everything that could make this request a replay or a conflict, in one query.
         let mut related = Condition::any();
         for p in &planned {
@@ -118,25 +144,12 @@ impl Services {
                     .add(conversion::Column::RecordId.eq(p.record_id.clone())),
             );
         }
-        if let Some(key) = &idempotency_key {
-            related = related.add(conversion::Column::IdempotencyKey.eq(key.clone()));
-        }
         let existing = conversion::Entity::find()
             .filter(conversion::Column::TenantId.eq(caller.tenant_id))
             .filter(related)
             .order_by_asc(conversion::Column::FeedSeq)
             .all(&txn)
             .await?;
-
-        if let Some(key) = &idempotency_key {
-            let reused = existing.iter().any(|c| {
-                c.idempotency_key.as_deref() == Some(key.as_str())
-                    && c.payload_fingerprint.as_deref() != Some(payload.as_str())
-            });
-            if reused {
-                return Err(AppError::IdempotencyKeyReused);
-            }
-        }
 
         let mut result = Vec::with_capacity(planned.len());
         let mut to_insert = Vec::new();
@@ -182,8 +195,13 @@ impl Services {
         }
 
         if to_insert.is_empty() {
-            // A replay: nothing to write, and the cursor increment rolls back.
-            txn.rollback().await?;
+            // A replay: nothing new to record. Keep a first-seen idempotency
+            // key; otherwise roll back, which also returns the cursor numbers.
+            if new_key {
+                txn.commit().await?;
+            } else {
+                txn.rollback().await?;
+            }
             let attributed = result.first().is_some_and(|c| c.attributed);
             return Ok(Recorded {
                 conversions: result,

@@ -6,7 +6,7 @@ use entity::conversation;
 use sea_orm::sea_query::Condition;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{Caller, Services};
+use super::{Caller, Page, Services};
 use crate::domain::channel::Channel;
 use crate::domain::clock::to_micros;
 use crate::domain::cursor::ConversationCursor;
@@ -26,12 +26,6 @@ pub struct ConversationFilter {
     pub started_before: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug)]
-pub struct ConversationPage {
-    pub conversations: Vec<conversation::Model>,
-    pub has_next_page: bool,
-}
-
 impl Services {
     #[tracing::instrument(skip(self, caller, filter), fields(tenant = %caller.tenant_id))]
     pub async fn list_conversations(
@@ -40,7 +34,7 @@ impl Services {
         first: u64,
         after: Option<ConversationCursor>,
         filter: ConversationFilter,
-    ) -> Result<ConversationPage, AppError> {
+    ) -> Result<Page<conversation::Model>, AppError> {
         caller.require(Operation::BrowseConversations, "list conversations")?;
         let mut query = conversation::Entity::find()
             .filter(conversation::Column::TenantId.eq(caller.tenant_id));
@@ -68,17 +62,12 @@ impl Services {
         if let Some(before) = filter.started_before {
             query = query.filter(conversation::Column::StartedAt.lt(to_micros(before)));
         }
-        let mut conversations = query
+        let rows = query
             .order_by_desc(conversation::Column::StartedAt)
             .order_by_desc(conversation::Column::Id)
             .limit(first + 1)
             .all(&self.db)
             .await?;
-        let has_next_page = conversations.len() as u64 > first;
-        conversations.truncate(first as usize);
-        Ok(ConversationPage {
-            conversations,
-            has_next_page,
-        })
+        Ok(Page::from_overfetch(rows, first))
     }
 }

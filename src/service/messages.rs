@@ -6,25 +6,18 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::sessions::{find_by_session_id, policy_for, touch_for_message};
-use super::{Caller, Services, begin_write};
+use super::sessions::{lock_by_session_id, policy_for, touch_for_message};
+use super::{Caller, Page, Services, begin_write};
 use crate::domain::channel::Channel;
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::message::{ContentError, MessageRole, check_content};
 use crate::domain::opening::opening_message;
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
-use crate::error::AppError;
+use crate::error::{AppError, stored};
 use entity::conversation;
 
 pub const MAX_THREAD_PAGE: u64 = 500;
-
-/// One page of a thread, oldest first.
-#[derive(Debug)]
-pub struct ThreadPage {
-    pub messages: Vec<message::Model>,
-    pub has_next_page: bool,
-}
 
 impl Services {
     #[tracing::instrument(skip(self, caller, session_id, content), fields(tenant = %caller.tenant_id, role = role.as_str()))]
@@ -42,13 +35,13 @@ impl Services {
         })?;
         let now = self.clock.now();
         let txn = begin_write(&self.db).await?;
-        let found = find_by_session_id(&txn, caller.tenant_id, session_id)
+        let found = lock_by_session_id(&txn, caller.tenant_id, session_id)
             .await?
             .ok_or(AppError::NotFound("session"))?;
         if found.closed_at.is_some() {
             return Err(AppError::SessionClosed);
         }
-        let channel: Channel = found.channel.parse()?;
+        let channel: Channel = stored("conversation.channel", &found.channel)?;
         let policy = policy_for(caller.tenant_id, channel);
         if policy.has_expired(from_micros(found.last_activity_at), now) {
             return Err(AppError::SessionExpired(humanize(
@@ -76,7 +69,8 @@ impl Services {
         Ok((message, conversation))
     }
 
-    /// Messages of a conversation the caller has already been allowed to see.
+    /// Messages of a conversation the caller has already been allowed to see,
+    /// oldest first.
     pub async fn thread_page(
         &self,
         caller: &Caller,
@@ -84,7 +78,7 @@ impl Services {
         first: u64,
         after_seq: Option<i32>,
         include_tool_calls: bool,
-    ) -> Result<ThreadPage, AppError> {
+    ) -> Result<Page<message::Model>, AppError> {
         if include_tool_calls {
             caller.require(Operation::ReadToolCalls, "read tool calls")?;
         }
@@ -94,17 +88,12 @@ impl Services {
         if !include_tool_calls {
             query = query.filter(message::Column::Role.ne(MessageRole::Tool.as_str()));
         }
-        let mut messages = query
+        let rows = query
             .order_by_asc(message::Column::Seq)
             .limit(first + 1)
             .all(&self.db)
             .await?;
-        let has_next_page = messages.len() as u64 > first;
-        messages.truncate(first as usize);
-        Ok(ThreadPage {
-            messages,
-            has_next_page,
-        })
+        Ok(Page::from_overfetch(rows, first))
     }
 }
 

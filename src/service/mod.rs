@@ -43,6 +43,26 @@ impl Caller {
     }
 }
 
+/// One page of a keyset-paginated list.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_next_page: bool,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from a query that fetched `first + 1` rows: the extra
+    /// row only tells that there is a next page.
+    pub fn from_overfetch(mut rows: Vec<T>, first: u64) -> Self {
+        let has_next_page = rows.len() as u64 > first;
+        rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
+        Self {
+            items: rows,
+            has_next_page,
+        }
+    }
+}
+
 /// Everything a service call needs: the database and the clock.
 #[derive(Clone)]
 pub struct Services {

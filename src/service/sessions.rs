@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use entity::conversation;
 use sea_orm::sea_query::{Expr, ExprTrait, Order};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -14,7 +15,7 @@ use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
 use crate::domain::{contact, text};
-use crate::error::AppError;
+use crate::error::{AppError, stored};
 
 /// What the agent runtime knows when a conversation begins.
 #[derive(Debug, Clone)]
@@ -40,13 +41,11 @@ pub fn policy_for(_tenant_id: Uuid, channel: Channel) -> ChannelPolicy {
 }
 
 /// Whether the conversation can still take messages at `now`.
-pub fn is_active(conversation: &conversation::Model, now: DateTime<Utc>) -> bool {
-    let Ok(channel) = conversation.channel.parse::<Channel>() else {
-        return false;
-    };
-    conversation.closed_at.is_none()
+pub fn is_active(conversation: &conversation::Model, now: DateTime<Utc>) -> Result<bool, AppError> {
+    let channel: Channel = stored("conversation.channel", &conversation.channel)?;
+    Ok(conversation.closed_at.is_none()
         && !policy_for(conversation.tenant_id, channel)
-            .has_expired(from_micros(conversation.last_activity_at), now)
+            .has_expired(from_micros(conversation.last_activity_at), now))
 }
 
 impl Services {
@@ -100,6 +99,7 @@ impl Services {
                 })
                 .filter(conversation::Column::ClosedAt.is_null())
                 .order_by(conversation::Column::LastActivityAt, Order::Desc)
+                .lock_exclusive()
                 .one(&txn)
                 .await?;
             if let Some(open) =
@@ -156,7 +156,7 @@ impl Services {
         caller.require(Operation::ManageSessions, "close sessions")?;
         let now = to_micros(self.clock.now());
         let txn = begin_write(&self.db).await?;
-        let found = find_by_session_id(&txn, caller.tenant_id, session_id)
+        let found = lock_by_session_id(&txn, caller.tenant_id, session_id)
             .await?
             .ok_or(AppError::NotFound("session"))?;
         if found.closed_at.is_some() {
@@ -198,11 +198,27 @@ pub(crate) async fn find_by_session_id<C: ConnectionTrait>(
     tenant_id: Uuid,
     session_id: &SessionId,
 ) -> Result<Option<conversation::Model>, sea_orm::DbErr> {
+    by_session_id(tenant_id, session_id).one(db).await
+}
+
+/// Like [`find_by_session_id`], holding the row until the transaction ends
+/// (`FOR UPDATE` on PostgreSQL; SQLite write transactions are serial), so a
+/// concurrent close cannot slip between a check and the write that follows.
+pub(crate) async fn lock_by_session_id<C: ConnectionTrait>(
+    txn: &C,
+    tenant_id: Uuid,
+    session_id: &SessionId,
+) -> Result<Option<conversation::Model>, sea_orm::DbErr> {
+    by_session_id(tenant_id, session_id)
+        .lock_exclusive()
+        .one(txn)
+        .await
+}
+
+fn by_session_id(tenant_id: Uuid, session_id: &SessionId) -> sea_orm::Select<conversation::Entity> {
     conversation::Entity::find()
         .filter(conversation::Column::SessionId.eq(session_id.as_str()))
         .filter(conversation::Column::TenantId.eq(tenant_id))
-        .one(db)
-        .await
 }
 
 /// Marks a conversation as active now, claims the next message position,

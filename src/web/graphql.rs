@@ -2,35 +2,47 @@
 //! happen outside the engine (database down during auth, a panic).
 
 use std::any::Any;
+use std::panic::AssertUnwindSafe;
 
 use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Extension;
+use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
+use futures_util::FutureExt;
 use serde_json::{Value, json};
 
 use super::request_id_of;
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::graphql::RequestContext;
-use crate::graphql::errors::{INTERNAL_SERVER_ERROR, code, finish_response, log, public_message};
+use crate::graphql::errors::{
+    BAD_USER_INPUT, INTERNAL_SERVER_ERROR, code, finish_response, log, public_message,
+};
 use crate::service::Caller;
 
 pub async fn execute(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
+    request: Result<GraphQLRequest, GraphQLRejection>,
+) -> Response {
+    let request = match request {
+        Ok(request) => request.into_inner(),
+        Err(rejection) => {
+            let message = format!("the body is not a GraphQL request: {}", rejection.0);
+            let body = error_body(&message, BAD_USER_INPUT, None);
+            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        }
+    };
     let context = RequestContext::new(caller, state.services.clone());
-    let mut response = state
-        .schema
-        .execute(request.into_inner().data(context))
-        .await;
+    let mut response = state.schema.execute(request.data(context)).await;
     finish_response(&mut response, &request_id_of(&headers));
-    response.into()
+    GraphQLResponse::from(response).into_response()
 }
 
 pub async fn graphiql() -> Html<String> {
@@ -62,9 +74,17 @@ pub fn error_response(e: &AppError, request_id: &str) -> Response {
     (status, axum::Json(error_body(&public_message(e), code, id))).into_response()
 }
 
-/// A panic anywhere in a request: logged, answered 500 without its message,
-/// and the server keeps serving.
-pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+/// A panic anywhere in a request: logged with the request id, answered 500
+/// without its message, and the server keeps serving.
+pub async fn catch_panics(request: Request, next: Next) -> Response {
+    let request_id = request_id_of(request.headers());
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => panic_response(panic, &request_id),
+    }
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>, request_id: &str) -> Response {
     let detail = panic
         .downcast_ref::<String>()
         .map(String::as_str)
@@ -72,9 +92,9 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .unwrap_or("non-text panic");
     tracing::error!(panic = %detail, "request handler panicked");
     let body = error_body(
-        "internal server error; quote the x-request-id response header when reporting it",
+        "internal server error; quote the requestId when reporting it",
         INTERNAL_SERVER_ERROR,
-        None,
+        Some(request_id),
     );
     (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }

@@ -8,7 +8,6 @@ use axum::Router;
 use axum::http::{HeaderName, Request};
 use axum::routing::{get, post};
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -39,7 +38,7 @@ pub fn router(state: AppState) -> Router {
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 }))
                 .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(CatchPanicLayer::custom(graphql::panic_response)),
+                .layer(axum::middleware::from_fn(graphql::catch_panics)),
         )
 }
 

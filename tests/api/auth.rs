@@ -142,3 +142,24 @@ test_both!(every_response_id_is_tagged_and_errors_carry_codes, |app| {
     let syntax = app.gql(&app.admin, "{ conversations { ", json!({})).await;
     assert_eq!(error_code(&syntax), "BAD_USER_INPUT");
 });
+
+test_both!(
+    bodies_that_are_not_one_graphql_request_get_400_with_a_code,
+    |app| {
+        let batch = r#"[{"query": "{ channelPolicies { channel } }"}]"#;
+        for body in ["not json", batch] {
+            let response = app
+                .client
+                .post(format!("{}/graphql", app.address))
+                .bearer_auth(&app.admin)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("answer");
+            assert_eq!(response.status(), 400, "{body}");
+            let json: serde_json::Value = response.json().await.expect("json");
+            assert_eq!(error_code(&json), "BAD_USER_INPUT", "{body}");
+        }
+    }
+);

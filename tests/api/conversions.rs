@@ -308,6 +308,41 @@ test_both!(
             })
             .collect();
         assert_eq!(ids.len(), 1);
+        let created = bodies
+            .iter()
+            .filter(|b| b["data"]["recordConversion"]["created"] == true)
+            .count();
+        assert_eq!(created, 1);
+        assert_eq!(app.conversion_rows().await, 1);
+    }
+);
+
+test_both!(
+    a_key_first_used_on_a_replay_still_stands_for_that_payload,
+    |app| {
+        let session = app.start_session(Channel::Chat).await;
+        let input = json!({ "sessionId": session.session_id, "kind": "BOOKING_CREATED", "recordId": "b-60" });
+        data(
+            &app.record_as(&app.checkout, input).await,
+            "recordConversion",
+        );
+        // The first use of this key finds the booking recorded already...
+        let replay = json!({ "sessionId": session.session_id, "kind": "BOOKING_CREATED",
+                         "recordId": "b-60", "idempotencyKey": "late-key" });
+        assert_eq!(
+            data(
+                &app.record_as(&app.checkout, replay).await,
+                "recordConversion"
+            )["created"],
+            false
+        );
+        // ...and the key is still bound to that payload.
+        let other = json!({ "sessionId": session.session_id, "kind": "BOOKING_CREATED",
+                        "recordId": "b-61", "idempotencyKey": "late-key" });
+        assert_eq!(
+            error_code(&app.record_as(&app.checkout, other).await),
+            "IDEMPOTENCY_KEY_REUSED"
+        );
         assert_eq!(app.conversion_rows().await, 1);
     }
 );
@@ -337,9 +372,16 @@ test_both!(checkout_records_but_cannot_read_conversations, |app| {
         .await;
     assert_eq!(error_code(&list), "FORBIDDEN");
     let agent = app
-        .record_conversion(&session, ConversionKind::BookingCreated, "b-10")
+        .record_as(
+            &app.agent,
+            json!({ "sessionId": session.session_id, "kind": "BOOKING_CREATED", "recordId": "b-10" }),
+        )
         .await;
-    data(&agent, "recordConversion");
+    assert_eq!(
+        data(&agent, "recordConversion")["created"],
+        true,
+        "the agent records bookings it confirms"
+    );
     let integrator = app
         .record_as(
             &app.integrator,

@@ -140,9 +140,23 @@ test_both!(
             assert_eq!(nodes, Some(first));
             costs.push(app.sql_statements() - before);
         }
-        assert_eq!(
-            costs[0], costs[1],
-            "statements for 5 vs 250 rows: {costs:?}"
+        let with_fragments = "query($first: Int) { conversations(first: $first) {
+            edges { node { ...Row } } } }
+            fragment Row on Conversation { sessionId ... on Conversation { badges { label } } }";
+        for first in [5, 250] {
+            let before = app.sql_statements();
+            let body = app
+                .gql(&app.admin, with_fragments, json!({ "first": first }))
+                .await;
+            let edges = data(&body, "conversations")["edges"]
+                .as_array()
+                .map(Vec::len);
+            assert_eq!(edges, Some(first));
+            costs.push(app.sql_statements() - before);
+        }
+        assert!(
+            costs.iter().all(|c| *c == costs[0]),
+            "statements for 5 vs 250 rows, plain and through fragments: {costs:?}"
         );
         assert!(
             costs[0] <= 3,

@@ -2,15 +2,15 @@
 //! once, and readiness that follows the database.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::json;
 
 use crate::helpers::*;
 
 /// Runs `convtrack serve` on `database_url` until it logs that it listens;
-/// returns the child and what it printed on standard output by then.
-fn serve_until_listening(database_url: &str) -> (Child, Vec<String>) {
+/// returns whether it did, and what it printed on standard output by then.
+fn serve_until_listening(database_url: &str) -> (bool, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_convtrack"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("DATABASE_URL", database_url)
@@ -20,19 +20,17 @@ fn serve_until_listening(database_url: &str) -> (Child, Vec<String>) {
         .spawn()
         .expect("start convtrack serve");
     let stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    for line in stderr.lines() {
-        let line = line.expect("log line");
-        if line.contains("convtrack listening") {
-            break;
-        }
-    }
+    let listened = stderr
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("convtrack listening"));
     // Whatever serve prints on stdout comes before it listens; closing the
     // child ends the pipe so reading stops.
     child.kill().expect("stop the server");
     let stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let printed = stdout.lines().map_while(Result::ok).collect();
     let _ = child.wait();
-    (child, printed)
+    (listened, printed)
 }
 
 async fn first_start_prints_one_admin_key_once(backend: Backend) {
@@ -40,9 +38,11 @@ async fn first_start_prints_one_admin_key_once(backend: Backend) {
         return;
     };
     let url_for_thread = url.clone();
-    let (_, first) = tokio::task::spawn_blocking(move || serve_until_listening(&url_for_thread))
-        .await
-        .expect("first start");
+    let (listened, first) =
+        tokio::task::spawn_blocking(move || serve_until_listening(&url_for_thread))
+            .await
+            .expect("first start");
+    assert!(listened, "the first start serves");
     let key = first.last().cloned().unwrap_or_default();
     assert!(
         key.starts_with("ctk_"),
@@ -50,9 +50,10 @@ async fn first_start_prints_one_admin_key_once(backend: Backend) {
     );
     assert!(first.iter().any(|l| l.contains("ADMIN")), "{first:?}");
 
-    let (_, second) = tokio::task::spawn_blocking(move || serve_until_listening(&url))
+    let (listened, second) = tokio::task::spawn_blocking(move || serve_until_listening(&url))
         .await
         .expect("second start");
+    assert!(listened, "the second start serves");
     assert!(
         second.is_empty(),
         "the key is printed only once: {second:?}"
