@@ -6,6 +6,24 @@ use serde_json::json;
 
 use crate::helpers::*;
 
+/// Concurrent answers all name one conversion, and exactly one created it.
+fn assert_one_conversion_created(bodies: &[serde_json::Value]) {
+    let ids: HashSet<&str> = bodies
+        .iter()
+        .map(|b| {
+            data(b, "recordConversion")["conversion"]["id"]
+                .as_str()
+                .expect("id")
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "every answer names the same conversion");
+    let created = bodies
+        .iter()
+        .filter(|b| b["data"]["recordConversion"]["created"] == true)
+        .count();
+    assert_eq!(created, 1, "exactly one call created it");
+}
+
 test_both!(a_day_pass_shows_a_peach_badge, |app| {
     let session = app.start_session(Channel::Chat).await;
     data(
@@ -268,21 +286,7 @@ test_both!(fifty_identical_recordings_store_one_row, |app| {
         json!({ "sessionId": session.session_id, "kind": "BOOKING_CREATED", "recordId": "b-50" });
     let calls = (0..50).map(|_| app.record_as(&app.checkout, input.clone()));
     let bodies = futures_util::future::join_all(calls).await;
-    let ids: HashSet<String> = bodies
-        .iter()
-        .map(|b| {
-            data(b, "recordConversion")["conversion"]["id"]
-                .as_str()
-                .expect("id")
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(ids.len(), 1, "50 answers name the same conversion");
-    let created = bodies
-        .iter()
-        .filter(|b| b["data"]["recordConversion"]["created"] == true)
-        .count();
-    assert_eq!(created, 1);
+    assert_one_conversion_created(&bodies);
     assert_eq!(app.conversion_rows().await, 1);
 });
 
@@ -298,21 +302,7 @@ test_both!(
             )
         });
         let bodies = futures_util::future::join_all(calls).await;
-        let ids: HashSet<String> = bodies
-            .iter()
-            .map(|b| {
-                data(b, "recordConversion")["conversion"]["id"]
-                    .as_str()
-                    .expect("id")
-                    .to_owned()
-            })
-            .collect();
-        assert_eq!(ids.len(), 1);
-        let created = bodies
-            .iter()
-            .filter(|b| b["data"]["recordConversion"]["created"] == true)
-            .count();
-        assert_eq!(created, 1);
+        assert_one_conversion_created(&bodies);
         assert_eq!(app.conversion_rows().await, 1);
     }
 );
