@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
+use crate::domain::InvalidInput;
+use crate::domain::channel::Channel;
+use crate::domain::conversion::RecordType;
 use crate::domain::role::Role;
+use crate::domain::settings::{ChannelOverride, SettingsChange};
 
 /// The SQLite file `convtrack` uses when no database is configured.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://convtrack.db?mode=rwc";
@@ -43,6 +47,105 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Show or change a tenant's settings.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Print a tenant's settings as JSON.
+    Show {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Change a tenant's settings; what is not named stays as it is.
+    Set {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// Days after a session starts during which its links attribute (1 to 365).
+        #[arg(long)]
+        attribution_window_days: Option<u32>,
+        /// Where a record type's records live, e.g.
+        /// `VISITOR=https://admin.example.com/visitors/{id}`. Repeatable.
+        #[arg(long = "record-url", value_name = "TYPE=TEMPLATE")]
+        record_urls: Vec<String>,
+        /// Removes a record type's URL template. Repeatable.
+        #[arg(long = "clear-record-url", value_name = "TYPE")]
+        clear_record_urls: Vec<String>,
+        /// A channel's inactivity timeout, e.g. `CHAT=3600`. Repeatable.
+        #[arg(long = "inactivity-timeout", value_name = "CHANNEL=SECONDS")]
+        inactivity_timeouts: Vec<String>,
+        /// A channel's confirmation window, e.g. `EMAIL=14400`. Repeatable.
+        #[arg(long = "confirmation-window", value_name = "CHANNEL=SECONDS")]
+        confirmation_windows: Vec<String>,
+    },
+}
+
+impl TenantsCommand {
+    /// The settings change a `set` asks for.
+    pub fn change(&self) -> Result<SettingsChange, String> {
+        let TenantsCommand::Set {
+            attribution_window_days,
+            record_urls,
+            clear_record_urls,
+            inactivity_timeouts,
+            confirmation_windows,
+            ..
+        } = self
+        else {
+            return Ok(SettingsChange::default());
+        };
+        let mut change = SettingsChange {
+            attribution_window_days: *attribution_window_days,
+            ..Default::default()
+        };
+        for pair in record_urls {
+            let (record_type, template) = split_pair(pair, "TYPE=TEMPLATE")?;
+            change.record_url_templates.push((
+                parse_upper::<RecordType>(record_type)?,
+                Some(template.to_owned()),
+            ));
+        }
+        for record_type in clear_record_urls {
+            change
+                .record_url_templates
+                .push((parse_upper::<RecordType>(record_type)?, None));
+        }
+        for (pairs, is_inactivity) in [(inactivity_timeouts, true), (confirmation_windows, false)] {
+            for pair in pairs {
+                let (channel, seconds) = split_pair(pair, "CHANNEL=SECONDS")?;
+                let seconds: i64 = seconds
+                    .parse()
+                    .map_err(|_| format!("{seconds:?} is not a number of seconds"))?;
+                let mut o = ChannelOverride::default();
+                if is_inactivity {
+                    o.inactivity_timeout_seconds = Some(seconds);
+                } else {
+                    o.confirmation_window_seconds = Some(seconds);
+                }
+                change.channels.push((parse_upper::<Channel>(channel)?, o));
+            }
+        }
+        Ok(change)
+    }
+}
+
+fn split_pair<'a>(pair: &'a str, shape: &str) -> Result<(&'a str, &'a str), String> {
+    pair.split_once('=')
+        .ok_or_else(|| format!("{pair:?} is not {shape}"))
+}
+
+fn parse_upper<T: std::str::FromStr<Err = InvalidInput>>(value: &str) -> Result<T, String> {
+    value
+        .trim()
+        .to_ascii_uppercase()
+        .parse()
+        .map_err(|e: InvalidInput| e.0)
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -74,7 +177,7 @@ pub enum KeysCommand {
 }
 
 fn parse_role(value: &str) -> Result<Role, String> {
-    value.parse().map_err(|e: crate::domain::InvalidInput| e.0)
+    value.parse().map_err(|e: InvalidInput| e.0)
 }
 
 /// What a server needs to start.

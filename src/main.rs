@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use convtrack::app::Application;
-use convtrack::config::{Cli, Command, KeysCommand, ServerConfig};
+use convtrack::config::{Cli, Command, KeysCommand, ServerConfig, TenantsCommand};
 use convtrack::domain::clock::{SystemClock, from_micros};
 use convtrack::service::Services;
 use convtrack::{db, graphql, telemetry};
@@ -46,14 +46,41 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Keys { command } => {
-            let conn = db::connect(&cli.database_url, 1)
+        Command::Keys { command } => keys(services(&cli.database_url).await?, command).await,
+        Command::Tenants { command } => tenants(services(&cli.database_url).await?, command).await,
+    }
+}
+
+/// The service layer over a small pool, for one-shot commands.
+async fn services(database_url: &str) -> Result<Services, String> {
+    let conn = db::connect(database_url, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    db::migrate(&conn).await.map_err(|e| e.to_string())?;
+    Ok(Services::new(conn, Arc::new(SystemClock)))
+}
+
+async fn tenants(services: Services, command: TenantsCommand) -> Result<(), String> {
+    let settings = match &command {
+        TenantsCommand::Show { tenant } => services.tenant_settings_by_name(tenant).await,
+        TenantsCommand::Set { tenant, .. } => {
+            let change = command.change()?;
+            services
+                .update_tenant_settings_by_name(tenant, change)
                 .await
-                .map_err(|e| e.to_string())?;
-            db::migrate(&conn).await.map_err(|e| e.to_string())?;
-            keys(Services::new(conn, Arc::new(SystemClock)), command).await
         }
     }
+    .map_err(|e| e.to_string())?;
+    let shown = serde_json::json!({
+        "attributionWindowDays": settings.attribution_window_days(),
+        "recordUrlTemplates": settings.record_url_templates,
+        "channels": settings.channels,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&shown).map_err(|e| e.to_string())?
+    );
+    Ok(())
 }
 
 async fn serve(config: ServerConfig) -> Result<(), String> {

@@ -21,6 +21,8 @@ pub struct Model {
     pub closed_at: Option<i64>,
     pub opening_message: Option<String>,
     pub message_count: i32,
+    /// When the first attributed conversion was recorded; null until then.
+    pub first_converted_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

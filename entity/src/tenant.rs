@@ -13,6 +13,8 @@ pub struct Model {
     /// recording transaction, so the row lock orders cursors by commit.
     pub conversion_seq: i64,
     pub created_at: i64,
+    /// JSON: record URL templates, attribution window, channel overrides.
+    pub settings: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ pub mod message;
 pub mod opening;
 pub mod role;
 pub mod session_id;
+pub mod settings;
 pub mod text;
 
 /// A rule broken by input. The message tells the caller what to change.

@@ -33,6 +33,8 @@ pub enum Operation {
     ReadToolCalls,
     /// Read the channel rules.
     ReadChannelPolicies,
+    /// Read and change the tenant's settings.
+    ManageTenant,
 }
 
 impl Role {
@@ -119,6 +121,8 @@ mod tests {
         assert!(!Role::Integrator.may(ManageSessions));
         assert!(!Role::Integrator.may(RecordConversions));
         assert!(!Role::Integrator.may(ReadToolCalls));
+        assert!(!Role::Integrator.may(ManageTenant));
+        assert!(!Role::Agent.may(ManageTenant));
     }
 
     #[test]

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 
+use tokio::sync::OnceCell;
+
 use super::loaders::{ConversationLoader, ConversionsLoader};
+use crate::domain::settings::TenantSettings;
 use crate::error::AppError;
 use crate::service::{Caller, Services};
 
@@ -16,6 +19,8 @@ pub struct RequestContext {
     pub services: Services,
     pub conversions: DataLoader<ConversionsLoader, HashMapCache>,
     pub conversations: DataLoader<ConversationLoader, HashMapCache>,
+    /// The tenant's settings, read at most once per request.
+    settings: OnceCell<TenantSettings>,
 }
 
 impl RequestContext {
@@ -25,7 +30,14 @@ impl RequestContext {
             conversations: super::loaders::conversations(caller.tenant_id, services.clone()),
             caller,
             services,
+            settings: OnceCell::new(),
         })
+    }
+
+    pub async fn settings(&self) -> Result<&TenantSettings, AppError> {
+        self.settings
+            .get_or_try_init(|| self.services.tenant_settings(&self.caller))
+            .await
     }
 }
 

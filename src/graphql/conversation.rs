@@ -8,7 +8,7 @@ use entity::conversation;
 
 use super::context::{RequestContext, request};
 use super::conversion::{Badge, Conversion};
-use super::enums::{Channel, RecordType};
+use super::enums::{Channel, ConversionKind, RecordType};
 use super::message::Message;
 use crate::domain;
 use crate::domain::clock::from_micros;
@@ -70,8 +70,9 @@ impl Conversation {
     /// True while the session takes messages: not closed and not past its
     /// channel's inactivity timeout.
     async fn active(&self, ctx: &Context<'_>) -> Result<bool> {
-        let now = request(ctx)?.services.clock.now();
-        Ok(sessions::is_active(&self.0, now)?)
+        let r = request(ctx)?;
+        let now = r.services.clock.now();
+        Ok(sessions::is_active(&self.0, now, r.settings().await?)?)
     }
 
     /// The first visitor message, cut to 120 characters (never inside a
@@ -137,12 +138,14 @@ impl Conversation {
     /// Badges of the outcomes credited to this conversation, oldest first;
     /// one per conversion.
     async fn badges(&self, ctx: &Context<'_>) -> Result<Vec<Badge>> {
-        let conversions = request(ctx)?.conversions.load_one(self.0.id).await?;
+        let r = request(ctx)?;
+        let settings = r.settings().await?;
+        let conversions = r.conversions.load_one(self.0.id).await?;
         let badges = conversions
             .unwrap_or_default()
             .into_iter()
             .filter(|c| c.attributed)
-            .map(Badge::of)
+            .map(|c| Badge::of(c, settings))
             .collect::<std::result::Result<_, AppError>>()?;
         Ok(badges)
     }
@@ -161,6 +164,14 @@ impl Conversation {
 /// Narrows the AI Conversations list. Given fields all apply.
 #[derive(InputObject, Default)]
 pub struct ConversationFilter {
+    /// Only conversations with a visitor or AI message containing this text,
+    /// whatever its case (`%`, `_` and quotes match literally; tool calls are
+    /// not searched). Up to 200 characters.
+    pub search: Option<String>,
+    /// Only conversations with a badge of any of these kinds.
+    pub badges: Option<Vec<ConversionKind>>,
+    /// Only conversations with (true) or without (false) a badge.
+    pub converted: Option<bool>,
     /// Only the conversation with exactly this session ID.
     pub session_id: Option<String>,
     /// Only conversations on these channels.
@@ -174,6 +185,11 @@ pub struct ConversationFilter {
 impl ConversationFilter {
     fn parse(self) -> Result<listing::ConversationFilter, AppError> {
         Ok(listing::ConversationFilter {
+            search: self.search,
+            badges: self
+                .badges
+                .map(|kinds| kinds.into_iter().map(Into::into).collect()),
+            converted: self.converted,
             session_id: self
                 .session_id
                 .as_deref()

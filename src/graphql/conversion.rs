@@ -13,6 +13,7 @@ use crate::domain::clock::from_micros;
 use crate::domain::cursor::{NodeType, global_id};
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
+use crate::domain::settings::TenantSettings;
 use crate::error::{AppError, stored};
 use crate::service::conversions::RecordConversion;
 
@@ -48,24 +49,24 @@ fn kind_of(model: &conversion::Model) -> Result<domain::conversion::ConversionKi
     stored("conversion.kind", &model.kind)
 }
 
-fn record_of(model: &conversion::Model) -> Result<Record, AppError> {
+fn record_of(model: &conversion::Model, settings: &TenantSettings) -> Result<Record, AppError> {
     let record_type: domain::conversion::RecordType =
         stored("conversion.record_type", &model.record_type)?;
     Ok(Record {
         record_type: record_type.into(),
         id: model.record_id.clone(),
-        url: None,
+        url: settings.record_url(record_type, &model.record_id),
     })
 }
 
 impl Badge {
-    pub fn of(model: conversion::Model) -> Result<Self, AppError> {
+    pub fn of(model: conversion::Model, settings: &TenantSettings) -> Result<Self, AppError> {
         let kind = kind_of(&model)?;
         Ok(Badge {
             kind: kind.into(),
             label: kind.badge_label(),
             colour: kind.badge_colour().into(),
-            record: record_of(&model)?,
+            record: record_of(&model, settings)?,
             recorded_at: from_micros(model.recorded_at),
         })
     }
@@ -87,8 +88,9 @@ impl Conversion {
     }
 
     /// The record it created in the operator's system.
-    async fn record(&self) -> Result<Record> {
-        Ok(record_of(&self.0)?)
+    async fn record(&self, ctx: &Context<'_>) -> Result<Record> {
+        let settings = request(ctx)?.settings().await?;
+        Ok(record_of(&self.0, settings)?)
     }
 
     /// When it was recorded.

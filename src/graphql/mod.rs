@@ -12,6 +12,8 @@ mod node;
 pub mod observe;
 mod policy;
 mod session;
+mod stats;
+mod tenant;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
@@ -24,11 +26,17 @@ pub struct Query(
     conversion::ConversionQuery,
     node::NodeQuery,
     policy::PolicyQuery,
+    stats::StatsQuery,
+    tenant::TenantQuery,
 );
 
 /// Every mutation the API answers.
 #[derive(MergedObject, Default)]
-pub struct Mutation(session::SessionMutation, conversion::ConversionMutation);
+pub struct Mutation(
+    session::SessionMutation,
+    conversion::ConversionMutation,
+    tenant::TenantMutation,
+);
 
 pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -1,12 +1,12 @@
-//! `channelPolicies`: the session rules in force.
+//! `channelPolicies`: the session rules in force for the caller's tenant.
 
 use async_graphql::{Context, Object, Result, SimpleObject};
 
 use super::context::request;
 use super::enums::{Channel, SessionRule};
-use crate::domain::channel::Channel as DomainChannel;
+use crate::domain::channel::{Channel as DomainChannel, ChannelPolicy as DomainPolicy};
 use crate::domain::role::Operation;
-use crate::service::sessions::policy_for;
+use crate::domain::settings::TenantSettings;
 
 /// The session rules of one channel.
 #[derive(SimpleObject)]
@@ -21,6 +21,25 @@ pub struct ChannelPolicy {
     pub confirmation_window_seconds: i64,
 }
 
+impl From<DomainPolicy> for ChannelPolicy {
+    fn from(p: DomainPolicy) -> Self {
+        ChannelPolicy {
+            channel: p.channel.into(),
+            session_rule: p.rule.into(),
+            inactivity_timeout_seconds: p.inactivity_timeout.num_seconds(),
+            confirmation_window_seconds: p.confirmation_window.num_seconds(),
+        }
+    }
+}
+
+/// Every channel's rules under a tenant's settings.
+pub fn policies(settings: &TenantSettings) -> Vec<ChannelPolicy> {
+    DomainChannel::ALL
+        .into_iter()
+        .map(|c| settings.policy(c).into())
+        .collect()
+}
+
 #[derive(Default)]
 pub struct PolicyQuery;
 
@@ -31,15 +50,6 @@ impl PolicyQuery {
         let r = request(ctx)?;
         r.caller
             .require(Operation::ReadChannelPolicies, "read channel policies")?;
-        Ok(DomainChannel::ALL
-            .into_iter()
-            .map(|c| policy_for(r.caller.tenant_id, c))
-            .map(|p| ChannelPolicy {
-                channel: p.channel.into(),
-                session_rule: p.rule.into(),
-                inactivity_timeout_seconds: p.inactivity_timeout.num_seconds(),
-                confirmation_window_seconds: p.confirmation_window.num_seconds(),
-            })
-            .collect())
+        Ok(policies(r.settings().await?))
     }
 }

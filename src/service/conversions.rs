@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use entity::{conversation, conversion, idempotency_key, tenant};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr};
 use uuid::Uuid;
 
@@ -222,6 +222,20 @@ impl Services {
             }
             _ => AppError::from(e),
         })?;
+        // "Converted" and conversion stats read this column instead of
+        // joining conversions.
+        conversation::Entity::update_many()
+            .col_expr(
+                conversation::Column::FirstConvertedAt,
+                Func::coalesce([
+                    Expr::col(conversation::Column::FirstConvertedAt),
+                    Expr::value(now),
+                ])
+                .into(),
+            )
+            .filter(conversation::Column::Id.eq(conversation.id))
+            .exec(&txn)
+            .await?;
         txn.commit().await?;
         for row in &to_insert {
             metrics::counter!("convtrack_conversions_recorded_total", "kind" => row.kind.clone())

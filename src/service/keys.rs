@@ -159,6 +159,7 @@ async fn insert_tenant<C: ConnectionTrait>(
         name: Set(name.to_owned()),
         conversion_seq: Set(0),
         created_at: Set(now),
+        settings: Set("{}".to_owned()),
     }
     .insert(db)
     .await

@@ -2,13 +2,14 @@
 //! (started_at, id), never OFFSET.
 
 use chrono::{DateTime, Utc};
-use entity::conversation;
-use sea_orm::sea_query::Condition;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use entity::{conversation, conversion};
+use sea_orm::sea_query::{Condition, Expr, Query, SimpleExpr};
+use sea_orm::{ColumnTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{Caller, Page, Services};
 use crate::domain::channel::Channel;
 use crate::domain::clock::to_micros;
+use crate::domain::conversion::ConversionKind;
 use crate::domain::cursor::ConversationCursor;
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
@@ -17,9 +18,20 @@ use crate::error::AppError;
 pub const DEFAULT_PAGE: u64 = 250;
 pub const MAX_PAGE: u64 = 250;
 
+/// Longest accepted search text.
+pub const MAX_SEARCH_CHARS: usize = 200;
+/// The trigram index serves searches of at least this many characters.
+const TRIGRAM: usize = 3;
+
 /// Narrows the list. Every field is optional; given fields all apply.
 #[derive(Debug, Clone, Default)]
 pub struct ConversationFilter {
+    /// Case-insensitive substring of any visitor or AI message.
+    pub search: Option<String>,
+    /// Conversations with at least one attributed conversion of these kinds.
+    pub badges: Option<Vec<ConversionKind>>,
+    /// With (true) or without (false) any attributed conversion.
+    pub converted: Option<bool>,
     pub session_id: Option<SessionId>,
     pub channels: Option<Vec<Channel>>,
     pub started_after: Option<DateTime<Utc>>,
@@ -49,6 +61,31 @@ impl Services {
                     ),
             );
         }
+        if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
+            if search.chars().count() > MAX_SEARCH_CHARS {
+                return Err(AppError::BadInput(format!(
+                    "search may be at most {MAX_SEARCH_CHARS} characters"
+                )));
+            }
+            query = query.filter(search_condition(self.db.get_database_backend(), search));
+        }
+        if let Some(kinds) = &filter.badges {
+            let with_badge = Query::select()
+                .column(conversion::Column::ConversationId)
+                .from(conversion::Entity)
+                .and_where(conversion::Column::TenantId.eq(caller.tenant_id))
+                .and_where(conversion::Column::Attributed.eq(true))
+                .and_where(conversion::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())))
+                .to_owned();
+            query = query.filter(conversation::Column::Id.in_subquery(with_badge));
+        }
+        match filter.converted {
+            Some(true) => {
+                query = query.filter(conversation::Column::FirstConvertedAt.is_not_null())
+            }
+            Some(false) => query = query.filter(conversation::Column::FirstConvertedAt.is_null()),
+            None => {}
+        }
         if let Some(session_id) = &filter.session_id {
             query = query.filter(conversation::Column::SessionId.eq(session_id.as_str()));
         }
@@ -69,5 +106,53 @@ impl Services {
             .all(&self.db)
             .await?;
         Ok(Page::from_overfetch(rows, first))
+    }
+}
+
+/// Conversations with a visitor or AI message containing `text`, whatever
+/// its case. `%`, `_` and `\` in `text` are literal.
+fn search_condition(backend: DatabaseBackend, text: &str) -> SimpleExpr {
+    let like = format!("%{}%", escape_like(text));
+    match backend {
+        // pg_trgm's GIN index serves ILIKE; the role predicate matches the
+        // partial index's.
+        DatabaseBackend::Postgres => Expr::cust_with_values(
+            r#""conversation"."id" IN (SELECT "conversation_id" FROM "message" WHERE "role" <> 'TOOL' AND "content" ILIKE $1 ESCAPE '\')"#,
+            [like],
+        ),
+        // FTS5's trigram index matches a quoted phrase as a case-insensitive
+        // substring; it needs at least three characters.
+        _ if text.chars().count() >= TRIGRAM => Expr::cust_with_values(
+            r#""conversation"."id" IN (SELECT "conversation_id" FROM "message_search" WHERE "message_search" MATCH ?)"#,
+            [format!("\"{}\"", text.replace('"', "\"\""))],
+        ),
+        // Too short for trigrams: scan. SQLite's LIKE ignores case for ASCII.
+        _ => Expr::cust_with_values(
+            r#""conversation"."id" IN (SELECT "conversation_id" FROM "message" WHERE "role" <> 'TOOL' AND "content" LIKE ? ESCAPE '\')"#,
+            [like],
+        ),
+    }
+}
+
+/// Makes `%`, `_` and the escape character itself literal in a LIKE pattern.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(escape_like(r"50% off_now\x"), r"50\% off\_now\\x");
+        assert_eq!(escape_like("plain"), "plain");
     }
 }

@@ -6,7 +6,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::sessions::{lock_by_session_id, policy_for, touch_for_message};
+use super::sessions::{lock_by_session_id, touch_for_message};
+use super::tenants::settings_of;
 use super::{Caller, Page, Services, begin_write};
 use crate::domain::channel::Channel;
 use crate::domain::clock::{from_micros, to_micros};
@@ -42,7 +43,7 @@ impl Services {
             return Err(AppError::SessionClosed);
         }
         let channel: Channel = stored("conversation.channel", &found.channel)?;
-        let policy = policy_for(caller.tenant_id, channel);
+        let policy = settings_of(&txn, caller.tenant_id).await?.policy(channel);
         if policy.has_expired(from_micros(found.last_activity_at), now) {
             return Err(AppError::SessionExpired(humanize(
                 policy.inactivity_timeout,

@@ -8,6 +8,8 @@ pub mod keys;
 pub mod listing;
 pub mod messages;
 pub mod sessions;
+pub mod stats;
+pub mod tenants;
 
 use std::sync::Arc;
 

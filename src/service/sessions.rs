@@ -9,11 +9,13 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::tenants::settings_of;
 use super::{Caller, Services, begin_write, lock_key};
-use crate::domain::channel::{Channel, ChannelPolicy, SessionRule};
+use crate::domain::channel::{Channel, SessionRule};
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
+use crate::domain::settings::TenantSettings;
 use crate::domain::{contact, text};
 use crate::error::{AppError, stored};
 
@@ -34,17 +36,17 @@ pub struct Started {
     pub resumed: bool,
 }
 
-/// The channel rules in force for a tenant. Tenant overrides are not stored
-/// yet, so every tenant has the product defaults.
-pub fn policy_for(_tenant_id: Uuid, channel: Channel) -> ChannelPolicy {
-    ChannelPolicy::default_for(channel)
-}
-
-/// Whether the conversation can still take messages at `now`.
-pub fn is_active(conversation: &conversation::Model, now: DateTime<Utc>) -> Result<bool, AppError> {
+/// Whether the conversation can still take messages at `now`, under its
+/// tenant's rules.
+pub fn is_active(
+    conversation: &conversation::Model,
+    now: DateTime<Utc>,
+    settings: &TenantSettings,
+) -> Result<bool, AppError> {
     let channel: Channel = stored("conversation.channel", &conversation.channel)?;
     Ok(conversation.closed_at.is_none()
-        && !policy_for(conversation.tenant_id, channel)
+        && !settings
+            .policy(channel)
             .has_expired(from_micros(conversation.last_activity_at), now))
 }
 
@@ -57,7 +59,6 @@ impl Services {
     ) -> Result<Started, AppError> {
         caller.require(Operation::ManageSessions, "start sessions")?;
         let channel = input.channel;
-        let policy = policy_for(caller.tenant_id, channel);
         let contact = contact::parse(channel, input.contact.as_deref())?;
         let thread_key = match (channel, input.thread_key.as_deref()) {
             (Channel::Email, Some(key)) => Some(text::required("threadKey", key, 500)?),
@@ -78,6 +79,7 @@ impl Services {
         let now = self.clock.now();
 
         let txn = begin_write(&self.db).await?;
+        let policy = settings_of(&txn, caller.tenant_id).await?.policy(channel);
         if policy.rule != SessionRule::NewEveryStart {
             // Two messages from the same sender arriving together must land in
             // one conversation, not open two.
@@ -136,6 +138,7 @@ impl Services {
             closed_at: Set(None),
             opening_message: Set(None),
             message_count: Set(0),
+            first_converted_at: Set(None),
         }
         .insert(&txn)
         .await?;

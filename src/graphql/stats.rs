@@ -1,0 +1,109 @@
+//! `conversionStats`: the list's companion figures.
+
+use async_graphql::{Context, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::context::request;
+use super::enums::{Channel, ConversionKind};
+use crate::service::stats::{StatsRange, rate};
+
+/// Conversion figures for the conversations started in a date range.
+/// A conversation counts as converted when it has any attributed conversion,
+/// whenever that was recorded.
+#[derive(SimpleObject)]
+pub struct ConversionStats {
+    /// Conversations started in the range.
+    pub conversations: i64,
+    /// Of those, conversations with at least one attributed conversion.
+    pub converted_conversations: i64,
+    /// `convertedConversations / conversations`, 0 to 1 (0 without conversations).
+    pub conversion_rate: f64,
+    /// Per outcome kind, every kind listed.
+    pub by_kind: Vec<KindStats>,
+    /// Per channel with conversations in the range.
+    pub by_channel: Vec<ChannelStats>,
+    /// Median seconds from session start to the first attributed conversion,
+    /// over converted conversations; null when there are none.
+    pub median_seconds_to_convert: Option<f64>,
+    /// Unattributed conversions recorded in the range (for review).
+    pub unattributed: i64,
+}
+
+/// Figures for one outcome kind.
+#[derive(SimpleObject)]
+pub struct KindStats {
+    /// The outcome.
+    pub kind: ConversionKind,
+    /// Attributed conversions of this kind.
+    pub count: i64,
+    /// Share of the range's conversations with this kind, 0 to 1.
+    pub rate: f64,
+}
+
+/// Figures for one channel.
+#[derive(SimpleObject)]
+pub struct ChannelStats {
+    /// The channel.
+    pub channel: Channel,
+    /// Conversations started on it in the range.
+    pub conversations: i64,
+    /// Of those, the converted ones.
+    pub converted: i64,
+    /// `converted / conversations`, 0 to 1.
+    pub rate: f64,
+}
+
+#[derive(Default)]
+pub struct StatsQuery;
+
+#[Object]
+impl StatsQuery {
+    /// Conversion figures over conversations started in `[from, to)`
+    /// (both optional), on one channel if given. Computed by the database.
+    async fn conversion_stats(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        channel: Option<Channel>,
+    ) -> Result<ConversionStats> {
+        let r = request(ctx)?;
+        let stats = r
+            .services
+            .conversion_stats(
+                &r.caller,
+                StatsRange {
+                    from,
+                    to,
+                    channel: channel.map(Into::into),
+                },
+            )
+            .await?;
+        Ok(ConversionStats {
+            conversations: stats.conversations,
+            converted_conversations: stats.converted,
+            conversion_rate: rate(stats.converted, stats.conversations),
+            by_kind: stats
+                .by_kind
+                .into_iter()
+                .map(|k| KindStats {
+                    kind: k.kind.into(),
+                    count: k.count,
+                    rate: rate(k.conversations, stats.conversations),
+                })
+                .collect(),
+            by_channel: stats
+                .by_channel
+                .into_iter()
+                .map(|c| ChannelStats {
+                    channel: c.channel.into(),
+                    conversations: c.conversations,
+                    converted: c.converted,
+                    rate: rate(c.converted, c.conversations),
+                })
+                .collect(),
+            median_seconds_to_convert: stats.median_seconds_to_convert,
+            unattributed: stats.unattributed,
+        })
+    }
+}

@@ -1,0 +1,237 @@
+//! Conversion stats over a date range, computed by the database (GROUP BY
+//! and a median in SQL), never by loading rows into the server.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
+
+use super::{Caller, Services};
+use crate::domain::channel::Channel;
+use crate::domain::clock::to_micros;
+use crate::domain::conversion::ConversionKind;
+use crate::domain::role::Operation;
+use crate::error::{AppError, stored};
+
+/// Which conversations the stats are about: those started in
+/// `[from, to)`, on `channel` if given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatsRange {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub channel: Option<Channel>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KindCount {
+    pub kind: ConversionKind,
+    /// Attributed conversions of this kind.
+    pub count: i64,
+    /// Conversations with at least one of them.
+    pub conversations: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelCount {
+    pub channel: Channel,
+    pub conversations: i64,
+    pub converted: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversionStats {
+    pub conversations: i64,
+    pub converted: i64,
+    /// Every kind, zeros included, in the product's order.
+    pub by_kind: Vec<KindCount>,
+    /// Every channel in range (only the filtered one with a channel filter).
+    pub by_channel: Vec<ChannelCount>,
+    pub median_seconds_to_convert: Option<f64>,
+    pub unattributed: i64,
+}
+
+/// A statement written with `?` placeholders, numbered for PostgreSQL.
+fn statement(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = if backend == DatabaseBackend::Postgres {
+        let mut numbered = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                numbered.push('$');
+                numbered.push_str(&n.to_string());
+            } else {
+                numbered.push(c);
+            }
+        }
+        numbered
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+impl Services {
+    #[tracing::instrument(skip(self, caller), fields(tenant = %caller.tenant_id))]
+    pub async fn conversion_stats(
+        &self,
+        caller: &Caller,
+        range: StatsRange,
+    ) -> Result<ConversionStats, AppError> {
+        caller.require(Operation::BrowseConversations, "read conversion stats")?;
+        if let (Some(from), Some(to)) = (range.from, range.to)
+            && from >= to
+        {
+            return Err(AppError::BadInput("from must be before to".into()));
+        }
+        let backend = self.db.get_database_backend();
+        let from = range.from.map_or(i64::MIN, to_micros);
+        let to = range.to.map_or(i64::MAX, to_micros);
+        // The cohort: conversations of the tenant started in range.
+        let mut cohort = "c.tenant_id = ? AND c.started_at >= ? AND c.started_at < ?".to_owned();
+        let mut values: Vec<Value> = vec![caller.tenant_id.into(), from.into(), to.into()];
+        if let Some(channel) = range.channel {
+            cohort.push_str(" AND c.channel = ?");
+            values.push(channel.as_str().into());
+        }
+
+        let channel_rows = self
+            .db
+            .query_all_raw(statement(
+                backend,
+                &format!(
+                    "SELECT c.channel AS channel, COUNT(*) AS conversations, \
+                     COUNT(c.first_converted_at) AS converted \
+                     FROM conversation c WHERE {cohort} GROUP BY c.channel"
+                ),
+                values.clone(),
+            ))
+            .await?;
+        let mut by_channel = Vec::new();
+        for row in channel_rows {
+            by_channel.push(ChannelCount {
+                channel: stored(
+                    "conversation.channel",
+                    &row.try_get::<String>("", "channel")?,
+                )?,
+                conversations: row.try_get("", "conversations")?,
+                converted: row.try_get("", "converted")?,
+            });
+        }
+        by_channel.sort_by_key(|c| Channel::ALL.iter().position(|x| *x == c.channel));
+
+        let kind_rows = self
+            .db
+            .query_all_raw(statement(
+                backend,
+                &format!(
+                    "SELECT v.kind AS kind, COUNT(*) AS count, \
+                     COUNT(DISTINCT v.conversation_id) AS conversations \
+                     FROM conversion v JOIN conversation c ON c.id = v.conversation_id \
+                     WHERE {cohort} AND v.attributed GROUP BY v.kind"
+                ),
+                values.clone(),
+            ))
+            .await?;
+        let mut by_kind: Vec<KindCount> = ConversionKind::ALL
+            .into_iter()
+            .map(|kind| KindCount {
+                kind,
+                count: 0,
+                conversations: 0,
+            })
+            .collect();
+        for row in kind_rows {
+            let kind: ConversionKind =
+                stored("conversion.kind", &row.try_get::<String>("", "kind")?)?;
+            if let Some(entry) = by_kind.iter_mut().find(|k| k.kind == kind) {
+                entry.count = row.try_get("", "count")?;
+                entry.conversations = row.try_get("", "conversations")?;
+            }
+        }
+
+        // The median of (first conversion − start): the middle one or the
+        // mean of the middle two, picked by LIMIT/OFFSET so it runs the same
+        // on both databases.
+        let median = self
+            .db
+            .query_one_raw(statement(
+                backend,
+                &format!(
+                    "WITH d AS (SELECT c.first_converted_at - c.started_at AS s FROM conversation c \
+                     WHERE {cohort} AND c.first_converted_at IS NOT NULL) \
+                     SELECT CAST(AVG(s) AS DOUBLE PRECISION) AS median FROM \
+                     (SELECT s FROM d ORDER BY s \
+                      LIMIT 2 - (SELECT COUNT(*) FROM d) % 2 \
+                      OFFSET ((SELECT COUNT(*) FROM d) - 1) / 2) m"
+                ),
+                values.clone(),
+            ))
+            .await?
+            .map(|row| row.try_get::<Option<f64>>("", "median"))
+            .transpose()?
+            .flatten()
+            .map(|micros| micros / 1_000_000.0);
+
+        let mut unattributed_sql = "SELECT COUNT(*) AS n FROM conversion v \
+             LEFT JOIN conversation c ON c.id = v.conversation_id \
+             WHERE v.tenant_id = ? AND NOT v.attributed AND v.recorded_at >= ? AND v.recorded_at < ?"
+            .to_owned();
+        let mut unattributed_values: Vec<Value> =
+            vec![caller.tenant_id.into(), from.into(), to.into()];
+        if let Some(channel) = range.channel {
+            unattributed_sql.push_str(" AND c.channel = ?");
+            unattributed_values.push(channel.as_str().into());
+        }
+        let unattributed = self
+            .db
+            .query_one_raw(statement(backend, &unattributed_sql, unattributed_values))
+            .await?
+            .map(|row| row.try_get::<i64>("", "n"))
+            .transpose()?
+            .unwrap_or(0);
+
+        Ok(ConversionStats {
+            conversations: by_channel.iter().map(|c| c.conversations).sum(),
+            converted: by_channel.iter().map(|c| c.converted).sum(),
+            by_kind,
+            by_channel,
+            median_seconds_to_convert: median,
+            unattributed,
+        })
+    }
+}
+
+/// `part / whole`, 0 when there is no whole.
+pub fn rate(part: i64, whole: i64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres_only() {
+        let pg = statement(
+            DatabaseBackend::Postgres,
+            "a = ? AND b = ?",
+            vec![1.into(), 2.into()],
+        );
+        assert_eq!(pg.sql, "a = $1 AND b = $2");
+        let lite = statement(
+            DatabaseBackend::Sqlite,
+            "a = ? AND b = ?",
+            vec![1.into(), 2.into()],
+        );
+        assert_eq!(lite.sql, "a = ? AND b = ?");
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(rate(1, 4), 0.25);
+        assert_eq!(rate(0, 0), 0.0);
+    }
+}
