@@ -343,6 +343,36 @@ impl Drop for TestApp {
     }
 }
 
+pub const LIST: &str = "query($first: Int, $after: String, $filter: ConversationFilter) {
+    conversations(first: $first, after: $after, filter: $filter) {
+        edges { cursor node { sessionId channel } }
+        nodes { sessionId }
+        pageInfo { hasNextPage endCursor } } }";
+
+/// Every session ID the list yields for `filter`, following `endCursor`
+/// with pages of `first`.
+pub async fn all_pages(app: &TestApp, first: i64, filter: Value) -> Vec<String> {
+    let mut after: Option<String> = None;
+    let mut seen = Vec::new();
+    loop {
+        let body = app
+            .gql(
+                &app.admin,
+                LIST,
+                json!({ "first": first, "after": after, "filter": filter }),
+            )
+            .await;
+        let page = data(&body, "conversations");
+        for node in page["nodes"].as_array().expect("nodes") {
+            seen.push(node["sessionId"].as_str().expect("sessionId").to_owned());
+        }
+        if page["pageInfo"]["hasNextPage"] != true {
+            return seen;
+        }
+        after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+}
+
 /// The payload of `field` in a successful response; panics with the errors otherwise.
 pub fn data<'a>(body: &'a Value, field: &str) -> &'a Value {
     assert_no_errors(body);

@@ -2,37 +2,9 @@
 
 use chrono::TimeDelta;
 use convtrack::service::sessions::StartSession;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::*;
-
-const LIST: &str = "query($first: Int, $after: String, $filter: ConversationFilter) {
-    conversations(first: $first, after: $after, filter: $filter) {
-        edges { cursor node { sessionId channel } }
-        nodes { sessionId }
-        pageInfo { hasNextPage endCursor } } }";
-
-async fn all_pages(app: &TestApp, first: i64, filter: Value) -> Vec<String> {
-    let mut after: Option<String> = None;
-    let mut seen = Vec::new();
-    loop {
-        let body = app
-            .gql(
-                &app.admin,
-                LIST,
-                json!({ "first": first, "after": after, "filter": filter }),
-            )
-            .await;
-        let page = data(&body, "conversations");
-        for node in page["nodes"].as_array().expect("nodes") {
-            seen.push(node["sessionId"].as_str().expect("sessionId").to_owned());
-        }
-        if page["pageInfo"]["hasNextPage"] != true {
-            return seen;
-        }
-        after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
-    }
-}
 
 test_both!(
     newest_first_with_keyset_pages_that_neither_skip_nor_repeat,

@@ -34,10 +34,13 @@ macro_rules! test_both {
 
 mod auth;
 mod conversions;
+mod filters;
 mod helpers;
 mod listing;
 mod messages;
 mod schema;
 mod sessions;
+mod settings;
 mod startup;
+mod stats;
 mod tenancy;
