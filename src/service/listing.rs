@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{conversation, conversion};
-use sea_orm::sea_query::{Condition, Expr, Query, SimpleExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{ColumnTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{Caller, Page, Services};
@@ -51,14 +51,14 @@ impl Services {
         let mut query = conversation::Entity::find()
             .filter(conversation::Column::TenantId.eq(caller.tenant_id));
         if let Some(after) = after {
+            // A row-value comparison, so the (tenant, started_at, id) index
+            // seeks straight to the cursor on both databases.
             query = query.filter(
-                Condition::any()
-                    .add(conversation::Column::StartedAt.lt(after.started_at))
-                    .add(
-                        Condition::all()
-                            .add(conversation::Column::StartedAt.eq(after.started_at))
-                            .add(conversation::Column::Id.lt(after.id)),
-                    ),
+                Expr::tuple([
+                    Expr::col((conversation::Entity, conversation::Column::StartedAt)),
+                    Expr::col((conversation::Entity, conversation::Column::Id)),
+                ])
+                .lt(Expr::tuple([Expr::value(after.started_at), Expr::value(after.id)])),
             );
         }
         if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
