@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::config::ServerConfig;
 use crate::domain::clock::Clock;
+use crate::domain::link::SigningKey;
 use crate::graphql::{self, ApiSchema};
 use crate::service::Services;
 use crate::{db, telemetry, web};
@@ -19,6 +20,10 @@ use crate::{db, telemetry, web};
 pub enum StartupError {
     #[error("cannot open the database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    #[error("invalid link secret: {0}")]
+    LinkSecret(String),
+    #[error("cannot prepare link signing: {0}")]
+    LinkKey(String),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,
@@ -55,6 +60,20 @@ impl Application {
             metrics::counter!("convtrack_sql_statements_total").increment(1);
         });
         db::migrate(&connection).await?;
+        let link_keys = config
+            .link_secrets
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                SigningKey::from_operator_secret(s.trim())
+                    .map_err(|e| StartupError::LinkSecret(e.0))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let services = Services::new(connection, clock).with_operator_link_keys(link_keys);
+        services
+            .ensure_link_key()
+            .await
+            .map_err(|e| StartupError::LinkKey(e.to_string()))?;
         let listener =
             TcpListener::bind(&config.listen)
                 .await
@@ -63,7 +82,7 @@ impl Application {
                     source,
                 })?;
         let state = AppState {
-            services: Services::new(connection, clock),
+            services,
             schema: graphql::schema_builder().finish(),
             metrics,
         };

@@ -52,6 +52,24 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantsCommand,
     },
+    /// Manage the keys that sign link tokens (when no --link-secret is set).
+    LinkKeys {
+        #[command(subcommand)]
+        command: LinkKeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LinkKeysCommand {
+    /// List the stored keys (never their secrets).
+    List,
+    /// Create a new signing key; the older ones keep verifying their tokens.
+    Rotate,
+    /// Remove a key: every token it signed stops working, on every server.
+    Remove {
+        /// The key id, as `link-keys list` shows it.
+        kid: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +171,17 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "CONVTRACK_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: String,
+
+    /// Secrets that sign link tokens, comma-separated, each at least 32
+    /// bytes: the first signs, all verify (drop one to stop trusting its
+    /// tokens). Without it the keys live in the database (`link-keys`).
+    #[arg(
+        long = "link-secret",
+        env = "CONVTRACK_LINK_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub link_secrets: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,4 +215,6 @@ pub struct ServerConfig {
     pub database_url: String,
     pub db_max_connections: u32,
     pub listen: String,
+    /// Operator-given link secrets; empty to use the database's keys.
+    pub link_secrets: Vec<String>,
 }

@@ -22,6 +22,11 @@ pub enum AppError {
     SessionClosed,
     #[error("{0}")]
     Conflict(String),
+    /// Whatever was wrong with a link token, the answer is the same.
+    #[error("the link token is not valid; pass the ai_session value exactly as it arrived")]
+    InvalidLinkToken,
+    #[error("the confirmation expired at {0}; request a new one")]
+    ConfirmationExpired(String),
     #[error(
         "this idempotencyKey was already used with a different payload; use a new key for a different request"
     )]

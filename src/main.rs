@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use convtrack::app::Application;
-use convtrack::config::{Cli, Command, KeysCommand, ServerConfig, TenantsCommand};
+use convtrack::config::{Cli, Command, KeysCommand, LinkKeysCommand, ServerConfig, TenantsCommand};
 use convtrack::domain::clock::{SystemClock, from_micros};
 use convtrack::service::Services;
 use convtrack::{db, graphql, telemetry};
@@ -35,6 +35,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 database_url: cli.database_url,
                 db_max_connections: cli.db_max_connections,
                 listen: args.listen,
+                link_secrets: args.link_secrets,
             };
             serve(config).await
         }
@@ -48,6 +49,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Keys { command } => keys(services(&cli.database_url).await?, command).await,
         Command::Tenants { command } => tenants(services(&cli.database_url).await?, command).await,
+        Command::LinkKeys { command } => {
+            link_keys(services(&cli.database_url).await?, command).await
+        }
     }
 }
 
@@ -80,6 +84,40 @@ async fn tenants(services: Services, command: TenantsCommand) -> Result<(), Stri
         "{}",
         serde_json::to_string_pretty(&shown).map_err(|e| e.to_string())?
     );
+    Ok(())
+}
+
+async fn link_keys(services: Services, command: LinkKeysCommand) -> Result<(), String> {
+    match command {
+        LinkKeysCommand::List => {
+            println!("{:<10}  {:<20}  RETIRED", "KID", "CREATED");
+            for k in services.list_link_keys().await.map_err(|e| e.to_string())? {
+                let when = |t: i64| from_micros(t).format("%Y-%m-%d %H:%M:%S").to_string();
+                let retired = k
+                    .retired_at
+                    .map(when)
+                    .unwrap_or_else(|| "- (signing)".to_owned());
+                println!("{:<10}  {:<20}  {retired}", k.kid, when(k.created_at));
+            }
+        }
+        LinkKeysCommand::Rotate => {
+            let key = services
+                .rotate_link_key()
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "New signing key {}; older keys still verify until removed.",
+                key.kid
+            );
+        }
+        LinkKeysCommand::Remove { kid } => {
+            services
+                .remove_link_key(&kid)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("Removed key {kid}; tokens it signed are refused from now on.");
+        }
+    }
     Ok(())
 }
 

@@ -29,6 +29,11 @@ pub struct Model {
     /// Per-tenant event-feed cursor, monotonic in commit order.
     pub feed_seq: i64,
     pub recorded_at: i64,
+    /// The call-to-action link that led to it, for `LINK` conversions.
+    pub link_id: Option<Uuid>,
+    /// That link's action (`DAY_PASS`, `MEMBERSHIP_SIGNUP`, `TOUR_REQUEST`,
+    /// `BOOKING_CONFIRMATION`).
+    pub link_action: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

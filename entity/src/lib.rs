@@ -6,8 +6,11 @@
 //! These models carry no GraphQL types; the API shapes live in the server crate.
 
 pub mod api_key;
+pub mod confirmation;
 pub mod conversation;
 pub mod conversion;
+pub mod cta_link;
 pub mod idempotency_key;
+pub mod link_signing_key;
 pub mod message;
 pub mod tenant;

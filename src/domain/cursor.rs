@@ -72,6 +72,21 @@ impl ConversationCursor {
     }
 }
 
+/// Position in a tenant's conversions (the event-feed cursor).
+pub fn encode_conversion_cursor(feed_seq: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("v1:{feed_seq}"))
+}
+
+pub fn decode_conversion_cursor(value: &str) -> Result<i64, InvalidInput> {
+    let invalid = || InvalidInput::new("after is not a cursor from this list");
+    let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(value).map_err(|_| invalid())?)
+        .map_err(|_| invalid())?;
+    decoded
+        .strip_prefix("v1:")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(invalid)
+}
+
 /// Position in a conversation's thread (the message's sequence number).
 pub fn encode_message_cursor(seq: i32) -> String {
     URL_SAFE_NO_PAD.encode(format!("m1:{seq}"))
@@ -110,6 +125,15 @@ mod tests {
         assert_eq!(ConversationCursor::decode(&cursor.encode()), Ok(cursor));
         assert!(ConversationCursor::decode("garbage").is_err());
         assert!(ConversationCursor::decode(&encode_message_cursor(3)).is_err());
+    }
+
+    #[test]
+    fn conversion_cursor_round_trips() {
+        assert_eq!(
+            decode_conversion_cursor(&encode_conversion_cursor(9)),
+            Ok(9)
+        );
+        assert!(decode_conversion_cursor(&encode_message_cursor(9)).is_err());
     }
 
     #[test]

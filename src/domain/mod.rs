@@ -9,6 +9,7 @@ pub mod contact;
 pub mod conversion;
 pub mod cursor;
 pub mod idempotency;
+pub mod link;
 pub mod message;
 pub mod opening;
 pub mod role;

@@ -35,6 +35,8 @@ pub enum Operation {
     ReadChannelPolicies,
     /// Read and change the tenant's settings.
     ManageTenant,
+    /// Review unattributed conversions.
+    ReviewUnattributed,
 }
 
 impl Role {

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use super::InvalidInput;
 
 const PREFIX: &str = "cs_";
-const RANDOM_BYTES: usize = 24;
+pub const RANDOM_BYTES: usize = 24;
 /// 24 bytes in unpadded base64.
 const ENCODED_LEN: usize = 32;
 
@@ -45,6 +45,21 @@ impl SessionId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The random bytes behind the ID, for compact binary encodings.
+    pub fn to_bytes(&self) -> [u8; RANDOM_BYTES] {
+        let mut bytes = [0u8; RANDOM_BYTES];
+        if let Ok(decoded) = URL_SAFE_NO_PAD.decode(&self.0[PREFIX.len()..])
+            && decoded.len() == RANDOM_BYTES
+        {
+            bytes.copy_from_slice(&decoded);
+        }
+        bytes
+    }
+
+    pub fn from_bytes(bytes: [u8; RANDOM_BYTES]) -> Self {
+        Self(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    }
 }
 
 impl fmt::Display for SessionId {
@@ -69,6 +84,12 @@ mod tests {
             assert_eq!(SessionId::parse(id).map(|s| s.0), Ok(id.clone()));
             assert_eq!(id.len(), PREFIX.len() + ENCODED_LEN);
         }
+    }
+
+    #[test]
+    fn bytes_round_trip() {
+        let id = SessionId::generate().expect("os rng");
+        assert_eq!(SessionId::from_bytes(id.to_bytes()), id);
     }
 
     #[test]

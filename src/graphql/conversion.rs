@@ -1,21 +1,24 @@
 //! Conversions and badges: the `Conversion` and `Badge` types and
 //! `recordConversion`.
 
+use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::conversion;
 
 use super::context::request;
-use super::conversation::Conversation;
-use super::enums::{BadgeColour, ConversionKind, ConversionSource, RecordType};
+use super::conversation::{Conversation, page_size};
+use super::enums::{BadgeColour, ConversionKind, ConversionSource, CtaAction, RecordType};
 use crate::domain;
 use crate::domain::clock::from_micros;
-use crate::domain::cursor::{NodeType, global_id};
+use crate::domain::cursor::{
+    NodeType, decode_conversion_cursor, encode_conversion_cursor, global_id,
+};
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
 use crate::domain::settings::TenantSettings;
 use crate::error::{AppError, stored};
-use crate::service::conversions::RecordConversion;
+use crate::service::conversions::{Origin, RecordConversion, Recorded};
 
 /// A record in the operator's system that an outcome created.
 #[derive(SimpleObject)]
@@ -115,8 +118,18 @@ impl Conversion {
         Ok(source.into())
     }
 
-    /// The conversation it is credited to; null when unattributed. Needs a
-    /// role that may read conversations (not CHECKOUT).
+    /// The call to action whose link led to it (`LINK` conversions only).
+    async fn link_action(&self) -> Result<Option<CtaAction>> {
+        let Some(action) = &self.0.link_action else {
+            return Ok(None);
+        };
+        let action: domain::link::CtaAction = stored("conversion.link_action", action)?;
+        Ok(Some(action.into()))
+    }
+
+    /// The conversation it came from. For an unattributed conversion this is
+    /// the conversation whose (expired) link it came through, not credited.
+    /// Needs a role that may read conversations (not CHECKOUT).
     async fn conversation(&self, ctx: &Context<'_>) -> Result<Option<Conversation>> {
         let r = request(ctx)?;
         r.caller
@@ -128,11 +141,15 @@ impl Conversion {
     }
 }
 
-/// An outcome to record against a session.
+/// An outcome to record: against a session given by its ID, or by the link
+/// token that came with the person (give exactly one of the two).
 #[derive(InputObject)]
 pub struct RecordConversionInput {
     /// The session the outcome came from.
-    pub session_id: String,
+    pub session_id: Option<String>,
+    /// The `ai_session` value of the call-to-action link the person followed,
+    /// exactly as it arrived.
+    pub link_token: Option<String>,
     /// The outcome.
     pub kind: ConversionKind,
     /// The id of the record it created (Visitor, Coworker, contract, booking
@@ -144,6 +161,18 @@ pub struct RecordConversionInput {
     /// Makes retries safe: the same key with the same input returns the first
     /// result; with a different input it is refused (`IDEMPOTENCY_KEY_REUSED`).
     pub idempotency_key: Option<String>,
+}
+
+impl RecordConversionInput {
+    fn origin(&self) -> Result<Origin, AppError> {
+        match (&self.session_id, &self.link_token) {
+            (Some(session_id), None) => Ok(Origin::Session(SessionId::parse(session_id.trim())?)),
+            (None, Some(token)) => Ok(Origin::LinkToken(token.clone())),
+            _ => Err(AppError::BadInput(
+                "give exactly one of sessionId or linkToken".into(),
+            )),
+        }
+    }
 }
 
 /// The result of `recordConversion`.
@@ -165,6 +194,34 @@ pub struct ConversionQuery;
 
 #[Object]
 impl ConversionQuery {
+    /// Conversions kept for review rather than credited (for example a link
+    /// followed after its attribution window), newest first (ADMIN only).
+    async fn unattributed_conversions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 250; default 50.")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last conversion already seen.")] after: Option<String>,
+    ) -> Result<Connection<String, Conversion>> {
+        let r = request(ctx)?;
+        let first = page_size(first, 50, 250)?;
+        let after = after
+            .as_deref()
+            .map(decode_conversion_cursor)
+            .transpose()
+            .map_err(AppError::from)?;
+        let page = r
+            .services
+            .unattributed_page(&r.caller, first, after)
+            .await?;
+        let mut connection = Connection::new(after.is_some(), page.has_next_page);
+        connection.edges.extend(
+            page.items
+                .into_iter()
+                .map(|c| Edge::new(encode_conversion_cursor(c.feed_seq), Conversion(c))),
+        );
+        Ok(connection)
+    }
+
     /// Every outcome kind with its badge label and colour, for legends.
     async fn badge_kinds(&self) -> Vec<BadgeKind> {
         domain::conversion::ConversionKind::ALL
@@ -197,22 +254,26 @@ pub struct ConversionMutation;
 
 #[Object]
 impl ConversionMutation {
-    /// Records an outcome against a session (roles CHECKOUT, AGENT, ADMIN).
-    /// Recording the same (session, kind, record) again returns the existing
-    /// conversion with `created: false`.
+    /// Records an outcome (roles CHECKOUT, AGENT, ADMIN), by session ID or by
+    /// link token. With a token inside the session's attribution window the
+    /// conversion is attributed; past it, it is stored unattributed
+    /// (`ATTRIBUTION_EXPIRED`, no badge); a changed, malformed or foreign
+    /// token gets `INVALID_LINK_TOKEN` and nothing is stored. Recording the
+    /// same (session, kind, record) again returns the existing conversion
+    /// with `created: false`.
     async fn record_conversion(
         &self,
         ctx: &Context<'_>,
         input: RecordConversionInput,
     ) -> Result<RecordConversionPayload> {
         let r = request(ctx)?;
-        let session_id = SessionId::parse(input.session_id.trim()).map_err(AppError::from)?;
+        let origin = input.origin()?;
         let recorded = r
             .services
             .record_conversion(
                 &r.caller,
                 RecordConversion {
-                    session_id,
+                    origin,
                     kind: input.kind.into(),
                     record_id: input.record_id,
                     new_customer_id: input.new_customer_id,
@@ -220,6 +281,12 @@ impl ConversionMutation {
                 },
             )
             .await?;
+        Ok(RecordConversionPayload::of(recorded)?)
+    }
+}
+
+impl RecordConversionPayload {
+    pub fn of(recorded: Recorded) -> Result<Self, AppError> {
         let conversions: Vec<Conversion> =
             recorded.conversions.into_iter().map(Conversion).collect();
         let primary = conversions

@@ -102,3 +102,17 @@ pub enum SessionRule {
     /// The open conversation with the same phone number is resumed.
     SamePhoneNumber,
 }
+
+/// What the AI asks the person to do in a call-to-action link.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::link::CtaAction")]
+pub enum CtaAction {
+    /// "Get a day pass": leads to DAY_PASS_PURCHASED.
+    DayPass,
+    /// "Sign up for [Plan]": leads to CONTRACT_CREATED (and CUSTOMER_CREATED for a new customer).
+    MembershipSignup,
+    /// "Request a tour for [Office]": leads to TOUR_BOOKED.
+    TourRequest,
+    /// A booking confirmation link: leads to BOOKING_CREATED.
+    BookingConfirmation,
+}

@@ -19,6 +19,8 @@ pub fn code(e: &AppError) -> &'static str {
         AppError::SessionExpired(_) => "SESSION_EXPIRED",
         AppError::SessionClosed => "SESSION_CLOSED",
         AppError::Conflict(_) => "CONFLICT",
+        AppError::InvalidLinkToken => "INVALID_LINK_TOKEN",
+        AppError::ConfirmationExpired(_) => "CONFIRMATION_EXPIRED",
         AppError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
         AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
         AppError::Unavailable(_) => "SERVICE_UNAVAILABLE",
@@ -144,6 +146,11 @@ mod tests {
             ),
             (AppError::SessionClosed, "SESSION_CLOSED"),
             (AppError::Conflict("x".into()), "CONFLICT"),
+            (AppError::InvalidLinkToken, "INVALID_LINK_TOKEN"),
+            (
+                AppError::ConfirmationExpired("then".into()),
+                "CONFIRMATION_EXPIRED",
+            ),
             (AppError::IdempotencyKeyReused, "IDEMPOTENCY_KEY_REUSED"),
             (AppError::PayloadTooLarge("x".into()), "PAYLOAD_TOO_LARGE"),
             (

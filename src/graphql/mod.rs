@@ -6,6 +6,7 @@ mod conversation;
 mod conversion;
 mod enums;
 pub mod errors;
+mod link;
 mod loaders;
 mod message;
 mod node;
@@ -35,6 +36,7 @@ pub struct Query(
 pub struct Mutation(
     session::SessionMutation,
     conversion::ConversionMutation,
+    link::LinkMutation,
     tenant::TenantMutation,
 );
 

@@ -4,7 +4,7 @@ use async_graphql::{Context, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::context::request;
-use super::enums::{Channel, ConversionKind};
+use super::enums::{Channel, ConversionKind, CtaAction};
 use crate::service::stats::{StatsRange, rate};
 
 /// Conversion figures for the conversations started in a date range.
@@ -27,6 +27,22 @@ pub struct ConversionStats {
     pub median_seconds_to_convert: Option<f64>,
     /// Unattributed conversions recorded in the range (for review).
     pub unattributed: i64,
+    /// Call-to-action links of the range's conversations, per action:
+    /// issued → followed → converted.
+    pub funnel: Vec<FunnelStep>,
+}
+
+/// The link funnel of one call to action.
+#[derive(SimpleObject)]
+pub struct FunnelStep {
+    /// The call to action.
+    pub action: CtaAction,
+    /// Links issued.
+    pub issued: i64,
+    /// Links followed at least once.
+    pub followed: i64,
+    /// Links that led to at least one conversion (attributed or not).
+    pub converted: i64,
 }
 
 /// Figures for one outcome kind.
@@ -104,6 +120,16 @@ impl StatsQuery {
                 .collect(),
             median_seconds_to_convert: stats.median_seconds_to_convert,
             unattributed: stats.unattributed,
+            funnel: stats
+                .funnel
+                .into_iter()
+                .map(|f| FunnelStep {
+                    action: f.action.into(),
+                    issued: f.issued,
+                    followed: f.followed,
+                    converted: f.converted,
+                })
+                .collect(),
         })
     }
 }

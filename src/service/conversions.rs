@@ -4,14 +4,19 @@ use std::collections::HashMap;
 
 use entity::{conversation, conversion, idempotency_key, tenant};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, SqlErr,
+};
 use uuid::Uuid;
 
 use super::sessions::find_by_session_id;
-use super::{Caller, Services, begin_write};
-use crate::domain::clock::to_micros;
+use super::tenants::settings_of;
+use super::{Caller, Page, Services, begin_write};
+use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::conversion::{ConversionKind, ConversionSource, RecordType};
 use crate::domain::idempotency::{self, fingerprint};
+use crate::domain::link::CtaAction;
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
 use crate::domain::text;
@@ -19,10 +24,19 @@ use crate::error::AppError;
 
 pub const MAX_RECORD_ID_CHARS: usize = 200;
 
-/// A checkout, form or agent reporting an outcome of a session.
+/// Where the checkout learned which conversation the outcome came from.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// The session ID itself (the agent, or a backend that holds it).
+    Session(SessionId),
+    /// The token of a call-to-action link (`ai_session`).
+    LinkToken(String),
+}
+
+/// A checkout, form or agent reporting an outcome.
 #[derive(Debug, Clone)]
 pub struct RecordConversion {
-    pub session_id: SessionId,
+    pub origin: Origin,
     pub kind: ConversionKind,
     pub record_id: String,
     /// With `CONTRACT_CREATED`: the new customer the contract was signed by;
@@ -41,10 +55,40 @@ pub struct Recorded {
 }
 
 /// One record the request wants credited.
-struct Planned {
-    kind: ConversionKind,
-    record_id: String,
+pub(crate) struct Planned {
+    pub kind: ConversionKind,
+    pub record_id: String,
 }
+
+/// How the new rows are credited.
+pub(crate) struct Attribution {
+    pub source: ConversionSource,
+    pub attributed: bool,
+    pub unattributed_reason: Option<&'static str>,
+    pub link: Option<(Uuid, CtaAction)>,
+}
+
+impl Attribution {
+    pub fn credited(source: ConversionSource) -> Self {
+        Self {
+            source,
+            attributed: true,
+            unattributed_reason: None,
+            link: None,
+        }
+    }
+}
+
+/// What [`record_in`] did; the caller commits only when it wrote.
+pub(crate) struct Outcome {
+    pub recorded: Recorded,
+    pub wrote: bool,
+    pub inserted: Vec<conversion::Model>,
+}
+
+/// The reason stored on a link conversion that arrived after its session's
+/// attribution window.
+pub const ATTRIBUTION_EXPIRED: &str = "ATTRIBUTION_EXPIRED";
 
 impl Services {
     #[tracing::instrument(skip(self, caller, input), fields(tenant = %caller.tenant_id, kind = %input.kind))]
@@ -71,8 +115,12 @@ impl Services {
             input.idempotency_key.as_deref(),
             idempotency::MAX_KEY_CHARS,
         )?;
+        let origin_text = match &input.origin {
+            Origin::Session(id) => format!("session:{id}"),
+            Origin::LinkToken(token) => format!("link:{token}"),
+        };
         let payload = fingerprint(&[
-            Some(input.session_id.as_str()),
+            Some(&origin_text),
             Some(input.kind.as_str()),
             Some(&record_id),
             new_customer_id.as_deref(),
@@ -87,166 +135,49 @@ impl Services {
                 record_id: customer,
             });
         }
-        let now = to_micros(self.clock.now());
+        let now = self.clock.now();
 
         let txn = begin_write(&self.db).await?;
-        let conversation = find_by_session_id(&txn, caller.tenant_id, &input.session_id)
-            .await?
-            .ok_or(AppError::NotFound("session"))?;
-        // Taking the tenant's cursor row first serialises this tenant's
-        // recordings: the checks below cannot race, and cursors follow commit
-        // order. Numbers a request does not use (a replay, a partial replay)
-        // leave gaps, which is fine: cursors are ordered, not dense.
-        let last_seq = tenant::Entity::update_many()
-            .col_expr(
-                tenant::Column::ConversionSeq,
-                Expr::col(tenant::Column::ConversionSeq).add(planned.len() as i64),
-            )
-            .filter(tenant::Column::Id.eq(caller.tenant_id))
-            .exec_with_returning(&txn)
-            .await?
-            .pop()
-            .ok_or_else(|| AppError::Internal("caller's tenant row is missing".into()))?
-            .conversion_seq;
-
-        // Stripe semantics: a key stands for the payload it was first used
-        // with, whether that first use created anything or was a replay.
-        let mut new_key = false;
-        if let Some(key) = &idempotency_key {
-            match idempotency_key::Entity::find_by_id((caller.tenant_id, key.clone()))
-                .one(&txn)
-                .await?
-            {
-                Some(seen) if seen.payload_fingerprint != payload => {
-                    return Err(AppError::IdempotencyKeyReused);
-                }
-                Some(_) => {}
-                None => {
-                    idempotency_key::ActiveModel {
-                        tenant_id: Set(caller.tenant_id),
-                        key: Set(key.clone()),
-                        payload_fingerprint: Set(payload.clone()),
-                        created_at: Set(now),
-                    }
-                    .insert(&txn)
+        let (conversation, attribution) = match &input.origin {
+            Origin::Session(session_id) => {
+                let conversation = find_by_session_id(&txn, caller.tenant_id, session_id)
+                    .await?
+                    .ok_or(AppError::NotFound("session"))?;
+                (
+                    conversation,
+                    Attribution::credited(ConversionSource::Direct),
+                )
+            }
+            Origin::LinkToken(token) => {
+                let (conversation, link) = self
+                    .resolve_link_token(&txn, caller.tenant_id, token)
                     .await?;
-                    new_key = true;
-                }
+                let window = settings_of(&txn, caller.tenant_id)
+                    .await?
+                    .attribution_window();
+                let within = now <= from_micros(conversation.started_at) + window;
+                let action = link.action.parse::<CtaAction>().map_err(AppError::from)?;
+                let attribution = Attribution {
+                    source: ConversionSource::Link,
+                    attributed: within,
+                    unattributed_reason: (!within).then_some(ATTRIBUTION_EXPIRED),
+                    link: Some((link.id, action)),
+                };
+                (conversation, attribution)
             }
-        }
-
-        // Everything that could make this request a replay or a conflict, in one query.
-        let mut related = Condition::any();
-        for p in &planned {
-            related = related.add(
-                Condition::all()
-                    .add(conversion::Column::Kind.eq(p.kind.as_str()))
-                    .add(conversion::Column::RecordId.eq(p.record_id.clone())),
-            );
-        }
-        let existing = conversion::Entity::find()
-            .filter(conversion::Column::TenantId.eq(caller.tenant_id))
-            .filter(related)
-            .order_by_asc(conversion::Column::FeedSeq)
-            .all(&txn)
-            .await?;
-
-        let mut result = Vec::with_capacity(planned.len());
-        let mut to_insert = Vec::new();
-        let mut next_seq = last_seq - planned.len() as i64;
-        for p in &planned {
-            let same_record =
-                |c: &&conversion::Model| c.kind == p.kind.as_str() && c.record_id == p.record_id;
-            if let Some(mine) = existing
-                .iter()
-                .filter(same_record)
-                .find(|c| c.conversation_id == Some(conversation.id))
-            {
-                result.push(mine.clone());
-                continue;
-            }
-            if !p.kind.record_reusable_across_conversations()
-                && existing.iter().any(|c| same_record(&c))
-            {
-                return Err(AppError::Conflict(format!(
-                    "{} {:?} is already attributed to another conversation",
-                    p.kind.record_type().as_str(),
-                    p.record_id
-                )));
-            }
-            next_seq += 1;
-            let row = conversion::Model {
-                id: Uuid::now_v7(),
-                tenant_id: caller.tenant_id,
-                conversation_id: Some(conversation.id),
-                kind: p.kind.as_str().to_owned(),
-                record_type: p.kind.record_type().as_str().to_owned(),
-                record_id: p.record_id.clone(),
-                source: ConversionSource::Direct.as_str().to_owned(),
-                attributed: true,
-                unattributed_reason: None,
-                idempotency_key: idempotency_key.clone(),
-                payload_fingerprint: idempotency_key.as_ref().map(|_| payload.clone()),
-                feed_seq: next_seq,
-                recorded_at: now,
-            };
-            result.push(row.clone());
-            to_insert.push(row);
-        }
-
-        if to_insert.is_empty() {
-            // A replay: nothing new to record. Keep a first-seen idempotency
-            // key; otherwise roll back, which also returns the cursor numbers.
-            if new_key {
-                txn.commit().await?;
-            } else {
-                txn.rollback().await?;
-            }
-            let attributed = result.first().is_some_and(|c| c.attributed);
-            return Ok(Recorded {
-                conversions: result,
-                created: false,
-                attributed,
-            });
-        }
-        let inserted = to_insert.len();
-        conversion::Entity::insert_many(
-            to_insert.iter().cloned().map(conversion::ActiveModel::from),
+        };
+        let key = idempotency_key.map(|k| (k, payload));
+        let outcome = record_in(
+            &txn,
+            caller.tenant_id,
+            &conversation,
+            &planned,
+            &attribution,
+            key,
+            to_micros(now),
         )
-        .exec_without_returning(&txn)
-        .await
-        .map_err(|e| match e.sql_err() {
-            // Only reachable if the serialisation above were bypassed.
-            Some(SqlErr::UniqueConstraintViolation(_)) => {
-                AppError::Conflict("this record was recorded concurrently; retry".into())
-            }
-            _ => AppError::from(e),
-        })?;
-        // "Converted" and conversion stats read this column instead of
-        // joining conversions.
-        conversation::Entity::update_many()
-            .col_expr(
-                conversation::Column::FirstConvertedAt,
-                Func::coalesce([
-                    Expr::col(conversation::Column::FirstConvertedAt),
-                    Expr::value(now),
-                ])
-                .into(),
-            )
-            .filter(conversation::Column::Id.eq(conversation.id))
-            .exec(&txn)
-            .await?;
-        txn.commit().await?;
-        for row in &to_insert {
-            metrics::counter!("convtrack_conversions_recorded_total", "kind" => row.kind.clone())
-                .increment(1);
-        }
-        tracing::info!(inserted, conversation = %conversation.id, "conversion recorded");
-        Ok(Recorded {
-            conversions: result,
-            created: true,
-            attributed: true,
-        })
+        .await?;
+        finish(txn, outcome, &conversation).await
     }
 
     /// The most recent conversation credited with a record: the "AI Agent
@@ -290,6 +221,31 @@ impl Services {
             .await?)
     }
 
+    /// Unattributed conversions, newest first, for review (ADMIN).
+    pub async fn unattributed_page(
+        &self,
+        caller: &Caller,
+        first: u64,
+        after_seq: Option<i64>,
+    ) -> Result<Page<conversion::Model>, AppError> {
+        caller.require(
+            Operation::ReviewUnattributed,
+            "review unattributed conversions",
+        )?;
+        let mut query = conversion::Entity::find()
+            .filter(conversion::Column::TenantId.eq(caller.tenant_id))
+            .filter(conversion::Column::Attributed.eq(false));
+        if let Some(after) = after_seq {
+            query = query.filter(conversion::Column::FeedSeq.lt(after));
+        }
+        let rows = query
+            .order_by_desc(conversion::Column::FeedSeq)
+            .limit(first + 1)
+            .all(&self.db)
+            .await?;
+        Ok(Page::from_overfetch(rows, first))
+    }
+
     /// Conversions of many conversations at once (the batch behind badges).
     /// One statement, whatever the number of conversations.
     pub async fn conversions_of(
@@ -325,4 +281,195 @@ impl Services {
             .await?;
         Ok(rows.into_iter().map(|c| (c.id, c)).collect())
     }
+}
+
+/// Commits what [`record_in`] wrote (or rolls back a pure replay) and counts it.
+pub(crate) async fn finish(
+    txn: DatabaseTransaction,
+    outcome: Outcome,
+    conversation: &conversation::Model,
+) -> Result<Recorded, AppError> {
+    if !outcome.wrote {
+        // A replay: roll back, which also returns the cursor numbers.
+        txn.rollback().await?;
+        return Ok(outcome.recorded);
+    }
+    txn.commit().await?;
+    for row in &outcome.inserted {
+        metrics::counter!("convtrack_conversions_recorded_total", "kind" => row.kind.clone())
+            .increment(1);
+    }
+    if !outcome.inserted.is_empty() {
+        tracing::info!(
+            inserted = outcome.inserted.len(),
+            conversation = %conversation.id,
+            "conversion recorded"
+        );
+    }
+    Ok(outcome.recorded)
+}
+
+/// Records `planned` against `conversation` inside `txn`, with every rule of
+/// "Conversions and badges": natural-key replays, one conversation per
+/// record (Visitors excepted), idempotency keys, and cursors in commit order.
+pub(crate) async fn record_in(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    conversation: &conversation::Model,
+    planned: &[Planned],
+    attribution: &Attribution,
+    idempotency: Option<(String, String)>,
+    now: i64,
+) -> Result<Outcome, AppError> {
+    // Taking the tenant's cursor row first serialises this tenant's
+    // recordings: the checks below cannot race, and cursors follow commit
+    // order. Numbers a request does not use (a replay, a partial replay)
+    // leave gaps, which is fine: cursors are ordered, not dense.
+    let last_seq = tenant::Entity::update_many()
+        .col_expr(
+            tenant::Column::ConversionSeq,
+            Expr::col(tenant::Column::ConversionSeq).add(planned.len() as i64),
+        )
+        .filter(tenant::Column::Id.eq(tenant_id))
+        .exec_with_returning(txn)
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::Internal("caller's tenant row is missing".into()))?
+        .conversion_seq;
+
+    // Stripe semantics: a key stands for the payload it was first used
+    // with, whether that first use created anything or was a replay.
+    let mut new_key = false;
+    if let Some((key, payload)) = &idempotency {
+        match idempotency_key::Entity::find_by_id((tenant_id, key.clone()))
+            .one(txn)
+            .await?
+        {
+            Some(seen) if &seen.payload_fingerprint != payload => {
+                return Err(AppError::IdempotencyKeyReused);
+            }
+            Some(_) => {}
+            None => {
+                idempotency_key::ActiveModel {
+                    tenant_id: Set(tenant_id),
+                    key: Set(key.clone()),
+                    payload_fingerprint: Set(payload.clone()),
+                    created_at: Set(now),
+                }
+                .insert(txn)
+                .await?;
+                new_key = true;
+            }
+        }
+    }
+
+    // Everything that could make this request a replay or a conflict, in one query.
+    let mut related = Condition::any();
+    for p in planned {
+        related = related.add(
+            Condition::all()
+                .add(conversion::Column::Kind.eq(p.kind.as_str()))
+                .add(conversion::Column::RecordId.eq(p.record_id.clone())),
+        );
+    }
+    let existing = conversion::Entity::find()
+        .filter(conversion::Column::TenantId.eq(tenant_id))
+        .filter(related)
+        .order_by_asc(conversion::Column::FeedSeq)
+        .all(txn)
+        .await?;
+
+    let mut result = Vec::with_capacity(planned.len());
+    let mut to_insert = Vec::new();
+    let mut next_seq = last_seq - planned.len() as i64;
+    for p in planned {
+        let same_record =
+            |c: &&conversion::Model| c.kind == p.kind.as_str() && c.record_id == p.record_id;
+        if let Some(mine) = existing
+            .iter()
+            .filter(same_record)
+            .find(|c| c.conversation_id == Some(conversation.id))
+        {
+            result.push(mine.clone());
+            continue;
+        }
+        if !p.kind.record_reusable_across_conversations()
+            && existing.iter().any(|c| same_record(&c))
+        {
+            return Err(AppError::Conflict(format!(
+                "{} {:?} is already attributed to another conversation",
+                p.kind.record_type().as_str(),
+                p.record_id
+            )));
+        }
+        next_seq += 1;
+        let row = conversion::Model {
+            id: Uuid::now_v7(),
+            tenant_id,
+            conversation_id: Some(conversation.id),
+            kind: p.kind.as_str().to_owned(),
+            record_type: p.kind.record_type().as_str().to_owned(),
+            record_id: p.record_id.clone(),
+            source: attribution.source.as_str().to_owned(),
+            attributed: attribution.attributed,
+            unattributed_reason: attribution.unattributed_reason.map(str::to_owned),
+            idempotency_key: idempotency.as_ref().map(|(k, _)| k.clone()),
+            payload_fingerprint: idempotency.as_ref().map(|(_, p)| p.clone()),
+            feed_seq: next_seq,
+            recorded_at: now,
+            link_id: attribution.link.map(|(id, _)| id),
+            link_action: attribution.link.map(|(_, a)| a.as_str().to_owned()),
+        };
+        result.push(row.clone());
+        to_insert.push(row);
+    }
+
+    let attributed = result.first().is_some_and(|c| c.attributed);
+    if to_insert.is_empty() {
+        return Ok(Outcome {
+            recorded: Recorded {
+                conversions: result,
+                created: false,
+                attributed,
+            },
+            // Keep a first-seen idempotency key even when nothing else is new.
+            wrote: new_key,
+            inserted: Vec::new(),
+        });
+    }
+    conversion::Entity::insert_many(to_insert.iter().cloned().map(conversion::ActiveModel::from))
+        .exec_without_returning(txn)
+        .await
+        .map_err(|e| match e.sql_err() {
+            // Only reachable if the serialisation above were bypassed.
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                AppError::Conflict("this record was recorded concurrently; retry".into())
+            }
+            _ => AppError::from(e),
+        })?;
+    if attribution.attributed {
+        // "Converted" and conversion stats read this column instead of
+        // joining conversions.
+        conversation::Entity::update_many()
+            .col_expr(
+                conversation::Column::FirstConvertedAt,
+                Func::coalesce([
+                    Expr::col(conversation::Column::FirstConvertedAt),
+                    Expr::value(now),
+                ])
+                .into(),
+            )
+            .filter(conversation::Column::Id.eq(conversation.id))
+            .exec(txn)
+            .await?;
+    }
+    Ok(Outcome {
+        recorded: Recorded {
+            conversions: result,
+            created: true,
+            attributed,
+        },
+        wrote: true,
+        inserted: to_insert,
+    })
 }

@@ -58,7 +58,10 @@ impl Services {
                     Expr::col((conversation::Entity, conversation::Column::StartedAt)),
                     Expr::col((conversation::Entity, conversation::Column::Id)),
                 ])
-                .lt(Expr::tuple([Expr::value(after.started_at), Expr::value(after.id)])),
+                .lt(Expr::tuple([
+                    Expr::value(after.started_at),
+                    Expr::value(after.id),
+                ])),
             );
         }
         if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {

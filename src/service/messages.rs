@@ -98,7 +98,8 @@ impl Services {
     }
 }
 
-fn humanize(d: chrono::TimeDelta) -> String {
+/// A duration as a person reads it in an error message.
+pub(crate) fn humanize(d: chrono::TimeDelta) -> String {
     if d.num_minutes() % 60 != 0 {
         format!("{} minutes", d.num_minutes())
     } else {

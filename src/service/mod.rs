@@ -3,8 +3,10 @@
 //! [`AppError`]; they know nothing of HTTP or GraphQL, so they are testable
 //! without either.
 
+pub mod confirmations;
 pub mod conversions;
 pub mod keys;
+pub mod links;
 pub mod listing;
 pub mod messages;
 pub mod sessions;
@@ -20,6 +22,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::domain::clock::Clock;
+use crate::domain::link::SigningKey;
 use crate::domain::role::{Operation, Role};
 use crate::error::AppError;
 
@@ -65,16 +68,29 @@ impl<T> Page<T> {
     }
 }
 
-/// Everything a service call needs: the database and the clock.
+/// Everything a service call needs: the database, the clock, and the link
+/// secrets the operator configured (if any).
 #[derive(Clone)]
 pub struct Services {
     pub db: DatabaseConnection,
     pub clock: Arc<dyn Clock>,
+    /// From `CONVTRACK_LINK_SECRET`: the first signs, all verify. Empty when
+    /// the keys live in the database.
+    pub operator_link_keys: Arc<[SigningKey]>,
 }
 
 impl Services {
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+        Self {
+            db,
+            clock,
+            operator_link_keys: Arc::from(Vec::new()),
+        }
+    }
+
+    pub fn with_operator_link_keys(mut self, keys: Vec<SigningKey>) -> Self {
+        self.operator_link_keys = Arc::from(keys);
+        self
     }
 }
 

@@ -8,6 +8,7 @@ use super::{Caller, Services};
 use crate::domain::channel::Channel;
 use crate::domain::clock::to_micros;
 use crate::domain::conversion::ConversionKind;
+use crate::domain::link::CtaAction;
 use crate::domain::role::Operation;
 use crate::error::{AppError, stored};
 
@@ -36,6 +37,17 @@ pub struct ChannelCount {
     pub converted: i64,
 }
 
+/// Links of one call to action: session → link issued → followed → converted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunnelStep {
+    pub action: CtaAction,
+    pub issued: i64,
+    /// Links followed at least once.
+    pub followed: i64,
+    /// Links that led to at least one conversion.
+    pub converted: i64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConversionStats {
     pub conversations: i64,
@@ -46,6 +58,8 @@ pub struct ConversionStats {
     pub by_channel: Vec<ChannelCount>,
     pub median_seconds_to_convert: Option<f64>,
     pub unattributed: i64,
+    /// Every action, zeros included.
+    pub funnel: Vec<FunnelStep>,
 }
 
 /// A statement written with `?` placeholders, numbered for PostgreSQL.
@@ -189,7 +203,42 @@ impl Services {
             .transpose()?
             .unwrap_or(0);
 
+        let funnel_rows = self
+            .db
+            .query_all_raw(statement(
+                backend,
+                &format!(
+                    "SELECT l.action AS action, COUNT(*) AS issued, \
+                     COUNT(l.first_followed_at) AS followed, \
+                     SUM(CASE WHEN EXISTS (SELECT 1 FROM conversion v WHERE v.link_id = l.id) \
+                         THEN 1 ELSE 0 END) AS converted \
+                     FROM cta_link l JOIN conversation c ON c.id = l.conversation_id \
+                     WHERE {cohort} GROUP BY l.action"
+                ),
+                values.clone(),
+            ))
+            .await?;
+        let mut funnel: Vec<FunnelStep> = CtaAction::ALL
+            .into_iter()
+            .map(|action| FunnelStep {
+                action,
+                issued: 0,
+                followed: 0,
+                converted: 0,
+            })
+            .collect();
+        for row in funnel_rows {
+            let action: CtaAction =
+                stored("cta_link.action", &row.try_get::<String>("", "action")?)?;
+            if let Some(step) = funnel.iter_mut().find(|f| f.action == action) {
+                step.issued = row.try_get("", "issued")?;
+                step.followed = row.try_get("", "followed")?;
+                step.converted = row.try_get("", "converted")?;
+            }
+        }
+
         Ok(ConversionStats {
+            funnel,
             conversations: by_channel.iter().map(|c| c.conversations).sum(),
             converted: by_channel.iter().map(|c| c.converted).sum(),
             by_kind,

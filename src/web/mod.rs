@@ -3,6 +3,7 @@
 mod auth;
 mod graphql;
 mod health;
+mod links;
 
 use axum::Router;
 use axum::http::{HeaderName, Request};
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .route("/graphiql", get(graphql::graphiql))
+        .route("/l/{token}", get(links::follow))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

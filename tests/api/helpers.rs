@@ -148,6 +148,7 @@ impl TestApp {
             database_url: database_url.clone(),
             db_max_connections: 8,
             listen: "127.0.0.1:0".to_owned(),
+            link_secrets: Vec::new(),
         };
         let app = Application::build(&config, Arc::new(clock.clone()))
             .await

@@ -1,0 +1,140 @@
+//! The confirmation flow: the agent asks the person to confirm an outcome it
+//! completes itself (a booking); confirming in time records it.
+
+use entity::{confirmation, conversation, conversion};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+use uuid::Uuid;
+
+use super::conversions::{Attribution, MAX_RECORD_ID_CHARS, Planned, Recorded, finish, record_in};
+use super::messages::humanize;
+use super::sessions::lock_by_session_id;
+use super::tenants::settings_of;
+use super::{Caller, Services, begin_write};
+use crate::domain::channel::Channel;
+use crate::domain::clock::{from_micros, to_micros};
+use crate::domain::conversion::ConversionSource;
+use crate::domain::link::CtaAction;
+use crate::domain::role::Operation;
+use crate::domain::session_id::SessionId;
+use crate::domain::text;
+use crate::error::{AppError, stored};
+
+pub const MAX_SUMMARY_CHARS: usize = 2_000;
+
+impl Services {
+    /// Opens a confirmation that expires after the channel's confirmation
+    /// window (roles AGENT, ADMIN).
+    #[tracing::instrument(skip(self, caller, session_id, summary), fields(tenant = %caller.tenant_id, %action))]
+    pub async fn request_confirmation(
+        &self,
+        caller: &Caller,
+        session_id: &SessionId,
+        action: CtaAction,
+        summary: &str,
+    ) -> Result<confirmation::Model, AppError> {
+        caller.require(Operation::ManageSessions, "request confirmations")?;
+        let summary = text::required("summary", summary, MAX_SUMMARY_CHARS)?;
+        let now = self.clock.now();
+        let txn = begin_write(&self.db).await?;
+        let conversation = lock_by_session_id(&txn, caller.tenant_id, session_id)
+            .await?
+            .ok_or(AppError::NotFound("session"))?;
+        if conversation.closed_at.is_some() {
+            return Err(AppError::SessionClosed);
+        }
+        let channel: Channel = stored("conversation.channel", &conversation.channel)?;
+        let policy = settings_of(&txn, caller.tenant_id).await?.policy(channel);
+        if policy.has_expired(from_micros(conversation.last_activity_at), now) {
+            return Err(AppError::SessionExpired(humanize(
+                policy.inactivity_timeout,
+            )));
+        }
+        let opened = confirmation::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(caller.tenant_id),
+            conversation_id: Set(conversation.id),
+            action: Set(action.as_str().to_owned()),
+            summary: Set(summary),
+            requested_at: Set(to_micros(now)),
+            expires_at: Set(to_micros(now + policy.confirmation_window)),
+            confirmed_at: Set(None),
+            conversion_id: Set(None),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(opened)
+    }
+
+    /// Confirms: records the action's outcome against the session with
+    /// source CONFIRMATION. Confirming again returns the first result;
+    /// after the window nothing is recorded (`CONFIRMATION_EXPIRED`).
+    #[tracing::instrument(skip(self, caller, record_id), fields(tenant = %caller.tenant_id))]
+    pub async fn confirm(
+        &self,
+        caller: &Caller,
+        confirmation_id: Uuid,
+        record_id: &str,
+    ) -> Result<Recorded, AppError> {
+        caller.require(Operation::RecordConversions, "confirm")?;
+        let record_id = text::required("recordId", record_id, MAX_RECORD_ID_CHARS)?;
+        let now = self.clock.now();
+        let txn = begin_write(&self.db).await?;
+        let found = confirmation::Entity::find_by_id(confirmation_id)
+            .filter(confirmation::Column::TenantId.eq(caller.tenant_id))
+            .lock_exclusive()
+            .one(&txn)
+            .await?
+            .ok_or(AppError::NotFound("confirmation"))?;
+        if let Some(first) = found.conversion_id {
+            let conversion = conversion::Entity::find_by_id(first)
+                .one(&txn)
+                .await?
+                .ok_or_else(|| {
+                    AppError::Internal("a confirmed confirmation lost its conversion".into())
+                })?;
+            return Ok(Recorded {
+                attributed: conversion.attributed,
+                conversions: vec![conversion],
+                created: false,
+            });
+        }
+        if now > from_micros(found.expires_at) {
+            return Err(AppError::ConfirmationExpired(
+                from_micros(found.expires_at).to_rfc3339(),
+            ));
+        }
+        let conversation = conversation::Entity::find_by_id(found.conversation_id)
+            .one(&txn)
+            .await?
+            .ok_or(AppError::NotFound("confirmation"))?;
+        let action: CtaAction = stored("confirmation.action", &found.action)?;
+        let planned = [Planned {
+            kind: action.outcome(),
+            record_id,
+        }];
+        let attribution = Attribution::credited(ConversionSource::Confirmation);
+        let mut outcome = record_in(
+            &txn,
+            caller.tenant_id,
+            &conversation,
+            &planned,
+            &attribution,
+            None,
+            to_micros(now),
+        )
+        .await?;
+        let conversion_id = outcome
+            .recorded
+            .conversions
+            .first()
+            .map(|c| c.id)
+            .ok_or_else(|| AppError::Internal("confirming recorded nothing".into()))?;
+        let mut confirmed: confirmation::ActiveModel = found.into();
+        confirmed.confirmed_at = Set(Some(to_micros(now)));
+        confirmed.conversion_id = Set(Some(conversion_id));
+        confirmed.update(&txn).await?;
+        outcome.wrote = true;
+        finish(txn, outcome, &conversation).await
+    }
+}

@@ -1,0 +1,274 @@
+//! Call-to-action links: signing keys, issuing links, following them, and
+//! turning a token back into its conversation.
+
+use entity::{conversation, cta_link, link_signing_key};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use uuid::Uuid;
+
+use super::messages::humanize;
+use super::sessions::lock_by_session_id;
+use super::tenants::settings_of;
+use super::{Caller, Services, begin_write};
+use crate::domain::channel::Channel;
+use crate::domain::clock::{from_micros, to_micros};
+use crate::domain::link::{
+    CtaAction, LinkClaims, SigningKey, UnverifiedToken, parse_target, with_token,
+};
+use crate::domain::role::Operation;
+use crate::domain::session_id::SessionId;
+use crate::error::{AppError, stored};
+
+/// A link as `createCtaLink` returns it.
+#[derive(Debug, Clone)]
+pub struct IssuedLink {
+    pub link: cta_link::Model,
+    pub token: String,
+    /// The target with the token in `ai_session`.
+    pub url: String,
+}
+
+/// A signing key as `convtrack link-keys list` shows it.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+impl Services {
+    /// Makes sure a key exists to sign with: the operator's, or one stored in
+    /// the database (generated on the first start, shared by every instance).
+    pub async fn ensure_link_key(&self) -> Result<(), AppError> {
+        if !self.operator_link_keys.is_empty() || self.stored_signing_key().await?.is_some() {
+            return Ok(());
+        }
+        self.rotate_link_key().await.map(|_| ())
+    }
+
+    /// Creates a new stored signing key; older ones stop signing but still
+    /// verify until removed.
+    pub async fn rotate_link_key(&self) -> Result<KeyInfo, AppError> {
+        let now = to_micros(self.clock.now());
+        let key = SigningKey::generate()?;
+        let txn = begin_write(&self.db).await?;
+        link_signing_key::Entity::update_many()
+            .col_expr(link_signing_key::Column::RetiredAt, Expr::value(now))
+            .filter(link_signing_key::Column::RetiredAt.is_null())
+            .exec(&txn)
+            .await?;
+        let row = link_signing_key::ActiveModel {
+            kid: Set(key.kid.clone()),
+            secret: Set(key.stored_secret()),
+            created_at: Set(now),
+            retired_at: Set(None),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(KeyInfo {
+            kid: row.kid,
+            created_at: row.created_at,
+            retired_at: row.retired_at,
+        })
+    }
+
+    pub async fn list_link_keys(&self) -> Result<Vec<KeyInfo>, AppError> {
+        Ok(link_signing_key::Entity::find()
+            .order_by_asc(link_signing_key::Column::CreatedAt)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|k| KeyInfo {
+                kid: k.kid,
+                created_at: k.created_at,
+                retired_at: k.retired_at,
+            })
+            .collect())
+    }
+
+    /// Removes a stored key: tokens it signed stop verifying, everywhere, at once.
+    pub async fn remove_link_key(&self, kid: &str) -> Result<(), AppError> {
+        let removed = link_signing_key::Entity::delete_by_id(kid.to_owned())
+            .exec(&self.db)
+            .await?;
+        if removed.rows_affected == 0 {
+            return Err(AppError::NotFound("link signing key"));
+        }
+        Ok(())
+    }
+
+    async fn stored_signing_key(&self) -> Result<Option<SigningKey>, AppError> {
+        let newest = link_signing_key::Entity::find()
+            .filter(link_signing_key::Column::RetiredAt.is_null())
+            .order_by_desc(link_signing_key::Column::CreatedAt)
+            .one(&self.db)
+            .await?;
+        newest
+            .map(|k| {
+                SigningKey::from_stored(&k.kid, &k.secret).ok_or_else(|| {
+                    AppError::Internal(format!("stored link key {} is not valid", k.kid))
+                })
+            })
+            .transpose()
+    }
+
+    async fn signing_key(&self) -> Result<SigningKey, AppError> {
+        if let Some(key) = self.operator_link_keys.first() {
+            return Ok(key.clone());
+        }
+        self.stored_signing_key().await?.ok_or_else(|| {
+            AppError::Internal("no link signing key; the server creates one at start".into())
+        })
+    }
+
+    /// The key a token names, if it is still trusted. Stored keys are read
+    /// on every use, so a removed key stops verifying on every instance.
+    async fn verifying_key<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        kid: &str,
+    ) -> Result<Option<SigningKey>, AppError> {
+        if let Some(key) = self.operator_link_keys.iter().find(|k| k.kid == kid) {
+            return Ok(Some(key.clone()));
+        }
+        let stored = link_signing_key::Entity::find_by_id(kid.to_owned())
+            .one(db)
+            .await?;
+        Ok(stored.and_then(|k| SigningKey::from_stored(&k.kid, &k.secret)))
+    }
+
+    /// Checks a token's signature; any failure is the one `INVALID_LINK_TOKEN`.
+    pub(crate) async fn verify_token<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        token: &str,
+    ) -> Result<LinkClaims, AppError> {
+        let unverified =
+            UnverifiedToken::parse(token.trim()).map_err(|_| AppError::InvalidLinkToken)?;
+        let key = self
+            .verifying_key(db, unverified.kid)
+            .await?
+            .ok_or(AppError::InvalidLinkToken)?;
+        unverified
+            .verify(&key)
+            .map_err(|_| AppError::InvalidLinkToken)
+    }
+
+    /// The conversation and link a token stands for, within the caller's
+    /// tenant. Another tenant's token answers exactly like a forged one.
+    pub(crate) async fn resolve_link_token<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        tenant_id: Uuid,
+        token: &str,
+    ) -> Result<(conversation::Model, cta_link::Model), AppError> {
+        let claims = self.verify_token(db, token).await?;
+        if claims.tenant_id != tenant_id {
+            return Err(AppError::InvalidLinkToken);
+        }
+        let conversation = super::sessions::find_by_session_id(db, tenant_id, &claims.session_id)
+            .await?
+            .ok_or(AppError::InvalidLinkToken)?;
+        let link = cta_link::Entity::find_by_id(claims.link_id)
+            .filter(cta_link::Column::TenantId.eq(tenant_id))
+            .filter(cta_link::Column::ConversationId.eq(conversation.id))
+            .one(db)
+            .await?
+            .ok_or(AppError::InvalidLinkToken)?;
+        Ok((conversation, link))
+    }
+
+    /// Issues a signed link for a session (roles AGENT, ADMIN).
+    #[tracing::instrument(skip(self, caller, session_id, target_url), fields(tenant = %caller.tenant_id, %action))]
+    pub async fn create_cta_link(
+        &self,
+        caller: &Caller,
+        session_id: &SessionId,
+        action: CtaAction,
+        target_url: &str,
+    ) -> Result<IssuedLink, AppError> {
+        caller.require(Operation::ManageSessions, "create call-to-action links")?;
+        let target = parse_target(target_url)?;
+        let key = self.signing_key().await?;
+        let now = self.clock.now();
+        let txn = begin_write(&self.db).await?;
+        let conversation = lock_by_session_id(&txn, caller.tenant_id, session_id)
+            .await?
+            .ok_or(AppError::NotFound("session"))?;
+        if conversation.closed_at.is_some() {
+            return Err(AppError::SessionClosed);
+        }
+        let settings = settings_of(&txn, caller.tenant_id).await?;
+        let channel: Channel = stored("conversation.channel", &conversation.channel)?;
+        let policy = settings.policy(channel);
+        if policy.has_expired(from_micros(conversation.last_activity_at), now) {
+            return Err(AppError::SessionExpired(humanize(
+                policy.inactivity_timeout,
+            )));
+        }
+        let link = cta_link::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(caller.tenant_id),
+            conversation_id: Set(conversation.id),
+            action: Set(action.as_str().to_owned()),
+            target_url: Set(target),
+            issued_at: Set(to_micros(now)),
+            expires_at: Set(to_micros(
+                from_micros(conversation.started_at) + settings.attribution_window(),
+            )),
+            first_followed_at: Set(None),
+            last_followed_at: Set(None),
+            follow_count: Set(0),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        let token = key.sign(&LinkClaims {
+            tenant_id: caller.tenant_id,
+            link_id: link.id,
+            session_id: session_id.clone(),
+            action,
+            issued_at: link.issued_at,
+        });
+        Ok(IssuedLink {
+            url: with_token(&link.target_url, &token),
+            token,
+            link,
+        })
+    }
+
+    /// Counts a click on a link and gives the URL to send the person to:
+    /// always the target stored when the link was issued, with the token.
+    /// `None` for anything that is not a live link.
+    pub async fn follow_link(&self, token: &str) -> Result<Option<String>, AppError> {
+        let claims = match self.verify_token(&self.db, token).await {
+            Ok(claims) => claims,
+            Err(AppError::InvalidLinkToken) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        let now = to_micros(self.clock.now());
+        let followed = cta_link::Entity::update_many()
+            .col_expr(
+                cta_link::Column::FirstFollowedAt,
+                Func::coalesce([
+                    Expr::col(cta_link::Column::FirstFollowedAt),
+                    Expr::value(now),
+                ])
+                .into(),
+            )
+            .col_expr(cta_link::Column::LastFollowedAt, Expr::value(now))
+            .col_expr(
+                cta_link::Column::FollowCount,
+                Expr::col(cta_link::Column::FollowCount).add(1),
+            )
+            .filter(cta_link::Column::Id.eq(claims.link_id))
+            .filter(cta_link::Column::TenantId.eq(claims.tenant_id))
+            .exec_with_returning(&self.db)
+            .await?
+            .pop();
+        Ok(followed.map(|link| with_token(&link.target_url, token.trim())))
+    }
+}

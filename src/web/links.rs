@@ -1,0 +1,50 @@
+//! `GET /l/{token}`: count the click, then send the person on. Only ever to
+//! the target stored when the link was issued, never to a URL taken from
+//! the request.
+
+use axum::extract::{Path, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, REFERRER_POLICY};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::graphql::errors::log;
+
+const NOT_FOUND_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Link not found</title>\
+<p>This link is not valid. Please ask for a new one.</p>";
+
+pub async fn follow(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    match state.services.follow_link(&token).await {
+        Ok(Some(url)) => match HeaderValue::from_str(&url) {
+            Ok(location) => (
+                StatusCode::FOUND,
+                [
+                    (LOCATION, location),
+                    (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                    (REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+                ],
+            )
+                .into_response(),
+            Err(_) => not_found(),
+        },
+        Ok(None) => not_found(),
+        Err(e) => {
+            log(&e);
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "The link service is unavailable; please try again in a moment.",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(CONTENT_TYPE, "text/html; charset=utf-8")],
+        NOT_FOUND_PAGE,
+    )
+        .into_response()
+}
