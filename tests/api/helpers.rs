@@ -130,7 +130,39 @@ pub struct TestApp {
     pub other_agent: String,
     sql_statements: Arc<AtomicU64>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Further instances on the same database, stopped with the app.
+    others: Vec<tokio::sync::oneshot::Sender<()>>,
     database: TestDatabase,
+}
+
+/// Starts a server on `database_url` with `clock`; returns its base URL,
+/// its SQL statement counter, its services and the switch that stops it.
+async fn start_server(
+    database_url: &str,
+    clock: &ManualClock,
+) -> (
+    String,
+    Arc<AtomicU64>,
+    Services,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let config = ServerConfig {
+        database_url: database_url.to_owned(),
+        db_max_connections: 8,
+        listen: "127.0.0.1:0".to_owned(),
+        link_secrets: Vec::new(),
+    };
+    let app = Application::build(&config, Arc::new(clock.clone()))
+        .await
+        .expect("server starts");
+    let address = format!("http://{}", app.local_addr().expect("bound"));
+    let services = app.services().clone();
+    let counter = app.sql_statement_counter();
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    (address, counter, services, shutdown)
 }
 
 pub fn start_time() -> DateTime<Utc> {
@@ -144,22 +176,8 @@ impl TestApp {
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
         let (database, database_url) = TestDatabase::create(backend).await?;
         let clock = ManualClock::starting_at(start_time());
-        let config = ServerConfig {
-            database_url: database_url.clone(),
-            db_max_connections: 8,
-            listen: "127.0.0.1:0".to_owned(),
-            link_secrets: Vec::new(),
-        };
-        let app = Application::build(&config, Arc::new(clock.clone()))
-            .await
-            .expect("server starts");
-        let address = format!("http://{}", app.local_addr().expect("bound"));
-        let services = app.services().clone();
-        let sql_statements = app.sql_statement_counter();
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.run_until(async move {
-            let _ = stopped.await;
-        }));
+        let (address, sql_statements, services, shutdown) =
+            start_server(&database_url, &clock).await;
 
         let key = |tenant: &'static str, role: Role| {
             let services = services.clone();
@@ -187,8 +205,85 @@ impl TestApp {
             services,
             sql_statements,
             shutdown: Some(shutdown),
+            others: Vec::new(),
             database,
         })
+    }
+
+    /// Stops the server and starts a fresh one on the same database (what an
+    /// operator's restart does); requests go to the new one from now on.
+    pub async fn restart(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let (address, counter, services, shutdown) =
+            start_server(&self.database_url, &self.clock).await;
+        self.address = address;
+        self.sql_statements = counter;
+        self.services = services;
+        self.shutdown = Some(shutdown);
+    }
+
+    /// Another server on the same database, running alongside; returns its base URL.
+    pub async fn second_instance(&mut self) -> String {
+        let (address, _, _, shutdown) = start_server(&self.database_url, &self.clock).await;
+        self.others.push(shutdown);
+        address
+    }
+
+    /// POSTs a GraphQL request to another instance.
+    pub async fn gql_at(&self, base: &str, key: &str, query: &str, variables: Value) -> Value {
+        self.client
+            .post(format!("{base}/graphql"))
+            .bearer_auth(key)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("server answers")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
+    /// `createCtaLink` as the agent; returns the payload.
+    pub async fn create_link(&self, session: &Session, action: &str, target: &str) -> Value {
+        let body = self
+            .try_create_link(&self.agent, session, action, target)
+            .await;
+        data(&body, "createCtaLink").clone()
+    }
+
+    pub async fn try_create_link(
+        &self,
+        key: &str,
+        session: &Session,
+        action: &str,
+        target: &str,
+    ) -> Value {
+        self.gql(
+            key,
+            "mutation($input: CreateCtaLinkInput!) { createCtaLink(input: $input) { url token expiresAt trackedPath } }",
+            json!({ "input": { "sessionId": session.session_id, "action": action, "targetUrl": target } }),
+        )
+        .await
+    }
+
+    /// The checkout recording an outcome with the link token it received.
+    pub async fn record_with_token(
+        &self,
+        key: &str,
+        token: &str,
+        kind: ConversionKind,
+        record_id: &str,
+    ) -> Value {
+        self.gql(
+            key,
+            "mutation($input: RecordConversionInput!) { recordConversion(input: $input) {
+                created attributed
+                conversion { id kind source attributed unattributedReason linkAction record { type id } } } }",
+            json!({ "input": { "linkToken": token, "kind": kind.as_str(), "recordId": record_id } }),
+        )
+        .await
     }
 
     pub fn sql_statements(&self) -> u64 {
@@ -340,6 +435,9 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
+        }
+        for other in self.others.drain(..) {
+            let _ = other.send(());
         }
     }
 }

@@ -33,9 +33,11 @@ macro_rules! test_both {
 }
 
 mod auth;
+mod confirmations;
 mod conversions;
 mod filters;
 mod helpers;
+mod links;
 mod listing;
 mod messages;
 mod schema;

@@ -1,0 +1,159 @@
+//! The confirmation flow: requestConfirmation, then confirm within the
+//! channel's window.
+
+use chrono::TimeDelta;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn request(app: &TestApp, session: &Session) -> Value {
+    let body = app
+        .gql(
+            &app.agent,
+            "mutation($input: RequestConfirmationInput!) { requestConfirmation(input: $input) { id expiresAt } }",
+            json!({ "input": { "sessionId": session.session_id, "action": "BOOKING_CONFIRMATION",
+                               "summary": "Meeting room Lisbon, Thu 14:00-15:00" } }),
+        )
+        .await;
+    data(&body, "requestConfirmation").clone()
+}
+
+async fn confirm(app: &TestApp, key: &str, id: &Value, record_id: &str) -> Value {
+    app.gql(
+        key,
+        "mutation($input: ConfirmInput!) { confirm(input: $input) {
+            created attributed conversion { id kind source record { id } } } }",
+        json!({ "input": { "confirmationId": id, "recordId": record_id } }),
+    )
+    .await
+}
+
+test_both!(confirming_records_a_booking_once, |app| {
+    let session = app.start_session(Channel::Chat).await;
+    let opened = request(&app, &session).await;
+    assert_eq!(
+        opened["expiresAt"], "2026-03-02T09:10:00+00:00",
+        "chat: 10 minutes"
+    );
+    let body = confirm(&app, &app.agent, &opened["id"], "booking-1").await;
+    let recorded = data(&body, "confirm");
+    assert_eq!(recorded["created"], true);
+    assert_eq!(recorded["conversion"]["kind"], "BOOKING_CREATED");
+    assert_eq!(recorded["conversion"]["source"], "CONFIRMATION");
+
+    let twice = confirm(&app, &app.agent, &opened["id"], "booking-2").await;
+    let again = data(&twice, "confirm");
+    assert_eq!(again["created"], false);
+    assert_eq!(
+        again["conversion"]["id"], recorded["conversion"]["id"],
+        "the first result"
+    );
+    assert_eq!(again["conversion"]["record"]["id"], "booking-1");
+    assert_eq!(app.conversion_rows().await, 1);
+    assert_eq!(
+        app.conversation(&app.admin, &session).await["badges"][0]["colour"],
+        "TEAL"
+    );
+});
+
+test_both!(confirmation_windows_per_channel, |app| {
+    let channels = [
+        (json!({ "channel": "CHAT" }), TimeDelta::minutes(10)),
+        (
+            json!({ "channel": "EMAIL", "contact": "w@example.com", "threadKey": "t" }),
+            TimeDelta::hours(4),
+        ),
+        (
+            json!({ "channel": "WHATSAPP", "contact": "+447700900321" }),
+            TimeDelta::hours(1),
+        ),
+        (json!({ "channel": "VOICE" }), TimeDelta::minutes(10)),
+    ];
+    for (n, (input, window)) in channels.into_iter().enumerate() {
+        let session = app.start_session_with(input.clone()).await;
+        let in_time = request(&app, &session).await;
+        let too_late = request(&app, &session).await;
+        app.advance(window);
+        let body = confirm(&app, &app.agent, &in_time["id"], &format!("in-{n}")).await;
+        assert_eq!(
+            data(&body, "confirm")["created"],
+            true,
+            "{input}: at the edge"
+        );
+        app.advance(TimeDelta::seconds(1));
+        let rows = app.conversion_rows().await;
+        let body = confirm(&app, &app.agent, &too_late["id"], &format!("late-{n}")).await;
+        assert_eq!(
+            error_code(&body),
+            "CONFIRMATION_EXPIRED",
+            "{input}: one second past"
+        );
+        assert_eq!(app.conversion_rows().await, rows, "nothing stored");
+    }
+});
+
+test_both!(confirmation_windows_follow_tenant_settings, |app| {
+    let body = app
+        .gql(
+            &app.admin,
+            "mutation { updateTenantSettings(input: { channelPolicies: [{ channel: CHAT, confirmationWindowSeconds: 120 }] }) { settings { attributionWindowDays } } }",
+            json!({}),
+        )
+        .await;
+    data(&body, "updateTenantSettings");
+    let session = app.start_session(Channel::Chat).await;
+    let opened = request(&app, &session).await;
+    assert_eq!(opened["expiresAt"], "2026-03-02T09:02:00+00:00");
+    app.advance(TimeDelta::seconds(121));
+    assert_eq!(
+        error_code(&confirm(&app, &app.agent, &opened["id"], "b-1").await),
+        "CONFIRMATION_EXPIRED"
+    );
+});
+
+test_both!(
+    another_tenants_or_unknown_confirmations_are_not_found,
+    |app| {
+        let session = app.start_session(Channel::Chat).await;
+        let opened = request(&app, &session).await;
+        let theirs = confirm(&app, &app.other_admin, &opened["id"], "b-1").await;
+        assert_eq!(error_code(&theirs), "NOT_FOUND");
+        for id in [
+            json!("nonsense"),
+            json!("01960000-0000-7000-8000-000000000000"),
+        ] {
+            assert_eq!(
+                error_code(&confirm(&app, &app.agent, &id, "b-1").await),
+                "NOT_FOUND"
+            );
+        }
+        let forbidden = confirm(&app, &app.integrator, &opened["id"], "b-1").await;
+        assert_eq!(error_code(&forbidden), "FORBIDDEN");
+        assert_eq!(app.conversion_rows().await, 0);
+        data(
+            &confirm(&app, &app.checkout, &opened["id"], "b-1").await,
+            "confirm",
+        );
+    }
+);
+
+test_both!(confirmations_need_an_open_session, |app| {
+    let session = app.start_session(Channel::Chat).await;
+    data(&app.close(&session).await, "closeSession");
+    let body = app
+        .gql(
+            &app.agent,
+            "mutation($s: String!) { requestConfirmation(input: { sessionId: $s, action: BOOKING_CONFIRMATION, summary: \"x\" }) { id } }",
+            json!({ "s": session.session_id }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "SESSION_CLOSED");
+    let empty = app
+        .gql(
+            &app.agent,
+            "mutation($s: String!) { requestConfirmation(input: { sessionId: $s, action: BOOKING_CONFIRMATION, summary: \" \" }) { id } }",
+            json!({ "s": app.start_session(Channel::Chat).await.session_id }),
+        )
+        .await;
+    assert_eq!(error_code(&empty), "BAD_USER_INPUT");
+});
