@@ -1,0 +1,100 @@
+//! `bench`: generates a realistic dataset for convtrack and times the
+//! server's read queries against it. See bench/README.md.
+
+mod corpus;
+mod generate;
+mod queries;
+mod rng;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "bench",
+    about = "Dataset generator and query benchmark for convtrack"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fill an empty database (migrations applied first) with tenants
+    /// bench-a (~90%) and bench-b, their conversations, messages and conversions.
+    Generate {
+        /// sqlite://FILE?mode=rwc or postgres://user@host:port/db
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// How many conversations (about 3 messages each, ~10% converted).
+        #[arg(long, default_value_t = 100_000)]
+        conversations: u64,
+        /// Seed of the generator: the same seed gives the same rows (times
+        /// are relative to now).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Start the release server on a generated database and time the list,
+    /// filter, search and stats queries, one request at a time.
+    Queries {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// Timed requests per scenario.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        /// Untimed requests per scenario before the timed ones.
+        #[arg(long, default_value_t = 10)]
+        warmup: usize,
+        /// The server binary (build it with `cargo build --release`).
+        #[arg(long, default_value = "target/release/convtrack")]
+        server_bin: PathBuf,
+        /// Run only these scenarios (comma-separated): list, list-filtered,
+        /// search-common, search-rare, search-short, stats.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Generate {
+            database_url,
+            conversations,
+            seed,
+        } => {
+            generate::run(generate::GenerateArgs {
+                database_url,
+                conversations,
+                seed,
+            })
+            .await
+        }
+        Command::Queries {
+            database_url,
+            requests,
+            warmup,
+            server_bin,
+            only,
+        } => {
+            queries::run(queries::QueriesArgs {
+                database_url,
+                requests,
+                warmup,
+                server_bin,
+                only,
+            })
+            .await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("bench: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
