@@ -8,13 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
 use crate::domain::clock::Clock;
 use crate::domain::link::SigningKey;
 use crate::graphql::{self, ApiSchema};
 use crate::service::Services;
-use crate::{db, telemetry, web};
+use crate::{db, events, telemetry, web};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -40,6 +42,13 @@ pub struct AppState {
     pub schema: ApiSchema,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Turns true when the server starts shutting down; open sockets close
+    /// with a proper close frame then.
+    pub shutdown: watch::Receiver<bool>,
+    /// Open WebSocket connections, so shutdown can wait for their close frames.
+    pub sockets: TaskTracker,
+    /// Time a WebSocket client has to send `connection_init`.
+    pub socket_init_timeout: std::time::Duration,
 }
 
 /// A server bound to its address and ready to run.
@@ -47,6 +56,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     sql_statements: Arc<AtomicU64>,
+    shutdown: watch::Sender<bool>,
 }
 
 impl Application {
@@ -81,15 +91,27 @@ impl Application {
                     address: config.listen.clone(),
                     source,
                 })?;
+        let (shutdown, shutdown_seen) = watch::channel(false);
+        if let Some(pool) = postgres_pool(&services.db) {
+            tokio::spawn(events::postgres::listen(
+                pool,
+                services.events.clone(),
+                shutdown_seen.clone(),
+            ));
+        }
         let state = AppState {
             services,
             schema: graphql::schema_builder().finish(),
             metrics,
+            shutdown: shutdown_seen,
+            sockets: TaskTracker::new(),
+            socket_init_timeout: config.socket_init_timeout,
         };
         Ok(Self {
             listener,
             state,
             sql_statements,
+            shutdown,
         })
     }
 
@@ -106,14 +128,34 @@ impl Application {
         self.sql_statements.clone()
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves until `shutdown` resolves, then finishes in-flight requests
+    /// and closes open WebSockets with a close frame (clients reconnect
+    /// elsewhere with their cursor).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let sockets = self.state.sockets.clone();
         let router = web::router(self.state);
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let stop = self.shutdown;
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            })
+            .await;
+        sockets.close();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), sockets.wait()).await;
+        served
+    }
+}
+
+/// The PostgreSQL pool behind a connection, for LISTEN.
+fn postgres_pool(db: &sea_orm::DatabaseConnection) -> Option<sea_orm::sqlx::PgPool> {
+    match &db.inner {
+        sea_orm::DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
+            Some(db.get_postgres_connection_pool().clone())
+        }
+        _ => None,
     }
 }

@@ -217,4 +217,11 @@ pub struct ServerConfig {
     pub listen: String,
     /// Operator-given link secrets; empty to use the database's keys.
     pub link_secrets: Vec<String>,
+    /// Time a WebSocket client has to send `connection_init`.
+    pub socket_init_timeout: std::time::Duration,
+}
+
+impl ServerConfig {
+    /// How long a WebSocket client may take to send `connection_init`.
+    pub const DEFAULT_SOCKET_INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 }

@@ -33,6 +33,8 @@ pub enum AppError {
     IdempotencyKeyReused,
     #[error("{0}")]
     PayloadTooLarge(String),
+    #[error("{0}")]
+    RateLimited(String),
     /// The database could not be reached or stayed busy: nothing was
     /// committed and the same request may be retried.
     #[error("the database is busy or unreachable; nothing was committed, retry the request")]

@@ -3,7 +3,8 @@
 //! customers, contracts, bookings, day passes — and serves them over GraphQL.
 //!
 //! Where things live: pure rules in [`domain`], transactions in [`service`],
-//! GraphQL resolvers in [`graphql`], HTTP routes in [`web`]; [`app`] wires
+//! GraphQL resolvers in [`graphql`], HTTP routes in [`web`], the live
+//! conversion feed's wake-ups in [`events`]; [`app`] wires
 //! them into a server that `main` and the tests both start.
 
 pub mod app;
@@ -11,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod graphql;
 pub mod service;
 pub mod telemetry;

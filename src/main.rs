@@ -36,6 +36,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 db_max_connections: cli.db_max_connections,
                 listen: args.listen,
                 link_secrets: args.link_secrets,
+                socket_init_timeout: ServerConfig::DEFAULT_SOCKET_INIT_TIMEOUT,
             };
             serve(config).await
         }

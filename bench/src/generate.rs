@@ -120,6 +120,9 @@ struct ConversionRow {
     order: u64,
     /// Assigned once every conversion is known, in recorded_at order.
     feed_seq: i64,
+    /// Copies of the conversation's start and channel, as the server keeps them.
+    conversation_started_at: i64,
+    conversation_channel: &'static str,
 }
 
 #[derive(Default)]
@@ -305,10 +308,16 @@ impl Generator {
                 + rng.log_uniform(2 * MICROS_PER_MINUTE, 7 * MICROS_PER_DAY))
             .clamp(started_at + MICROS_PER_SECOND, now);
             first_converted_at = Some(recorded_at);
-            self.conversion(batch, tenant, id, kind, recorded_at);
+            self.conversion(batch, tenant, (id, started_at, channel), kind, recorded_at);
             if kind == CONTRACT && self.rng.chance(CUSTOMER_WITH_CONTRACT_SHARE) {
                 // Recorded by the same call as the contract: same time.
-                self.conversion(batch, tenant, id, CUSTOMER, recorded_at);
+                self.conversion(
+                    batch,
+                    tenant,
+                    (id, started_at, channel),
+                    CUSTOMER,
+                    recorded_at,
+                );
             }
             if self.rng.chance(SECOND_OUTCOME_SHARE) {
                 let later: &[usize] = match kind {
@@ -319,7 +328,7 @@ impl Generator {
                 let second = *self.rng.pick(later);
                 let at = (recorded_at + self.rng.log_uniform(MICROS_PER_HOUR, 20 * MICROS_PER_DAY))
                     .min(now);
-                self.conversion(batch, tenant, id, second, at);
+                self.conversion(batch, tenant, (id, started_at, channel), second, at);
             }
         }
 
@@ -345,7 +354,7 @@ impl Generator {
         &mut self,
         batch: &mut Batch,
         tenant: usize,
-        conversation_id: Uuid,
+        (conversation_id, conversation_started_at, conversation_channel): (Uuid, i64, &'static str),
         kind: usize,
         recorded_at: i64,
     ) {
@@ -362,6 +371,8 @@ impl Generator {
             recorded_at,
             order: self.conversions_made,
             feed_seq: 0,
+            conversation_started_at,
+            conversation_channel,
         });
     }
 }
@@ -449,7 +460,7 @@ const MESSAGE_COLUMNS: [&str; 6] = [
     "content",
     "created_at",
 ];
-const CONVERSION_COLUMNS: [&str; 10] = [
+const CONVERSION_COLUMNS: [&str; 12] = [
     "id",
     "tenant_id",
     "conversation_id",
@@ -460,6 +471,8 @@ const CONVERSION_COLUMNS: [&str; 10] = [
     "attributed",
     "feed_seq",
     "recorded_at",
+    "conversation_started_at",
+    "conversation_channel",
 ];
 
 async fn insert_batch(
@@ -541,6 +554,8 @@ async fn insert_conversions(
                     Value::from(true),
                     Value::from(c.feed_seq),
                     Value::from(c.recorded_at),
+                    Value::from(c.conversation_started_at),
+                    Value::from(c.conversation_channel),
                 ])
             },
         )

@@ -34,6 +34,11 @@ pub struct Model {
     /// That link's action (`DAY_PASS`, `MEMBERSHIP_SIGNUP`, `TOUR_REQUEST`,
     /// `BOOKING_CONFIRMATION`).
     pub link_action: Option<String>,
+    /// The conversation's start, copied (it never changes) so stats over a
+    /// range of conversations read this table alone.
+    pub conversation_started_at: Option<i64>,
+    /// The conversation's channel, copied for the same reason.
+    pub conversation_channel: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_core_tables;
 mod m20261125_000002_add_search_and_settings;
 mod m20261125_000003_create_links_and_confirmations;
+mod m20261125_000004_add_stats_columns;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_core_tables::Migration),
             Box::new(m20261125_000002_add_search_and_settings::Migration),
             Box::new(m20261125_000003_create_links_and_confirmations::Migration),
+            Box::new(m20261125_000004_add_stats_columns::Migration),
         ]
     }
 }

@@ -87,6 +87,49 @@ pub fn decode_conversion_cursor(value: &str) -> Result<i64, InvalidInput> {
         .ok_or_else(invalid)
 }
 
+/// Position in a tenant's event feed: the last conversion a client saw.
+/// It names its tenant, so a cursor of another tenant is refused rather
+/// than silently read as a position in this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventCursor {
+    pub tenant_id: Uuid,
+    pub seq: i64,
+}
+
+impl EventCursor {
+    pub fn encode(self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("e1:{}:{}", self.tenant_id.simple(), self.seq))
+    }
+
+    /// Reads a cursor a client sends back; it must be one of `tenant_id`'s.
+    pub fn decode_for(value: &str, tenant_id: Uuid) -> Result<Self, InvalidInput> {
+        let invalid = || {
+            InvalidInput::new(
+                "after is not an event cursor of this tenant; pass the cursor of the last event you received",
+            )
+        };
+        let decoded = String::from_utf8(
+            URL_SAFE_NO_PAD
+                .decode(value.trim())
+                .map_err(|_| invalid())?,
+        )
+        .map_err(|_| invalid())?;
+        let mut parts = decoded.splitn(3, ':');
+        let (Some("e1"), Some(tenant), Some(seq)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid());
+        };
+        let cursor = Self {
+            tenant_id: Uuid::parse_str(tenant).map_err(|_| invalid())?,
+            seq: seq.parse().map_err(|_| invalid())?,
+        };
+        if cursor.tenant_id != tenant_id || cursor.seq < 0 {
+            return Err(invalid());
+        }
+        Ok(cursor)
+    }
+}
+
 /// Position in a conversation's thread (the message's sequence number).
 pub fn encode_message_cursor(seq: i32) -> String {
     URL_SAFE_NO_PAD.encode(format!("m1:{seq}"))
@@ -125,6 +168,22 @@ mod tests {
         assert_eq!(ConversationCursor::decode(&cursor.encode()), Ok(cursor));
         assert!(ConversationCursor::decode("garbage").is_err());
         assert!(ConversationCursor::decode(&encode_message_cursor(3)).is_err());
+    }
+
+    #[test]
+    fn event_cursors_belong_to_one_tenant() {
+        let tenant = Uuid::now_v7();
+        let cursor = EventCursor {
+            tenant_id: tenant,
+            seq: 41,
+        };
+        assert_eq!(
+            EventCursor::decode_for(&cursor.encode(), tenant),
+            Ok(cursor)
+        );
+        assert!(EventCursor::decode_for(&cursor.encode(), Uuid::now_v7()).is_err());
+        assert!(EventCursor::decode_for("garbage", tenant).is_err());
+        assert!(EventCursor::decode_for(&encode_conversion_cursor(41), tenant).is_err());
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub enum Operation {
     ManageTenant,
     /// Review unattributed conversions.
     ReviewUnattributed,
+    /// Subscribe to (or poll) the conversion event feed.
+    FollowConversionFeed,
 }
 
 impl Role {
@@ -53,7 +55,7 @@ impl Role {
             Role::Checkout => matches!(operation, RecordConversions),
             Role::Integrator => matches!(
                 operation,
-                ReadConversation | BrowseConversations | ReadChannelPolicies
+                ReadConversation | BrowseConversations | ReadChannelPolicies | FollowConversionFeed
             ),
         }
     }
@@ -125,6 +127,8 @@ mod tests {
         assert!(!Role::Integrator.may(ReadToolCalls));
         assert!(!Role::Integrator.may(ManageTenant));
         assert!(!Role::Agent.may(ManageTenant));
+        assert!(Role::Integrator.may(FollowConversionFeed));
+        assert!(!Role::Agent.may(FollowConversionFeed));
     }
 
     #[test]

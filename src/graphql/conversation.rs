@@ -22,6 +22,7 @@ use crate::service::{listing, messages, sessions};
 
 /// One AI-assistant conversation (a session) on one channel, with its thread
 /// and the business outcomes it led to.
+#[derive(Clone)]
 pub struct Conversation(pub conversation::Model);
 
 /// The member who was logged in when the conversation started.

@@ -76,6 +76,7 @@ impl Badge {
 }
 
 /// A business outcome recorded by convtrack.
+#[derive(Clone)]
 pub struct Conversion(pub conversion::Model);
 
 #[Object]

@@ -23,6 +23,7 @@ pub fn code(e: &AppError) -> &'static str {
         AppError::ConfirmationExpired(_) => "CONFIRMATION_EXPIRED",
         AppError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
         AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+        AppError::RateLimited(_) => "RATE_LIMITED",
         AppError::Unavailable(_) => "SERVICE_UNAVAILABLE",
         AppError::Internal(_) => INTERNAL_SERVER_ERROR,
     }
@@ -153,6 +154,7 @@ mod tests {
             ),
             (AppError::IdempotencyKeyReused, "IDEMPOTENCY_KEY_REUSED"),
             (AppError::PayloadTooLarge("x".into()), "PAYLOAD_TOO_LARGE"),
+            (AppError::RateLimited("x".into()), "RATE_LIMITED"),
             (
                 AppError::Unavailable(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::Internal(
                     "down".into(),

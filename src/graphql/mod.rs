@@ -6,6 +6,7 @@ mod conversation;
 mod conversion;
 mod enums;
 pub mod errors;
+pub mod feed;
 mod link;
 mod loaders;
 mod message;
@@ -16,7 +17,7 @@ mod session;
 mod stats;
 mod tenant;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, Schema, SchemaBuilder};
 
 pub use context::RequestContext;
 
@@ -29,6 +30,7 @@ pub struct Query(
     policy::PolicyQuery,
     stats::StatsQuery,
     tenant::TenantQuery,
+    feed::FeedQuery,
 );
 
 /// Every mutation the API answers.
@@ -40,11 +42,11 @@ pub struct Mutation(
     tenant::TenantMutation,
 );
 
-pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type ApiSchema = Schema<Query, Mutation, feed::Subscription>;
 
 /// The schema with everything but per-request data.
-pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, feed::Subscription> {
+    Schema::build(Query::default(), Mutation::default(), feed::Subscription)
         .extension(observe::OperationMetrics)
 }
 

@@ -135,6 +135,6 @@ impl Services {
         confirmed.conversion_id = Set(Some(conversion_id));
         confirmed.update(&txn).await?;
         outcome.wrote = true;
-        finish(txn, outcome, &conversation).await
+        finish(txn, outcome, &conversation, &self.events).await
     }
 }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use entity::{conversation, conversion, idempotency_key, tenant};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, Statement,
 };
 use uuid::Uuid;
 
@@ -21,6 +21,7 @@ use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
 use crate::domain::text;
 use crate::error::AppError;
+use crate::events::{EventBus, NOTIFY_CHANNEL, notify_payload};
 
 pub const MAX_RECORD_ID_CHARS: usize = 200;
 
@@ -177,7 +178,7 @@ impl Services {
             to_micros(now),
         )
         .await?;
-        finish(txn, outcome, &conversation).await
+        finish(txn, outcome, &conversation, &self.events).await
     }
 
     /// The most recent conversation credited with a record: the "AI Agent
@@ -288,13 +289,30 @@ pub(crate) async fn finish(
     txn: DatabaseTransaction,
     outcome: Outcome,
     conversation: &conversation::Model,
+    events: &EventBus,
 ) -> Result<Recorded, AppError> {
     if !outcome.wrote {
         // A replay: roll back, which also returns the cursor numbers.
         txn.rollback().await?;
         return Ok(outcome.recorded);
     }
+    let feed_moved = !outcome.inserted.is_empty();
+    if feed_moved && txn.get_database_backend() == DatabaseBackend::Postgres {
+        // Delivered to other instances at commit, and only if it commits.
+        txn.execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [
+                NOTIFY_CHANNEL.into(),
+                notify_payload(conversation.tenant_id).into(),
+            ],
+        ))
+        .await?;
+    }
     txn.commit().await?;
+    if feed_moved {
+        events.wake(conversation.tenant_id);
+    }
     for row in &outcome.inserted {
         metrics::counter!("convtrack_conversions_recorded_total", "kind" => row.kind.clone())
             .increment(1);
@@ -419,6 +437,8 @@ pub(crate) async fn record_in(
             recorded_at: now,
             link_id: attribution.link.map(|(id, _)| id),
             link_action: attribution.link.map(|(_, a)| a.as_str().to_owned()),
+            conversation_started_at: Some(conversation.started_at),
+            conversation_channel: Some(conversation.channel.clone()),
         };
         result.push(row.clone());
         to_insert.push(row);

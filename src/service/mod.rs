@@ -5,6 +5,7 @@
 
 pub mod confirmations;
 pub mod conversions;
+pub mod feed;
 pub mod keys;
 pub mod links;
 pub mod listing;
@@ -25,6 +26,7 @@ use crate::domain::clock::Clock;
 use crate::domain::link::SigningKey;
 use crate::domain::role::{Operation, Role};
 use crate::error::AppError;
+use crate::events::EventBus;
 
 /// Who is calling: resolved from the API key on every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +79,8 @@ pub struct Services {
     /// From `CONVTRACK_LINK_SECRET`: the first signs, all verify. Empty when
     /// the keys live in the database.
     pub operator_link_keys: Arc<[SigningKey]>,
+    /// Wakes this instance's subscribers when a tenant's feed moves.
+    pub events: Arc<EventBus>,
 }
 
 impl Services {
@@ -85,6 +89,7 @@ impl Services {
             db,
             clock,
             operator_link_keys: Arc::from(Vec::new()),
+            events: Arc::new(EventBus::default()),
         }
     }
 

@@ -99,26 +99,64 @@ impl Services {
         let backend = self.db.get_database_backend();
         let from = range.from.map_or(i64::MIN, to_micros);
         let to = range.to.map_or(i64::MAX, to_micros);
-        // The cohort: conversations of the tenant started in range.
+        // The cohort: conversations of the tenant started in range. Conversions
+        // carry copies of their conversation's start and channel, so the same
+        // cohort needs no join there.
         let mut cohort = "c.tenant_id = ? AND c.started_at >= ? AND c.started_at < ?".to_owned();
+        let mut cohort_of_conversions = "v.tenant_id = ? AND v.conversation_started_at >= ? \
+             AND v.conversation_started_at < ?"
+            .to_owned();
         let mut values: Vec<Value> = vec![caller.tenant_id.into(), from.into(), to.into()];
         if let Some(channel) = range.channel {
             cohort.push_str(" AND c.channel = ?");
+            cohort_of_conversions.push_str(" AND v.conversation_channel = ?");
             values.push(channel.as_str().into());
         }
+        let mut unattributed_sql = "SELECT COUNT(*) AS n FROM conversion v \
+             WHERE v.tenant_id = ? AND NOT v.attributed AND v.recorded_at >= ? AND v.recorded_at < ?"
+            .to_owned();
+        if range.channel.is_some() {
+            unattributed_sql.push_str(" AND v.conversation_channel = ?");
+        }
+        let query = |sql: String| {
+            self.db
+                .query_all_raw(statement(backend, &sql, values.clone()))
+        };
 
-        let channel_rows = self
-            .db
-            .query_all_raw(statement(
-                backend,
-                &format!(
-                    "SELECT c.channel AS channel, COUNT(*) AS conversations, \
-                     COUNT(c.first_converted_at) AS converted \
-                     FROM conversation c WHERE {cohort} GROUP BY c.channel"
-                ),
-                values.clone(),
-            ))
-            .await?;
+        // Five independent statements, run at once on separate connections.
+        let (channel_rows, kind_rows, median_rows, unattributed_rows, funnel_rows) = tokio::try_join!(
+            query(format!(
+                "SELECT c.channel AS channel, COUNT(*) AS conversations, \
+                 COUNT(c.first_converted_at) AS converted \
+                 FROM conversation c WHERE {cohort} GROUP BY c.channel"
+            )),
+            query(format!(
+                "SELECT v.kind AS kind, COUNT(*) AS count, \
+                 COUNT(DISTINCT v.conversation_id) AS conversations \
+                 FROM conversion v WHERE {cohort_of_conversions} AND v.attributed GROUP BY v.kind"
+            )),
+            // The median of (first conversion − start): the middle one or the
+            // mean of the middle two, picked by LIMIT/OFFSET so it runs the
+            // same on both databases.
+            query(format!(
+                "WITH d AS (SELECT c.first_converted_at - c.started_at AS s FROM conversation c \
+                 WHERE {cohort} AND c.first_converted_at IS NOT NULL) \
+                 SELECT CAST(AVG(s) AS DOUBLE PRECISION) AS median FROM \
+                 (SELECT s FROM d ORDER BY s \
+                  LIMIT 2 - (SELECT COUNT(*) FROM d) % 2 \
+                  OFFSET ((SELECT COUNT(*) FROM d) - 1) / 2) m"
+            )),
+            query(unattributed_sql),
+            query(format!(
+                "SELECT l.action AS action, COUNT(*) AS issued, \
+                 COUNT(l.first_followed_at) AS followed, \
+                 SUM(CASE WHEN EXISTS (SELECT 1 FROM conversion v WHERE v.link_id = l.id) \
+                     THEN 1 ELSE 0 END) AS converted \
+                 FROM cta_link l JOIN conversation c ON c.id = l.conversation_id \
+                 WHERE {cohort} GROUP BY l.action"
+            )),
+        )?;
+
         let mut by_channel = Vec::new();
         for row in channel_rows {
             by_channel.push(ChannelCount {
@@ -132,19 +170,6 @@ impl Services {
         }
         by_channel.sort_by_key(|c| Channel::ALL.iter().position(|x| *x == c.channel));
 
-        let kind_rows = self
-            .db
-            .query_all_raw(statement(
-                backend,
-                &format!(
-                    "SELECT v.kind AS kind, COUNT(*) AS count, \
-                     COUNT(DISTINCT v.conversation_id) AS conversations \
-                     FROM conversion v JOIN conversation c ON c.id = v.conversation_id \
-                     WHERE {cohort} AND v.attributed GROUP BY v.kind"
-                ),
-                values.clone(),
-            ))
-            .await?;
         let mut by_kind: Vec<KindCount> = ConversionKind::ALL
             .into_iter()
             .map(|kind| KindCount {
@@ -162,62 +187,16 @@ impl Services {
             }
         }
 
-        // The median of (first conversion − start): the middle one or the
-        // mean of the middle two, picked by LIMIT/OFFSET so it runs the same
-        // on both databases.
-        let median = self
-            .db
-            .query_one_raw(statement(
-                backend,
-                &format!(
-                    "WITH d AS (SELECT c.first_converted_at - c.started_at AS s FROM conversation c \
-                     WHERE {cohort} AND c.first_converted_at IS NOT NULL) \
-                     SELECT CAST(AVG(s) AS DOUBLE PRECISION) AS median FROM \
-                     (SELECT s FROM d ORDER BY s \
-                      LIMIT 2 - (SELECT COUNT(*) FROM d) % 2 \
-                      OFFSET ((SELECT COUNT(*) FROM d) - 1) / 2) m"
-                ),
-                values.clone(),
-            ))
-            .await?
-            .map(|row| row.try_get::<Option<f64>>("", "median"))
-            .transpose()?
-            .flatten()
-            .map(|micros| micros / 1_000_000.0);
-
-        let mut unattributed_sql = "SELECT COUNT(*) AS n FROM conversion v \
-             LEFT JOIN conversation c ON c.id = v.conversation_id \
-             WHERE v.tenant_id = ? AND NOT v.attributed AND v.recorded_at >= ? AND v.recorded_at < ?"
-            .to_owned();
-        let mut unattributed_values: Vec<Value> =
-            vec![caller.tenant_id.into(), from.into(), to.into()];
-        if let Some(channel) = range.channel {
-            unattributed_sql.push_str(" AND c.channel = ?");
-            unattributed_values.push(channel.as_str().into());
+        let median = match median_rows.first() {
+            Some(row) => row.try_get::<Option<f64>>("", "median")?,
+            None => None,
         }
-        let unattributed = self
-            .db
-            .query_one_raw(statement(backend, &unattributed_sql, unattributed_values))
-            .await?
-            .map(|row| row.try_get::<i64>("", "n"))
-            .transpose()?
-            .unwrap_or(0);
+        .map(|micros| micros / 1_000_000.0);
+        let unattributed = match unattributed_rows.first() {
+            Some(row) => row.try_get::<i64>("", "n")?,
+            None => 0,
+        };
 
-        let funnel_rows = self
-            .db
-            .query_all_raw(statement(
-                backend,
-                &format!(
-                    "SELECT l.action AS action, COUNT(*) AS issued, \
-                     COUNT(l.first_followed_at) AS followed, \
-                     SUM(CASE WHEN EXISTS (SELECT 1 FROM conversion v WHERE v.link_id = l.id) \
-                         THEN 1 ELSE 0 END) AS converted \
-                     FROM cta_link l JOIN conversation c ON c.id = l.conversation_id \
-                     WHERE {cohort} GROUP BY l.action"
-                ),
-                values.clone(),
-            ))
-            .await?;
         let mut funnel: Vec<FunnelStep> = CtaAction::ALL
             .into_iter()
             .map(|action| FunnelStep {
@@ -238,13 +217,13 @@ impl Services {
         }
 
         Ok(ConversionStats {
-            funnel,
             conversations: by_channel.iter().map(|c| c.conversations).sum(),
             converted: by_channel.iter().map(|c| c.converted).sum(),
             by_kind,
             by_channel,
             median_seconds_to_convert: median,
             unattributed,
+            funnel,
         })
     }
 }

@@ -4,6 +4,7 @@ mod auth;
 mod graphql;
 mod health;
 mod links;
+pub mod socket;
 
 use axum::Router;
 use axum::http::{HeaderName, Request};
@@ -21,10 +22,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
             "/graphql",
-            post(graphql::execute).layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                auth::require_api_key,
-            )),
+            post(graphql::execute)
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::require_api_key,
+                ))
+                .get(socket::upgrade),
         )
         .route("/graphiql", get(graphql::graphiql))
         .route("/l/{token}", get(links::follow))

@@ -151,6 +151,8 @@ async fn start_server(
         db_max_connections: 8,
         listen: "127.0.0.1:0".to_owned(),
         link_secrets: Vec::new(),
+        // Short, so the test of a late connection_init does not wait 10 s.
+        socket_init_timeout: std::time::Duration::from_millis(500),
     };
     let app = Application::build(&config, Arc::new(clock.clone()))
         .await

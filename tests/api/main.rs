@@ -35,6 +35,7 @@ macro_rules! test_both {
 mod auth;
 mod confirmations;
 mod conversions;
+mod feed;
 mod filters;
 mod helpers;
 mod links;
@@ -46,3 +47,4 @@ mod settings;
 mod startup;
 mod stats;
 mod tenancy;
+mod ws;

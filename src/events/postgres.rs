@@ -1,0 +1,61 @@
+//! The PostgreSQL side of the wake-ups: one LISTEN connection per instance.
+//! NOTIFY is lost for a listener that is not connected, so every
+//! (re)connection wakes all subscribers, who then catch up from the table.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::sqlx::PgPool;
+use sea_orm::sqlx::postgres::PgListener;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::{EventBus, NOTIFY_CHANNEL};
+
+/// Listens until `shutdown` turns true, reconnecting whenever the
+/// connection is lost.
+pub async fn listen(pool: PgPool, bus: Arc<EventBus>, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let connected = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(NOTIFY_CHANNEL).await?;
+            Ok::<_, sea_orm::sqlx::Error>(listener)
+        }
+        .await;
+        match connected {
+            Ok(mut listener) => {
+                backoff = Duration::from_millis(100);
+                tracing::debug!("listening for conversion notifications");
+                bus.wake_all();
+                loop {
+                    tokio::select! {
+                        received = listener.try_recv() => match received {
+                            Ok(Some(notification)) => {
+                                if let Ok(tenant) = Uuid::parse_str(notification.payload()) {
+                                    bus.wake(tenant);
+                                }
+                            }
+                            Ok(None) | Err(_) => {
+                                tracing::warn!("lost the notification connection; reconnecting");
+                                break;
+                            }
+                        },
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for conversion notifications; retrying");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,281 @@
+//! The conversion event feed for integrators: `conversionRecorded` over a
+//! WebSocket, and `conversionsSince` for those who poll. Both read the
+//! conversion table after a cursor, so a slow or reconnecting client
+//! misses nothing and sees nothing twice.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_graphql::futures_util::Stream;
+use async_graphql::{Context, Object, Result, SimpleObject, Subscription};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::context::{RequestContext, request};
+use super::conversation::{Conversation, page_size};
+use super::conversion::Conversion;
+use super::enums::{Channel, ConversionKind};
+use crate::domain::cursor::EventCursor;
+use crate::error::AppError;
+use crate::service::feed::{FeedEvent, FeedFilter};
+
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 20;
+/// Events read per statement while catching up.
+const FEED_BATCH: u64 = 200;
+/// A subscriber re-reads the table this often even without a wake-up, so
+/// no lost notification can stall it for long.
+const FALLBACK_POLL: Duration = Duration::from_secs(5);
+
+/// A committed conversion, as the feed delivers it.
+#[derive(SimpleObject, Clone)]
+pub struct ConversionEvent {
+    /// Pass it as `after` to resume right after this event.
+    pub cursor: String,
+    /// The conversion (attributed or not: `conversion.attributed` tells).
+    pub conversion: Conversion,
+    /// The conversation it belongs to; null for an unattributed conversion
+    /// without one.
+    pub conversation: Option<Conversation>,
+}
+
+impl ConversionEvent {
+    fn of(event: FeedEvent, tenant_id: Uuid) -> Self {
+        ConversionEvent {
+            cursor: EventCursor {
+                tenant_id,
+                seq: event.conversion.feed_seq,
+            }
+            .encode(),
+            conversion: Conversion(event.conversion),
+            conversation: event.conversation.map(Conversation),
+        }
+    }
+}
+
+/// An edge of `conversionsSince`.
+#[derive(SimpleObject)]
+pub struct ConversionEventEdge {
+    /// The event's cursor.
+    pub cursor: String,
+    /// The event.
+    pub node: ConversionEvent,
+}
+
+/// Where a `conversionsSince` page ends.
+#[derive(SimpleObject)]
+pub struct EventPageInfo {
+    /// True when more events follow right away.
+    pub has_next_page: bool,
+    /// The cursor to pass as `after` next time: the last event's, the one
+    /// you passed when there was nothing new, or the start of the feed.
+    pub end_cursor: String,
+}
+
+/// A page of the conversion event feed.
+#[derive(SimpleObject)]
+pub struct ConversionEventConnection {
+    /// The events with their cursors.
+    pub edges: Vec<ConversionEventEdge>,
+    /// The events, oldest first.
+    pub nodes: Vec<ConversionEvent>,
+    /// Where to continue.
+    pub page_info: EventPageInfo,
+}
+
+/// Counts a WebSocket connection's open subscriptions.
+#[derive(Debug, Default, Clone)]
+pub struct SubscriptionBudget(Arc<AtomicUsize>);
+
+/// One open subscription; frees its place when the subscription ends.
+#[derive(Debug)]
+pub struct SubscriptionSlot(Arc<AtomicUsize>);
+
+impl SubscriptionBudget {
+    fn take(&self) -> Result<SubscriptionSlot, AppError> {
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| {
+                (open < MAX_SUBSCRIPTIONS_PER_CONNECTION).then_some(open + 1)
+            })
+            .map(|_| SubscriptionSlot(self.0.clone()))
+            .map_err(|_| {
+                AppError::RateLimited(format!(
+                    "at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection; complete one first"
+                ))
+            })
+    }
+}
+
+impl Drop for SubscriptionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn feed_filter(kinds: Option<Vec<ConversionKind>>, channels: Option<Vec<Channel>>) -> FeedFilter {
+    FeedFilter {
+        kinds: kinds.map(|ks| ks.into_iter().map(Into::into).collect()),
+        channels: channels.map(|cs| cs.into_iter().map(Into::into).collect()),
+    }
+}
+
+fn after_seq(r: &RequestContext, after: Option<&str>) -> Result<Option<i64>, AppError> {
+    Ok(after
+        .map(|a| EventCursor::decode_for(a, r.caller.tenant_id))
+        .transpose()?
+        .map(|c| c.seq))
+}
+
+#[derive(Default)]
+pub struct FeedQuery;
+
+#[Object]
+impl FeedQuery {
+    /// The conversion event feed, for integrators that poll (INTEGRATOR,
+    /// ADMIN): the events after `after` (from the first without it), in the
+    /// order the subscription delivers them.
+    async fn conversions_since(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Cursor of the last event already seen.")] after: Option<String>,
+        #[graphql(desc = "Page size, 1 to 500; default 100.")] first: Option<i32>,
+        kinds: Option<Vec<ConversionKind>>,
+        channels: Option<Vec<Channel>>,
+    ) -> Result<ConversionEventConnection> {
+        let r = request(ctx)?;
+        r.services.may_follow_feed(&r.caller)?;
+        let first = page_size(first, 100, 500)?;
+        let start = after_seq(r, after.as_deref())?.unwrap_or(0);
+        let filter = feed_filter(kinds, channels);
+        let mut events = r
+            .services
+            .events_after(r.caller.tenant_id, start, &filter, first + 1)
+            .await?;
+        let has_next_page = events.len() as u64 > first;
+        events.truncate(usize::try_from(first).unwrap_or(usize::MAX));
+        let nodes: Vec<ConversionEvent> = events
+            .into_iter()
+            .map(|e| ConversionEvent::of(e, r.caller.tenant_id))
+            .collect();
+        let end_cursor = match (nodes.last(), after) {
+            (Some(last), _) => last.cursor.clone(),
+            (None, Some(after)) => after,
+            (None, None) => EventCursor {
+                tenant_id: r.caller.tenant_id,
+                seq: start,
+            }
+            .encode(),
+        };
+        Ok(ConversionEventConnection {
+            edges: nodes
+                .iter()
+                .map(|n| ConversionEventEdge {
+                    cursor: n.cursor.clone(),
+                    node: n.clone(),
+                })
+                .collect(),
+            nodes,
+            page_info: EventPageInfo {
+                has_next_page,
+                end_cursor,
+            },
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct Subscription;
+
+#[Subscription]
+impl Subscription {
+    /// Conversions as they are committed (INTEGRATOR, ADMIN), of this key's
+    /// tenant only. With `after` (the last cursor you saw) every event since
+    /// is replayed first, in order, then live ones follow, with no gap and no
+    /// duplicate. Without it, only events committed from now on.
+    async fn conversion_recorded(
+        &self,
+        ctx: &Context<'_>,
+        kinds: Option<Vec<ConversionKind>>,
+        channels: Option<Vec<Channel>>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<ConversionEvent>> + use<>> {
+        let r = ctx
+            .data::<Arc<RequestContext>>()
+            .map_err(|_| AppError::Internal("subscription without a connection context".into()))?
+            .clone();
+        r.services.may_follow_feed(&r.caller)?;
+        let slot = ctx
+            .data::<SubscriptionBudget>()
+            .map_err(|_| AppError::Internal("subscription without a budget".into()))?
+            .take()?;
+        let start = match after_seq(&r, after.as_deref())? {
+            Some(seq) => seq,
+            None => r.services.latest_event_seq(r.caller.tenant_id).await?,
+        };
+        let wake = r.services.events.watch(r.caller.tenant_id);
+        Ok(feed_stream(FeedState {
+            r,
+            cursor: start,
+            filter: feed_filter(kinds, channels),
+            wake,
+            buffer: VecDeque::new(),
+            done: false,
+            _slot: slot,
+        }))
+    }
+}
+
+struct FeedState {
+    r: Arc<RequestContext>,
+    cursor: i64,
+    filter: FeedFilter,
+    wake: watch::Receiver<u64>,
+    buffer: VecDeque<ConversionEvent>,
+    done: bool,
+    _slot: SubscriptionSlot,
+}
+
+fn feed_stream(state: FeedState) -> impl Stream<Item = Result<ConversionEvent>> {
+    async_graphql::futures_util::stream::unfold(state, |mut s| async move {
+        if s.done {
+            return None;
+        }
+        loop {
+            if let Some(event) = s.buffer.pop_front() {
+                return Some((Ok(event), s));
+            }
+            // Seen before reading: a wake-up that lands during the read is
+            // not lost, it makes the next wait return at once.
+            s.wake.borrow_and_update();
+            let tenant = s.r.caller.tenant_id;
+            match s
+                .r
+                .services
+                .events_after(tenant, s.cursor, &s.filter, FEED_BATCH)
+                .await
+            {
+                Ok(batch) if !batch.is_empty() => {
+                    if let Some(last) = batch.last() {
+                        s.cursor = last.conversion.feed_seq;
+                    }
+                    // Badges must show this event's conversions, not what
+                    // an earlier event cached for the same conversation.
+                    s.r.conversions.clear::<Uuid>();
+                    s.buffer
+                        .extend(batch.into_iter().map(|e| ConversionEvent::of(e, tenant)));
+                }
+                Ok(_) => {
+                    tokio::select! {
+                        _ = s.wake.changed() => {}
+                        () = tokio::time::sleep(FALLBACK_POLL) => {}
+                    }
+                }
+                Err(e) => {
+                    s.done = true;
+                    return Some((Err(e.into()), s));
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,562 @@
+//! The live conversion feed: subscriptions over WebSocket and polling with
+//! conversionsSince, across restarts, instances and tenants.
+
+use std::time::Duration;
+
+use convtrack::domain::session_id::SessionId;
+use convtrack::service::conversions::{Origin, RecordConversion};
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::ws::*;
+
+impl TestApp {
+    /// Records straight through the service layer (for volume).
+    async fn record_quickly(
+        &self,
+        caller: &convtrack::service::Caller,
+        session: &Session,
+        record_id: &str,
+    ) {
+        self.services
+            .record_conversion(
+                caller,
+                RecordConversion {
+                    origin: Origin::Session(SessionId::parse(&session.session_id).expect("id")),
+                    kind: ConversionKind::BookingCreated,
+                    record_id: record_id.to_owned(),
+                    new_customer_id: None,
+                    idempotency_key: None,
+                },
+            )
+            .await
+            .expect("recorded");
+    }
+}
+
+fn record_ids(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            e["conversion"]["record"]["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        })
+        .collect()
+}
+
+test_both!(a_subscriber_receives_a_complete_event, |app| {
+    let mut socket = app.subscriber(&app.integrator).await;
+    let now = app.feed_end(&app.integrator).await;
+    socket.subscribe("1", EVENT, json!({ "after": now })).await;
+    let session = app.start_session(Channel::Chat).await;
+    data(
+        &app.record_conversion(&session, ConversionKind::DayPassPurchased, "p-1")
+            .await,
+        "recordConversion",
+    );
+    let event = socket.next_event().await;
+    assert!(event["cursor"].as_str().is_some_and(|c| !c.is_empty()));
+    assert_eq!(event["conversion"]["kind"], "DAY_PASS_PURCHASED");
+    assert_eq!(event["conversion"]["attributed"], true);
+    assert_eq!(event["conversion"]["source"], "DIRECT");
+    assert_eq!(
+        event["conversion"]["record"],
+        json!({ "type": "COWORKER_PRODUCT", "id": "p-1" })
+    );
+    assert_eq!(
+        event["conversion"]["recordedAt"],
+        "2026-03-02T09:00:00+00:00"
+    );
+    assert_eq!(
+        event["conversation"]["sessionId"],
+        session.session_id.as_str()
+    );
+    assert_eq!(event["conversation"]["channel"], "CHAT");
+    assert_eq!(
+        event["conversation"]["badges"],
+        json!([{ "label": "Day pass purchased", "colour": "PEACH" }])
+    );
+});
+
+test_both!(filters_and_the_legacy_protocol, |app| {
+    let mut modern = app.subscriber(&app.admin).await;
+    let now = app.feed_end(&app.admin).await;
+    modern
+        .subscribe(
+            "tours",
+            EVENT,
+            json!({ "kinds": ["TOUR_BOOKED"], "channels": ["CHAT"], "after": now }),
+        )
+        .await;
+    let mut legacy = app.socket_to(None, LEGACY).await;
+    legacy.init(&app.integrator).await;
+    assert_eq!(
+        legacy.next_json().await.expect("ack")["type"],
+        "connection_ack"
+    );
+    legacy
+        .subscribe("all", EVENT, json!({ "after": now }))
+        .await;
+
+    let chat = app.start_session(Channel::Chat).await;
+    let voice = app.start_session(Channel::Voice).await;
+    data(
+        &app.record_conversion(&chat, ConversionKind::BookingCreated, "b-1")
+            .await,
+        "recordConversion",
+    );
+    data(
+        &app.record_conversion(&voice, ConversionKind::TourBooked, "v-1")
+            .await,
+        "recordConversion",
+    );
+    data(
+        &app.record_conversion(&chat, ConversionKind::TourBooked, "v-2")
+            .await,
+        "recordConversion",
+    );
+
+    assert_eq!(
+        record_ids(&legacy.events(3).await),
+        vec!["b-1", "v-1", "v-2"]
+    );
+    assert_eq!(record_ids(&[modern.next_event().await]), vec!["v-2"]);
+    assert!(modern.quiet_for(Duration::from_millis(300)).await);
+});
+
+test_both!(
+    a_reconnecting_subscriber_gets_exactly_what_it_missed_then_live_ones,
+    |app| {
+        let session = app.start_session(Channel::Chat).await;
+        let mut socket = app.subscriber(&app.integrator).await;
+        let now = app.feed_end(&app.integrator).await;
+        socket.subscribe("1", EVENT, json!({ "after": now })).await;
+        app.record_quickly(&app.acme_admin, &session, "r-0").await;
+        let last_seen = socket.next_event().await["cursor"].clone();
+        drop(socket);
+
+        for n in 1..=500 {
+            app.record_quickly(&app.acme_admin, &session, &format!("r-{n}"))
+                .await;
+        }
+        let mut socket = app.subscriber(&app.integrator).await;
+        socket
+            .subscribe("1", EVENT, json!({ "after": last_seen }))
+            .await;
+        let replayed = record_ids(&socket.events(500).await);
+        let expected: Vec<String> = (1..=500).map(|n| format!("r-{n}")).collect();
+        assert_eq!(replayed, expected, "exactly the missed ones, in order");
+        app.record_quickly(&app.acme_admin, &session, "r-live")
+            .await;
+        assert_eq!(
+            record_ids(&[socket.next_event().await]),
+            vec!["r-live"],
+            "then live ones, no duplicate"
+        );
+    }
+);
+
+test_both!(polling_visits_every_conversion_once_in_feed_order, |app| {
+    let mut socket = app.subscriber(&app.integrator).await;
+    let now = app.feed_end(&app.integrator).await;
+    socket.subscribe("1", EVENT, json!({ "after": now })).await;
+    let sessions = [
+        app.start_session(Channel::Chat).await,
+        app.start_session(Channel::Voice).await,
+    ];
+    for n in 0..25 {
+        app.record_quickly(&app.acme_admin, &sessions[n % 2], &format!("p-{n}"))
+            .await;
+    }
+    let live = record_ids(&socket.events(25).await);
+
+    let query = "query($after: String) { conversionsSince(after: $after, first: 10) {
+        nodes { cursor conversion { record { id } } } pageInfo { hasNextPage endCursor } } }";
+    let mut after: Option<String> = None;
+    let mut polled = Vec::new();
+    loop {
+        let body = app
+            .gql(&app.integrator, query, json!({ "after": after }))
+            .await;
+        let page = data(&body, "conversionsSince");
+        for node in page["nodes"].as_array().expect("nodes") {
+            polled.push(
+                node["conversion"]["record"]["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned(),
+            );
+        }
+        after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+    }
+    assert_eq!(polled, live);
+    // Nothing new: the page is empty and the cursor stays where it was.
+    let body = app
+        .gql(&app.integrator, query, json!({ "after": after }))
+        .await;
+    let page = data(&body, "conversionsSince");
+    assert_eq!(page["nodes"], json!([]));
+    assert_eq!(page["pageInfo"]["endCursor"].as_str(), after.as_deref());
+});
+
+test_both!(another_tenants_subscriber_receives_none_of_it, |app| {
+    let mut theirs = app.subscriber(&app.other_admin).await;
+    let now = app.feed_end(&app.other_admin).await;
+    theirs.subscribe("1", EVENT, json!({ "after": now })).await;
+    let session = app.start_session(Channel::Chat).await;
+    for n in 0..1000 {
+        app.record_quickly(&app.acme_admin, &session, &format!("a-{n}"))
+            .await;
+    }
+    let their_session = app
+        .gql(
+            &app.other_agent,
+            "mutation { startSession(input: { channel: CHAT }) { sessionId } }",
+            json!({}),
+        )
+        .await;
+    let their_session = data(&their_session, "startSession")["sessionId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let body = app
+        .record_as(
+            &app.other_admin,
+            json!({ "sessionId": their_session, "kind": "BOOKING_CREATED", "recordId": "g-1" }),
+        )
+        .await;
+    data(&body, "recordConversion");
+    assert_eq!(
+        record_ids(&[theirs.next_event().await]),
+        vec!["g-1"],
+        "their own, nothing of acme's"
+    );
+
+    let polled = app
+        .gql(
+            &app.other_admin,
+            "{ conversionsSince { nodes { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data(&polled, "conversionsSince")["nodes"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+});
+
+test_both!(cursors_that_are_malformed_or_foreign_are_refused, |app| {
+    let session = app.start_session(Channel::Chat).await;
+    app.record_quickly(&app.acme_admin, &session, "c-1").await;
+    let polled = app
+        .gql(
+            &app.integrator,
+            "{ conversionsSince { nodes { cursor } } }",
+            json!({}),
+        )
+        .await;
+    let cursor = data(&polled, "conversionsSince")["nodes"][0]["cursor"].clone();
+
+    let mut theirs = app.subscriber(&app.other_admin).await;
+    for after in [cursor.clone(), json!("garbage")] {
+        theirs
+            .subscribe("x", EVENT, json!({ "after": after }))
+            .await;
+        let answer = theirs.next_json().await.expect("an answer");
+        assert_eq!(
+            answer["payload"]["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{answer}"
+        );
+        assert_eq!(
+            theirs.next_json().await.expect("complete")["type"],
+            "complete"
+        );
+    }
+    let body = app
+        .gql(
+            &app.other_admin,
+            "query($a: String) { conversionsSince(after: $a) { nodes { cursor } } }",
+            json!({ "a": cursor }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    let forbidden = app
+        .gql(
+            &app.agent,
+            "{ conversionsSince { nodes { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&forbidden), "FORBIDDEN");
+});
+
+test_both!(sockets_without_a_fitting_key_are_closed_with_4403, |app| {
+    for key in [
+        None,
+        Some("ctk_unknown"),
+        Some(app.agent.as_str()),
+        Some(app.checkout.as_str()),
+    ] {
+        let mut socket = app.socket_to(None, MODERN).await;
+        match key {
+            Some(key) => socket.init(key).await,
+            None => socket.send(json!({ "type": "connection_init" })).await,
+        }
+        let (code, _) = socket.close_frame().await.expect("a close frame");
+        assert_eq!(code, 4403, "{key:?}");
+    }
+    let mut legacy = app.socket_to(None, LEGACY).await;
+    legacy.init(&app.agent).await;
+    assert_eq!(
+        legacy.next_json().await.expect("an answer")["type"],
+        "connection_error"
+    );
+});
+
+test_both!(a_socket_that_never_initialises_is_closed_with_4408, |app| {
+    let mut socket = app.socket_to(None, MODERN).await;
+    let (code, reason) = socket.close_frame().await.expect("a close frame");
+    assert_eq!(code, 4408, "{reason}");
+});
+
+test_both!(at_most_twenty_subscriptions_per_connection, |app| {
+    let mut socket = app.subscriber(&app.integrator).await;
+    let now = app.feed_end(&app.integrator).await;
+    for n in 0..21 {
+        socket
+            .subscribe(&format!("s{n}"), EVENT, json!({ "after": now }))
+            .await;
+    }
+    // Subscriptions start in no particular order: one of the 21 is refused.
+    let answer = socket.next_json().await.expect("an answer");
+    assert_eq!(
+        answer["payload"]["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{answer}"
+    );
+    let refused = answer["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        socket.next_json().await.expect("complete")["type"],
+        "complete"
+    );
+    // Completing one frees a place.
+    let completed = if refused == "s0" { "s1" } else { "s0" };
+    socket
+        .send(json!({ "id": completed, "type": "complete" }))
+        .await;
+    socket
+        .subscribe("s21", EVENT, json!({ "after": now }))
+        .await;
+    let session = app.start_session(Channel::Chat).await;
+    app.record_quickly(&app.acme_admin, &session, "z-1").await;
+    let mut ids = std::collections::HashSet::new();
+    while ids.len() < 20 {
+        let message = socket.next_json().await.expect("an event");
+        if message["type"] == "complete" {
+            assert_eq!(message["id"], completed, "{message}");
+            continue;
+        }
+        assert_eq!(message["type"], "next", "{message}");
+        assert!(message["payload"].get("errors").is_none(), "{message}");
+        ids.insert(message["id"].as_str().expect("id").to_owned());
+    }
+    assert!(ids.contains("s21") && !ids.contains(completed) && !ids.contains(&refused));
+});
+
+test_both!(revoking_the_key_closes_its_sockets, |app| {
+    let created = app
+        .services
+        .create_key("acme", convtrack::domain::role::Role::Integrator)
+        .await
+        .expect("key");
+    let mut socket = app.subscriber(&created.secret).await;
+    socket.subscribe("1", EVENT, json!({})).await;
+    app.services
+        .revoke_key(created.key.id)
+        .await
+        .expect("revoke");
+    let (code, _) = socket.close_frame().await.expect("a close frame");
+    assert_eq!(code, 4403);
+});
+
+test_both!(shutting_down_closes_sockets_with_a_close_frame, |app| {
+    let mut app = app;
+    let mut socket = app.subscriber(&app.integrator).await;
+    let now = app.feed_end(&app.integrator).await;
+    socket.subscribe("1", EVENT, json!({ "after": now })).await;
+    app.restart().await;
+    let (code, reason) = socket.close_frame().await.expect("a close frame");
+    assert_eq!(code, 1001, "{reason}");
+});
+
+test_both!(get_without_an_upgrade_is_405, |app| {
+    let response = app.get("/graphql").await;
+    assert_eq!(response.status(), 405);
+    assert_eq!(
+        response
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok()),
+        Some("POST")
+    );
+});
+
+/// Two instances on one PostgreSQL database.
+async fn two_instances() -> Option<(TestApp, String)> {
+    let mut app = TestApp::spawn(Backend::Postgres).await?;
+    let second = app.second_instance().await;
+    Some((app, second))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_on_one_instance_sees_conversions_recorded_on_another() {
+    let Some((app, second)) = two_instances().await else {
+        return;
+    };
+    let mut on_second = app.subscriber_at(Some(&second), &app.integrator).await;
+    let now = app.feed_end(&app.integrator).await;
+    on_second
+        .subscribe("1", EVENT, json!({ "after": now }))
+        .await;
+    let session = app.start_session(Channel::Chat).await;
+    for n in 0..5 {
+        data(
+            &app.record_conversion(&session, ConversionKind::BookingCreated, &format!("b-{n}"))
+                .await,
+            "recordConversion",
+        );
+    }
+    assert_eq!(
+        record_ids(&on_second.events(5).await),
+        vec!["b-0", "b-1", "b-2", "b-3", "b-4"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversions_recorded_while_the_notify_connection_is_down_still_arrive() {
+    let Some((app, second)) = two_instances().await else {
+        return;
+    };
+    let mut on_second = app.subscriber_at(Some(&second), &app.integrator).await;
+    let now = app.feed_end(&app.integrator).await;
+    on_second
+        .subscribe("1", EVENT, json!({ "after": now }))
+        .await;
+    let session = app.start_session(Channel::Chat).await;
+    let killed = app
+        .services
+        .db
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+        )
+        .await
+        .expect("terminate");
+    assert!(killed.rows_affected() >= 1, "the listeners were found");
+    for n in 0..5 {
+        app.record_quickly(&app.acme_admin, &session, &format!("k-{n}"))
+            .await;
+    }
+    assert_eq!(
+        record_ids(&on_second.events(5).await),
+        vec!["k-0", "k-1", "k-2", "k-3", "k-4"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_transactions_are_delivered_in_commit_order_without_a_gap() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let session = app.start_session(Channel::Chat).await;
+    let mut socket = app.subscriber(&app.integrator).await;
+    let now = app.feed_end(&app.integrator).await;
+    socket.subscribe("1", EVENT, json!({ "after": now })).await;
+
+    // A slow recording: it holds its transaction open after taking its cursor.
+    let slow = begin_slow_recording(&app, &session).await;
+    // A fast one starts meanwhile and must wait for the slow one's commit.
+    let fast = {
+        let client = app.client.clone();
+        let address = app.address.clone();
+        let key = app.checkout.clone();
+        let session_id = session.session_id.clone();
+        tokio::spawn(async move {
+            client
+                .post(format!("{address}/graphql"))
+                .bearer_auth(key)
+                .json(&json!({ "query": "mutation($s: String) { recordConversion(input: { sessionId: $s, kind: BOOKING_CREATED, recordId: \"fast\" }) { created } }", "variables": { "s": session_id } }))
+                .send()
+                .await
+                .expect("answer")
+                .json::<Value>()
+                .await
+                .expect("json")
+        })
+    };
+    wait_for_lock_waiter(&app).await;
+    slow.commit().await.expect("commit the slow one");
+    let fast = fast.await.expect("joined");
+    assert_eq!(data(&fast, "recordConversion")["created"], true);
+    assert_eq!(
+        record_ids(&socket.events(2).await),
+        vec!["slow", "fast"],
+        "both, in commit order"
+    );
+}
+
+/// Does what a recording does up to its commit, the way the server does it
+/// (the tenant's cursor row first), and leaves the transaction open.
+async fn begin_slow_recording(app: &TestApp, session: &Session) -> sea_orm::DatabaseTransaction {
+    use sea_orm::{DatabaseBackend::Postgres, TransactionTrait};
+    let txn = app.services.db.begin().await.expect("begin");
+    let seq: i64 = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            Postgres,
+            "UPDATE tenant SET conversion_seq = conversion_seq + 1 WHERE id = $1 RETURNING conversion_seq",
+            [app.acme_admin.tenant_id.into()],
+        ))
+        .await
+        .expect("cursor")
+        .expect("tenant row")
+        .try_get("", "conversion_seq")
+        .expect("seq");
+    txn.execute_raw(Statement::from_sql_and_values(
+        Postgres,
+        "INSERT INTO conversion (id, tenant_id, conversation_id, kind, record_type, record_id, source, \
+         attributed, feed_seq, recorded_at, conversation_started_at, conversation_channel) \
+         SELECT $1, tenant_id, id, 'BOOKING_CREATED', 'BOOKING', 'slow', 'DIRECT', true, $2, started_at, \
+         started_at, channel FROM conversation WHERE session_id = $3",
+        [uuid::Uuid::now_v7().into(), seq.into(), session.session_id.clone().into()],
+    ))
+    .await
+    .expect("insert");
+    txn
+}
+
+/// Waits until a PostgreSQL backend is blocked on a lock (bounded).
+async fn wait_for_lock_waiter(app: &TestApp) {
+    for _ in 0..200 {
+        let rows = app
+            .services
+            .db
+            .query_all_raw(Statement::from_string(
+                app.services.db.get_database_backend(),
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            ))
+            .await
+            .expect("pg_stat_activity");
+        if !rows.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the fast recording never waited for the slow one");
+}
