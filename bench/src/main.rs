@@ -2,6 +2,7 @@
 //! server's read queries against it. See bench/README.md.
 
 mod corpus;
+mod feed;
 mod generate;
 mod queries;
 mod rng;
@@ -56,6 +57,28 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// Start one or two servers on a database and time how long a recorded
+    /// conversion takes to reach many subscribers.
+    FeedLatency {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// Subscribers connected at once.
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
+        /// Conversions recorded, one after the other.
+        #[arg(long, default_value_t = 200)]
+        events: usize,
+        /// 1: subscribers on the recording server; 2: on a second server
+        /// sharing the PostgreSQL database.
+        #[arg(long, default_value_t = 1)]
+        instances: u8,
+        /// Pause between recordings, in milliseconds.
+        #[arg(long, default_value_t = 10)]
+        interval_ms: u64,
+        /// The server binary (build it with `cargo build --release`).
+        #[arg(long, default_value = "target/release/convtrack")]
+        server_bin: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -86,6 +109,24 @@ async fn main() -> ExitCode {
                 warmup,
                 server_bin,
                 only,
+            })
+            .await
+        }
+        Command::FeedLatency {
+            database_url,
+            subscribers,
+            events,
+            instances,
+            interval_ms,
+            server_bin,
+        } => {
+            feed::run(feed::FeedArgs {
+                database_url,
+                subscribers,
+                events,
+                instances,
+                interval: std::time::Duration::from_millis(interval_ms),
+                server_bin,
             })
             .await
         }

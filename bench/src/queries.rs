@@ -74,7 +74,7 @@ struct Outcome {
 }
 
 /// The server process; killed when dropped, on every path out.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     log: PathBuf,
 }
@@ -87,8 +87,12 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(bin: &Path, database_url: &str, addr: &str) -> Result<Self, String> {
-        let log = std::env::temp_dir().join(format!("convtrack-bench-{}.log", std::process::id()));
+    pub(crate) fn start(bin: &Path, database_url: &str, addr: &str) -> Result<Self, String> {
+        let log = std::env::temp_dir().join(format!(
+            "convtrack-bench-{}-{}.log",
+            std::process::id(),
+            addr.replace([':', '.'], "_")
+        ));
         let out = File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
         let err = out
             .try_clone()
@@ -121,7 +125,7 @@ impl Server {
     }
 
     /// Peak and current resident set size, from /proc.
-    fn memory(&self) -> Option<(String, String)> {
+    pub(crate) fn memory(&self) -> Option<(String, String)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         let field = |name: &str| {
             status
@@ -133,7 +137,7 @@ impl Server {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let listener =
         TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
     listener
@@ -142,7 +146,7 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("finding a free port: {e}"))
 }
 
-async fn wait_ready(
+pub(crate) async fn wait_ready(
     client: &reqwest::Client,
     server: &mut Server,
     base: &str,
@@ -167,7 +171,7 @@ async fn wait_ready(
     }
 }
 
-fn create_key(bin: &Path, database_url: &str, tenant: &str) -> Result<String, String> {
+pub(crate) fn create_key(bin: &Path, database_url: &str, tenant: &str) -> Result<String, String> {
     let output = Command::new(bin)
         .args(["keys", "create", "--tenant", tenant, "--role", "ADMIN"])
         .env("DATABASE_URL", database_url)
@@ -389,7 +393,7 @@ async fn run_scenario(
 }
 
 /// Nearest-rank percentile of sorted latencies, in milliseconds.
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

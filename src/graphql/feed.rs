@@ -3,14 +3,11 @@
 //! conversion table after a cursor, so a slow or reconnecting client
 //! misses nothing and sees nothing twice.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use async_graphql::futures_util::Stream;
+use async_graphql::futures_util::{Stream, StreamExt};
 use async_graphql::{Context, Object, Result, SimpleObject, Subscription};
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::context::{RequestContext, request};
@@ -22,12 +19,6 @@ use crate::error::AppError;
 use crate::service::feed::{FeedEvent, FeedFilter};
 
 pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 20;
-/// Events read per statement while catching up.
-const FEED_BATCH: u64 = 200;
-/// A subscriber re-reads the table this often even without a wake-up, so
-/// no lost notification can stall it for long.
-const FALLBACK_POLL: Duration = Duration::from_secs(5);
-
 /// A committed conversion, as the feed delivers it.
 #[derive(SimpleObject, Clone)]
 pub struct ConversionEvent {
@@ -213,69 +204,20 @@ impl Subscription {
             Some(seq) => seq,
             None => r.services.latest_event_seq(r.caller.tenant_id).await?,
         };
-        let wake = r.services.events.watch(r.caller.tenant_id);
-        Ok(feed_stream(FeedState {
-            r,
-            cursor: start,
-            filter: feed_filter(kinds, channels),
-            wake,
-            buffer: VecDeque::new(),
-            done: false,
-            _slot: slot,
+        let tenant_id = r.caller.tenant_id;
+        let events =
+            r.services
+                .hub
+                .subscribe(&r.services, tenant_id, start, feed_filter(kinds, channels));
+        Ok(events.map(move |event| {
+            // Holding the slot for as long as the subscription lives.
+            let _open = &slot;
+            // Badges must show this event's conversions, not what an earlier
+            // event cached for the same conversation.
+            r.conversions.clear::<Uuid>();
+            event
+                .map(|e| ConversionEvent::of(e, tenant_id))
+                .map_err(Into::into)
         }))
     }
-}
-
-struct FeedState {
-    r: Arc<RequestContext>,
-    cursor: i64,
-    filter: FeedFilter,
-    wake: watch::Receiver<u64>,
-    buffer: VecDeque<ConversionEvent>,
-    done: bool,
-    _slot: SubscriptionSlot,
-}
-
-fn feed_stream(state: FeedState) -> impl Stream<Item = Result<ConversionEvent>> {
-    async_graphql::futures_util::stream::unfold(state, |mut s| async move {
-        if s.done {
-            return None;
-        }
-        loop {
-            if let Some(event) = s.buffer.pop_front() {
-                return Some((Ok(event), s));
-            }
-            // Seen before reading: a wake-up that lands during the read is
-            // not lost, it makes the next wait return at once.
-            s.wake.borrow_and_update();
-            let tenant = s.r.caller.tenant_id;
-            match s
-                .r
-                .services
-                .events_after(tenant, s.cursor, &s.filter, FEED_BATCH)
-                .await
-            {
-                Ok(batch) if !batch.is_empty() => {
-                    if let Some(last) = batch.last() {
-                        s.cursor = last.conversion.feed_seq;
-                    }
-                    // Badges must show this event's conversions, not what
-                    // an earlier event cached for the same conversation.
-                    s.r.conversions.clear::<Uuid>();
-                    s.buffer
-                        .extend(batch.into_iter().map(|e| ConversionEvent::of(e, tenant)));
-                }
-                Ok(_) => {
-                    tokio::select! {
-                        _ = s.wake.changed() => {}
-                        () = tokio::time::sleep(FALLBACK_POLL) => {}
-                    }
-                }
-                Err(e) => {
-                    s.done = true;
-                    return Some((Err(e.into()), s));
-                }
-            }
-        }
-    })
 }

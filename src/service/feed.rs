@@ -19,6 +19,23 @@ pub struct FeedFilter {
     pub channels: Option<Vec<Channel>>,
 }
 
+impl FeedFilter {
+    /// Whether an event passes the filter (what `events_after` does in SQL).
+    pub fn matches(&self, event: &FeedEvent) -> bool {
+        let kind_ok = self
+            .kinds
+            .as_ref()
+            .is_none_or(|kinds| kinds.iter().any(|k| k.as_str() == event.conversion.kind));
+        let channel_ok = self.channels.as_ref().is_none_or(|channels| {
+            event
+                .conversation
+                .as_ref()
+                .is_some_and(|c| channels.iter().any(|ch| ch.as_str() == c.channel))
+        });
+        kind_ok && channel_ok
+    }
+}
+
 /// One conversion with the conversation it belongs to (none for an
 /// unattributed conversion without one).
 #[derive(Debug, Clone)]

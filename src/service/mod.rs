@@ -27,6 +27,7 @@ use crate::domain::link::SigningKey;
 use crate::domain::role::{Operation, Role};
 use crate::error::AppError;
 use crate::events::EventBus;
+use crate::events::hub::FeedHub;
 
 /// Who is calling: resolved from the API key on every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +82,8 @@ pub struct Services {
     pub operator_link_keys: Arc<[SigningKey]>,
     /// Wakes this instance's subscribers when a tenant's feed moves.
     pub events: Arc<EventBus>,
+    /// This instance's live readers, shared by all its subscribers.
+    pub hub: Arc<FeedHub>,
 }
 
 impl Services {
@@ -90,6 +93,7 @@ impl Services {
             clock,
             operator_link_keys: Arc::from(Vec::new()),
             events: Arc::new(EventBus::default()),
+            hub: Arc::new(FeedHub::default()),
         }
     }
 

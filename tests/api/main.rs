@@ -38,6 +38,7 @@ mod conversions;
 mod feed;
 mod filters;
 mod helpers;
+mod interop;
 mod links;
 mod listing;
 mod messages;

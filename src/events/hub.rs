@@ -1,0 +1,252 @@
+//! Fan-out of a tenant's live events on one instance. One reader per tenant
+//! follows the conversion table and broadcasts what it reads; subscribers
+//! catch up from the table on their own, then switch to the broadcast. A
+//! subscriber that falls too far behind the broadcast is told so and ends;
+//! it resumes from its last cursor and loses nothing.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::Stream;
+use tokio::sync::{broadcast, watch};
+use uuid::Uuid;
+
+use crate::error::AppError;
+use crate::service::Services;
+use crate::service::feed::{FeedEvent, FeedFilter};
+
+/// Events a subscriber may be behind the live broadcast before it is
+/// told it is too slow.
+const LIVE_BUFFER: usize = 4096;
+/// Events read per statement.
+const BATCH: u64 = 500;
+/// An idle reader re-reads the table this often even without a wake-up (so
+/// no lost notification stalls the feed for long) and checks whether
+/// anyone still listens.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+/// The message a subscriber gets when it falls too far behind.
+pub const TOO_SLOW: &str = "this subscriber fell too far behind the live feed; subscribe again with the cursor of the last event you received";
+
+struct TenantFeed {
+    events: broadcast::Sender<Arc<FeedEvent>>,
+    /// The cursor the reader started after; `None` until it knows it.
+    start: watch::Receiver<Option<i64>>,
+}
+
+/// The live readers of this instance, one per tenant with subscribers.
+#[derive(Default)]
+pub struct FeedHub {
+    tenants: Mutex<HashMap<Uuid, TenantFeed>>,
+}
+
+impl std::fmt::Debug for FeedHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedHub").finish_non_exhaustive()
+    }
+}
+
+impl FeedHub {
+    /// Joins (or starts) the tenant's live broadcast.
+    fn join(
+        self: &Arc<Self>,
+        services: &Services,
+        tenant_id: Uuid,
+    ) -> (
+        broadcast::Receiver<Arc<FeedEvent>>,
+        watch::Receiver<Option<i64>>,
+    ) {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(feed) = tenants.get(&tenant_id) {
+            return (feed.events.subscribe(), feed.start.clone());
+        }
+        let (events, receiver) = broadcast::channel(LIVE_BUFFER);
+        let (start_tx, start) = watch::channel(None);
+        tenants.insert(
+            tenant_id,
+            TenantFeed {
+                events: events.clone(),
+                start: start.clone(),
+            },
+        );
+        tokio::spawn(read_tenant(
+            self.clone(),
+            services.clone(),
+            tenant_id,
+            events,
+            start_tx,
+        ));
+        (receiver, start)
+    }
+
+    /// Ends a reader nobody listens to. Under the lock, so a subscriber
+    /// either joins before (and keeps the reader) or starts a new one after.
+    fn retire_if_unheard(
+        &self,
+        tenant_id: Uuid,
+        events: &broadcast::Sender<Arc<FeedEvent>>,
+    ) -> bool {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        if events.receiver_count() > 0 {
+            return false;
+        }
+        if tenants
+            .get(&tenant_id)
+            .is_some_and(|f| f.events.same_channel(events))
+        {
+            tenants.remove(&tenant_id);
+        }
+        true
+    }
+
+    /// A tenant's events after `after`, matching `filter`, without end.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        services: &Services,
+        tenant_id: Uuid,
+        after: i64,
+        filter: FeedFilter,
+    ) -> impl Stream<Item = Result<FeedEvent, AppError>> + Send + use<> {
+        let (live, start) = self.join(services, tenant_id);
+        let state = Subscriber {
+            services: services.clone(),
+            tenant_id,
+            cursor: after,
+            filter,
+            live,
+            start,
+            catching_up: true,
+            buffer: VecDeque::new(),
+            done: false,
+        };
+        futures_util::stream::unfold(state, |mut s| async move {
+            if s.done {
+                return None;
+            }
+            match s.next().await {
+                Ok(event) => Some((Ok(event), s)),
+                Err(e) => {
+                    s.done = true;
+                    Some((Err(e), s))
+                }
+            }
+        })
+    }
+}
+
+struct Subscriber {
+    services: Services,
+    tenant_id: Uuid,
+    /// The last event this subscriber has passed (delivered or filtered out).
+    cursor: i64,
+    filter: FeedFilter,
+    live: broadcast::Receiver<Arc<FeedEvent>>,
+    start: watch::Receiver<Option<i64>>,
+    catching_up: bool,
+    buffer: VecDeque<FeedEvent>,
+    done: bool,
+}
+
+impl Subscriber {
+    async fn next(&mut self) -> Result<FeedEvent, AppError> {
+        loop {
+            if let Some(event) = self.buffer.pop_front() {
+                return Ok(event);
+            }
+            if self.catching_up {
+                // The broadcast covers everything after the reader's start;
+                // read the table at least up to there, after knowing it.
+                let reader_start = loop {
+                    if let Some(start) = *self.start.borrow_and_update() {
+                        break start;
+                    }
+                    if self.start.changed().await.is_err() {
+                        return Err(AppError::Internal("the live reader stopped".into()));
+                    }
+                };
+                let batch = self
+                    .services
+                    .events_after(self.tenant_id, self.cursor, &self.filter, BATCH)
+                    .await?;
+                match batch.last() {
+                    Some(last) => {
+                        self.cursor = last.conversion.feed_seq;
+                        self.buffer.extend(batch);
+                    }
+                    None => {
+                        self.cursor = self.cursor.max(reader_start);
+                        self.catching_up = false;
+                    }
+                }
+                continue;
+            }
+            match self.live.recv().await {
+                Ok(event) => {
+                    if event.conversion.feed_seq > self.cursor {
+                        self.cursor = event.conversion.feed_seq;
+                        if self.filter.matches(&event) {
+                            self.buffer.push_back(event.as_ref().clone());
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    return Err(AppError::RateLimited(TOO_SLOW.to_owned()));
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Err(AppError::Internal("the live reader stopped".into()));
+                }
+            }
+        }
+    }
+}
+
+/// Follows one tenant's conversion table and broadcasts every event, in
+/// cursor order, until nobody listens.
+async fn read_tenant(
+    hub: Arc<FeedHub>,
+    services: Services,
+    tenant_id: Uuid,
+    events: broadcast::Sender<Arc<FeedEvent>>,
+    start: watch::Sender<Option<i64>>,
+) {
+    let mut wake = services.events.watch(tenant_id);
+    let mut cursor = loop {
+        wake.borrow_and_update();
+        match services.latest_event_seq(tenant_id).await {
+            Ok(seq) => break seq,
+            Err(e) => {
+                tracing::warn!(error = %e, "live reader cannot start; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if hub.retire_if_unheard(tenant_id, &events) {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = start.send(Some(cursor));
+    loop {
+        wake.borrow_and_update();
+        match services
+            .events_after(tenant_id, cursor, &FeedFilter::default(), BATCH)
+            .await
+        {
+            Ok(batch) if !batch.is_empty() => {
+                for event in batch {
+                    cursor = event.conversion.feed_seq;
+                    let _ = events.send(Arc::new(event));
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "live reader cannot read; retrying"),
+        }
+        if hub.retire_if_unheard(tenant_id, &events) {
+            return;
+        }
+        tokio::select! {
+            _ = wake.changed() => {}
+            () = tokio::time::sleep(IDLE_TICK) => {}
+        }
+    }
+}
