@@ -101,7 +101,7 @@ impl Application {
         }
         let state = AppState {
             services,
-            schema: graphql::schema_builder().finish(),
+            schema: graphql::schema(config.introspection),
             metrics,
             shutdown: shutdown_seen,
             sockets: TaskTracker::new(),

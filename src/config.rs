@@ -182,6 +182,11 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub link_secrets: Vec<String>,
+
+    /// Turns off introspection and "Did you mean" suggestions (on by
+    /// default: GraphiQL needs them).
+    #[arg(long, env = "CONVTRACK_DISABLE_INTROSPECTION")]
+    pub disable_introspection: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,6 +224,8 @@ pub struct ServerConfig {
     pub link_secrets: Vec<String>,
     /// Time a WebSocket client has to send `connection_init`.
     pub socket_init_timeout: std::time::Duration,
+    /// Introspection and suggestions on (the default) or off.
+    pub introspection: bool,
 }
 
 impl ServerConfig {

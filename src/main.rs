@@ -37,6 +37,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 listen: args.listen,
                 link_secrets: args.link_secrets,
                 socket_init_timeout: ServerConfig::DEFAULT_SOCKET_INIT_TIMEOUT,
+                introspection: !args.disable_introspection,
             };
             serve(config).await
         }

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod link;
 pub mod message;
 pub mod opening;
+pub mod query_text;
 pub mod role;
 pub mod session_id;
 pub mod settings;

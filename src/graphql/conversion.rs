@@ -197,6 +197,7 @@ pub struct ConversionQuery;
 impl ConversionQuery {
     /// Conversions kept for review rather than credited (for example a link
     /// followed after its attribution window), newest first (ADMIN only).
+    #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity")]
     async fn unattributed_conversions(
         &self,
         ctx: &Context<'_>,

@@ -68,9 +68,15 @@ impl From<&AppError> for async_graphql::Error {
 /// tags internal errors with the request id.
 pub fn finish_response(response: &mut Response, request_id: &str) {
     for error in &mut response.errors {
+        let refusal = super::limits::engine_refusal(&error.message);
         let extensions = error.extensions.get_or_insert_with(Default::default);
-        let code = match extensions.get("code") {
-            Some(Value::String(code)) => code.clone(),
+        let code = match (extensions.get("code"), refusal) {
+            (Some(Value::String(code)), _) => code.clone(),
+            (_, Some(message)) => {
+                extensions.set("code", super::limits::QUERY_TOO_COMPLEX);
+                error.message = message;
+                super::limits::QUERY_TOO_COMPLEX.to_owned()
+            }
             _ => {
                 extensions.set("code", BAD_USER_INPUT);
                 BAD_USER_INPUT.to_owned()

@@ -7,6 +7,7 @@ mod conversion;
 mod enums;
 pub mod errors;
 pub mod feed;
+pub mod limits;
 mod link;
 mod loaders;
 mod message;
@@ -44,10 +45,28 @@ pub struct Mutation(
 
 pub type ApiSchema = Schema<Query, Mutation, feed::Subscription>;
 
-/// The schema with everything but per-request data.
+/// The schema with everything but per-request data, with the document
+/// limits every request must meet.
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, feed::Subscription> {
     Schema::build(Query::default(), Mutation::default(), feed::Subscription)
         .extension(observe::OperationMetrics)
+        .extension(limits::QueryLimits)
+        .limit_depth(limits::MAX_DEPTH)
+        .limit_complexity(limits::MAX_COMPLEXITY)
+}
+
+/// The served schema. Without introspection, suggestions ("Did you mean")
+/// go too: they would reveal the schema piece by piece.
+pub fn schema(introspection: bool) -> ApiSchema {
+    let builder = schema_builder();
+    if introspection {
+        builder.finish()
+    } else {
+        builder
+            .disable_introspection()
+            .disable_suggestions()
+            .finish()
+    }
 }
 
 /// The SDL that `convtrack schema` prints and `schema.graphql` holds.

@@ -140,6 +140,7 @@ pub struct TestApp {
 async fn start_server(
     database_url: &str,
     clock: &ManualClock,
+    introspection: bool,
 ) -> (
     String,
     Arc<AtomicU64>,
@@ -153,6 +154,7 @@ async fn start_server(
         link_secrets: Vec::new(),
         // Short, so the test of a late connection_init does not wait 10 s.
         socket_init_timeout: std::time::Duration::from_millis(500),
+        introspection,
     };
     let app = Application::build(&config, Arc::new(clock.clone()))
         .await
@@ -176,10 +178,15 @@ pub fn start_time() -> DateTime<Utc> {
 impl TestApp {
     /// `None` for PostgreSQL when the PostgreSQL tests are not switched on.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, true).await
+    }
+
+    /// As [`TestApp::spawn`], with introspection on or off.
+    pub async fn spawn_with(backend: Backend, introspection: bool) -> Option<TestApp> {
         let (database, database_url) = TestDatabase::create(backend).await?;
         let clock = ManualClock::starting_at(start_time());
         let (address, sql_statements, services, shutdown) =
-            start_server(&database_url, &clock).await;
+            start_server(&database_url, &clock, introspection).await;
 
         let key = |tenant: &'static str, role: Role| {
             let services = services.clone();
@@ -219,7 +226,7 @@ impl TestApp {
             let _ = shutdown.send(());
         }
         let (address, counter, services, shutdown) =
-            start_server(&self.database_url, &self.clock).await;
+            start_server(&self.database_url, &self.clock, true).await;
         self.address = address;
         self.sql_statements = counter;
         self.services = services;
@@ -228,7 +235,7 @@ impl TestApp {
 
     /// Another server on the same database, running alongside; returns its base URL.
     pub async fn second_instance(&mut self) -> String {
-        let (address, _, _, shutdown) = start_server(&self.database_url, &self.clock).await;
+        let (address, _, _, shutdown) = start_server(&self.database_url, &self.clock, true).await;
         self.others.push(shutdown);
         address
     }

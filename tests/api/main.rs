@@ -39,6 +39,7 @@ mod feed;
 mod filters;
 mod helpers;
 mod interop;
+mod limits;
 mod links;
 mod listing;
 mod messages;
