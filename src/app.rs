@@ -49,6 +49,8 @@ pub struct AppState {
     pub sockets: TaskTracker,
     /// Time a WebSocket client has to send `connection_init`.
     pub socket_init_timeout: std::time::Duration,
+    /// Longest an HTTP request may take before it is answered 504.
+    pub request_timeout: std::time::Duration,
 }
 
 /// A server bound to its address and ready to run.
@@ -63,13 +65,26 @@ impl Application {
     pub async fn build(config: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         let metrics = telemetry::prometheus();
         let sql_statements = Arc::new(AtomicU64::new(0));
-        let mut connection = db::connect(&config.database_url, config.db_max_connections).await?;
+        // Migrations run on their own connection, free of the statement
+        // timeout that protects the serving pool.
+        let migrator = db::connect(&config.database_url, 1).await?;
+        db::migrate(&migrator).await?;
+        migrator.close().await?;
+        let statement_timeout = config
+            .request_timeout
+            .saturating_sub(std::time::Duration::from_secs(1))
+            .max(std::time::Duration::from_secs(1));
+        let mut connection = db::connect_with(
+            &config.database_url,
+            config.db_max_connections,
+            Some(statement_timeout),
+        )
+        .await?;
         let counter = sql_statements.clone();
         connection.set_metric_callback(move |_info| {
             counter.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("convtrack_sql_statements_total").increment(1);
         });
-        db::migrate(&connection).await?;
         let link_keys = config
             .link_secrets
             .iter()
@@ -106,6 +121,7 @@ impl Application {
             shutdown: shutdown_seen,
             sockets: TaskTracker::new(),
             socket_init_timeout: config.socket_init_timeout,
+            request_timeout: config.request_timeout,
         };
         Ok(Self {
             listener,

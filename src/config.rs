@@ -187,6 +187,11 @@ pub struct ServeArgs {
     /// default: GraphiQL needs them).
     #[arg(long, env = "CONVTRACK_DISABLE_INTROSPECTION")]
     pub disable_introspection: bool,
+
+    /// Longest an HTTP request may take, in seconds, before it is answered
+    /// 504; PostgreSQL statements are cut off a little before.
+    #[arg(long, env = "CONVTRACK_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,6 +231,9 @@ pub struct ServerConfig {
     pub socket_init_timeout: std::time::Duration,
     /// Introspection and suggestions on (the default) or off.
     pub introspection: bool,
+    /// Longest an HTTP request may take (504 after); PostgreSQL statements
+    /// are cut off a little before.
+    pub request_timeout: std::time::Duration,
 }
 
 impl ServerConfig {

@@ -17,7 +17,22 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// `synchronous=FULL` (a commit survives power loss), a busy timeout and
 /// foreign keys; PostgreSQL is used as configured.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    connect_with(url, max_connections, None).await
+}
+
+/// As [`connect`]; on PostgreSQL every statement is also cut off after
+/// `statement_timeout`, so a runaway query cannot hold a connection.
+pub async fn connect_with(
+    url: &str,
+    max_connections: u32,
+    statement_timeout: Option<Duration>,
+) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
+    if let Some(timeout) = statement_timeout
+        && url.starts_with("postgres")
+    {
+        options.statement_timeout(timeout);
+    }
     options
         .max_connections(max_connections)
         .min_connections(1)

@@ -38,6 +38,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 link_secrets: args.link_secrets,
                 socket_init_timeout: ServerConfig::DEFAULT_SOCKET_INIT_TIMEOUT,
                 introspection: !args.disable_introspection,
+                request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
             };
             serve(config).await
         }

@@ -1,8 +1,10 @@
 //! Fan-out of a tenant's live events on one instance. One reader per tenant
 //! follows the conversion table and broadcasts what it reads; subscribers
 //! catch up from the table on their own, then switch to the broadcast. A
-//! subscriber that falls too far behind the broadcast is told so and ends;
-//! it resumes from its last cursor and loses nothing.
+//! subscriber that falls behind the broadcast (its client reads slowly)
+//! goes back to the table from its cursor: it never skips an event, and
+//! memory stays bounded. A client that stops reading altogether is closed
+//! by its socket.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -16,8 +18,8 @@ use crate::error::AppError;
 use crate::service::Services;
 use crate::service::feed::{FeedEvent, FeedFilter};
 
-/// Events a subscriber may be behind the live broadcast before it is
-/// told it is too slow.
+/// Events a subscriber may be behind the live broadcast before it goes back
+/// to reading the table.
 const LIVE_BUFFER: usize = 4096;
 /// Events read per statement.
 const BATCH: u64 = 500;
@@ -25,9 +27,6 @@ const BATCH: u64 = 500;
 /// no lost notification stalls the feed for long) and checks whether
 /// anyone still listens.
 const IDLE_TICK: Duration = Duration::from_secs(1);
-
-/// The message a subscriber gets when it falls too far behind.
-pub const TOO_SLOW: &str = "this subscriber fell too far behind the live feed; subscribe again with the cursor of the last event you received";
 
 struct TenantFeed {
     events: broadcast::Sender<Arc<FeedEvent>>,
@@ -191,7 +190,10 @@ impl Subscriber {
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    return Err(AppError::RateLimited(TOO_SLOW.to_owned()));
+                    // Rejoin first, then read the table from the cursor:
+                    // whatever the broadcast dropped is there.
+                    self.live = self.live.resubscribe();
+                    self.catching_up = true;
                 }
                 Err(broadcast::error::RecvError::Closed) => {
                     return Err(AppError::Internal("the live reader stopped".into()));

@@ -1,6 +1,6 @@
 //! What each request carries into the resolvers.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
@@ -19,8 +19,9 @@ pub struct RequestContext {
     pub services: Services,
     pub conversions: DataLoader<ConversionsLoader, HashMapCache>,
     pub conversations: DataLoader<ConversationLoader, HashMapCache>,
-    /// The tenant's settings, read at most once per request.
-    settings: OnceCell<TenantSettings>,
+    /// The tenant's settings, read at most once per request (or per event
+    /// on a subscription socket, see [`RequestContext::forget`]).
+    settings: Mutex<Arc<OnceCell<Arc<TenantSettings>>>>,
 }
 
 impl RequestContext {
@@ -30,14 +31,30 @@ impl RequestContext {
             conversations: super::loaders::conversations(caller.tenant_id, services.clone()),
             caller,
             services,
-            settings: OnceCell::new(),
+            settings: Mutex::new(Arc::new(OnceCell::new())),
         })
     }
 
-    pub async fn settings(&self) -> Result<&TenantSettings, AppError> {
-        self.settings
-            .get_or_try_init(|| self.services.tenant_settings(&self.caller))
-            .await
+    /// Concurrent resolvers share one read.
+    pub async fn settings(&self) -> Result<Arc<TenantSettings>, AppError> {
+        let cell = self
+            .settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        cell.get_or_try_init(|| async {
+            Ok::<_, AppError>(Arc::new(self.services.tenant_settings(&self.caller).await?))
+        })
+        .await
+        .cloned()
+    }
+
+    /// Drops everything cached. A subscription socket keeps one context for
+    /// its whole life; each event must show the data as it is now.
+    pub fn forget(&self) {
+        self.conversions.clear::<uuid::Uuid>();
+        self.conversations.clear::<uuid::Uuid>();
+        *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(OnceCell::new());
     }
 }
 

@@ -73,7 +73,7 @@ impl Conversation {
     async fn active(&self, ctx: &Context<'_>) -> Result<bool> {
         let r = request(ctx)?;
         let now = r.services.clock.now();
-        Ok(sessions::is_active(&self.0, now, r.settings().await?)?)
+        Ok(sessions::is_active(&self.0, now, &*r.settings().await?)?)
     }
 
     /// The first visitor message, cut to 120 characters (never inside a
@@ -147,7 +147,7 @@ impl Conversation {
             .unwrap_or_default()
             .into_iter()
             .filter(|c| c.attributed)
-            .map(|c| Badge::of(c, settings))
+            .map(|c| Badge::of(c, &settings))
             .collect::<std::result::Result<_, AppError>>()?;
         Ok(badges)
     }

@@ -94,7 +94,7 @@ impl Conversion {
     /// The record it created in the operator's system.
     async fn record(&self, ctx: &Context<'_>) -> Result<Record> {
         let settings = request(ctx)?.settings().await?;
-        Ok(record_of(&self.0, settings)?)
+        Ok(record_of(&self.0, &settings)?)
     }
 
     /// When it was recorded.

@@ -111,11 +111,24 @@ fn feed_filter(kinds: Option<Vec<ConversionKind>>, channels: Option<Vec<Channel>
     }
 }
 
-fn after_seq(r: &RequestContext, after: Option<&str>) -> Result<Option<i64>, AppError> {
-    Ok(after
-        .map(|a| EventCursor::decode_for(a, r.caller.tenant_id))
-        .transpose()?
-        .map(|c| c.seq))
+/// The position an `after` cursor names. A cursor beyond the newest event
+/// was not handed out by this server: refused, rather than waited on.
+fn after_seq(
+    r: &RequestContext,
+    after: Option<&str>,
+    latest: i64,
+) -> Result<Option<i64>, AppError> {
+    let Some(after) = after else {
+        return Ok(None);
+    };
+    let cursor = EventCursor::decode_for(after, r.caller.tenant_id)?;
+    if cursor.seq > latest {
+        return Err(AppError::BadInput(
+            "after is not an event cursor of this tenant; pass the cursor of the last event you received"
+                .into(),
+        ));
+    }
+    Ok(Some(cursor.seq))
 }
 
 #[derive(Default)]
@@ -138,7 +151,8 @@ impl FeedQuery {
         let r = request(ctx)?;
         r.services.may_follow_feed(&r.caller)?;
         let first = page_size(first, 100, 500)?;
-        let start = after_seq(r, after.as_deref())?.unwrap_or(0);
+        let latest = r.services.latest_event_seq(r.caller.tenant_id).await?;
+        let start = after_seq(r, after.as_deref(), latest)?.unwrap_or(0);
         let filter = feed_filter(kinds, channels);
         let mut events = r
             .services
@@ -201,10 +215,8 @@ impl Subscription {
             .data::<SubscriptionBudget>()
             .map_err(|_| AppError::Internal("subscription without a budget".into()))?
             .take()?;
-        let start = match after_seq(&r, after.as_deref())? {
-            Some(seq) => seq,
-            None => r.services.latest_event_seq(r.caller.tenant_id).await?,
-        };
+        let latest = r.services.latest_event_seq(r.caller.tenant_id).await?;
+        let start = after_seq(&r, after.as_deref(), latest)?.unwrap_or(latest);
         let tenant_id = r.caller.tenant_id;
         let events =
             r.services
@@ -213,9 +225,9 @@ impl Subscription {
         Ok(events.map(move |event| {
             // Holding the slot for as long as the subscription lives.
             let _open = &slot;
-            // Badges must show this event's conversions, not what an earlier
-            // event cached for the same conversation.
-            r.conversions.clear::<Uuid>();
+            // Each event shows the data as it is now, not as an earlier
+            // event on this socket cached it.
+            r.forget();
             event
                 .map(|e| ConversionEvent::of(e, tenant_id))
                 .map_err(Into::into)

@@ -50,6 +50,6 @@ impl PolicyQuery {
         let r = request(ctx)?;
         r.caller
             .require(Operation::ReadChannelPolicies, "read channel policies")?;
-        Ok(policies(r.settings().await?))
+        Ok(policies(&*r.settings().await?))
     }
 }

@@ -136,7 +136,7 @@ impl TenantQuery {
         let r = request(ctx)?;
         r.caller
             .require(Operation::ManageTenant, "read tenant settings")?;
-        Ok(r.settings().await?.into())
+        Ok((&*r.settings().await?).into())
     }
 }
 

@@ -11,7 +11,6 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::sessions::find_by_session_id;
-use super::tenants::settings_of;
 use super::{Caller, Page, Services, begin_write};
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::conversion::{ConversionKind, ConversionSource, RecordType};
@@ -20,7 +19,7 @@ use crate::domain::link::CtaAction;
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
 use crate::domain::text;
-use crate::error::AppError;
+use crate::error::{AppError, stored};
 use crate::events::{EventBus, NOTIFY_CHANNEL, notify_payload};
 
 pub const MAX_RECORD_ID_CHARS: usize = 200;
@@ -138,26 +137,21 @@ impl Services {
         }
         let now = self.clock.now();
 
+        // A token's signature is checked before the write transaction: a
+        // forged token must not hold the write lock, even briefly.
+        let claims = match &input.origin {
+            Origin::LinkToken(token) => Some(self.verify_token(&self.db, token).await?),
+            Origin::Session(_) => None,
+        };
         let txn = begin_write(&self.db).await?;
-        let (conversation, attribution) = match &input.origin {
-            Origin::Session(session_id) => {
-                let conversation = find_by_session_id(&txn, caller.tenant_id, session_id)
-                    .await?
-                    .ok_or(AppError::NotFound("session"))?;
-                (
-                    conversation,
-                    Attribution::credited(ConversionSource::Direct),
-                )
-            }
-            Origin::LinkToken(token) => {
+        let (conversation, attribution) = match (&input.origin, claims) {
+            (Origin::LinkToken(_), Some(claims)) => {
                 let (conversation, link) = self
-                    .resolve_link_token(&txn, caller.tenant_id, token)
+                    .resolve_link_claims(&txn, caller.tenant_id, &claims)
                     .await?;
-                let window = settings_of(&txn, caller.tenant_id)
-                    .await?
-                    .attribution_window();
-                let within = now <= from_micros(conversation.started_at) + window;
-                let action = link.action.parse::<CtaAction>().map_err(AppError::from)?;
+                // The expiry the link was issued with, whatever the window is now.
+                let within = now <= from_micros(link.expires_at);
+                let action: CtaAction = stored("cta_link.action", &link.action)?;
                 let attribution = Attribution {
                     source: ConversionSource::Link,
                     attributed: within,
@@ -166,6 +160,16 @@ impl Services {
                 };
                 (conversation, attribution)
             }
+            (Origin::Session(session_id), _) => {
+                let conversation = find_by_session_id(&txn, caller.tenant_id, session_id)
+                    .await?
+                    .ok_or(AppError::NotFound("session"))?;
+                (
+                    conversation,
+                    Attribution::credited(ConversionSource::Direct),
+                )
+            }
+            (Origin::LinkToken(_), None) => return Err(AppError::InvalidLinkToken),
         };
         let key = idempotency_key.map(|k| (k, payload));
         let outcome = record_in(

@@ -146,8 +146,7 @@ impl Services {
         db: &C,
         token: &str,
     ) -> Result<LinkClaims, AppError> {
-        let unverified =
-            UnverifiedToken::parse(token.trim()).map_err(|_| AppError::InvalidLinkToken)?;
+        let unverified = UnverifiedToken::parse(token).map_err(|_| AppError::InvalidLinkToken)?;
         let key = self
             .verifying_key(db, unverified.kid)
             .await?
@@ -157,15 +156,14 @@ impl Services {
             .map_err(|_| AppError::InvalidLinkToken)
     }
 
-    /// The conversation and link a token stands for, within the caller's
-    /// tenant. Another tenant's token answers exactly like a forged one.
-    pub(crate) async fn resolve_link_token<C: ConnectionTrait>(
+    /// The conversation and link verified claims stand for, within the
+    /// caller's tenant. Another tenant's token answers exactly like a forged one.
+    pub(crate) async fn resolve_link_claims<C: ConnectionTrait>(
         &self,
         db: &C,
         tenant_id: Uuid,
-        token: &str,
+        claims: &LinkClaims,
     ) -> Result<(conversation::Model, cta_link::Model), AppError> {
-        let claims = self.verify_token(db, token).await?;
         if claims.tenant_id != tenant_id {
             return Err(AppError::InvalidLinkToken);
         }
@@ -269,6 +267,6 @@ impl Services {
             .exec_with_returning(&self.db)
             .await?
             .pop();
-        Ok(followed.map(|link| with_token(&link.target_url, token.trim())))
+        Ok(followed.map(|link| with_token(&link.target_url, token)))
     }
 }

@@ -33,6 +33,9 @@ pub async fn execute(
 ) -> Response {
     let request = match request {
         Ok(request) => request.into_inner(),
+        Err(rejection) if rejection.0.to_string().contains("length limit") => {
+            return super::guards::too_large();
+        }
         Err(rejection) => {
             let message = format!("the body is not a GraphQL request: {}", rejection.0);
             let body = error_body(&message, BAD_USER_INPUT, None);

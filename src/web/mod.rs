@@ -2,15 +2,17 @@
 
 mod auth;
 mod graphql;
+pub mod guards;
 mod health;
 mod links;
 pub mod socket;
 
 use axum::Router;
-use axum::http::{HeaderName, Request};
+use axum::http::{HeaderName, Request, StatusCode};
 use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
@@ -19,6 +21,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    let request_timeout = state.request_timeout;
     Router::new()
         .route(
             "/graphql",
@@ -27,6 +30,7 @@ pub fn router(state: AppState) -> Router {
                     state.clone(),
                     auth::require_api_key,
                 ))
+                .layer(axum::middleware::from_fn(guards::json_only))
                 .get(socket::upgrade),
         )
         .route("/graphiql", get(graphql::graphiql))
@@ -43,6 +47,10 @@ pub fn router(state: AppState) -> Router {
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 }))
                 .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    request_timeout,
+                ))
                 .layer(axum::middleware::from_fn(graphql::catch_panics)),
         )
 }

@@ -40,6 +40,7 @@ const INIT_TIMED_OUT: u16 = 4408;
 const TOO_SLOW: u16 = 4429;
 const GOING_AWAY: u16 = 1001;
 const TRY_AGAIN_LATER: u16 = 1013;
+const MESSAGE_TOO_BIG: u16 = 1009;
 
 /// `GET /graphql`: a WebSocket upgrade, or 405 (queries and mutations are POST only).
 pub async fn upgrade(
@@ -100,13 +101,31 @@ struct Session {
     caller: OnceLock<Caller>,
     refused: AtomicBool,
     unavailable: AtomicBool,
+    /// The client sent a message over the size limit.
+    oversized: AtomicBool,
 }
 
 async fn serve(socket: WebSocket, protocol: Protocols, state: AppState) {
     let (mut sink, source) = socket.split();
     let session = Arc::new(Session::default());
     let input = source
-        .take_while(|m| future::ready(matches!(m, Ok(m) if !matches!(m, Message::Close(_)))))
+        .take_while({
+            let session = session.clone();
+            move |m| {
+                let go = match m {
+                    Ok(Message::Close(_)) => false,
+                    Ok(_) => true,
+                    Err(e) => {
+                        let text = e.to_string();
+                        if text.contains("too long") || text.contains("Space limit") {
+                            session.oversized.store(true, Ordering::SeqCst);
+                        }
+                        false
+                    }
+                };
+                future::ready(go)
+            }
+        })
         .filter_map(|m| {
             future::ready(match m {
                 Ok(Message::Text(text)) => Some(text.as_str().as_bytes().to_vec()),
@@ -174,9 +193,13 @@ async fn serve(socket: WebSocket, protocol: Protocols, state: AppState) {
                         Ok(Err(_)) => break None,
                         Err(_) => break Some((TOO_SLOW, "subscriber too slow; reconnect with the last cursor you received".to_owned())),
                     }
+                    // The legacy protocol's connection_error went out; close
+                    // as the modern protocol does.
                     if session.refused.load(Ordering::SeqCst) {
-                        // The legacy protocol's connection_error went out; close like the modern one.
                         break Some((FORBIDDEN, "Forbidden".to_owned()));
+                    }
+                    if session.unavailable.load(Ordering::SeqCst) {
+                        break Some((TRY_AGAIN_LATER, "the service is unavailable; try again".to_owned()));
                     }
                 }
                 Some(WsMessage::Close(code, reason)) => {
@@ -187,6 +210,9 @@ async fn serve(socket: WebSocket, protocol: Protocols, state: AppState) {
                         break Some((TRY_AGAIN_LATER, "the service is unavailable; try again".to_owned()));
                     }
                     break Some((code, reason));
+                }
+                None if session.oversized.load(Ordering::SeqCst) => {
+                    break Some((MESSAGE_TOO_BIG, format!("messages may be at most {MAX_INBOUND_BYTES} bytes")));
                 }
                 None => break None,
             },

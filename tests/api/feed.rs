@@ -560,3 +560,38 @@ async fn wait_for_lock_waiter(app: &TestApp) {
     }
     panic!("the fast recording never waited for the slow one");
 }
+
+test_both!(a_cursor_from_the_future_is_refused, |app| {
+    let future = convtrack::domain::cursor::EventCursor {
+        tenant_id: app.acme_admin.tenant_id,
+        seq: 1_000_000,
+    }
+    .encode();
+    let mut socket = app.subscriber(&app.integrator).await;
+    socket
+        .subscribe("1", EVENT, json!({ "after": future }))
+        .await;
+    let answer = socket.next_json().await.expect("an answer");
+    assert_eq!(
+        answer["payload"]["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{answer}"
+    );
+    let polled = app
+        .gql(
+            &app.integrator,
+            "query($a: String) { conversionsSince(after: $a) { nodes { cursor } } }",
+            json!({ "a": future }),
+        )
+        .await;
+    assert_eq!(error_code(&polled), "BAD_USER_INPUT");
+});
+
+test_both!(an_oversized_message_closes_the_socket_with_1009, |app| {
+    let mut socket = app.subscriber(&app.integrator).await;
+    let huge = "x".repeat(70 * 1024);
+    socket
+        .send(json!({ "id": "1", "type": "subscribe", "payload": { "query": huge } }))
+        .await;
+    let (code, _) = socket.close_frame().await.expect("a close frame");
+    assert_eq!(code, 1009);
+});

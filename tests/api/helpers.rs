@@ -140,22 +140,24 @@ pub struct TestApp {
 async fn start_server(
     database_url: &str,
     clock: &ManualClock,
-    introspection: bool,
+    tweak: fn(&mut ServerConfig),
 ) -> (
     String,
     Arc<AtomicU64>,
     Services,
     tokio::sync::oneshot::Sender<()>,
 ) {
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         database_url: database_url.to_owned(),
         db_max_connections: 8,
         listen: "127.0.0.1:0".to_owned(),
         link_secrets: Vec::new(),
         // Short, so the test of a late connection_init does not wait 10 s.
         socket_init_timeout: std::time::Duration::from_millis(500),
-        introspection,
+        introspection: true,
+        request_timeout: std::time::Duration::from_secs(30),
     };
+    tweak(&mut config);
     let app = Application::build(&config, Arc::new(clock.clone()))
         .await
         .expect("server starts");
@@ -178,15 +180,15 @@ pub fn start_time() -> DateTime<Utc> {
 impl TestApp {
     /// `None` for PostgreSQL when the PostgreSQL tests are not switched on.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
-        Self::spawn_with(backend, true).await
+        Self::spawn_with(backend, |_| {}).await
     }
 
-    /// As [`TestApp::spawn`], with introspection on or off.
-    pub async fn spawn_with(backend: Backend, introspection: bool) -> Option<TestApp> {
+    /// As [`TestApp::spawn`], with some configuration changed.
+    pub async fn spawn_with(backend: Backend, tweak: fn(&mut ServerConfig)) -> Option<TestApp> {
         let (database, database_url) = TestDatabase::create(backend).await?;
         let clock = ManualClock::starting_at(start_time());
         let (address, sql_statements, services, shutdown) =
-            start_server(&database_url, &clock, introspection).await;
+            start_server(&database_url, &clock, tweak).await;
 
         let key = |tenant: &'static str, role: Role| {
             let services = services.clone();
@@ -226,7 +228,7 @@ impl TestApp {
             let _ = shutdown.send(());
         }
         let (address, counter, services, shutdown) =
-            start_server(&self.database_url, &self.clock, true).await;
+            start_server(&self.database_url, &self.clock, |_| {}).await;
         self.address = address;
         self.sql_statements = counter;
         self.services = services;
@@ -235,7 +237,7 @@ impl TestApp {
 
     /// Another server on the same database, running alongside; returns its base URL.
     pub async fn second_instance(&mut self) -> String {
-        let (address, _, _, shutdown) = start_server(&self.database_url, &self.clock, true).await;
+        let (address, _, _, shutdown) = start_server(&self.database_url, &self.clock, |_| {}).await;
         self.others.push(shutdown);
         address
     }

@@ -111,13 +111,16 @@ test_both!(introspection_is_on_by_default, |app| {
 });
 
 async fn without_introspection(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, false).await else {
+    let Some(app) = TestApp::spawn_with(backend, |c| c.introspection = false).await else {
         return;
     };
     let body = app
         .gql(&app.admin, "{ __schema { queryType { name } } }", json!({}))
         .await;
-    assert!(body["data"]["__schema"].is_null(), "no schema is revealed: {body}");
+    assert!(
+        body["data"]["__schema"].is_null(),
+        "no schema is revealed: {body}"
+    );
     let typo = app
         .gql(&app.admin, "{ conversation { sesionId } }", json!({}))
         .await;

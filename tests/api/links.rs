@@ -147,6 +147,8 @@ test_both!(
         }
         forged.push(token[..token.len() - 1].to_owned());
         forged.push(token[..token.len() / 2].to_owned());
+        forged.push(format!(" {token}"));
+        forged.push(format!("{token} "));
         forged.push(format!("{token}A"));
         forged.push(format!("{token}.x"));
         forged.push(String::new());
@@ -451,5 +453,40 @@ test_both!(rotated_keys_verify_until_removed, |app| {
         )
         .await,
         "recordConversion",
+    );
+});
+
+test_both!(a_link_keeps_the_expiry_it_was_issued_with, |app| {
+    let session = app
+        .start_session_with(
+            json!({ "channel": "EMAIL", "contact": "e@example.com", "threadKey": "t" }),
+        )
+        .await;
+    let token = app.create_link(&session, "DAY_PASS", TARGET).await["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let body = app
+        .gql(&app.admin, "mutation { updateTenantSettings(input: { attributionWindowDays: 1 }) { settings { attributionWindowDays } } }", json!({}))
+        .await;
+    data(&body, "updateTenantSettings");
+    app.advance(TimeDelta::hours(25));
+    let recorded = app
+        .record_with_token(
+            &app.checkout,
+            &token,
+            ConversionKind::DayPassPurchased,
+            "p-1",
+        )
+        .await;
+    assert_eq!(
+        data(&recorded, "recordConversion")["attributed"],
+        true,
+        "issued with 30 days"
+    );
+    let later = app.create_link(&session, "DAY_PASS", TARGET).await;
+    assert_eq!(
+        later["expiresAt"], "2026-03-03T09:00:00+00:00",
+        "new links get the new window"
     );
 });

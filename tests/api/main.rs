@@ -38,6 +38,7 @@ mod conversions;
 mod feed;
 mod filters;
 mod helpers;
+mod http;
 mod interop;
 mod limits;
 mod links;

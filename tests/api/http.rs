@@ -1,0 +1,120 @@
+//! The HTTP rules around /graphql: JSON only, bounded bodies, timeouts.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::*;
+
+const START: &str =
+    r#"{"query":"mutation { startSession(input: { channel: CHAT }) { sessionId } }"}"#;
+
+async fn conversations(app: &TestApp) -> usize {
+    let list = app
+        .gql(&app.admin, "{ conversations { nodes { id } } }", json!({}))
+        .await;
+    data(&list, "conversations")["nodes"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+test_both!(only_json_bodies_are_read, |app| {
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+    ] {
+        let mut request = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .bearer_auth(&app.admin)
+            .body(START);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.expect("answer");
+        assert_eq!(response.status(), 415, "{content_type:?}");
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    }
+    assert_eq!(conversations(&app).await, 0, "nothing ran");
+    let json = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(&app.admin)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(START)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(json.status(), 200);
+    assert_eq!(conversations(&app).await, 1);
+});
+
+test_both!(bodies_over_64_kib_get_413, |app| {
+    let padding = " ".repeat(70 * 1024);
+    let big = format!(r#"{{"query":"{{ channelPolicies {{ channel }} }}{padding}"}}"#);
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(&app.admin)
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 413);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(error_code(&body), "PAYLOAD_TOO_LARGE");
+
+    // The same without a Content-Length: chunked, cut off while read.
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        app.admin
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    for chunk in big.as_bytes().chunks(8 * 1024) {
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+        if stream.write_all(&framed).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+});
+
+async fn times_out(backend: Backend) {
+    let Some(app) =
+        TestApp::spawn_with(backend, |c| c.request_timeout = Duration::from_millis(1)).await
+    else {
+        return;
+    };
+    let response = app
+        .post_graphql(
+            Some(&app.admin),
+            "{ conversionStats { conversations } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), 504);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_timeout_gets_504_sqlite() {
+    times_out(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_timeout_gets_504_postgres() {
+    times_out(Backend::Postgres).await;
+}
