@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::ServerConfig;
 use crate::domain::clock::Clock;
 use crate::domain::link::SigningKey;
+use crate::domain::rate_limit::RateLimiter;
 use crate::graphql::{self, ApiSchema};
 use crate::service::Services;
 use crate::{db, events, telemetry, web};
@@ -51,6 +52,8 @@ pub struct AppState {
     pub socket_init_timeout: std::time::Duration,
     /// Longest an HTTP request may take before it is answered 504.
     pub request_timeout: std::time::Duration,
+    /// Browser origins allowed to call the API and open WebSockets.
+    pub cors_origins: Arc<Vec<String>>,
 }
 
 /// A server bound to its address and ready to run.
@@ -116,12 +119,16 @@ impl Application {
         }
         let state = AppState {
             services,
-            schema: graphql::schema(config.introspection),
+            schema: graphql::schema(
+                config.introspection,
+                Arc::new(RateLimiter::new(config.rate_limit)),
+            ),
             metrics,
             shutdown: shutdown_seen,
             sockets: TaskTracker::new(),
             socket_init_timeout: config.socket_init_timeout,
             request_timeout: config.request_timeout,
+            cors_origins: Arc::new(config.cors_origins.clone()),
         };
         Ok(Self {
             listener,

@@ -192,6 +192,26 @@ pub struct ServeArgs {
     /// 504; PostgreSQL statements are cut off a little before.
     #[arg(long, env = "CONVTRACK_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+
+    /// Each API key's request budget: how much query complexity it may
+    /// spend at once (a field costs 1, a connection `first` times its
+    /// selection) ...
+    #[arg(long, env = "CONVTRACK_RATE_LIMIT_BURST", default_value_t = 200_000)]
+    pub rate_limit_burst: u64,
+
+    /// ... and how fast the budget refills, per second. Per instance.
+    #[arg(
+        long,
+        env = "CONVTRACK_RATE_LIMIT_PER_SECOND",
+        default_value_t = 20_000
+    )]
+    pub rate_limit_per_second: u64,
+
+    /// Browser origins allowed to call the API and open WebSockets,
+    /// comma-separated (e.g. `https://admin.example.com`). None by default:
+    /// only same-origin pages and server-side clients.
+    #[arg(long, env = "CONVTRACK_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,9 +254,60 @@ pub struct ServerConfig {
     /// Longest an HTTP request may take (504 after); PostgreSQL statements
     /// are cut off a little before.
     pub request_timeout: std::time::Duration,
+    /// Each API key's request budget on this instance.
+    pub rate_limit: crate::domain::rate_limit::Budget,
+    /// Browser origins allowed to call the API (CORS) and open WebSockets.
+    pub cors_origins: Vec<String>,
+}
+
+/// Checks an allowed origin: `scheme://host[:port]`, nothing else (no `*`:
+/// the allowlist is the point).
+pub fn parse_origin(origin: &str) -> Result<String, String> {
+    let origin = origin.trim().trim_end_matches('/');
+    let refuse = || format!("{origin:?} is not an origin like https://admin.example.com");
+    let url = url::Url::parse(origin).map_err(|_| refuse())?;
+    let bare = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && !origin.ends_with(':');
+    if bare && url.origin().ascii_serialization() == origin.to_ascii_lowercase() {
+        Ok(url.origin().ascii_serialization())
+    } else {
+        Err(refuse())
+    }
 }
 
 impl ServerConfig {
     /// How long a WebSocket client may take to send `connection_init`.
     pub const DEFAULT_SOCKET_INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        assert_eq!(
+            parse_origin("https://admin.example.com"),
+            Ok("https://admin.example.com".into())
+        );
+        assert_eq!(
+            parse_origin("http://localhost:5173/"),
+            Ok("http://localhost:5173".into())
+        );
+        for bad in [
+            "*",
+            "admin.example.com",
+            "https://admin.example.com/path",
+            "ftp://x.example",
+            "https://",
+            "https://a.example?x",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+    }
 }

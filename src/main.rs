@@ -39,6 +39,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 socket_init_timeout: ServerConfig::DEFAULT_SOCKET_INIT_TIMEOUT,
                 introspection: !args.disable_introspection,
                 request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
+                cors_origins: args.cors_origins,
+                rate_limit: convtrack::domain::rate_limit::Budget {
+                    capacity: args.rate_limit_burst.max(1) as f64,
+                    per_second: args.rate_limit_per_second as f64,
+                },
             };
             serve(config).await
         }

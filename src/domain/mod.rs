@@ -13,6 +13,7 @@ pub mod link;
 pub mod message;
 pub mod opening;
 pub mod query_text;
+pub mod rate_limit;
 pub mod role;
 pub mod session_id;
 pub mod settings;

@@ -3,12 +3,17 @@
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::ValidationResult;
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+};
 use async_graphql::parser::Positioned;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ErrorExtensions, ServerError, ServerResult, Variables};
 
+use super::context::RequestContext;
 use crate::domain::query_text::count_tokens;
+use crate::domain::rate_limit::RateLimiter;
 
 /// Deepest nesting of fields.
 pub const MAX_DEPTH: usize = 10;
@@ -107,6 +112,40 @@ impl Extension for DocumentLimits {
         }
         Ok(document)
     }
+
+    /// Charges the query's complexity to its key's budget, after validation
+    /// computed it and before anything runs.
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        if let (Some(limiter), Some(request)) = (
+            ctx.data_opt::<Arc<RateLimiter>>(),
+            ctx.data_opt::<Arc<RequestContext>>(),
+        ) {
+            let cost = result.complexity.max(1) as f64;
+            let now = request.services.clock.now();
+            if let Err(wait) = limiter.charge(request.caller.key_id, cost, now) {
+                return Err(vec![rate_limited(wait)]);
+            }
+        }
+        Ok(result)
+    }
+}
+
+pub const RATE_LIMITED: &str = "RATE_LIMITED";
+
+fn rate_limited(retry_after_seconds: u64) -> ServerError {
+    async_graphql::Error::new(format!(
+        "this API key's request budget is spent; retry after {retry_after_seconds} s (each request costs its complexity)"
+    ))
+    .extend_with(|_, e| {
+        e.set("code", RATE_LIMITED);
+        e.set("retryAfter", retry_after_seconds);
+    })
+    .into_server_error(Default::default())
 }
 
 /// The engine's own depth and complexity refusals, given the contract's

@@ -20,6 +20,8 @@ mod tenant;
 
 use async_graphql::{MergedObject, Schema, SchemaBuilder};
 
+use crate::domain::rate_limit::RateLimiter;
+
 pub use context::RequestContext;
 
 /// Every query the API answers.
@@ -55,10 +57,11 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, feed::Subscription> {
         .limit_complexity(limits::MAX_COMPLEXITY)
 }
 
-/// The served schema. Without introspection, suggestions ("Did you mean")
-/// go too: they would reveal the schema piece by piece.
-pub fn schema(introspection: bool) -> ApiSchema {
-    let builder = schema_builder();
+/// The served schema, charging requests to `limiter`. Without
+/// introspection, suggestions ("Did you mean") go too: they would reveal the
+/// schema piece by piece.
+pub fn schema(introspection: bool, limiter: std::sync::Arc<RateLimiter>) -> ApiSchema {
+    let builder = schema_builder().data(limiter);
     if introspection {
         builder.finish()
     } else {

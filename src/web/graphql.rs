@@ -45,7 +45,27 @@ pub async fn execute(
     let context = RequestContext::new(caller, state.services.clone());
     let mut response = state.schema.execute(request.data(context)).await;
     finish_response(&mut response, &request_id_of(&headers));
-    GraphQLResponse::from(response).into_response()
+    let retry_after = response.errors.iter().find_map(|e| {
+        let extensions = e.extensions.as_ref()?;
+        match (extensions.get("code"), extensions.get("retryAfter")) {
+            (Some(async_graphql::Value::String(code)), Some(async_graphql::Value::Number(n)))
+                if code == "RATE_LIMITED" =>
+            {
+                n.as_u64()
+            }
+            _ => None,
+        }
+    });
+    let mut answer = GraphQLResponse::from(response).into_response();
+    if let Some(seconds) = retry_after {
+        *answer.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string()) {
+            answer
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+    }
+    answer
 }
 
 pub async fn graphiql() -> Html<String> {

@@ -8,9 +8,11 @@ mod links;
 pub mod socket;
 
 use axum::Router;
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::routing::{get, post};
 use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -22,6 +24,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let request_timeout = state.request_timeout;
+    let cors = cors(&state.cors_origins);
     Router::new()
         .route(
             "/graphql",
@@ -51,7 +54,8 @@ pub fn router(state: AppState) -> Router {
                     StatusCode::GATEWAY_TIMEOUT,
                     request_timeout,
                 ))
-                .layer(axum::middleware::from_fn(graphql::catch_panics)),
+                .layer(axum::middleware::from_fn(graphql::catch_panics))
+                .layer(cors),
         )
 }
 
@@ -62,4 +66,39 @@ pub fn request_id_of(headers: &axum::http::HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned()
+}
+
+/// CORS for the allowlisted origins only; no credentials (keys travel in
+/// the Authorization header, never in cookies).
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([AUTHORIZATION, CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// Whether a browser page from `origin` may open a WebSocket: an allowed
+/// origin, or the server's own (a page it served, like GraphiQL).
+pub fn origin_allowed(headers: &axum::http::HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        // No Origin: a server-side client, which still needs a key.
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.to_ascii_lowercase();
+    let own = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|host| {
+            let host = host.to_ascii_lowercase();
+            origin == format!("http://{host}") || origin == format!("https://{host}")
+        });
+    own || allowed.iter().any(|a| *a == origin)
 }

@@ -61,6 +61,14 @@ pub async fn upgrade(
         )
             .into_response();
     };
+    if !super::origin_allowed(&headers, &state.cors_origins) {
+        let body = error_body(
+            "this Origin may not open a WebSocket; add it to CONVTRACK_CORS_ORIGINS",
+            "FORBIDDEN",
+            None,
+        );
+        return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    }
     let Some(protocol) = choose_protocol(&headers) else {
         let body = error_body(
             "unsupported WebSocket subprotocol; use graphql-transport-ws (or the legacy graphql-ws)",

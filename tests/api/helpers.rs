@@ -156,6 +156,11 @@ async fn start_server(
         socket_init_timeout: std::time::Duration::from_millis(500),
         introspection: true,
         request_timeout: std::time::Duration::from_secs(30),
+        rate_limit: convtrack::domain::rate_limit::Budget {
+            capacity: 1e9,
+            per_second: 1e9,
+        },
+        cors_origins: vec!["https://admin.example.com".to_owned()],
     };
     tweak(&mut config);
     let app = Application::build(&config, Arc::new(clock.clone()))

@@ -118,3 +118,60 @@ async fn a_request_over_the_timeout_gets_504_sqlite() {
 async fn a_request_over_the_timeout_gets_504_postgres() {
     times_out(Backend::Postgres).await;
 }
+
+test_both!(cors_answers_only_allowlisted_origins, |app| {
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, format!("{}/graphql", app.address))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://admin.example.com")
+        .await
+        .expect("answer");
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://admin.example.com")
+    );
+    assert!(
+        allowed
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    let other = preflight("https://evil.example.com").await.expect("answer");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+});
+
+test_both!(websockets_from_other_origins_are_refused, |app| {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}/graphql", app.address.replacen("http://", "ws://", 1));
+    let host = app.address.trim_start_matches("http://").to_owned();
+    for (origin, accepted) in [
+        (Some("https://evil.example.com".to_owned()), false),
+        (Some("https://admin.example.com".to_owned()), true),
+        (Some(format!("http://{host}")), true),
+        (None, true),
+    ] {
+        let mut request = url.as_str().into_client_request().expect("request");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        if let Some(origin) = &origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().expect("header"));
+        }
+        let result = tokio_tungstenite::connect_async(request).await;
+        assert_eq!(result.is_ok(), accepted, "{origin:?}");
+    }
+});

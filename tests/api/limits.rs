@@ -137,3 +137,57 @@ async fn disabling_introspection_also_hides_suggestions_sqlite() {
 async fn disabling_introspection_also_hides_suggestions_postgres() {
     without_introspection(Backend::Postgres).await;
 }
+
+async fn rate_limited(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        c.rate_limit = convtrack::domain::rate_limit::Budget {
+            capacity: 500.0,
+            per_second: 1.0,
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    // Aliases multiply the cost: they cannot spread a query over the budget.
+    let heavy = "{ a: conversations(first: 50) { nodes { id sessionId } }
+                   b: conversations(first: 50) { nodes { id sessionId } } }";
+    let mut refused = None;
+    for attempt in 1..=20 {
+        let response = app.post_graphql(Some(&app.admin), heavy, json!({})).await;
+        if response.status() == 429 {
+            refused = Some((attempt, response));
+            break;
+        }
+        assert_eq!(response.status(), 200);
+    }
+    let (attempt, response) = refused.expect("the budget runs out");
+    assert!(attempt > 1, "the first request fits the budget");
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!(retry_after >= 1);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(error_code(&body), "RATE_LIMITED");
+
+    let other = app
+        .post_graphql(Some(&app.integrator), heavy, json!({}))
+        .await;
+    assert_eq!(other.status(), 200, "another key is unaffected");
+    app.advance(chrono::TimeDelta::seconds(retry_after as i64));
+    let again = app.post_graphql(Some(&app.admin), heavy, json!({})).await;
+    assert_eq!(again.status(), 200, "the budget refills");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_are_per_key_and_cost_based_sqlite() {
+    rate_limited(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_are_per_key_and_cost_based_postgres() {
+    rate_limited(Backend::Postgres).await;
+}
