@@ -100,5 +100,5 @@ pub fn origin_allowed(headers: &axum::http::HeaderMap, allowed: &[String]) -> bo
             let host = host.to_ascii_lowercase();
             origin == format!("http://{host}") || origin == format!("https://{host}")
         });
-    own || allowed.iter().any(|a| *a == origin)
+    own || allowed.contains(&origin)
 }
