@@ -121,3 +121,50 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>, request_id: &str) -> Res
     );
     (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::Request as HttpRequest;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("secret internals: relation \"conversion\" is broken")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_without_its_message_and_the_router_keeps_serving() {
+        let router = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(catch_panics));
+        let request = HttpRequest::get("/boom")
+            .header(super::super::REQUEST_ID_HEADER, "req-7")
+            .body(Body::empty())
+            .expect("request");
+        let response = router.clone().oneshot(request).await.expect("answer");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let body: Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"],
+            INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(body["errors"][0]["extensions"]["requestId"], "req-7");
+        assert!(!String::from_utf8_lossy(&bytes).contains("secret"));
+
+        let fine = HttpRequest::get("/fine")
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(
+            router.oneshot(fine).await.expect("answer").status(),
+            StatusCode::OK
+        );
+    }
+}

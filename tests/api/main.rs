@@ -45,6 +45,7 @@ mod links;
 mod listing;
 mod messages;
 mod schema;
+mod security;
 mod sessions;
 mod settings;
 mod startup;
