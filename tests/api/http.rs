@@ -175,3 +175,26 @@ test_both!(websockets_from_other_origins_are_refused, |app| {
         assert_eq!(result.is_ok(), accepted, "{origin:?}");
     }
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_statements_are_cut_off_before_the_request_timeout() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let row = app
+        .services
+        .db
+        .query_one_raw(Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SHOW statement_timeout",
+        ))
+        .await
+        .expect("show")
+        .expect("a row");
+    let timeout: String = row.try_get("", "statement_timeout").expect("text");
+    assert_eq!(
+        timeout, "29s",
+        "30 s request timeout, statements stop a second before"
+    );
+}

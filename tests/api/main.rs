@@ -37,6 +37,7 @@ mod confirmations;
 mod conversions;
 mod feed;
 mod filters;
+mod fuzz;
 mod helpers;
 mod http;
 mod interop;
