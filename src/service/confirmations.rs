@@ -6,11 +6,8 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySele
 use uuid::Uuid;
 
 use super::conversions::{Attribution, MAX_RECORD_ID_CHARS, Planned, Recorded, finish, record_in};
-use super::messages::humanize;
-use super::sessions::lock_by_session_id;
-use super::tenants::settings_of;
+use super::sessions::{OpenSession, lock_open_session};
 use super::{Caller, Services, begin_write};
-use crate::domain::channel::Channel;
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::conversion::ConversionSource;
 use crate::domain::link::CtaAction;
@@ -36,19 +33,11 @@ impl Services {
         let summary = text::required("summary", summary, MAX_SUMMARY_CHARS)?;
         let now = self.clock.now();
         let txn = begin_write(&self.db).await?;
-        let conversation = lock_by_session_id(&txn, caller.tenant_id, session_id)
-            .await?
-            .ok_or(AppError::NotFound("session"))?;
-        if conversation.closed_at.is_some() {
-            return Err(AppError::SessionClosed);
-        }
-        let channel: Channel = stored("conversation.channel", &conversation.channel)?;
-        let policy = settings_of(&txn, caller.tenant_id).await?.policy(channel);
-        if policy.has_expired(from_micros(conversation.last_activity_at), now) {
-            return Err(AppError::SessionExpired(humanize(
-                policy.inactivity_timeout,
-            )));
-        }
+        let OpenSession {
+            conversation,
+            policy,
+            ..
+        } = lock_open_session(&txn, caller.tenant_id, session_id, now).await?;
         let opened = confirmation::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(caller.tenant_id),

@@ -8,18 +8,15 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::messages::humanize;
-use super::sessions::lock_by_session_id;
-use super::tenants::settings_of;
+use super::sessions::{OpenSession, lock_open_session};
 use super::{Caller, Services, begin_write};
-use crate::domain::channel::Channel;
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::link::{
     CtaAction, LinkClaims, SigningKey, UnverifiedToken, parse_target, with_token,
 };
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
-use crate::error::{AppError, stored};
+use crate::error::AppError;
 
 /// A link as `createCtaLink` returns it.
 #[derive(Debug, Clone)]
@@ -193,20 +190,11 @@ impl Services {
         let key = self.signing_key().await?;
         let now = self.clock.now();
         let txn = begin_write(&self.db).await?;
-        let conversation = lock_by_session_id(&txn, caller.tenant_id, session_id)
-            .await?
-            .ok_or(AppError::NotFound("session"))?;
-        if conversation.closed_at.is_some() {
-            return Err(AppError::SessionClosed);
-        }
-        let settings = settings_of(&txn, caller.tenant_id).await?;
-        let channel: Channel = stored("conversation.channel", &conversation.channel)?;
-        let policy = settings.policy(channel);
-        if policy.has_expired(from_micros(conversation.last_activity_at), now) {
-            return Err(AppError::SessionExpired(humanize(
-                policy.inactivity_timeout,
-            )));
-        }
+        let OpenSession {
+            conversation,
+            settings,
+            ..
+        } = lock_open_session(&txn, caller.tenant_id, session_id, now).await?;
         let link = cta_link::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(caller.tenant_id),

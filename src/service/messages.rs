@@ -6,16 +6,14 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::sessions::{lock_by_session_id, touch_for_message};
-use super::tenants::settings_of;
+use super::sessions::{lock_open_session, touch_for_message};
 use super::{Caller, Page, Services, begin_write};
-use crate::domain::channel::Channel;
-use crate::domain::clock::{from_micros, to_micros};
+use crate::domain::clock::to_micros;
 use crate::domain::message::{ContentError, MessageRole, check_content};
 use crate::domain::opening::opening_message;
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
-use crate::error::{AppError, stored};
+use crate::error::AppError;
 use entity::conversation;
 
 pub const MAX_THREAD_PAGE: u64 = 500;
@@ -36,19 +34,9 @@ impl Services {
         })?;
         let now = self.clock.now();
         let txn = begin_write(&self.db).await?;
-        let found = lock_by_session_id(&txn, caller.tenant_id, session_id)
+        let found = lock_open_session(&txn, caller.tenant_id, session_id, now)
             .await?
-            .ok_or(AppError::NotFound("session"))?;
-        if found.closed_at.is_some() {
-            return Err(AppError::SessionClosed);
-        }
-        let channel: Channel = stored("conversation.channel", &found.channel)?;
-        let policy = settings_of(&txn, caller.tenant_id).await?.policy(channel);
-        if policy.has_expired(from_micros(found.last_activity_at), now) {
-            return Err(AppError::SessionExpired(humanize(
-                policy.inactivity_timeout,
-            )));
-        }
+            .conversation;
         let opening = (role == MessageRole::Visitor && found.opening_message.is_none())
             .then(|| opening_message(&content));
         let conversation = touch_for_message(found.id, now, opening)
@@ -95,15 +83,6 @@ impl Services {
             .all(&self.db)
             .await?;
         Ok(Page::from_overfetch(rows, first))
-    }
-}
-
-/// A duration as a person reads it in an error message.
-pub(crate) fn humanize(d: chrono::TimeDelta) -> String {
-    if d.num_minutes() % 60 != 0 {
-        format!("{} minutes", d.num_minutes())
-    } else {
-        format!("{} hours", d.num_hours())
     }
 }
 

@@ -4,14 +4,14 @@ use chrono::{DateTime, Utc};
 use entity::conversation;
 use sea_orm::sea_query::{Expr, ExprTrait, Order};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
 use super::tenants::settings_of;
 use super::{Caller, Services, begin_write, lock_key};
-use crate::domain::channel::{Channel, SessionRule};
+use crate::domain::channel::{Channel, ChannelPolicy, SessionRule};
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
@@ -253,4 +253,48 @@ pub(crate) fn touch_for_message(
         );
     }
     update.filter(conversation::Column::Id.eq(conversation_id))
+}
+
+/// A session that may take part in the conversation now: locked for the
+/// transaction, not closed, not past its channel's inactivity timeout.
+pub(crate) struct OpenSession {
+    pub conversation: conversation::Model,
+    pub settings: TenantSettings,
+    pub policy: ChannelPolicy,
+}
+
+pub(crate) async fn lock_open_session(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    session_id: &SessionId,
+    now: DateTime<Utc>,
+) -> Result<OpenSession, AppError> {
+    let conversation = lock_by_session_id(txn, tenant_id, session_id)
+        .await?
+        .ok_or(AppError::NotFound("session"))?;
+    if conversation.closed_at.is_some() {
+        return Err(AppError::SessionClosed);
+    }
+    let settings = settings_of(txn, tenant_id).await?;
+    let channel: Channel = stored("conversation.channel", &conversation.channel)?;
+    let policy = settings.policy(channel);
+    if policy.has_expired(from_micros(conversation.last_activity_at), now) {
+        return Err(AppError::SessionExpired(humanize(
+            policy.inactivity_timeout,
+        )));
+    }
+    Ok(OpenSession {
+        conversation,
+        settings,
+        policy,
+    })
+}
+
+/// A duration as a person reads it in an error message.
+fn humanize(d: chrono::TimeDelta) -> String {
+    if d.num_minutes() % 60 != 0 {
+        format!("{} minutes", d.num_minutes())
+    } else {
+        format!("{} hours", d.num_hours())
+    }
 }
