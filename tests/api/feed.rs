@@ -450,16 +450,25 @@ async fn conversions_recorded_while_the_notify_connection_is_down_still_arrive()
         .subscribe("1", EVENT, json!({ "after": now }))
         .await;
     let session = app.start_session(Channel::Chat).await;
-    let killed = app
-        .services
-        .db
-        .execute_unprepared(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
-        )
-        .await
-        .expect("terminate");
-    assert!(killed.rows_affected() >= 1, "the listeners were found");
+    // The listeners connect in the background at start; wait for them (bounded).
+    let mut killed = 0;
+    for _ in 0..100 {
+        killed = app
+            .services
+            .db
+            .execute_unprepared(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+            )
+            .await
+            .expect("terminate")
+            .rows_affected();
+        if killed >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(killed >= 1, "the listeners were found");
     for n in 0..5 {
         app.record_quickly(&app.acme_admin, &session, &format!("k-{n}"))
             .await;
