@@ -4,6 +4,7 @@
 mod corpus;
 mod feed;
 mod generate;
+mod load;
 mod queries;
 mod rng;
 
@@ -57,6 +58,24 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// Fixed concurrency for a fixed time per scenario: req/s, p50/p99, SQL
+    /// statements per request, peak memory.
+    Load {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// Concurrency levels, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [8, 32])]
+        concurrency: Vec<usize>,
+        /// Seconds per scenario and concurrency.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Scenarios, comma-separated: list (a), detail (b), record (c).
+        #[arg(long, value_delimiter = ',', default_values_t = ["list".to_owned(), "detail".to_owned(), "record".to_owned()])]
+        scenarios: Vec<String>,
+        /// The server binary (build it with `cargo build --release`).
+        #[arg(long, default_value = "target/release/convtrack")]
+        server_bin: PathBuf,
+    },
     /// Start one or two servers on a database and time how long a recorded
     /// conversion takes to reach many subscribers.
     FeedLatency {
@@ -109,6 +128,22 @@ async fn main() -> ExitCode {
                 warmup,
                 server_bin,
                 only,
+            })
+            .await
+        }
+        Command::Load {
+            database_url,
+            concurrency,
+            seconds,
+            scenarios,
+            server_bin,
+        } => {
+            load::run(load::LoadArgs {
+                database_url,
+                concurrency,
+                seconds,
+                scenarios,
+                server_bin,
             })
             .await
         }
