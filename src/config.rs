@@ -196,14 +196,14 @@ pub struct ServeArgs {
     /// Each API key's request budget: how much query complexity it may
     /// spend at once (a field costs 1, a connection `first` times its
     /// selection) ...
-    #[arg(long, env = "CONVTRACK_RATE_LIMIT_BURST", default_value_t = 200_000)]
+    #[arg(long, env = "CONVTRACK_RATE_LIMIT_BURST", default_value_t = 2_000_000)]
     pub rate_limit_burst: u64,
 
     /// ... and how fast the budget refills, per second. Per instance.
     #[arg(
         long,
         env = "CONVTRACK_RATE_LIMIT_PER_SECOND",
-        default_value_t = 20_000
+        default_value_t = 400_000
     )]
     pub rate_limit_per_second: u64,
 

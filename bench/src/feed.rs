@@ -89,7 +89,8 @@ pub async fn run(args: FeedArgs) -> Result<(), String> {
         servers.push(server);
         bases.push(base);
     }
-    let key = create_key(&args.server_bin, &args.database_url, "bench-a")?;
+    // A tenant of its own, so the recordings do not pile onto bench-a's list.
+    let key = create_key(&args.server_bin, &args.database_url, "bench-feed")?;
     let recorder = bases[0].clone();
     let listener = bases[bases.len() - 1].replacen("http://", "ws://", 1) + "/graphql";
 

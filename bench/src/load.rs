@@ -90,11 +90,20 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     let base = format!("http://{addr}");
     wait_ready(&http, &mut server, &base).await?;
     let key = create_key(&args.server_bin, &args.database_url, "bench-a")?;
+    // Recordings go to a tenant of their own, so repeated runs do not pile
+    // badges onto bench-a's newest conversations (which the list shows).
+    let record_key = create_key(&args.server_bin, &args.database_url, "bench-record")?;
     let target = Arc::new(Target {
-        http,
+        http: http.clone(),
         graphql: format!("{base}/graphql"),
         metrics: format!("{base}/metrics"),
         key,
+    });
+    let recorder = Arc::new(Target {
+        http,
+        graphql: format!("{base}/graphql"),
+        metrics: format!("{base}/metrics"),
+        key: record_key,
     });
 
     let newest = target
@@ -115,7 +124,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     let max_workers = args.concurrency.iter().copied().max().unwrap_or(1);
     let mut sessions = Vec::with_capacity(max_workers);
     for _ in 0..max_workers {
-        let started = target
+        let started = recorder
             .post(
                 "mutation { startSession(input: { channel: CHAT }) { sessionId } }",
                 &json!({}),
@@ -139,7 +148,11 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
             let started = Instant::now();
             let mut workers = Vec::new();
             for worker in 0..concurrency {
-                let target = target.clone();
+                let target = if scenario == "record" {
+                    recorder.clone()
+                } else {
+                    target.clone()
+                };
                 let ids = ids.clone();
                 let sessions = sessions.clone();
                 let scenario = scenario.clone();
