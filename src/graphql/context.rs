@@ -35,6 +35,18 @@ impl RequestContext {
         })
     }
 
+    /// A context whose tenant settings are already known (read with the key).
+    pub fn with_settings(
+        caller: Caller,
+        services: Services,
+        settings: TenantSettings,
+    ) -> Arc<Self> {
+        let context = Self::new(caller, services);
+        let cell = OnceCell::new_with(Some(Arc::new(settings)));
+        *context.settings.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(cell);
+        context
+    }
+
     /// Concurrent resolvers share one read.
     pub async fn settings(&self) -> Result<Arc<TenantSettings>, AppError> {
         let cell = self

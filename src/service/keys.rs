@@ -8,12 +8,13 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Caller, Services, begin_write};
+use super::{Caller, Services, begin_write, statement};
 use crate::domain::api_key as secrets;
 use crate::domain::clock::to_micros;
 use crate::domain::role::Role;
+use crate::domain::settings::TenantSettings;
 use crate::domain::text;
-use crate::error::AppError;
+use crate::error::{AppError, stored};
 
 /// The tenant a fresh install creates.
 pub const DEFAULT_TENANT: &str = "default";
@@ -38,18 +39,41 @@ impl Services {
     /// primary-key probe), so a revoked key is refused at once by every
     /// instance sharing the database.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Caller>, AppError> {
-        let found = api_key::Entity::find()
-            .filter(api_key::Column::KeyHash.eq(secrets::hash(secret)))
-            .filter(api_key::Column::RevokedAt.is_null())
-            .one(&self.db)
+        Ok(self
+            .authenticate_with_settings(secret)
+            .await?
+            .map(|(caller, _)| caller))
+    }
+
+    /// The caller and its tenant's settings, in one statement: most requests
+    /// need both.
+    pub async fn authenticate_with_settings(
+        &self,
+        secret: &str,
+    ) -> Result<Option<(Caller, TenantSettings)>, AppError> {
+        let row = self
+            .db
+            .query_one_raw(statement(
+                self.db.get_database_backend(),
+                "SELECT k.id AS key_id, k.tenant_id AS tenant_id, k.role AS role, t.settings AS settings \
+                 FROM api_key k JOIN tenant t ON t.id = k.tenant_id \
+                 WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+                vec![secrets::hash(secret).into()],
+            ))
             .await?;
-        Ok(found.and_then(|k| {
-            Some(Caller {
-                tenant_id: k.tenant_id,
-                role: k.role.parse().ok()?,
-                key_id: k.id,
-            })
-        }))
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let caller = Caller {
+            tenant_id: row.try_get("", "tenant_id")?,
+            role: stored("api_key.role", &row.try_get::<String>("", "role")?)?,
+            key_id: row.try_get("", "key_id")?,
+        };
+        let settings =
+            TenantSettings::from_json(&row.try_get::<String>("", "settings")?).map_err(|e| {
+                AppError::Internal(format!("stored tenant settings are not valid: {e}"))
+            })?;
+        Ok(Some((caller, settings)))
     }
 
     /// Creates a key for `tenant_name`, creating the tenant if it is new.

@@ -103,6 +103,31 @@ impl Services {
     }
 }
 
+/// A statement written with `?` placeholders, numbered for PostgreSQL.
+pub(crate) fn statement(
+    backend: DatabaseBackend,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> Statement {
+    let sql = if backend == DatabaseBackend::Postgres {
+        let mut numbered = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                numbered.push('$');
+                numbered.push_str(&n.to_string());
+            } else {
+                numbered.push(c);
+            }
+        }
+        numbered
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
 /// Starts a transaction that will write. On SQLite it takes the write lock at
 /// `BEGIN` (IMMEDIATE): a deferred transaction that reads first and writes
 /// later fails with SQLITE_BUSY instead of waiting its turn.
@@ -131,4 +156,25 @@ pub async fn lock_key(txn: &DatabaseTransaction, key: &[u8]) -> Result<(), DbErr
     ))
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres_only() {
+        let pg = statement(
+            DatabaseBackend::Postgres,
+            "a = ? AND b = ?",
+            vec![1.into(), 2.into()],
+        );
+        assert_eq!(pg.sql, "a = $1 AND b = $2");
+        let lite = statement(
+            DatabaseBackend::Sqlite,
+            "a = ? AND b = ?",
+            vec![1.into(), 2.into()],
+        );
+        assert_eq!(lite.sql, "a = ? AND b = ?");
+    }
 }

@@ -2,9 +2,9 @@
 //! and a median in SQL), never by loading rows into the server.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, Value};
 
-use super::{Caller, Services};
+use super::{Caller, Services, statement};
 use crate::domain::channel::Channel;
 use crate::domain::clock::to_micros;
 use crate::domain::conversion::ConversionKind;
@@ -60,27 +60,6 @@ pub struct ConversionStats {
     pub unattributed: i64,
     /// Every action, zeros included.
     pub funnel: Vec<FunnelStep>,
-}
-
-/// A statement written with `?` placeholders, numbered for PostgreSQL.
-fn statement(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = if backend == DatabaseBackend::Postgres {
-        let mut numbered = String::with_capacity(sql.len() + 8);
-        let mut n = 0;
-        for c in sql.chars() {
-            if c == '?' {
-                n += 1;
-                numbered.push('$');
-                numbered.push_str(&n.to_string());
-            } else {
-                numbered.push(c);
-            }
-        }
-        numbered
-    } else {
-        sql.to_owned()
-    };
-    Statement::from_sql_and_values(backend, sql, values)
 }
 
 impl Services {
@@ -240,22 +219,6 @@ pub fn rate(part: i64, whole: i64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders_are_numbered_for_postgres_only() {
-        let pg = statement(
-            DatabaseBackend::Postgres,
-            "a = ? AND b = ?",
-            vec![1.into(), 2.into()],
-        );
-        assert_eq!(pg.sql, "a = $1 AND b = $2");
-        let lite = statement(
-            DatabaseBackend::Sqlite,
-            "a = ? AND b = ?",
-            vec![1.into(), 2.into()],
-        );
-        assert_eq!(lite.sql, "a = ? AND b = ?");
-    }
 
     #[test]
     fn rates() {

@@ -8,9 +8,20 @@ use axum::response::{IntoResponse, Response};
 
 use super::graphql::error_response;
 use super::request_id_of;
+use std::sync::Arc;
+
 use crate::app::AppState;
 use crate::domain::api_key::from_authorization_header;
+use crate::domain::settings::TenantSettings;
 use crate::graphql::errors::UNAUTHENTICATED;
+use crate::service::Caller;
+
+/// Who is calling, with the tenant settings read in the same statement.
+#[derive(Clone)]
+pub struct Authenticated {
+    pub caller: Caller,
+    pub settings: Arc<TenantSettings>,
+}
 
 pub async fn require_api_key(
     State(state): State<AppState>,
@@ -26,9 +37,12 @@ pub async fn require_api_key(
     let Some(key) = key else {
         return unauthenticated("send an API key: Authorization: Bearer <key>");
     };
-    match state.services.authenticate(&key).await {
-        Ok(Some(caller)) => {
-            request.extensions_mut().insert(caller);
+    match state.services.authenticate_with_settings(&key).await {
+        Ok(Some((caller, settings))) => {
+            request.extensions_mut().insert(Authenticated {
+                caller,
+                settings: Arc::new(settings),
+            });
             next.run(request).await
         }
         Ok(None) => unauthenticated("the API key is unknown or revoked"),

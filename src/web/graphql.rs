@@ -23,11 +23,10 @@ use crate::graphql::RequestContext;
 use crate::graphql::errors::{
     BAD_USER_INPUT, INTERNAL_SERVER_ERROR, code, finish_response, log, public_message,
 };
-use crate::service::Caller;
 
 pub async fn execute(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(auth): Extension<super::auth::Authenticated>,
     headers: HeaderMap,
     request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
@@ -42,7 +41,11 @@ pub async fn execute(
             return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
         }
     };
-    let context = RequestContext::new(caller, state.services.clone());
+    let context = RequestContext::with_settings(
+        auth.caller,
+        state.services.clone(),
+        auth.settings.as_ref().clone(),
+    );
     let mut response = state.schema.execute(request.data(context)).await;
     finish_response(&mut response, &request_id_of(&headers));
     let retry_after = response.errors.iter().find_map(|e| {

@@ -1,6 +1,6 @@
 //! HTTP routes and middleware around the GraphQL endpoint.
 
-mod auth;
+pub mod auth;
 mod graphql;
 pub mod guards;
 mod health;

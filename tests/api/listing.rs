@@ -131,8 +131,8 @@ test_both!(
             "statements for 5 vs 250 rows, plain and through fragments: {costs:?}"
         );
         assert!(
-            costs[0] <= 4,
-            "auth + list + tenant settings + one batch of conversions: {costs:?}"
+            costs[0] <= 3,
+            "key with tenant settings + list + one batch of conversions: {costs:?}"
         );
     }
 );
