@@ -471,7 +471,9 @@ pub(crate) async fn record_in(
             }
             _ => AppError::from(e),
         })?;
-    if attribution.attributed {
+    // Once set, the first conversion time never changes: only a conversation
+    // without one needs the update.
+    if attribution.attributed && conversation.first_converted_at.is_none() {
         // "Converted" and conversion stats read this column instead of
         // joining conversions.
         conversation::Entity::update_many()
