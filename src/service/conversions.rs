@@ -389,9 +389,13 @@ pub(crate) async fn record_in(
     let mut related = Condition::any();
     for p in planned {
         related = related.add(
+            // The record type is implied by the kind; naming it lets the
+            // (tenant, record type, record id) index serve even a generic
+            // prepared plan.
             Condition::all()
-                .add(conversion::Column::Kind.eq(p.kind.as_str()))
-                .add(conversion::Column::RecordId.eq(p.record_id.clone())),
+                .add(conversion::Column::RecordType.eq(p.kind.record_type().as_str()))
+                .add(conversion::Column::RecordId.eq(p.record_id.clone()))
+                .add(conversion::Column::Kind.eq(p.kind.as_str())),
         );
     }
     let existing = conversion::Entity::find()
