@@ -72,6 +72,7 @@ impl Application {
         // timeout that protects the serving pool.
         let migrator = db::connect(&config.database_url, 1).await?;
         db::migrate(&migrator).await?;
+        db::refresh_statistics(&migrator).await?;
         migrator.close().await?;
         let statement_timeout = config
             .request_timeout

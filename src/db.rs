@@ -64,6 +64,19 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     }
 }
 
+/// Gives SQLite's query planner statistics where they are missing or stale
+/// (without them it may pick a poor index on a large file). Bounded: an
+/// approximate analysis, at most a few seconds on a million conversations.
+/// PostgreSQL keeps its own statistics (autovacuum).
+pub async fn refresh_statistics(db: &DatabaseConnection) -> Result<(), DbErr> {
+    if db.get_database_backend() == DatabaseBackend::Sqlite {
+        db.execute_unprepared("PRAGMA analysis_limit = 1000")
+            .await?;
+        db.execute_unprepared("PRAGMA optimize = 0x10002").await?;
+    }
+    Ok(())
+}
+
 /// A cheap round trip, for `/readyz`.
 pub async fn ping(db: &DatabaseConnection) -> bool {
     db.ping().await.is_ok()
