@@ -26,7 +26,10 @@ impl SessionId {
         Ok(Self(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))))
     }
 
+    /// Reads a session ID as a client sends it; surrounding whitespace (a
+    /// copy-paste artefact) is ignored.
     pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+        let value = value.trim();
         let well_formed = value.strip_prefix(PREFIX).is_some_and(|rest| {
             rest.len() == ENCODED_LEN
                 && rest
@@ -84,6 +87,12 @@ mod tests {
             assert_eq!(SessionId::parse(id).map(|s| s.0), Ok(id.clone()));
             assert_eq!(id.len(), PREFIX.len() + ENCODED_LEN);
         }
+    }
+
+    #[test]
+    fn surrounding_whitespace_is_ignored() {
+        let id = SessionId::generate().expect("os rng");
+        assert_eq!(SessionId::parse(&format!("  {id}\n")), Ok(id));
     }
 
     #[test]

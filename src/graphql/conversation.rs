@@ -195,7 +195,7 @@ impl ConversationFilter {
             session_id: self
                 .session_id
                 .as_deref()
-                .map(|s| SessionId::parse(s.trim()))
+                .map(SessionId::parse)
                 .transpose()?,
             channels: self
                 .channels
@@ -301,7 +301,7 @@ impl ConversationQuery {
                 _ => None,
             },
             (None, Some(session_id)) => {
-                let session_id = SessionId::parse(session_id.trim()).map_err(AppError::from)?;
+                let session_id = SessionId::parse(&session_id).map_err(AppError::from)?;
                 r.services
                     .conversation_by_session_id(&r.caller, &session_id)
                     .await?

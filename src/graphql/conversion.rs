@@ -167,7 +167,7 @@ pub struct RecordConversionInput {
 impl RecordConversionInput {
     fn origin(&self) -> Result<Origin, AppError> {
         match (&self.session_id, &self.link_token) {
-            (Some(session_id), None) => Ok(Origin::Session(SessionId::parse(session_id.trim())?)),
+            (Some(session_id), None) => Ok(Origin::Session(SessionId::parse(session_id)?)),
             (None, Some(token)) => Ok(Origin::LinkToken(token.clone())),
             _ => Err(AppError::BadInput(
                 "give exactly one of sessionId or linkToken".into(),

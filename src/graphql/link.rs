@@ -70,10 +70,6 @@ pub struct ConfirmInput {
     pub record_id: String,
 }
 
-fn parse_session_id(value: &str) -> Result<SessionId, AppError> {
-    Ok(SessionId::parse(value.trim())?)
-}
-
 #[derive(Default)]
 pub struct LinkMutation;
 
@@ -86,7 +82,7 @@ impl LinkMutation {
         input: CreateCtaLinkInput,
     ) -> Result<CreateCtaLinkPayload> {
         let r = request(ctx)?;
-        let session_id = parse_session_id(&input.session_id)?;
+        let session_id = SessionId::parse(&input.session_id).map_err(AppError::from)?;
         let issued = r
             .services
             .create_cta_link(
@@ -112,7 +108,7 @@ impl LinkMutation {
         input: RequestConfirmationInput,
     ) -> Result<RequestConfirmationPayload> {
         let r = request(ctx)?;
-        let session_id = parse_session_id(&input.session_id)?;
+        let session_id = SessionId::parse(&input.session_id).map_err(AppError::from)?;
         let opened = r
             .services
             .request_confirmation(&r.caller, &session_id, input.action.into(), &input.summary)

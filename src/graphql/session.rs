@@ -74,10 +74,6 @@ pub struct CloseSessionPayload {
     pub conversation: Conversation,
 }
 
-fn parse_session_id(value: &str) -> Result<SessionId, AppError> {
-    Ok(SessionId::parse(value.trim())?)
-}
-
 #[derive(Default)]
 pub struct SessionMutation;
 
@@ -119,7 +115,7 @@ impl SessionMutation {
         input: AppendMessageInput,
     ) -> Result<AppendMessagePayload> {
         let r = request(ctx)?;
-        let session_id = parse_session_id(&input.session_id)?;
+        let session_id = SessionId::parse(&input.session_id).map_err(AppError::from)?;
         let (message, conversation) = r
             .services
             .append_message(&r.caller, &session_id, input.role.into(), input.content)
@@ -137,7 +133,7 @@ impl SessionMutation {
         input: CloseSessionInput,
     ) -> Result<CloseSessionPayload> {
         let r = request(ctx)?;
-        let session_id = parse_session_id(&input.session_id)?;
+        let session_id = SessionId::parse(&input.session_id).map_err(AppError::from)?;
         let conversation = r.services.close_session(&r.caller, &session_id).await?;
         Ok(CloseSessionPayload {
             conversation: Conversation(conversation),

@@ -156,11 +156,6 @@ impl Services {
         active.revoked_at = Set(Some(now));
         Ok(active.update(&self.db).await?)
     }
-
-    /// The tenant's id by name (used by operators' tools and tests).
-    pub async fn tenant_by_name(&self, name: &str) -> Result<Option<tenant::Model>, AppError> {
-        Ok(find_tenant(&self.db, name).await?)
-    }
 }
 
 async fn find_tenant<C: ConnectionTrait>(
