@@ -26,13 +26,24 @@ impl NodeType {
     }
 }
 
+/// The text behind an opaque value, with its `tag:` prefix removed; `None`
+/// for anything that is not one of ours with that tag.
+fn untag<'a>(decoded: &'a str, tag: &str) -> Option<&'a str> {
+    decoded.strip_prefix(tag)?.strip_prefix(':')
+}
+
+/// The text inside a base64url value.
+fn unwrap(value: &str) -> Option<String> {
+    String::from_utf8(URL_SAFE_NO_PAD.decode(value.trim()).ok()?).ok()
+}
+
 pub fn global_id(node_type: NodeType, id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}:{}", node_type.as_str(), id.hyphenated()))
 }
 
 /// Reads a global id. Anything that is not one is "not found", never a crash.
 pub fn parse_global_id(value: &str) -> Option<(NodeType, Uuid)> {
-    let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(value).ok()?).ok()?;
+    let decoded = unwrap(value)?;
     let (name, id) = decoded.split_once(':')?;
     let node_type = [
         NodeType::Conversation,
@@ -57,18 +68,15 @@ impl ConversationCursor {
     }
 
     pub fn decode(value: &str) -> Result<Self, InvalidInput> {
-        let invalid = || InvalidInput::new("after is not a cursor from this list");
-        let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(value).map_err(|_| invalid())?)
-            .map_err(|_| invalid())?;
-        let mut parts = decoded.splitn(3, ':');
-        let (Some("c1"), Some(started_at), Some(id)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(invalid());
+        let read = || {
+            let decoded = unwrap(value)?;
+            let (started_at, id) = untag(&decoded, "c1")?.split_once(':')?;
+            Some(Self {
+                started_at: started_at.parse().ok()?,
+                id: Uuid::parse_str(id).ok()?,
+            })
         };
-        Ok(Self {
-            started_at: started_at.parse().map_err(|_| invalid())?,
-            id: Uuid::parse_str(id).map_err(|_| invalid())?,
-        })
+        read().ok_or_else(|| InvalidInput::new("after is not a cursor from this list"))
     }
 }
 
@@ -78,13 +86,9 @@ pub fn encode_conversion_cursor(feed_seq: i64) -> String {
 }
 
 pub fn decode_conversion_cursor(value: &str) -> Result<i64, InvalidInput> {
-    let invalid = || InvalidInput::new("after is not a cursor from this list");
-    let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(value).map_err(|_| invalid())?)
-        .map_err(|_| invalid())?;
-    decoded
-        .strip_prefix("v1:")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(invalid)
+    unwrap(value)
+        .and_then(|d| untag(&d, "v1")?.parse().ok())
+        .ok_or_else(|| InvalidInput::new("after is not a cursor from this list"))
 }
 
 /// Position in a tenant's event feed: the last conversion a client saw.
@@ -103,30 +107,21 @@ impl EventCursor {
 
     /// Reads a cursor a client sends back; it must be one of `tenant_id`'s.
     pub fn decode_for(value: &str, tenant_id: Uuid) -> Result<Self, InvalidInput> {
-        let invalid = || {
-            InvalidInput::new(
-                "after is not an event cursor of this tenant; pass the cursor of the last event you received",
-            )
+        let read = || {
+            let decoded = unwrap(value)?;
+            let (tenant, seq) = untag(&decoded, "e1")?.split_once(':')?;
+            Some(Self {
+                tenant_id: Uuid::parse_str(tenant).ok()?,
+                seq: seq.parse().ok()?,
+            })
         };
-        let decoded = String::from_utf8(
-            URL_SAFE_NO_PAD
-                .decode(value.trim())
-                .map_err(|_| invalid())?,
-        )
-        .map_err(|_| invalid())?;
-        let mut parts = decoded.splitn(3, ':');
-        let (Some("e1"), Some(tenant), Some(seq)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(invalid());
-        };
-        let cursor = Self {
-            tenant_id: Uuid::parse_str(tenant).map_err(|_| invalid())?,
-            seq: seq.parse().map_err(|_| invalid())?,
-        };
-        if cursor.tenant_id != tenant_id || cursor.seq < 0 {
-            return Err(invalid());
-        }
-        Ok(cursor)
+        read()
+            .filter(|c| c.tenant_id == tenant_id && c.seq >= 0)
+            .ok_or_else(|| {
+                InvalidInput::new(
+                    "after is not an event cursor of this tenant; pass the cursor of the last event you received",
+                )
+            })
     }
 }
 
@@ -136,13 +131,9 @@ pub fn encode_message_cursor(seq: i32) -> String {
 }
 
 pub fn decode_message_cursor(value: &str) -> Result<i32, InvalidInput> {
-    let invalid = || InvalidInput::new("after is not a cursor from this thread");
-    let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(value).map_err(|_| invalid())?)
-        .map_err(|_| invalid())?;
-    decoded
-        .strip_prefix("m1:")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(invalid)
+    unwrap(value)
+        .and_then(|d| untag(&d, "m1")?.parse().ok())
+        .ok_or_else(|| InvalidInput::new("after is not a cursor from this thread"))
 }
 
 #[cfg(test)]
