@@ -39,6 +39,11 @@ pub enum AppError {
     /// committed and the same request may be retried.
     #[error("the database is busy or unreachable; nothing was committed, retry the request")]
     Unavailable(#[source] DbErr),
+    /// A concurrent request wrote the same row first (a unique index said
+    /// so). Services retry on it; it reaches a client only if the race
+    /// repeats, and retrying then is still right.
+    #[error("a concurrent request wrote the same record; nothing was committed, retry the request")]
+    Raced,
     /// Anything else: logged with details, answered generically.
     #[error("internal error: {0}")]
     Internal(String),

@@ -1,10 +1,13 @@
 //! `bench`: generates a realistic dataset for convtrack and times the
 //! server's read queries against it. See bench/README.md.
 
+mod compare;
 mod corpus;
+mod drive;
 mod feed;
 mod generate;
 mod load;
+mod peers;
 mod queries;
 mod rng;
 
@@ -69,9 +72,48 @@ enum Command {
         /// Seconds per scenario and concurrency.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        /// Scenarios, comma-separated: list (a), detail (b), record (c).
-        #[arg(long, value_delimiter = ',', default_values_t = ["list".to_owned(), "detail".to_owned(), "record".to_owned()])]
+        /// Scenarios, comma-separated: list (a), detail (b), record (c),
+        /// search and stats (d).
+        #[arg(long, value_delimiter = ',', default_values_t = load::SCENARIOS.map(str::to_owned))]
         scenarios: Vec<String>,
+        /// The server binary (build it with `cargo build --release`).
+        #[arg(long, default_value = "target/release/convtrack")]
+        server_bin: PathBuf,
+    },
+    /// The whole benchmark in one go: datasets, convtrack on PostgreSQL (two
+    /// sizes) and SQLite, PostGraphile and raw SQL on the same database; one
+    /// table and the targets as ratios of this run.
+    Compare {
+        /// A PostgreSQL server (no database name): databases
+        /// convtrack_bench_<size> are created there, or reused when they hold
+        /// the right dataset.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+        postgres: String,
+        /// Conversations in the small dataset (scale comparison).
+        #[arg(long, default_value_t = 10_000)]
+        small: u64,
+        /// Conversations in the large dataset (every scenario and peer).
+        #[arg(long, default_value_t = 1_000_000)]
+        large: u64,
+        /// Conversations in the SQLite dataset (a temporary file); 0 skips SQLite.
+        #[arg(long, default_value_t = 10_000)]
+        sqlite_conversations: u64,
+        /// Concurrency levels, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [8, 32])]
+        concurrency: Vec<usize>,
+        /// Seconds per scenario and concurrency.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// A folder where PostGraphile 5 is installed (bench/README.md);
+        /// without it PostGraphile is not measured.
+        #[arg(long)]
+        postgraphile_dir: Option<PathBuf>,
+        /// Generate the datasets again even when they exist.
+        #[arg(long)]
+        regenerate: bool,
+        /// Drop the PostgreSQL datasets at the end.
+        #[arg(long)]
+        drop_after: bool,
         /// The server binary (build it with `cargo build --release`).
         #[arg(long, default_value = "target/release/convtrack")]
         server_bin: PathBuf,
@@ -143,6 +185,32 @@ async fn main() -> ExitCode {
                 concurrency,
                 seconds,
                 scenarios,
+                server_bin,
+            })
+            .await
+        }
+        Command::Compare {
+            postgres,
+            small,
+            large,
+            sqlite_conversations,
+            concurrency,
+            seconds,
+            postgraphile_dir,
+            regenerate,
+            drop_after,
+            server_bin,
+        } => {
+            compare::run(compare::CompareArgs {
+                postgres,
+                small,
+                large,
+                sqlite_conversations,
+                concurrency,
+                seconds,
+                postgraphile_dir,
+                regenerate,
+                drop_after,
                 server_bin,
             })
             .await

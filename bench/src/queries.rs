@@ -127,6 +127,13 @@ impl Server {
         }
     }
 
+    /// Peak resident set size (VmHWM) in MB.
+    pub(crate) fn peak_rss_mb(&self) -> Option<f64> {
+        let (peak, _) = self.memory()?;
+        let kb: f64 = peak.strip_suffix("kB")?.trim().parse().ok()?;
+        Some(kb / 1024.0)
+    }
+
     /// Peak and current resident set size, from /proc.
     pub(crate) fn memory(&self) -> Option<(String, String)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;

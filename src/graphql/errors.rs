@@ -24,7 +24,7 @@ pub fn code(e: &AppError) -> &'static str {
         AppError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
         AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
         AppError::RateLimited(_) => "RATE_LIMITED",
-        AppError::Unavailable(_) => "SERVICE_UNAVAILABLE",
+        AppError::Unavailable(_) | AppError::Raced => "SERVICE_UNAVAILABLE",
         AppError::Internal(_) => INTERNAL_SERVER_ERROR,
     }
 }
@@ -167,6 +167,7 @@ mod tests {
                 ))),
                 "SERVICE_UNAVAILABLE",
             ),
+            (AppError::Raced, "SERVICE_UNAVAILABLE"),
         ];
         for (error, expected) in cases {
             assert_eq!(code(&error), expected);

@@ -1,13 +1,16 @@
 //! The confirmation flow: the agent asks the person to confirm an outcome it
 //! completes itself (a booking); confirming in time records it.
 
+use chrono::{DateTime, Utc};
 use entity::{confirmation, conversation, conversion};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
 
-use super::conversions::{Attribution, MAX_RECORD_ID_CHARS, Planned, Recorded, finish, record_in};
+use super::conversions::{
+    Attribution, MAX_RECORD_ID_CHARS, Planned, Recorded, plan, retry_raced, write,
+};
 use super::sessions::{OpenSession, lock_open_session};
-use super::{Caller, Services, begin_write};
+use super::{Caller, Services};
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::conversion::ConversionSource;
 use crate::domain::link::CtaAction;
@@ -32,7 +35,7 @@ impl Services {
         caller.require(Operation::ManageSessions, "request confirmations")?;
         let summary = text::required("summary", summary, MAX_SUMMARY_CHARS)?;
         let now = self.clock.now();
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let OpenSession {
             conversation,
             policy,
@@ -49,7 +52,7 @@ impl Services {
             confirmed_at: Set(None),
             conversion_id: Set(None),
         }
-        .insert(&txn)
+        .insert(&*txn)
         .await?;
         txn.commit().await?;
         Ok(opened)
@@ -68,16 +71,27 @@ impl Services {
         caller.require(Operation::RecordConversions, "confirm")?;
         let record_id = text::required("recordId", record_id, MAX_RECORD_ID_CHARS)?;
         let now = self.clock.now();
-        let txn = begin_write(&self.db).await?;
+        retry_raced(|| self.confirm_once(caller, confirmation_id, &record_id, now)).await
+    }
+
+    /// One attempt of [`Self::confirm`], in one transaction.
+    async fn confirm_once(
+        &self,
+        caller: &Caller,
+        confirmation_id: Uuid,
+        record_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, AppError> {
+        let txn = self.begin_write().await?;
         let found = confirmation::Entity::find_by_id(confirmation_id)
             .filter(confirmation::Column::TenantId.eq(caller.tenant_id))
             .lock_exclusive()
-            .one(&txn)
+            .one(&*txn)
             .await?
             .ok_or(AppError::NotFound("confirmation"))?;
         if let Some(first) = found.conversion_id {
             let conversion = conversion::Entity::find_by_id(first)
-                .one(&txn)
+                .one(&*txn)
                 .await?
                 .ok_or_else(|| {
                     AppError::Internal("a confirmed confirmation lost its conversion".into())
@@ -94,17 +108,17 @@ impl Services {
             ));
         }
         let conversation = conversation::Entity::find_by_id(found.conversation_id)
-            .one(&txn)
+            .one(&*txn)
             .await?
             .ok_or(AppError::NotFound("confirmation"))?;
         let action: CtaAction = stored("confirmation.action", &found.action)?;
         let planned = [Planned {
             kind: action.outcome(),
-            record_id,
+            record_id: record_id.to_owned(),
         }];
         let attribution = Attribution::credited(ConversionSource::Confirmation);
-        let mut outcome = record_in(
-            &txn,
+        let mut plan = plan(
+            &*txn,
             caller.tenant_id,
             &conversation,
             &planned,
@@ -113,17 +127,16 @@ impl Services {
             to_micros(now),
         )
         .await?;
-        let conversion_id = outcome
-            .recorded
-            .conversions
-            .first()
-            .map(|c| c.id)
+        write(&txn, &mut plan).await?;
+        let conversion_id = plan
+            .first_id()
             .ok_or_else(|| AppError::Internal("confirming recorded nothing".into()))?;
         let mut confirmed: confirmation::ActiveModel = found.into();
         confirmed.confirmed_at = Set(Some(to_micros(now)));
         confirmed.conversion_id = Set(Some(conversion_id));
-        confirmed.update(&txn).await?;
-        outcome.wrote = true;
-        finish(txn, outcome, &conversation, &self.events).await
+        confirmed.update(&*txn).await?;
+        txn.commit().await?;
+        plan.committed(&self.events);
+        Ok(plan.into_recorded())
     }
 }

@@ -2,20 +2,21 @@
 
 use std::collections::HashMap;
 
-use entity::{conversation, conversion, idempotency_key, tenant};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func};
+use chrono::{DateTime, Utc};
+use entity::{conversation, conversion, idempotency_key};
+use sea_orm::sea_query::{Condition, Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
 };
 use uuid::Uuid;
 
 use super::sessions::find_by_session_id;
-use super::{Caller, Page, Services, begin_write};
+use super::{Caller, Page, Services, statement};
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::conversion::{ConversionKind, ConversionSource, RecordType};
 use crate::domain::idempotency::{self, fingerprint};
-use crate::domain::link::CtaAction;
+use crate::domain::link::{CtaAction, LinkClaims};
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
 use crate::domain::text;
@@ -79,13 +80,6 @@ impl Attribution {
     }
 }
 
-/// What [`record_in`] did; the caller commits only when it wrote.
-pub(crate) struct Outcome {
-    pub recorded: Recorded,
-    pub wrote: bool,
-    pub inserted: Vec<conversion::Model>,
-}
-
 /// The reason stored on a link conversion that arrived after its session's
 /// attribution window.
 pub const ATTRIBUTION_EXPIRED: &str = "ATTRIBUTION_EXPIRED";
@@ -143,11 +137,35 @@ impl Services {
             Origin::LinkToken(token) => Some(self.verify_token(&self.db, token).await?),
             Origin::Session(_) => None,
         };
-        let txn = begin_write(&self.db).await?;
-        let (conversation, attribution) = match (&input.origin, claims) {
+        let key = idempotency_key.map(|k| (k, payload));
+        retry_raced(|| {
+            self.record_once(
+                caller,
+                &input.origin,
+                claims.as_ref(),
+                &planned,
+                key.clone(),
+                now,
+            )
+        })
+        .await
+    }
+
+    /// One attempt of [`Self::record_conversion`]: the checks read without
+    /// locks, then the rows are written at once (see [`write`]).
+    async fn record_once(
+        &self,
+        caller: &Caller,
+        origin: &Origin,
+        claims: Option<&LinkClaims>,
+        planned: &[Planned],
+        idempotency: Option<(String, String)>,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, AppError> {
+        let (conversation, attribution) = match (origin, claims) {
             (Origin::LinkToken(_), Some(claims)) => {
                 let (conversation, link) = self
-                    .resolve_link_claims(&txn, caller.tenant_id, &claims)
+                    .resolve_link_claims(&self.db, caller.tenant_id, claims)
                     .await?;
                 // The expiry the link was issued with, whatever the window is now.
                 let within = now <= from_micros(link.expires_at);
@@ -161,7 +179,7 @@ impl Services {
                 (conversation, attribution)
             }
             (Origin::Session(session_id), _) => {
-                let conversation = find_by_session_id(&txn, caller.tenant_id, session_id)
+                let conversation = find_by_session_id(&self.db, caller.tenant_id, session_id)
                     .await?
                     .ok_or(AppError::NotFound("session"))?;
                 (
@@ -171,18 +189,27 @@ impl Services {
             }
             (Origin::LinkToken(_), None) => return Err(AppError::InvalidLinkToken),
         };
-        let key = idempotency_key.map(|k| (k, payload));
-        let outcome = record_in(
-            &txn,
+        let mut plan = plan(
+            &self.db,
             caller.tenant_id,
             &conversation,
-            &planned,
+            planned,
             &attribution,
-            key,
+            idempotency,
             to_micros(now),
         )
         .await?;
-        finish(txn, outcome, &conversation, &self.events).await
+        if plan.writes() {
+            if self.db.get_database_backend() == DatabaseBackend::Postgres {
+                write_in_one_statement(&self.db, &mut plan).await?;
+            } else {
+                let txn = self.begin_write().await?;
+                write(&txn, &mut plan).await?;
+                txn.commit().await?;
+            }
+            plan.committed(&self.events);
+        }
+        Ok(plan.into_recorded())
     }
 
     /// The most recent conversation credited with a record: the "AI Agent
@@ -288,100 +315,109 @@ impl Services {
     }
 }
 
-/// Commits what [`record_in`] wrote (or rolls back a pure replay) and counts it.
-pub(crate) async fn finish(
-    txn: DatabaseTransaction,
-    outcome: Outcome,
-    conversation: &conversation::Model,
-    events: &EventBus,
-) -> Result<Recorded, AppError> {
-    if !outcome.wrote {
-        // A replay: roll back, which also returns the cursor numbers.
-        txn.rollback().await?;
-        return Ok(outcome.recorded);
+/// How often a recording lost to a concurrent identical one is retried.
+/// The retry sees the winner's rows, so one retry normally settles it.
+const RACE_RETRIES: usize = 3;
+
+/// Runs a recording transaction again when a concurrent one wrote the same
+/// row first: the next attempt answers as a replay or a conflict.
+pub(crate) async fn retry_raced<T, F, Fut>(mut attempt: F) -> Result<T, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AppError>>,
+{
+    for _ in 0..RACE_RETRIES {
+        match attempt().await {
+            Err(AppError::Raced) => tracing::debug!("recording raced a concurrent one; retrying"),
+            other => return other,
+        }
     }
-    let feed_moved = !outcome.inserted.is_empty();
-    if feed_moved && txn.get_database_backend() == DatabaseBackend::Postgres {
-        // Delivered to other instances at commit, and only if it commits.
-        txn.execute_raw(Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            "SELECT pg_notify($1, $2)",
-            [
-                NOTIFY_CHANNEL.into(),
-                notify_payload(conversation.tenant_id).into(),
-            ],
-        ))
-        .await?;
+    attempt().await
+}
+
+/// What a recording will do, decided by [`plan`] from reads alone.
+pub(crate) struct Plan {
+    tenant_id: Uuid,
+    conversation_id: Uuid,
+    /// The answer: the rows that already existed and the new ones, in the
+    /// order requested. New rows get their feed cursor when written.
+    result: Vec<conversion::Model>,
+    /// Positions in `result` of the rows to insert.
+    new_rows: Vec<usize>,
+    /// An idempotency key used for the first time, with its payload.
+    new_key: Option<(String, String)>,
+    /// This recording is the conversation's first attributed conversion.
+    first_conversion: bool,
+    now: i64,
+}
+
+impl Plan {
+    /// Whether anything is to be written: new rows, or only a first-seen
+    /// idempotency key (a replay under a new key still binds the key).
+    pub fn writes(&self) -> bool {
+        !self.new_rows.is_empty() || self.new_key.is_some()
     }
-    txn.commit().await?;
-    if feed_moved {
-        events.wake(conversation.tenant_id);
+
+    pub fn into_recorded(self) -> Recorded {
+        Recorded {
+            attributed: self.result.first().is_some_and(|c| c.attributed),
+            created: !self.new_rows.is_empty(),
+            conversions: self.result,
+        }
     }
-    for row in &outcome.inserted {
-        metrics::counter!("convtrack_conversions_recorded_total", "kind" => row.kind.clone())
-            .increment(1);
+
+    /// The first row of the answer (the requested record's conversion).
+    pub fn first_id(&self) -> Option<Uuid> {
+        self.result.first().map(|c| c.id)
     }
-    if !outcome.inserted.is_empty() {
+
+    /// After the commit: wake this instance's subscribers, count and log.
+    pub fn committed(&self, events: &EventBus) {
+        if self.new_rows.is_empty() {
+            return;
+        }
+        events.wake(self.tenant_id);
+        for &at in &self.new_rows {
+            metrics::counter!("convtrack_conversions_recorded_total", "kind" => self.result[at].kind.clone())
+                .increment(1);
+        }
         tracing::info!(
-            inserted = outcome.inserted.len(),
-            conversation = %conversation.id,
+            inserted = self.new_rows.len(),
+            conversation = %self.conversation_id,
             "conversion recorded"
         );
     }
-    Ok(outcome.recorded)
 }
 
-/// Records `planned` against `conversation` inside `txn`, with every rule of
-/// "Conversions and badges": natural-key replays, one conversation per
-/// record (Visitors excepted), idempotency keys, and cursors in commit order.
-pub(crate) async fn record_in(
-    txn: &DatabaseTransaction,
+/// Decides what recording `planned` against `conversation` means, with
+/// every rule of "Conversions and badges": natural-key replays, one
+/// conversation per record (Visitors excepted), idempotency keys. Reads
+/// only, without locks: a concurrent request that passes the same checks
+/// meets the unique indexes when writing, and is retried ([`Raced`]).
+///
+/// [`Raced`]: AppError::Raced
+pub(crate) async fn plan<C: ConnectionTrait>(
+    db: &C,
     tenant_id: Uuid,
     conversation: &conversation::Model,
     planned: &[Planned],
     attribution: &Attribution,
     idempotency: Option<(String, String)>,
     now: i64,
-) -> Result<Outcome, AppError> {
-    // Taking the tenant's cursor row first serialises this tenant's
-    // recordings: the checks below cannot race, and cursors follow commit
-    // order. Numbers a request does not use (a replay, a partial replay)
-    // leave gaps, which is fine: cursors are ordered, not dense.
-    let last_seq = tenant::Entity::update_many()
-        .col_expr(
-            tenant::Column::ConversionSeq,
-            Expr::col(tenant::Column::ConversionSeq).add(planned.len() as i64),
-        )
-        .filter(tenant::Column::Id.eq(tenant_id))
-        .exec_with_returning(txn)
-        .await?
-        .pop()
-        .ok_or_else(|| AppError::Internal("caller's tenant row is missing".into()))?
-        .conversion_seq;
-
+) -> Result<Plan, AppError> {
     // Stripe semantics: a key stands for the payload it was first used
     // with, whether that first use created anything or was a replay.
-    let mut new_key = false;
+    let mut new_key = None;
     if let Some((key, payload)) = &idempotency {
         match idempotency_key::Entity::find_by_id((tenant_id, key.clone()))
-            .one(txn)
+            .one(db)
             .await?
         {
             Some(seen) if &seen.payload_fingerprint != payload => {
                 return Err(AppError::IdempotencyKeyReused);
             }
             Some(_) => {}
-            None => {
-                idempotency_key::ActiveModel {
-                    tenant_id: Set(tenant_id),
-                    key: Set(key.clone()),
-                    payload_fingerprint: Set(payload.clone()),
-                    created_at: Set(now),
-                }
-                .insert(txn)
-                .await?;
-                new_key = true;
-            }
+            None => new_key = Some((key.clone(), payload.clone())),
         }
     }
 
@@ -402,12 +438,11 @@ pub(crate) async fn record_in(
         .filter(conversion::Column::TenantId.eq(tenant_id))
         .filter(related)
         .order_by_asc(conversion::Column::FeedSeq)
-        .all(txn)
+        .all(db)
         .await?;
 
     let mut result = Vec::with_capacity(planned.len());
-    let mut to_insert = Vec::new();
-    let mut next_seq = last_seq - planned.len() as i64;
+    let mut new_rows = Vec::new();
     for p in planned {
         let same_record =
             |c: &&conversion::Model| c.kind == p.kind.as_str() && c.record_id == p.record_id;
@@ -428,8 +463,8 @@ pub(crate) async fn record_in(
                 p.record_id
             )));
         }
-        next_seq += 1;
-        let row = conversion::Model {
+        new_rows.push(result.len());
+        result.push(conversion::Model {
             id: Uuid::now_v7(),
             tenant_id,
             conversation_id: Some(conversation.id),
@@ -441,65 +476,213 @@ pub(crate) async fn record_in(
             unattributed_reason: attribution.unattributed_reason.map(str::to_owned),
             idempotency_key: idempotency.as_ref().map(|(k, _)| k.clone()),
             payload_fingerprint: idempotency.as_ref().map(|(_, p)| p.clone()),
-            feed_seq: next_seq,
+            // Numbered when written, under the tenant's lock.
+            feed_seq: 0,
             recorded_at: now,
             link_id: attribution.link.map(|(id, _)| id),
             link_action: attribution.link.map(|(_, a)| a.as_str().to_owned()),
             conversation_started_at: Some(conversation.started_at),
             conversation_channel: Some(conversation.channel.clone()),
-        };
-        result.push(row.clone());
-        to_insert.push(row);
-    }
-
-    let attributed = result.first().is_some_and(|c| c.attributed);
-    if to_insert.is_empty() {
-        return Ok(Outcome {
-            recorded: Recorded {
-                conversions: result,
-                created: false,
-                attributed,
-            },
-            // Keep a first-seen idempotency key even when nothing else is new.
-            wrote: new_key,
-            inserted: Vec::new(),
         });
     }
-    conversion::Entity::insert_many(to_insert.iter().cloned().map(conversion::ActiveModel::from))
-        .exec_without_returning(txn)
+    let first_conversion =
+        !new_rows.is_empty() && attribution.attributed && conversation.first_converted_at.is_none();
+    Ok(Plan {
+        tenant_id,
+        conversation_id: conversation.id,
+        result,
+        new_rows,
+        new_key,
+        first_conversion,
+        now,
+    })
+}
+
+/// Writes `plan` inside `txn`, one statement at a time.
+pub(crate) async fn write(txn: &DatabaseTransaction, plan: &mut Plan) -> Result<(), AppError> {
+    if let Some((key, payload)) = &plan.new_key {
+        idempotency_key::ActiveModel {
+            tenant_id: Set(plan.tenant_id),
+            key: Set(key.clone()),
+            payload_fingerprint: Set(payload.clone()),
+            created_at: Set(plan.now),
+        }
+        .insert(txn)
         .await
-        .map_err(|e| match e.sql_err() {
-            // Only reachable if the serialisation above were bypassed.
-            Some(SqlErr::UniqueConstraintViolation(_)) => {
-                AppError::Conflict("this record was recorded concurrently; retry".into())
-            }
-            _ => AppError::from(e),
-        })?;
-    // Once set, the first conversion time never changes: only a conversation
-    // without one needs the update.
-    if attribution.attributed && conversation.first_converted_at.is_none() {
+        .map_err(raced_on_unique)?;
+    }
+    if plan.new_rows.is_empty() {
+        return Ok(());
+    }
+    // Before the tenant's lock: every path locks a conversation before its
+    // tenant, never the reverse.
+    if plan.first_conversion {
         // "Converted" and conversion stats read this column instead of
-        // joining conversions.
+        // joining conversions. Once set, it never changes.
         conversation::Entity::update_many()
             .col_expr(
                 conversation::Column::FirstConvertedAt,
                 Func::coalesce([
                     Expr::col(conversation::Column::FirstConvertedAt),
-                    Expr::value(now),
+                    Expr::value(plan.now),
                 ])
                 .into(),
             )
-            .filter(conversation::Column::Id.eq(conversation.id))
+            .filter(conversation::Column::Id.eq(plan.conversation_id))
             .exec(txn)
             .await?;
     }
-    Ok(Outcome {
-        recorded: Recorded {
-            conversions: result,
-            created: true,
-            attributed,
-        },
-        wrote: true,
-        inserted: to_insert,
-    })
+    // The tenant's row is locked last and held only for the insert and the
+    // commit: it orders this tenant's feed cursors by commit, and it is the
+    // one place all of a tenant's recordings queue.
+    let backend = txn.get_database_backend();
+    let count = plan.new_rows.len() as i64;
+    let mut values: Vec<sea_orm::Value> = vec![count.into(), plan.tenant_id.into()];
+    let notify = if backend == DatabaseBackend::Postgres {
+        // Delivered to other instances at commit, and only if it commits.
+        values.push(NOTIFY_CHANNEL.into());
+        values.push(notify_payload(plan.tenant_id).into());
+        ", pg_notify(?, ?)::text AS notified"
+    } else {
+        ""
+    };
+    let row = txn
+        .query_one_raw(statement(
+            backend,
+            &format!(
+                "UPDATE tenant SET conversion_seq = conversion_seq + ? WHERE id = ? \
+                 RETURNING conversion_seq{notify}"
+            ),
+            values,
+        ))
+        .await?
+        .ok_or_else(|| AppError::Internal("caller's tenant row is missing".into()))?;
+    let last: i64 = row.try_get("", "conversion_seq")?;
+    plan.number_rows(last - count + 1);
+    let rows = plan.new_rows.iter().map(|&at| plan.result[at].clone());
+    conversion::Entity::insert_many(rows.map(conversion::ActiveModel::from))
+        .exec_without_returning(txn)
+        .await
+        .map_err(raced_on_unique)?;
+    Ok(())
+}
+
+/// PostgreSQL: writes `plan` in one statement, which is its own
+/// transaction: one round trip instead of five (BEGIN, key, cursor, insert,
+/// COMMIT), and the tenant's row is locked for that one statement only.
+async fn write_in_one_statement(db: &DatabaseConnection, plan: &mut Plan) -> Result<(), AppError> {
+    let count = plan.new_rows.len() as i64;
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let mut parts: Vec<String> = Vec::new();
+    // Data-modifying CTEs all run, referenced or not. The conversation
+    // row is updated first (the cursor CTE reads it) so that this
+    // statement, too, locks the conversation before the tenant.
+    let after_conversation = if plan.first_conversion {
+        parts.push(
+            "conv AS (UPDATE conversation SET first_converted_at = COALESCE(first_converted_at, ?) \
+             WHERE id = ? RETURNING id)"
+                .into(),
+        );
+        values.push(plan.now.into());
+        values.push(plan.conversation_id.into());
+        " AND EXISTS (SELECT 1 FROM conv)"
+    } else {
+        ""
+    };
+    if let Some((key, payload)) = &plan.new_key {
+        parts.push(
+            "idem AS (INSERT INTO idempotency_key (tenant_id, key, payload_fingerprint, created_at) \
+             VALUES (?, ?, ?, ?))"
+                .into(),
+        );
+        values.extend([
+            plan.tenant_id.into(),
+            key.clone().into(),
+            payload.clone().into(),
+            plan.now.into(),
+        ]);
+    }
+    if count > 0 {
+        parts.push(format!(
+            "seq AS (UPDATE tenant SET conversion_seq = conversion_seq + ? WHERE id = ?{after_conversation} \
+             RETURNING conversion_seq - ? AS base, pg_notify(?, ?)::text AS notified)"
+        ));
+        values.extend([
+            count.into(),
+            plan.tenant_id.into(),
+            count.into(),
+            NOTIFY_CHANNEL.into(),
+            notify_payload(plan.tenant_id).into(),
+        ]);
+        let mut selects = Vec::new();
+        for (n, &at) in plan.new_rows.iter().enumerate() {
+            let c = &plan.result[at];
+            selects.push(
+                "SELECT ?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?::boolean, ?, ?, ?, seq.base + ?, \
+                 ?::bigint, ?::uuid, ?, ?::bigint, ? FROM seq"
+                    .to_owned(),
+            );
+            values.extend([
+                c.id.into(),
+                c.tenant_id.into(),
+                c.conversation_id.into(),
+                c.kind.clone().into(),
+                c.record_type.clone().into(),
+                c.record_id.clone().into(),
+                c.source.clone().into(),
+                c.attributed.into(),
+                c.unattributed_reason.clone().into(),
+                c.idempotency_key.clone().into(),
+                c.payload_fingerprint.clone().into(),
+                (n as i64 + 1).into(),
+                c.recorded_at.into(),
+                c.link_id.into(),
+                c.link_action.clone().into(),
+                c.conversation_started_at.into(),
+                c.conversation_channel.clone().into(),
+            ]);
+        }
+        parts.push(format!(
+            "ins AS (INSERT INTO conversion (id, tenant_id, conversation_id, kind, record_type, \
+             record_id, source, attributed, unattributed_reason, idempotency_key, \
+             payload_fingerprint, feed_seq, recorded_at, link_id, link_action, \
+             conversation_started_at, conversation_channel) {})",
+            selects.join(" UNION ALL ")
+        ));
+    }
+    let main = if count > 0 {
+        "SELECT base + 1 AS first_seq FROM seq"
+    } else {
+        "SELECT NULL::bigint AS first_seq"
+    };
+    let sql = format!("WITH {} {main}", parts.join(", "));
+    let row = db
+        .query_one_raw(statement(DatabaseBackend::Postgres, &sql, values))
+        .await
+        .map_err(raced_on_unique)?;
+    if count > 0 {
+        let first: i64 = row
+            .ok_or_else(|| AppError::Internal("caller's tenant row is missing".into()))?
+            .try_get("", "first_seq")?;
+        plan.number_rows(first);
+    }
+    Ok(())
+}
+
+impl Plan {
+    /// Gives the new rows consecutive feed cursors from `first`.
+    fn number_rows(&mut self, first: i64) {
+        for (seq, &at) in (first..).zip(&self.new_rows) {
+            self.result[at].feed_seq = seq;
+        }
+    }
+}
+
+/// A unique index refused a row the checks had not seen: a concurrent
+/// request wrote it first.
+fn raced_on_unique(e: DbErr) -> AppError {
+    match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => AppError::Raced,
+        _ => AppError::from(e),
+    }
 }

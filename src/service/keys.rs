@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Caller, Services, begin_write, statement};
+use super::{Caller, Services, statement};
 use crate::domain::api_key as secrets;
 use crate::domain::clock::to_micros;
 use crate::domain::role::Role;
@@ -80,12 +80,12 @@ impl Services {
     pub async fn create_key(&self, tenant_name: &str, role: Role) -> Result<CreatedKey, AppError> {
         let tenant_name = text::required("tenant", tenant_name, 100)?;
         let now = to_micros(self.clock.now());
-        let txn = begin_write(&self.db).await?;
-        let tenant = match find_tenant(&txn, &tenant_name).await? {
+        let txn = self.begin_write().await?;
+        let tenant = match find_tenant(&*txn, &tenant_name).await? {
             Some(t) => t,
-            None => insert_tenant(&txn, &tenant_name, now).await?,
+            None => insert_tenant(&*txn, &tenant_name, now).await?,
         };
-        let (key, secret) = insert_key(&txn, tenant.id, role, now).await?;
+        let (key, secret) = insert_key(&*txn, tenant.id, role, now).await?;
         txn.commit().await?;
         Ok(CreatedKey {
             key,
@@ -102,16 +102,16 @@ impl Services {
             return Ok(None);
         }
         let now = to_micros(self.clock.now());
-        let txn = begin_write(&self.db).await?;
-        if tenant::Entity::find().count(&txn).await? > 0 {
+        let txn = self.begin_write().await?;
+        if tenant::Entity::find().count(&*txn).await? > 0 {
             return Ok(None);
         }
-        let tenant = match insert_tenant(&txn, DEFAULT_TENANT, now).await {
+        let tenant = match insert_tenant(&*txn, DEFAULT_TENANT, now).await {
             Ok(t) => t,
             Err(AppError::Conflict(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let (key, secret) = insert_key(&txn, tenant.id, Role::Admin, now).await?;
+        let (key, secret) = insert_key(&*txn, tenant.id, Role::Admin, now).await?;
         match txn.commit().await {
             Ok(()) => Ok(Some(CreatedKey {
                 key,

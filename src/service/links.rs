@@ -9,7 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::sessions::{OpenSession, lock_open_session};
-use super::{Caller, Services, begin_write};
+use super::{Caller, Services};
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::link::{
     CtaAction, LinkClaims, SigningKey, UnverifiedToken, parse_target, with_token,
@@ -50,11 +50,11 @@ impl Services {
     pub async fn rotate_link_key(&self) -> Result<KeyInfo, AppError> {
         let now = to_micros(self.clock.now());
         let key = SigningKey::generate()?;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         link_signing_key::Entity::update_many()
             .col_expr(link_signing_key::Column::RetiredAt, Expr::value(now))
             .filter(link_signing_key::Column::RetiredAt.is_null())
-            .exec(&txn)
+            .exec(&*txn)
             .await?;
         let row = link_signing_key::ActiveModel {
             kid: Set(key.kid.clone()),
@@ -62,7 +62,7 @@ impl Services {
             created_at: Set(now),
             retired_at: Set(None),
         }
-        .insert(&txn)
+        .insert(&*txn)
         .await?;
         txn.commit().await?;
         Ok(KeyInfo {
@@ -189,7 +189,7 @@ impl Services {
         let target = parse_target(target_url)?;
         let key = self.signing_key().await?;
         let now = self.clock.now();
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let OpenSession {
             conversation,
             settings,
@@ -209,7 +209,7 @@ impl Services {
             last_followed_at: Set(None),
             follow_count: Set(0),
         }
-        .insert(&txn)
+        .insert(&*txn)
         .await?;
         txn.commit().await?;
         let token = key.sign(&LinkClaims {

@@ -7,7 +7,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::sessions::{lock_open_session, touch_for_message};
-use super::{Caller, Page, Services, begin_write};
+use super::{Caller, Page, Services};
 use crate::domain::clock::to_micros;
 use crate::domain::message::{ContentError, MessageRole, check_content};
 use crate::domain::opening::opening_message;
@@ -33,14 +33,14 @@ impl Services {
             ContentError::TooLarge(m) => AppError::PayloadTooLarge(m),
         })?;
         let now = self.clock.now();
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let found = lock_open_session(&txn, caller.tenant_id, session_id, now)
             .await?
             .conversation;
         let opening = (role == MessageRole::Visitor && found.opening_message.is_none())
             .then(|| opening_message(&content));
         let conversation = touch_for_message(found.id, now, opening)
-            .exec_with_returning(&txn)
+            .exec_with_returning(&*txn)
             .await?
             .pop()
             .ok_or(AppError::NotFound("session"))?;
@@ -52,7 +52,7 @@ impl Services {
             content: Set(content),
             created_at: Set(to_micros(now)),
         }
-        .insert(&txn)
+        .insert(&*txn)
         .await?;
         txn.commit().await?;
         Ok((message, conversation))

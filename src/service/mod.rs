@@ -14,12 +14,14 @@ pub mod sessions;
 pub mod stats;
 pub mod tenants;
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
+use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use crate::domain::clock::Clock;
@@ -84,6 +86,8 @@ pub struct Services {
     pub events: Arc<EventBus>,
     /// This instance's live readers, shared by all its subscribers.
     pub hub: Arc<FeedHub>,
+    /// SQLite only: this process's writers wait here for their turn.
+    write_turn: Arc<Mutex<()>>,
 }
 
 impl Services {
@@ -94,12 +98,62 @@ impl Services {
             operator_link_keys: Arc::from(Vec::new()),
             events: Arc::new(EventBus::default()),
             hub: Arc::new(FeedHub::default()),
+            write_turn: Arc::new(Mutex::new(())),
         }
     }
 
     pub fn with_operator_link_keys(mut self, keys: Vec<SigningKey>) -> Self {
         self.operator_link_keys = Arc::from(keys);
         self
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write
+    /// lock at `BEGIN` (IMMEDIATE): a deferred transaction that reads first
+    /// and writes later fails with SQLITE_BUSY instead of waiting its turn.
+    /// This process's SQLite writers also queue in memory first, in arrival
+    /// order: SQLite's own busy handler polls with sleeps of up to 100 ms,
+    /// which under many concurrent writers wastes most of the time asleep
+    /// (other processes, such as the CLI, still meet the busy timeout).
+    pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        let turn = if self.db.get_database_backend() == DatabaseBackend::Sqlite {
+            Some(self.write_turn.clone().lock_owned().await)
+        } else {
+            None
+        };
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
+        Ok(WriteTxn { txn, _turn: turn })
+    }
+}
+
+/// A write transaction from [`Services::begin_write`]. Rolled back when
+/// dropped uncommitted.
+pub struct WriteTxn {
+    // Declared first so the transaction ends before the next writer's turn.
+    txn: DatabaseTransaction,
+    _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTxn {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
+}
+
+impl Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
     }
 }
 
@@ -126,17 +180,6 @@ pub(crate) fn statement(
         sql.to_owned()
     };
     Statement::from_sql_and_values(backend, sql, values)
-}
-
-/// Starts a transaction that will write. On SQLite it takes the write lock at
-/// `BEGIN` (IMMEDIATE): a deferred transaction that reads first and writes
-/// later fails with SQLITE_BUSY instead of waiting its turn.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    db.begin_with_options(TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..Default::default()
-    })
-    .await
 }
 
 /// Serialises transactions that work on the same logical key (on PostgreSQL;

@@ -10,7 +10,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::tenants::settings_of;
-use super::{Caller, Services, begin_write, lock_key};
+use super::{Caller, Services, lock_key};
 use crate::domain::channel::{Channel, ChannelPolicy, SessionRule};
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::role::Operation;
@@ -78,8 +78,8 @@ impl Services {
         let user_name = text::optional("userName", input.user_name.as_deref(), 200)?;
         let now = self.clock.now();
 
-        let txn = begin_write(&self.db).await?;
-        let policy = settings_of(&txn, caller.tenant_id).await?.policy(channel);
+        let txn = self.begin_write().await?;
+        let policy = settings_of(&*txn, caller.tenant_id).await?.policy(channel);
         if policy.rule != SessionRule::NewEveryStart {
             // Two messages from the same sender arriving together must land in
             // one conversation, not open two.
@@ -102,7 +102,7 @@ impl Services {
                 .filter(conversation::Column::ClosedAt.is_null())
                 .order_by(conversation::Column::LastActivityAt, Order::Desc)
                 .lock_exclusive()
-                .one(&txn)
+                .one(&*txn)
                 .await?;
             if let Some(open) =
                 open.filter(|c| policy.resumes(from_micros(c.last_activity_at), now))
@@ -115,7 +115,7 @@ impl Services {
                 if user_name.is_some() {
                     active.user_name = Set(user_name);
                 }
-                let conversation = active.update(&txn).await?;
+                let conversation = active.update(&*txn).await?;
                 txn.commit().await?;
                 return Ok(Started {
                     conversation,
@@ -140,7 +140,7 @@ impl Services {
             message_count: Set(0),
             first_converted_at: Set(None),
         }
-        .insert(&txn)
+        .insert(&*txn)
         .await?;
         txn.commit().await?;
         Ok(Started {
@@ -158,8 +158,8 @@ impl Services {
     ) -> Result<conversation::Model, AppError> {
         caller.require(Operation::ManageSessions, "close sessions")?;
         let now = to_micros(self.clock.now());
-        let txn = begin_write(&self.db).await?;
-        let found = lock_by_session_id(&txn, caller.tenant_id, session_id)
+        let txn = self.begin_write().await?;
+        let found = lock_by_session_id(&*txn, caller.tenant_id, session_id)
             .await?
             .ok_or(AppError::NotFound("session"))?;
         if found.closed_at.is_some() {
@@ -167,7 +167,7 @@ impl Services {
         }
         let mut active: conversation::ActiveModel = found.into();
         active.closed_at = Set(Some(now));
-        let closed = active.update(&txn).await?;
+        let closed = active.update(&*txn).await?;
         txn.commit().await?;
         Ok(closed)
     }

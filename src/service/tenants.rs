@@ -6,7 +6,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Caller, Services, begin_write};
+use super::{Caller, Services};
 use crate::domain::role::Operation;
 use crate::domain::settings::{SettingsChange, TenantSettings};
 use crate::error::AppError;
@@ -75,18 +75,18 @@ impl Services {
         which: sea_orm::sea_query::SimpleExpr,
         change: SettingsChange,
     ) -> Result<TenantSettings, AppError> {
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         // Locked so two concurrent changes apply one after the other.
         let found = tenant::Entity::find()
             .filter(which)
             .lock_exclusive()
-            .one(&txn)
+            .one(&*txn)
             .await?
             .ok_or(AppError::NotFound("tenant"))?;
         let next = parse(&found)?.apply(change)?;
         let mut active: tenant::ActiveModel = found.into();
         active.settings = Set(next.to_json());
-        active.update(&txn).await?;
+        active.update(&*txn).await?;
         txn.commit().await?;
         Ok(next)
     }

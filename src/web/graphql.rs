@@ -93,7 +93,7 @@ pub fn error_response(e: &AppError, request_id: &str) -> Response {
     log(e);
     let code = code(e);
     let status = match e {
-        AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Unavailable(_) | AppError::Raced => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let id = (code == INTERNAL_SERVER_ERROR).then_some(request_id);

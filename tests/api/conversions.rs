@@ -308,6 +308,48 @@ test_both!(
 );
 
 test_both!(
+    one_contract_raced_from_twenty_conversations_goes_to_one,
+    |app| {
+        let mut sessions = Vec::new();
+        for _ in 0..20 {
+            sessions.push(app.start_session(Channel::Chat).await);
+        }
+        let calls = sessions.iter().map(|s| {
+            app.record_as(
+                &app.checkout,
+                json!({ "sessionId": s.session_id, "kind": "CONTRACT_CREATED", "recordId": "c-race" }),
+            )
+        });
+        let bodies = futures_util::future::join_all(calls).await;
+        let created = bodies
+            .iter()
+            .filter(|b| b["data"]["recordConversion"]["created"] == true)
+            .count();
+        assert_eq!(created, 1, "one conversation gets the contract");
+        for body in bodies
+            .iter()
+            .filter(|b| b["data"]["recordConversion"].is_null())
+        {
+            assert_eq!(error_code(body), "CONFLICT", "the others are told why");
+        }
+        assert_eq!(app.conversion_rows().await, 1);
+    }
+);
+
+test_both!(
+    twenty_first_uses_of_one_idempotency_key_at_once_store_one_row,
+    |app| {
+        let session = app.start_session(Channel::Chat).await;
+        let input = json!({ "sessionId": session.session_id, "kind": "DAY_PASS_PURCHASED",
+            "recordId": "d-race", "idempotencyKey": "same-key" });
+        let calls = (0..20).map(|_| app.record_as(&app.checkout, input.clone()));
+        let bodies = futures_util::future::join_all(calls).await;
+        assert_one_conversion_created(&bodies);
+        assert_eq!(app.conversion_rows().await, 1);
+    }
+);
+
+test_both!(
     a_key_first_used_on_a_replay_still_stands_for_that_payload,
     |app| {
         let session = app.start_session(Channel::Chat).await;

@@ -1,0 +1,471 @@
+//! `bench compare`: the whole benchmark in one command. Generates (or
+//! reuses) the datasets, measures convtrack on PostgreSQL at two sizes and
+//! on SQLite, PostGraphile and raw SQL (`pgbench`) on the same PostgreSQL
+//! database, and prints one table and the targets as ratios of that run.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use sea_orm::{ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, Statement};
+
+use crate::drive::{Measured, drive};
+use crate::generate::{self, GenerateArgs};
+use crate::load::{self, Row, SCENARIOS};
+use crate::peers::{self, PostGraphile};
+
+pub struct CompareArgs {
+    /// A PostgreSQL server, without a database name.
+    pub postgres: String,
+    pub small: u64,
+    pub large: u64,
+    pub sqlite_conversations: u64,
+    pub concurrency: Vec<usize>,
+    pub seconds: u64,
+    pub postgraphile_dir: Option<PathBuf>,
+    pub regenerate: bool,
+    pub drop_after: bool,
+    pub server_bin: PathBuf,
+}
+
+/// One measured line of the table.
+struct Line {
+    target: &'static str,
+    dataset: String,
+    row: Row,
+}
+
+pub async fn run(args: CompareArgs) -> Result<(), String> {
+    let base = args.postgres.trim_end_matches('/').to_owned();
+    let admin = Database::connect(format!("{base}/postgres"))
+        .await
+        .map_err(|e| format!("cannot connect to {base}/postgres: {e}"))?;
+    let large_url = dataset(&admin, &base, args.large, args.regenerate).await?;
+    let small_url = dataset(&admin, &base, args.small, args.regenerate).await?;
+    let all: Vec<String> = SCENARIOS.map(str::to_owned).to_vec();
+    let mut lines = Vec::new();
+    let mut notes = Vec::new();
+    let large = size_label(args.large);
+    let small = size_label(args.small);
+
+    eprintln!(
+        "convtrack, PostgreSQL, {large} conversations: {}",
+        all.join(", ")
+    );
+    let report = load::measure(
+        &args.server_bin,
+        &large_url,
+        &all,
+        &args.concurrency,
+        args.seconds,
+    )
+    .await?;
+    let list_rss = report.peak_rss_after_list_mb;
+    if let Some(peak) = report.peak_rss_mb {
+        notes.push(format!(
+            "convtrack peak RSS: {:.0} MB after (a), {peak:.0} MB after all scenarios (PostgreSQL, {large})",
+            list_rss.unwrap_or(f64::NAN)
+        ));
+    }
+    lines.extend(report.rows.into_iter().map(|row| Line {
+        target: "convtrack",
+        dataset: format!("PG {large}"),
+        row,
+    }));
+
+    eprintln!("convtrack, PostgreSQL, {small} conversations: list");
+    let report = load::measure(
+        &args.server_bin,
+        &small_url,
+        &["list".to_owned()],
+        &args.concurrency,
+        args.seconds,
+    )
+    .await?;
+    lines.extend(report.rows.into_iter().map(|row| Line {
+        target: "convtrack",
+        dataset: format!("PG {small}"),
+        row,
+    }));
+
+    let db = Database::connect(&large_url)
+        .await
+        .map_err(|e| format!("cannot connect to {large_url}: {e}"))?;
+    eprintln!("raw SQL (pgbench), PostgreSQL, {large}: list, record");
+    'pgbench: for scenario in ["list", "record"] {
+        for &c in &args.concurrency {
+            let measured = if scenario == "list" {
+                peers::pgbench_list(&db, &large_url, c, args.seconds).await
+            } else {
+                peers::pgbench_record(&db, &large_url, c, args.seconds).await
+            };
+            match measured {
+                Ok(measured) => lines.push(peer_line("pgbench", &large, scenario, c, measured)),
+                Err(e) => {
+                    notes.push(format!("pgbench not measured: {e}"));
+                    break 'pgbench;
+                }
+            }
+        }
+    }
+
+    match &args.postgraphile_dir {
+        Some(dir) => {
+            eprintln!("PostGraphile, PostgreSQL, {large}: list, record");
+            let peer = PostGraphile::start(dir, &large_url).await?;
+            let http = load::client()?;
+            let tenant = scalar(&db, "SELECT id::text FROM tenant WHERE name = 'bench-a'").await?;
+            let recorder =
+                scalar(&db, "SELECT id::text FROM tenant WHERE name = 'bench-record'").await?;
+            let conversation = scalar(
+                &db,
+                &format!(
+                    "SELECT id::text FROM conversation WHERE tenant_id = '{recorder}' \
+                     ORDER BY started_at DESC LIMIT 1"
+                ),
+            )
+            .await?;
+            for &c in &args.concurrency {
+                let measured = drive(c, secs(args.seconds), peer.list(&http, &tenant)).await;
+                lines.push(peer_line("PostGraphile", &large, "list", c, measured));
+            }
+            for &c in &args.concurrency {
+                let next: String = scalar(
+                    &db,
+                    &format!(
+                        "SELECT (COALESCE(MAX(feed_seq), 0) + 1)::text FROM conversion \
+                         WHERE tenant_id = '{recorder}'"
+                    ),
+                )
+                .await?;
+                let next: i64 = next.parse().map_err(|_| "feed_seq is not a number")?;
+                let make = peer.record(&http, &recorder, &conversation, next);
+                let measured = drive(c, secs(args.seconds), make).await;
+                lines.push(peer_line("PostGraphile", &large, "record", c, measured));
+            }
+            // PostGraphile's rows took feed numbers behind convtrack's back;
+            // move the tenant's cursor past them so later runs stay valid.
+            db.execute_unprepared(&format!(
+                "UPDATE tenant SET conversion_seq = (SELECT MAX(feed_seq) FROM conversion \
+                 WHERE tenant_id = '{recorder}') WHERE id = '{recorder}'"
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+            if let Some(peak) = peer.peak_rss_mb() {
+                notes.push(format!("PostGraphile peak RSS: {peak:.0} MB"));
+            }
+        }
+        None => notes.push(
+            "PostGraphile not measured: pass --postgraphile-dir (bench/README.md says how to install it)"
+                .into(),
+        ),
+    }
+    drop(db);
+
+    if args.sqlite_conversations > 0 {
+        let file =
+            std::env::temp_dir().join(format!("convtrack-compare-{}.db", std::process::id()));
+        let sqlite_url = format!("sqlite://{}?mode=rwc", file.display());
+        eprintln!(
+            "convtrack, SQLite, {}: record",
+            size_label(args.sqlite_conversations)
+        );
+        generate::run(GenerateArgs {
+            database_url: sqlite_url.clone(),
+            conversations: args.sqlite_conversations,
+            seed: 1,
+        })
+        .await?;
+        let report = load::measure(
+            &args.server_bin,
+            &sqlite_url,
+            &["list".to_owned(), "record".to_owned()],
+            &args.concurrency,
+            args.seconds,
+        )
+        .await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+        }
+        lines.extend(report?.rows.into_iter().map(|row| Line {
+            target: "convtrack",
+            dataset: format!("SQLite {}", size_label(args.sqlite_conversations)),
+            row,
+        }));
+    }
+
+    if args.drop_after {
+        for n in [args.large, args.small] {
+            drop_database(&admin, &database_name(n)).await?;
+        }
+    }
+
+    println!("{}", table(&lines));
+    for note in &notes {
+        println!("{note}");
+    }
+    println!();
+    println!("{}", targets(&lines, &large, &small, list_rss));
+    Ok(())
+}
+
+fn secs(seconds: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(seconds)
+}
+
+fn peer_line(
+    target: &'static str,
+    size: &str,
+    scenario: &str,
+    concurrency: usize,
+    measured: Measured,
+) -> Line {
+    if let Some(e) = &measured.first_error {
+        eprintln!("{target} {scenario} c={concurrency}: first error: {e}");
+    }
+    Line {
+        target,
+        dataset: format!("PG {size}"),
+        row: Row {
+            scenario: scenario.to_owned(),
+            concurrency,
+            measured,
+            statements_per_request: None,
+        },
+    }
+}
+
+fn size_label(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+fn database_name(n: u64) -> String {
+    format!("convtrack_bench_{}", size_label(n).to_lowercase())
+}
+
+/// The URL of a database holding `n` generated conversations: reused when
+/// it already holds exactly that, else (re)created and generated.
+async fn dataset(
+    admin: &DatabaseConnection,
+    base: &str,
+    n: u64,
+    regenerate: bool,
+) -> Result<String, String> {
+    let name = database_name(n);
+    let url = format!("{base}/{name}");
+    let exists = admin
+        .query_one_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            [name.clone().into()],
+        ))
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some();
+    if exists && !regenerate {
+        let db = Database::connect(&url).await.map_err(|e| e.to_string())?;
+        let held = scalar(
+            &db,
+            "SELECT COUNT(*)::text FROM conversation WHERE tenant_id IN \
+             (SELECT id FROM tenant WHERE name IN ('bench-a', 'bench-b'))",
+        )
+        .await
+        .unwrap_or_default();
+        if held == n.to_string() {
+            eprintln!("reusing {name} ({n} conversations)");
+            return Ok(url);
+        }
+    }
+    drop_database(admin, &name).await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .map_err(|e| format!("creating {name}: {e}"))?;
+    eprintln!("generating {n} conversations into {name}");
+    generate::run(GenerateArgs {
+        database_url: url.clone(),
+        conversations: n,
+        seed: 1,
+    })
+    .await?;
+    Ok(url)
+}
+
+async fn drop_database(admin: &DatabaseConnection, name: &str) -> Result<(), String> {
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("dropping {name}: {e}"))
+}
+
+async fn scalar(db: &DatabaseConnection, sql: &str) -> Result<String, String> {
+    db.query_one_raw(Statement::from_string(DatabaseBackend::Postgres, sql))
+        .await
+        .map_err(|e| e.to_string())?
+        .and_then(|row| row.try_get_by_index::<String>(0).ok())
+        .ok_or_else(|| format!("no result for: {sql}"))
+}
+
+fn table(lines: &[Line]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| target | data | scenario | conc | req/s | p50 ms | p99 ms | SQL/req | errors |"
+    );
+    let _ = writeln!(
+        out,
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for l in lines {
+        let m = &l.row.measured;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |",
+            l.target,
+            l.dataset,
+            l.row.scenario,
+            l.row.concurrency,
+            m.per_second,
+            m.p50_ms,
+            m.p99_ms,
+            l.row
+                .statements_per_request
+                .map_or("-".to_owned(), |s| format!("{s:.2}")),
+            m.errors
+        );
+    }
+    out
+}
+
+/// The issue's targets, each as measured in this run.
+fn targets(lines: &[Line], large: &str, small: &str, list_rss: Option<f64>) -> String {
+    let find = |target: &str, dataset: &str, scenario: &str, c: usize| {
+        lines
+            .iter()
+            .find(|l| {
+                l.target == target
+                    && l.dataset == dataset
+                    && l.row.scenario == scenario
+                    && l.row.concurrency == c
+            })
+            .map(|l| &l.row)
+    };
+    let pg_large = format!("PG {large}");
+    let mut out =
+        String::from("| target | measured | goal | met |\n| --- | ---: | ---: | :---: |\n");
+    // `met: None` is a figure shown for context, not a target.
+    let mut check =
+        |what: String, value: Option<f64>, unit: &str, goal: &str, met: Option<fn(f64) -> bool>| {
+            let (shown, ok) = match (value, met) {
+                (Some(v), Some(met)) if v.is_finite() => {
+                    (format!("{v:.2}{unit}"), if met(v) { "yes" } else { "NO" })
+                }
+                (Some(v), None) if v.is_finite() => (format!("{v:.2}{unit}"), "-"),
+                _ => ("not measured".to_owned(), "-"),
+            };
+            let _ = writeln!(out, "| {what} | {shown} | {goal} | {ok} |");
+        };
+    let concurrencies: Vec<usize> = {
+        let mut c: Vec<usize> = lines.iter().map(|l| l.row.concurrency).collect();
+        c.sort_unstable();
+        c.dedup();
+        c
+    };
+    for &c in &concurrencies {
+        let ours = find("convtrack", &pg_large, "list", c).map(|r| r.measured.per_second);
+        let theirs = find("PostGraphile", &pg_large, "list", c).map(|r| r.measured.per_second);
+        let raw = find("pgbench", &pg_large, "list", c).map(|r| r.measured.per_second);
+        check(
+            format!("(a) convtrack / PostGraphile req/s, c={c}"),
+            ours.zip(theirs).map(|(a, b)| a / b),
+            "×",
+            "≥ 2×",
+            Some(|v| v >= 2.0),
+        );
+        check(
+            format!("(a) convtrack / raw SQL (pgbench) req/s, c={c}"),
+            ours.zip(raw).map(|(a, b)| a / b),
+            "×",
+            "≥ 0.3×",
+            Some(|v| v >= 0.3),
+        );
+    }
+    let best = |dataset: &str, scenario: &str| {
+        lines
+            .iter()
+            .filter(|l| {
+                l.target == "convtrack" && l.dataset == dataset && l.row.scenario == scenario
+            })
+            .map(|l| l.row.measured.per_second)
+            .reduce(f64::max)
+    };
+    check(
+        "(c) recordings/s, PostgreSQL (best concurrency)".into(),
+        best(&pg_large, "record"),
+        "",
+        "≥ 2,000",
+        Some(|v| v >= 2000.0),
+    );
+    let sqlite = lines
+        .iter()
+        .find(|l| l.dataset.starts_with("SQLite"))
+        .map(|l| l.dataset.clone())
+        .unwrap_or_default();
+    let raw_record = lines
+        .iter()
+        .filter(|l| l.target == "pgbench" && l.row.scenario == "record")
+        .map(|l| l.row.measured.per_second)
+        .reduce(f64::max);
+    check(
+        "(c) convtrack / raw SQL (pgbench) recordings/s (best of each)".into(),
+        best(&pg_large, "record")
+            .zip(raw_record)
+            .map(|(a, b)| a / b),
+        "×",
+        "context: the database's own ceiling",
+        None,
+    );
+    check(
+        "(c) recordings/s, SQLite (best concurrency)".into(),
+        best(&sqlite, "record"),
+        "",
+        "≥ 1,000",
+        Some(|v| v >= 1000.0),
+    );
+    let most_statements = lines
+        .iter()
+        .filter(|l| l.target == "convtrack" && l.row.scenario == "list")
+        .filter_map(|l| l.row.statements_per_request)
+        .reduce(f64::max);
+    check(
+        "(a) SQL statements per request (most seen)".into(),
+        most_statements,
+        "",
+        "≤ 3",
+        Some(|v| v <= 3.0),
+    );
+    for &c in &concurrencies {
+        let at = |dataset: &str| find("convtrack", dataset, "list", c).map(|r| r.measured.p50_ms);
+        check(
+            format!("(a) p50 at {large} / p50 at {small}, c={c}"),
+            at(&pg_large)
+                .zip(at(&format!("PG {small}")))
+                .map(|(a, b)| a / b),
+            "×",
+            "≤ 1.5×",
+            Some(|v| v <= 1.5),
+        );
+    }
+    check(
+        "(a) convtrack peak RSS".into(),
+        list_rss,
+        " MB",
+        "≤ 100 MB",
+        Some(|v| v <= 100.0),
+    );
+    out
+}
