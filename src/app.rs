@@ -98,7 +98,9 @@ impl Application {
                     .map_err(|e| StartupError::LinkSecret(e.0))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let services = Services::new(connection, clock).with_operator_link_keys(link_keys);
+        let services = Services::new(connection, clock)
+            .with_operator_link_keys(link_keys)
+            .with_pool_size(config.db_max_connections);
         services
             .ensure_link_key()
             .await

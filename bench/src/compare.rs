@@ -10,7 +10,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, St
 
 use crate::drive::{Measured, drive};
 use crate::generate::{self, GenerateArgs};
-use crate::load::{self, Row, SCENARIOS};
+use crate::load::{self, Convtrack, Row};
 use crate::peers::{self, PostGraphile};
 
 pub struct CompareArgs {
@@ -21,6 +21,8 @@ pub struct CompareArgs {
     pub sqlite_conversations: u64,
     pub concurrency: Vec<usize>,
     pub seconds: u64,
+    /// Rounds of the compared scenarios; each figure is the median round.
+    pub rounds: usize,
     pub postgraphile_dir: Option<PathBuf>,
     pub regenerate: bool,
     pub drop_after: bool,
@@ -41,156 +43,172 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot connect to {base}/postgres: {e}"))?;
     let large_url = dataset(&admin, &base, args.large, args.regenerate).await?;
     let small_url = dataset(&admin, &base, args.small, args.regenerate).await?;
-    let all: Vec<String> = SCENARIOS.map(str::to_owned).to_vec();
-    let mut lines = Vec::new();
-    let mut notes = Vec::new();
     let large = size_label(args.large);
     let small = size_label(args.small);
+    let pg_large = format!("PG {large}");
+    let max_workers = args.concurrency.iter().copied().max().unwrap_or(1);
+    let mut samples = Samples::default();
+    let mut notes = Vec::new();
 
-    eprintln!(
-        "convtrack, PostgreSQL, {large} conversations: {}",
-        all.join(", ")
-    );
-    let report = load::measure(
-        &args.server_bin,
-        &large_url,
-        &all,
-        &args.concurrency,
-        args.seconds,
-    )
-    .await?;
-    let list_rss = report.peak_rss_after_list_mb;
-    if let Some(peak) = report.peak_rss_mb {
-        notes.push(format!(
-            "convtrack peak RSS: {:.0} MB after (a), {peak:.0} MB after all scenarios (PostgreSQL, {large})",
-            list_rss.unwrap_or(f64::NAN)
-        ));
-    }
-    lines.extend(report.rows.into_iter().map(|row| Line {
-        target: "convtrack",
-        dataset: format!("PG {large}"),
-        row,
-    }));
-
-    eprintln!("convtrack, PostgreSQL, {small} conversations: list");
-    let report = load::measure(
-        &args.server_bin,
-        &small_url,
-        &["list".to_owned()],
-        &args.concurrency,
-        args.seconds,
-    )
-    .await?;
-    lines.extend(report.rows.into_iter().map(|row| Line {
-        target: "convtrack",
-        dataset: format!("PG {small}"),
-        row,
-    }));
-
+    let ours = Convtrack::start(&args.server_bin, &large_url, max_workers).await?;
+    let peer = match &args.postgraphile_dir {
+        Some(dir) => Some(PostGraphile::start(dir, &large_url).await?),
+        None => {
+            notes.push(
+                "PostGraphile not measured: pass --postgraphile-dir (bench/README.md says how to install it)"
+                    .to_owned(),
+            );
+            None
+        }
+    };
     let db = Database::connect(&large_url)
         .await
         .map_err(|e| format!("cannot connect to {large_url}: {e}"))?;
-    eprintln!("raw SQL (pgbench), PostgreSQL, {large}: list, record");
-    'pgbench: for scenario in ["list", "record"] {
-        for &c in &args.concurrency {
-            let measured = if scenario == "list" {
-                peers::pgbench_list(&db, &large_url, c, args.seconds).await
-            } else {
-                peers::pgbench_record(&db, &large_url, c, args.seconds).await
-            };
-            match measured {
-                Ok(measured) => lines.push(peer_line("pgbench", &large, scenario, c, measured)),
-                Err(e) => {
-                    notes.push(format!("pgbench not measured: {e}"));
-                    break 'pgbench;
+    // Fresh planner statistics and no dead rows from earlier runs, as
+    // autovacuum keeps a production database (this machine runs
+    // PostgreSQL with autovacuum off; without it, a tenant that grew by
+    // 300,000 recordings still looks empty to the planner).
+    db.execute_unprepared("VACUUM ANALYZE")
+        .await
+        .map_err(|e| format!("VACUUM ANALYZE: {e}"))?;
+    let http = load::client()?;
+    let tenant = scalar(&db, "SELECT id::text FROM tenant WHERE name = 'bench-a'").await?;
+    let recorder = scalar(
+        &db,
+        "SELECT id::text FROM tenant WHERE name = 'bench-record'",
+    )
+    .await?;
+    let conversation = scalar(
+        &db,
+        &format!(
+            "SELECT id::text FROM conversation WHERE tenant_id = '{recorder}' \
+             ORDER BY started_at DESC LIMIT 1"
+        ),
+    )
+    .await?;
+
+    // The shared machine's speed drifts by tens of percent within minutes:
+    // the targets compared are measured back to back, in rounds, and each
+    // figure is the median round.
+    let mut list_rss = None;
+    let mut pgbench_failed = false;
+    for round in 1..=args.rounds {
+        for scenario in ["list", "record"] {
+            for &c in &args.concurrency {
+                eprintln!("round {round}/{}: {scenario} c={c}", args.rounds);
+                let row = ours.measure(scenario, c, args.seconds).await?;
+                samples.add("convtrack", &pg_large, row);
+                if let Some(peer) = &peer {
+                    let make = if scenario == "list" {
+                        peer.list(&http, &tenant)
+                    } else {
+                        let next = scalar(
+                            &db,
+                            &format!(
+                                "SELECT (COALESCE(MAX(feed_seq), 0) + 1)::text FROM conversion \
+                                 WHERE tenant_id = '{recorder}'"
+                            ),
+                        )
+                        .await?
+                        .parse()
+                        .map_err(|_| "feed_seq is not a number")?;
+                        peer.record(&http, &recorder, &conversation, next)
+                    };
+                    let measured = drive(c, secs(args.seconds), make).await;
+                    samples.add("PostGraphile", &pg_large, peer_row(scenario, c, measured));
+                    if scenario == "record" {
+                        // PostGraphile's rows took feed numbers behind
+                        // convtrack's back; move the tenant's cursor past them.
+                        db.execute_unprepared(&format!(
+                            "UPDATE tenant SET conversion_seq = (SELECT MAX(feed_seq) FROM conversion \
+                             WHERE tenant_id = '{recorder}') WHERE id = '{recorder}'"
+                        ))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    }
+                }
+                if !pgbench_failed {
+                    let measured = if scenario == "list" {
+                        peers::pgbench_list(&db, &large_url, c, args.seconds).await
+                    } else {
+                        peers::pgbench_record(&db, &large_url, c, args.seconds).await
+                    };
+                    match measured {
+                        Ok(m) => samples.add("pgbench", &pg_large, peer_row(scenario, c, m)),
+                        Err(e) => {
+                            notes.push(format!("pgbench not measured: {e}"));
+                            pgbench_failed = true;
+                        }
+                    }
                 }
             }
+            if scenario == "list" && list_rss.is_none() {
+                list_rss = ours.peak_rss_mb();
+            }
         }
     }
+    for scenario in ["detail", "search", "stats"] {
+        for &c in &args.concurrency {
+            eprintln!("convtrack {scenario} c={c}");
+            samples.add(
+                "convtrack",
+                &pg_large,
+                ours.measure(scenario, c, args.seconds).await?,
+            );
+        }
+    }
+    notes.push(format!(
+        "convtrack peak RSS: {:.0} MB under (a), {:.0} MB after every scenario (PostgreSQL, {large})",
+        list_rss.unwrap_or(f64::NAN),
+        ours.peak_rss_mb().unwrap_or(f64::NAN)
+    ));
+    if let Some(peak) = peer.as_ref().and_then(PostGraphile::peak_rss_mb) {
+        notes.push(format!("PostGraphile peak RSS: {peak:.0} MB"));
+    }
+    drop((ours, peer, db));
 
-    match &args.postgraphile_dir {
-        Some(dir) => {
-            eprintln!("PostGraphile, PostgreSQL, {large}: list, record");
-            let peer = PostGraphile::start(dir, &large_url).await?;
-            let http = load::client()?;
-            let tenant = scalar(&db, "SELECT id::text FROM tenant WHERE name = 'bench-a'").await?;
-            let recorder =
-                scalar(&db, "SELECT id::text FROM tenant WHERE name = 'bench-record'").await?;
-            let conversation = scalar(
-                &db,
-                &format!(
-                    "SELECT id::text FROM conversation WHERE tenant_id = '{recorder}' \
-                     ORDER BY started_at DESC LIMIT 1"
-                ),
-            )
-            .await?;
-            for &c in &args.concurrency {
-                let measured = drive(c, secs(args.seconds), peer.list(&http, &tenant)).await;
-                lines.push(peer_line("PostGraphile", &large, "list", c, measured));
-            }
-            for &c in &args.concurrency {
-                let next: String = scalar(
-                    &db,
-                    &format!(
-                        "SELECT (COALESCE(MAX(feed_seq), 0) + 1)::text FROM conversion \
-                         WHERE tenant_id = '{recorder}'"
-                    ),
-                )
-                .await?;
-                let next: i64 = next.parse().map_err(|_| "feed_seq is not a number")?;
-                let make = peer.record(&http, &recorder, &conversation, next);
-                let measured = drive(c, secs(args.seconds), make).await;
-                lines.push(peer_line("PostGraphile", &large, "record", c, measured));
-            }
-            // PostGraphile's rows took feed numbers behind convtrack's back;
-            // move the tenant's cursor past them so later runs stay valid.
-            db.execute_unprepared(&format!(
-                "UPDATE tenant SET conversion_seq = (SELECT MAX(feed_seq) FROM conversion \
-                 WHERE tenant_id = '{recorder}') WHERE id = '{recorder}'"
-            ))
-            .await
-            .map_err(|e| e.to_string())?;
-            if let Some(peak) = peer.peak_rss_mb() {
-                notes.push(format!("PostGraphile peak RSS: {peak:.0} MB"));
-            }
+    let small_target = Convtrack::start(&args.server_bin, &small_url, max_workers).await?;
+    for round in 1..=args.rounds {
+        for &c in &args.concurrency {
+            eprintln!(
+                "round {round}/{}: list c={c}, {small} conversations",
+                args.rounds
+            );
+            let row = small_target.measure("list", c, args.seconds).await?;
+            samples.add("convtrack", &format!("PG {small}"), row);
         }
-        None => notes.push(
-            "PostGraphile not measured: pass --postgraphile-dir (bench/README.md says how to install it)"
-                .into(),
-        ),
     }
-    drop(db);
+    drop(small_target);
 
     if args.sqlite_conversations > 0 {
+        let sqlite = format!("SQLite {}", size_label(args.sqlite_conversations));
         let file =
             std::env::temp_dir().join(format!("convtrack-compare-{}.db", std::process::id()));
         let sqlite_url = format!("sqlite://{}?mode=rwc", file.display());
-        eprintln!(
-            "convtrack, SQLite, {}: record",
-            size_label(args.sqlite_conversations)
-        );
         generate::run(GenerateArgs {
             database_url: sqlite_url.clone(),
             conversations: args.sqlite_conversations,
             seed: 1,
         })
         .await?;
-        let report = load::measure(
-            &args.server_bin,
-            &sqlite_url,
-            &["list".to_owned(), "record".to_owned()],
-            &args.concurrency,
-            args.seconds,
-        )
+        let measured = async {
+            let target = Convtrack::start(&args.server_bin, &sqlite_url, max_workers).await?;
+            for round in 1..=args.rounds {
+                for scenario in ["list", "record"] {
+                    for &c in &args.concurrency {
+                        eprintln!("round {round}/{}: {sqlite} {scenario} c={c}", args.rounds);
+                        let row = target.measure(scenario, c, args.seconds).await?;
+                        samples.add("convtrack", &sqlite, row);
+                    }
+                }
+            }
+            Ok::<(), String>(())
+        }
         .await;
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
         }
-        lines.extend(report?.rows.into_iter().map(|row| Line {
-            target: "convtrack",
-            dataset: format!("SQLite {}", size_label(args.sqlite_conversations)),
-            row,
-        }));
+        measured?;
     }
 
     if args.drop_after {
@@ -199,38 +217,94 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         }
     }
 
+    let lines = samples.medians();
+    println!(
+        "Median of {} round(s) of {} s each (after a {} s warm-up), {}",
+        args.rounds,
+        args.seconds,
+        crate::drive::WARMUP.as_secs(),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    println!();
     println!("{}", table(&lines));
     for note in &notes {
         println!("{note}");
     }
     println!();
     println!("{}", targets(&lines, &large, &small, list_rss));
+    // A benchmark of a server that answers with errors measures nothing.
+    let failed: u64 = lines
+        .iter()
+        .filter(|l| l.target == "convtrack")
+        .map(|l| l.row.measured.errors)
+        .sum();
+    if failed > 0 {
+        return Err(format!(
+            "convtrack answered {failed} measured requests with errors (the first of each run is printed above)"
+        ));
+    }
     Ok(())
+}
+
+/// Every measurement, grouped by target, data and scenario.
+#[derive(Default)]
+struct Samples(Vec<Line>);
+
+impl Samples {
+    fn add(&mut self, target: &'static str, dataset: &str, row: Row) {
+        self.0.push(Line {
+            target,
+            dataset: dataset.to_owned(),
+            row,
+        });
+    }
+
+    /// One line per target, data, scenario and concurrency: the round with
+    /// the median throughput, in first-measured order.
+    fn medians(self) -> Vec<Line> {
+        let mut groups: Vec<Vec<Line>> = Vec::new();
+        for line in self.0 {
+            let same = |g: &&mut Vec<Line>| {
+                let first = &g[0];
+                first.target == line.target
+                    && first.dataset == line.dataset
+                    && first.row.scenario == line.row.scenario
+                    && first.row.concurrency == line.row.concurrency
+            };
+            match groups.iter_mut().find(same) {
+                Some(group) => group.push(line),
+                None => groups.push(vec![line]),
+            }
+        }
+        groups
+            .into_iter()
+            .map(|mut group| {
+                group.sort_by(|a, b| {
+                    a.row
+                        .measured
+                        .per_second
+                        .total_cmp(&b.row.measured.per_second)
+                });
+                let middle = group.len() / 2;
+                group.swap_remove(middle)
+            })
+            .collect()
+    }
 }
 
 fn secs(seconds: u64) -> std::time::Duration {
     std::time::Duration::from_secs(seconds)
 }
 
-fn peer_line(
-    target: &'static str,
-    size: &str,
-    scenario: &str,
-    concurrency: usize,
-    measured: Measured,
-) -> Line {
+fn peer_row(scenario: &str, concurrency: usize, measured: Measured) -> Row {
     if let Some(e) = &measured.first_error {
-        eprintln!("{target} {scenario} c={concurrency}: first error: {e}");
+        eprintln!("peer {scenario} c={concurrency}: first error: {e}");
     }
-    Line {
-        target,
-        dataset: format!("PG {size}"),
-        row: Row {
-            scenario: scenario.to_owned(),
-            concurrency,
-            measured,
-            statements_per_request: None,
-        },
+    Row {
+        scenario: scenario.to_owned(),
+        concurrency,
+        measured,
+        statements_per_request: None,
     }
 }
 

@@ -104,6 +104,10 @@ enum Command {
         /// Seconds per scenario and concurrency.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Rounds of the compared scenarios (list and record on every
+        /// target); each figure is the median round.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// A folder where PostGraphile 5 is installed (bench/README.md);
         /// without it PostGraphile is not measured.
         #[arg(long)]
@@ -196,6 +200,7 @@ async fn main() -> ExitCode {
             sqlite_conversations,
             concurrency,
             seconds,
+            rounds,
             postgraphile_dir,
             regenerate,
             drop_after,
@@ -208,6 +213,7 @@ async fn main() -> ExitCode {
                 sqlite_conversations,
                 concurrency,
                 seconds,
+                rounds: rounds.max(1),
                 postgraphile_dir,
                 regenerate,
                 drop_after,

@@ -225,7 +225,7 @@ pub async fn pgbench_list(
 /// What scenario (c) costs the database alone: the statements convtrack
 /// issues for one recording on PostgreSQL (key lookup, session, replay and
 /// conflict check, the one-statement write), for tenant `bench-record` and
-/// its newest session, with distinct records.
+/// its newest session, with distinct (numeric) records.
 pub async fn pgbench_record(
     db: &DatabaseConnection,
     database_url: &str,
@@ -260,13 +260,13 @@ pub async fn pgbench_record(
          JOIN tenant t ON t.id = k.tenant_id WHERE k.key_hash = '{key_hash}' AND k.revoked_at IS NULL;\n\
          SELECT * FROM conversation WHERE tenant_id = '{tenant}' AND session_id = '{session}';\n\
          SELECT * FROM conversion WHERE tenant_id = '{tenant}' AND record_type = 'BOOKING' \
-         AND record_id = 'pgbench-' || :r AND kind = 'BOOKING_CREATED' ORDER BY feed_seq;\n\
+         AND record_id = :r AND kind = 'BOOKING_CREATED';\n\
          WITH seq AS (UPDATE tenant SET conversion_seq = conversion_seq + 1 WHERE id = '{tenant}' \
          RETURNING conversion_seq - 1 AS base, pg_notify('convtrack_conversions', '{payload}')::text AS notified), \
          ins AS (INSERT INTO conversion (id, tenant_id, conversation_id, kind, record_type, record_id, \
          source, attributed, feed_seq, recorded_at, conversation_started_at, conversation_channel) \
          SELECT gen_random_uuid(), '{tenant}', '{conversation}', 'BOOKING_CREATED', 'BOOKING', \
-         'pgbench-' || :r, 'DIRECT', true, seq.base + 1, {now}, {started}, 'CHAT' FROM seq) \
+:r, 'DIRECT', true, seq.base + 1, {now}, {started}, 'CHAT' FROM seq) \
          SELECT base + 1 AS first_seq FROM seq;\n"
     );
     pgbench(&script, database_url, concurrency, seconds)

@@ -224,14 +224,18 @@ impl Services {
             Operation::BrowseConversations,
             "look up conversations by record",
         )?;
+        // A record has a handful of conversions at most; the newest is
+        // picked here rather than by ORDER BY feed_seq LIMIT 1, which can
+        // lure PostgreSQL onto the tenant's whole feed index.
         let latest = conversion::Entity::find()
             .filter(conversion::Column::TenantId.eq(caller.tenant_id))
             .filter(conversion::Column::RecordType.eq(record_type.as_str()))
             .filter(conversion::Column::RecordId.eq(record_id.trim()))
             .filter(conversion::Column::Attributed.eq(true))
-            .order_by_desc(conversion::Column::FeedSeq)
-            .one(&self.db)
-            .await?;
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .max_by_key(|c| c.feed_seq);
         let Some(conversation_id) = latest.and_then(|c| c.conversation_id) else {
             return Ok(None);
         };
@@ -434,12 +438,16 @@ pub(crate) async fn plan<C: ConnectionTrait>(
                 .add(conversion::Column::Kind.eq(p.kind.as_str())),
         );
     }
-    let existing = conversion::Entity::find()
+    // Sorted here, not in SQL: an ORDER BY feed_seq invites PostgreSQL to
+    // walk the tenant's feed index and filter, which its statistics can
+    // make look cheap right after a tenant grew fast (seen: 78 ms instead
+    // of 0.1 ms at 160,000 conversions).
+    let mut existing = conversion::Entity::find()
         .filter(conversion::Column::TenantId.eq(tenant_id))
         .filter(related)
-        .order_by_asc(conversion::Column::FeedSeq)
         .all(db)
         .await?;
+    existing.sort_by_key(|c| c.feed_seq);
 
     let mut result = Vec::with_capacity(planned.len());
     let mut new_rows = Vec::new();

@@ -21,7 +21,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore};
 use uuid::Uuid;
 
 use crate::domain::clock::Clock;
@@ -88,7 +88,14 @@ pub struct Services {
     pub hub: Arc<FeedHub>,
     /// SQLite only: this process's writers wait here for their turn.
     write_turn: Arc<Mutex<()>>,
+    /// Conversion stats running at once. Each takes five connections; the
+    /// rest wait here, so that stats requests never drain the pool that
+    /// recordings and lists need.
+    stats_slots: Arc<Semaphore>,
 }
+
+/// Connections one conversion-stats request uses at once.
+pub const STATS_CONNECTIONS: usize = 5;
 
 impl Services {
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
@@ -99,7 +106,16 @@ impl Services {
             events: Arc::new(EventBus::default()),
             hub: Arc::new(FeedHub::default()),
             write_turn: Arc::new(Mutex::new(())),
+            stats_slots: Arc::new(Semaphore::new(1)),
         }
+    }
+
+    /// Sizes the stats queue for a pool of `connections`: stats may use at
+    /// most about half of it.
+    pub fn with_pool_size(mut self, connections: u32) -> Self {
+        let slots = (connections as usize / 2 / STATS_CONNECTIONS).max(1);
+        self.stats_slots = Arc::new(Semaphore::new(slots));
+        self
     }
 
     pub fn with_operator_link_keys(mut self, keys: Vec<SigningKey>) -> Self {

@@ -101,6 +101,11 @@ impl Services {
             self.db
                 .query_all_raw(statement(backend, &sql, values.clone()))
         };
+        let _slot = self
+            .stats_slots
+            .acquire()
+            .await
+            .map_err(|_| AppError::Internal("the stats queue is closed".into()))?;
 
         // Five independent statements, run at once on separate connections.
         let (channel_rows, kind_rows, median_rows, unattributed_rows, funnel_rows) = tokio::try_join!(
