@@ -23,6 +23,8 @@ use crate::{db, events, telemetry, web};
 pub enum StartupError {
     #[error("cannot open the database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    #[error("{0}")]
+    SqliteInUse(#[from] db::InstanceLockError),
     #[error("invalid link secret: {0}")]
     LinkSecret(String),
     #[error("cannot prepare link signing: {0}")]
@@ -58,6 +60,8 @@ pub struct AppState {
 
 /// A server bound to its address and ready to run.
 pub struct Application {
+    /// SQLite only: held while the server runs.
+    instance_lock: Option<db::InstanceLock>,
     listener: TcpListener,
     state: AppState,
     sql_statements: Arc<AtomicU64>,
@@ -68,6 +72,9 @@ impl Application {
     pub async fn build(config: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         let metrics = telemetry::prometheus();
         let sql_statements = Arc::new(AtomicU64::new(0));
+        let instance_lock = db::sqlite_file(&config.database_url)
+            .map(|file| db::InstanceLock::acquire(&file))
+            .transpose()?;
         // Migrations run on their own connection, free of the statement
         // timeout that protects the serving pool.
         let migrator = db::connect(&config.database_url, 1).await?;
@@ -134,6 +141,7 @@ impl Application {
             cors_origins: Arc::new(config.cors_origins.clone()),
         };
         Ok(Self {
+            instance_lock,
             listener,
             state,
             sql_statements,
@@ -161,6 +169,8 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // Released when the server has stopped, not before.
+        let instance_lock = self.instance_lock;
         let sockets = self.state.sockets.clone();
         let router = web::router(self.state);
         let stop = self.shutdown;
@@ -172,6 +182,7 @@ impl Application {
             .await;
         sockets.close();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), sockets.wait()).await;
+        drop(instance_lock);
         served
     }
 }

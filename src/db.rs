@@ -77,7 +77,100 @@ pub async fn refresh_statistics(db: &DatabaseConnection) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// The file behind a SQLite URL (`sqlite://FILE?mode=rwc`, `sqlite:FILE`);
+/// none for PostgreSQL and in-memory databases.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, options) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || options.split('&').any(|o| o == "mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// Proof that this process is the one server of a SQLite file: an
+/// exclusive lock on `FILE.lock` beside it, released when the process ends
+/// (even by `kill -9`). SQLite mode is single-instance: the write queue and
+/// the live feed's wake-ups live in the server's memory.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: std::fs::File,
+}
+
+/// Why [`InstanceLock::acquire`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceLockError {
+    #[error(
+        "another convtrack server is already serving {0}; SQLite mode runs one server per database file (use PostgreSQL to run several)"
+    )]
+    InUse(String),
+    #[error("cannot lock {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl InstanceLock {
+    pub fn acquire(database: &std::path::Path) -> Result<Self, InstanceLockError> {
+        let mut name = database.as_os_str().to_owned();
+        name.push(".lock");
+        let path = std::path::PathBuf::from(name);
+        let io = |source| InstanceLockError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(InstanceLockError::InUse(database.display().to_string()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
+}
+
 /// A cheap round trip, for `/readyz`.
 pub async fn ping(db: &DatabaseConnection) -> bool {
     db.ping().await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        let file = |url| sqlite_file(url).map(|p| p.display().to_string());
+        assert_eq!(
+            file("sqlite://convtrack.db?mode=rwc").as_deref(),
+            Some("convtrack.db")
+        );
+        assert_eq!(file("sqlite:///tmp/x.db").as_deref(), Some("/tmp/x.db"));
+        assert_eq!(file("sqlite:data.db").as_deref(), Some("data.db"));
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("sqlite://shared?mode=memory&cache=shared"), None);
+        assert_eq!(file("postgres://postgres@127.0.0.1/test"), None);
+    }
+
+    #[test]
+    fn a_second_lock_on_the_same_file_is_refused_until_the_first_is_gone() {
+        let dir = std::env::temp_dir().join(format!("convtrack-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let db = dir.join("one.db");
+        let first = InstanceLock::acquire(&db).expect("first lock");
+        let second = InstanceLock::acquire(&db).expect_err("second lock refused");
+        assert!(second.to_string().contains("already serving"), "{second}");
+        drop(first);
+        InstanceLock::acquire(&db).expect("free again");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
 }

@@ -129,9 +129,9 @@ pub struct TestApp {
     pub other_admin: String,
     pub other_agent: String,
     sql_statements: Arc<AtomicU64>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    shutdown: Option<Running>,
     /// Further instances on the same database, stopped with the app.
-    others: Vec<tokio::sync::oneshot::Sender<()>>,
+    others: Vec<Running>,
     database: TestDatabase,
 }
 
@@ -141,12 +141,7 @@ async fn start_server(
     database_url: &str,
     clock: &ManualClock,
     tweak: fn(&mut ServerConfig),
-) -> (
-    String,
-    Arc<AtomicU64>,
-    Services,
-    tokio::sync::oneshot::Sender<()>,
-) {
+) -> (String, Arc<AtomicU64>, Services, Running) {
     let mut config = ServerConfig {
         database_url: database_url.to_owned(),
         db_max_connections: 8,
@@ -169,11 +164,26 @@ async fn start_server(
     let address = format!("http://{}", app.local_addr().expect("bound"));
     let services = app.services().clone();
     let counter = app.sql_statement_counter();
-    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    (address, counter, services, shutdown)
+    (address, counter, services, Running { stop, done })
+}
+
+/// A server started by a test.
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops the server and waits until it has (a SQLite file is free
+    /// for the next server only then).
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.done.await;
+    }
 }
 
 pub fn start_time() -> DateTime<Utc> {
@@ -229,8 +239,8 @@ impl TestApp {
     /// Stops the server and starts a fresh one on the same database (what an
     /// operator's restart does); requests go to the new one from now on.
     pub async fn restart(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
+        if let Some(running) = self.shutdown.take() {
+            running.stop().await;
         }
         let (address, counter, services, shutdown) =
             start_server(&self.database_url, &self.clock, |_| {}).await;
@@ -449,11 +459,13 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        for other in self.others.drain(..) {
-            let _ = other.send(());
+        for running in self
+            .shutdown
+            .take()
+            .into_iter()
+            .chain(self.others.drain(..))
+        {
+            let _ = running.stop.send(());
         }
     }
 }

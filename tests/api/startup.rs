@@ -95,3 +95,26 @@ test_both!(readiness_follows_the_database, |app| {
         assert!(!text.contains(leak), "no internals in {body}");
     }
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_sqlite_file_refuses_to_start() {
+    let app = TestApp::spawn(Backend::Sqlite)
+        .await
+        .expect("SQLite is always available");
+    let second = tokio::process::Command::new(env!("CARGO_BIN_EXE_convtrack"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DATABASE_URL", &app.database_url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run convtrack serve");
+    assert!(!second.status.success(), "the second server must not start");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("already serving") && stderr.contains("PostgreSQL"),
+        "says why and what to do instead: {stderr}"
+    );
+    // The first one is untouched.
+    app.start_session(Channel::Chat).await;
+}
