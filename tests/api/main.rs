@@ -51,5 +51,6 @@ mod sessions;
 mod settings;
 mod startup;
 mod stats;
+mod storms;
 mod tenancy;
 mod ws;
