@@ -127,7 +127,7 @@ impl Services {
             to_micros(now),
         )
         .await?;
-        write(&txn, &mut plan).await?;
+        write(&*txn, &mut plan).await?;
         let conversion_id = plan
             .first_id()
             .ok_or_else(|| AppError::Internal("confirming recorded nothing".into()))?;

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use entity::{conversation, conversion, idempotency_key};
 use sea_orm::sea_query::{Condition, Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
 };
 use uuid::Uuid;
 
@@ -201,10 +201,10 @@ impl Services {
         .await?;
         if plan.writes() {
             if self.db.get_database_backend() == DatabaseBackend::Postgres {
-                write_in_one_statement(&self.db, &mut plan).await?;
+                write(&self.db, &mut plan).await?;
             } else {
                 let txn = self.begin_write().await?;
-                write(&txn, &mut plan).await?;
+                write(&*txn, &mut plan).await?;
                 txn.commit().await?;
             }
             plan.committed(&self.events);
@@ -506,8 +506,23 @@ pub(crate) async fn plan<C: ConnectionTrait>(
     })
 }
 
-/// Writes `plan` inside `txn`, one statement at a time.
-pub(crate) async fn write(txn: &DatabaseTransaction, plan: &mut Plan) -> Result<(), AppError> {
+/// Writes `plan`. On PostgreSQL it is one statement, atomic by itself, so
+/// `db` may be the pool or a transaction the caller holds. On SQLite it is
+/// several statements: `db` must be a write transaction ([`Services::begin_write`]).
+pub(crate) async fn write<C: ConnectionTrait>(db: &C, plan: &mut Plan) -> Result<(), AppError> {
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        write_in_one_statement(db, plan).await
+    } else {
+        write_statement_by_statement(db, plan).await
+    }
+}
+
+/// SQLite: the statements of [`write_in_one_statement`], one at a time,
+/// inside the caller's transaction.
+async fn write_statement_by_statement<C: ConnectionTrait>(
+    txn: &C,
+    plan: &mut Plan,
+) -> Result<(), AppError> {
     if let Some((key, payload)) = &plan.new_key {
         idempotency_key::ActiveModel {
             tenant_id: Set(plan.tenant_id),
@@ -543,25 +558,13 @@ pub(crate) async fn write(txn: &DatabaseTransaction, plan: &mut Plan) -> Result<
     // The tenant's row is locked last and held only for the insert and the
     // commit: it orders this tenant's feed cursors by commit, and it is the
     // one place all of a tenant's recordings queue.
-    let backend = txn.get_database_backend();
     let count = plan.new_rows.len() as i64;
-    let mut values: Vec<sea_orm::Value> = vec![count.into(), plan.tenant_id.into()];
-    let notify = if backend == DatabaseBackend::Postgres {
-        // Delivered to other instances at commit, and only if it commits.
-        values.push(NOTIFY_CHANNEL.into());
-        values.push(notify_payload(plan.tenant_id).into());
-        ", pg_notify(?, ?)::text AS notified"
-    } else {
-        ""
-    };
     let row = txn
         .query_one_raw(statement(
-            backend,
-            &format!(
-                "UPDATE tenant SET conversion_seq = conversion_seq + ? WHERE id = ? \
-                 RETURNING conversion_seq{notify}"
-            ),
-            values,
+            DatabaseBackend::Sqlite,
+            "UPDATE tenant SET conversion_seq = conversion_seq + ? WHERE id = ? \
+             RETURNING conversion_seq",
+            vec![count.into(), plan.tenant_id.into()],
         ))
         .await?
         .ok_or_else(|| AppError::Internal("caller's tenant row is missing".into()))?;
@@ -575,10 +578,14 @@ pub(crate) async fn write(txn: &DatabaseTransaction, plan: &mut Plan) -> Result<
     Ok(())
 }
 
-/// PostgreSQL: writes `plan` in one statement, which is its own
+/// PostgreSQL: writes `plan` in one statement. On its own it is its own
 /// transaction: one round trip instead of five (BEGIN, key, cursor, insert,
-/// COMMIT), and the tenant's row is locked for that one statement only.
-async fn write_in_one_statement(db: &DatabaseConnection, plan: &mut Plan) -> Result<(), AppError> {
+/// COMMIT), and the tenant's row is locked for that one statement only. The
+/// notification is delivered at commit, and only if it commits.
+async fn write_in_one_statement<C: ConnectionTrait>(
+    db: &C,
+    plan: &mut Plan,
+) -> Result<(), AppError> {
     let count = plan.new_rows.len() as i64;
     let mut values: Vec<sea_orm::Value> = Vec::new();
     let mut parts: Vec<String> = Vec::new();
