@@ -47,15 +47,6 @@ pub struct Row {
     pub statements_per_request: Option<f64>,
 }
 
-pub struct Report {
-    pub rows: Vec<Row>,
-    /// The server's peak resident memory when `list` had run (it runs
-    /// first), in MB.
-    pub peak_rss_after_list_mb: Option<f64>,
-    /// The peak over the whole run, in MB.
-    pub peak_rss_mb: Option<f64>,
-}
-
 /// A running convtrack server on a generated database, with what its
 /// scenarios need: keys, conversation ids, sessions to record against.
 pub struct Convtrack {
@@ -218,52 +209,25 @@ impl Convtrack {
     }
 }
 
-/// Starts the server and runs each scenario at each concurrency.
-pub async fn measure(
-    server_bin: &Path,
-    database_url: &str,
-    scenarios: &[String],
-    concurrency: &[usize],
-    seconds: u64,
-) -> Result<Report, String> {
-    let max = concurrency.iter().copied().max().unwrap_or(1);
-    let target = Convtrack::start(server_bin, database_url, max).await?;
-    let mut report = Report {
-        rows: Vec::new(),
-        peak_rss_after_list_mb: None,
-        peak_rss_mb: None,
-    };
-    for scenario in scenarios {
-        for &c in concurrency {
-            report
-                .rows
-                .push(target.measure(scenario, c, seconds).await?);
-        }
-        if scenario == "list" {
-            report.peak_rss_after_list_mb = target.peak_rss_mb();
+/// Starts the server and runs each scenario at each concurrency, printing
+/// one line each and the server's peak memory.
+pub async fn run(args: LoadArgs) -> Result<(), String> {
+    let max = args.concurrency.iter().copied().max().unwrap_or(1);
+    let target = Convtrack::start(&args.server_bin, &args.database_url, max).await?;
+    let mut rows = Vec::new();
+    for scenario in &args.scenarios {
+        for &c in &args.concurrency {
+            rows.push(target.measure(scenario, c, args.seconds).await?);
         }
     }
-    report.peak_rss_mb = target.peak_rss_mb();
-    Ok(report)
-}
-
-pub async fn run(args: LoadArgs) -> Result<(), String> {
-    let report = measure(
-        &args.server_bin,
-        &args.database_url,
-        &args.scenarios,
-        &args.concurrency,
-        args.seconds,
-    )
-    .await?;
-    print_rows("convtrack", &report.rows);
-    if let Some(peak) = report.peak_rss_mb {
+    print_rows("convtrack", &rows);
+    if let Some(peak) = target.peak_rss_mb() {
         println!("server peak RSS {peak:.1} MB");
     }
     Ok(())
 }
 
-pub fn print_rows(target: &str, rows: &[Row]) {
+fn print_rows(target: &str, rows: &[Row]) {
     println!(
         "{:<11} {:<8} {:>5} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8}",
         "target", "scenario", "conc", "requests", "errors", "req/s", "p50 ms", "p99 ms", "SQL/req"

@@ -129,9 +129,7 @@ impl Server {
 
     /// Peak resident set size (VmHWM) in MB.
     pub(crate) fn peak_rss_mb(&self) -> Option<f64> {
-        let (peak, _) = self.memory()?;
-        let kb: f64 = peak.strip_suffix("kB")?.trim().parse().ok()?;
-        Some(kb / 1024.0)
+        crate::peers::peak_rss_mb(self.child.id())
     }
 
     /// Peak and current resident set size, from /proc.
