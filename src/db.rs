@@ -64,6 +64,34 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     }
 }
 
+/// How the connection pool is used right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Connections open.
+    pub open: u32,
+    /// Open connections no request holds.
+    pub idle: u32,
+    /// The most the pool may open.
+    pub max: u32,
+}
+
+/// The pool's usage, for `/metrics`: a pool near `max` in use is where
+/// requests start waiting for a connection.
+pub fn pool_usage(db: &DatabaseConnection) -> Option<PoolUsage> {
+    fn usage<D: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<D>) -> PoolUsage {
+        PoolUsage {
+            open: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        }
+    }
+    match db.get_database_backend() {
+        DatabaseBackend::Postgres => Some(usage(db.get_postgres_connection_pool())),
+        DatabaseBackend::Sqlite => Some(usage(db.get_sqlite_connection_pool())),
+        _ => None,
+    }
+}
+
 /// Gives SQLite's query planner statistics where they are missing or stale
 /// (without them it may pick a poor index on a large file). Bounded: an
 /// approximate analysis, at most a few seconds on a million conversations.

@@ -4,6 +4,7 @@
 mod compare;
 mod corpus;
 mod drive;
+mod faults;
 mod feed;
 mod generate;
 mod load;
@@ -122,6 +123,12 @@ enum Command {
         #[arg(long, default_value = "target/release/convtrack")]
         server_bin: PathBuf,
     },
+    /// Break things under write load and prove that nothing acknowledged is
+    /// lost or counted twice (bench/README.md, README "Reliability").
+    Faults {
+        #[command(subcommand)]
+        scenario: Fault,
+    },
     /// Start one or two servers on a database and time how long a recorded
     /// conversion takes to reach many subscribers.
     FeedLatency {
@@ -144,6 +151,189 @@ enum Command {
         #[arg(long, default_value = "target/release/convtrack")]
         server_bin: PathBuf,
     },
+}
+
+/// Where a fault scenario's scratch database lives.
+#[derive(clap::Args)]
+struct Place {
+    /// sqlite: a temporary file; postgres: a new database on --postgres.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    database: faults::Backend,
+    /// A PostgreSQL server (no database name) for scratch databases.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    postgres: String,
+    /// The server binary (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/convtrack")]
+    server_bin: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Fault {
+    /// kill -9 the server repeatedly under write load; restart; retry.
+    Kill {
+        #[command(flatten)]
+        place: Place,
+        #[arg(long, default_value_t = 5)]
+        kills: usize,
+        #[arg(long, default_value_t = 8)]
+        writers: usize,
+        /// Seconds of load between two kills.
+        #[arg(long, default_value_t = 5.0)]
+        interval: f64,
+    },
+    /// Stop and start a private PostgreSQL (initdb/pg_ctl on a free port)
+    /// under write load while convtrack keeps running.
+    PgRestart {
+        /// The server binary (build it with `cargo build --release`).
+        #[arg(long, default_value = "target/release/convtrack")]
+        server_bin: PathBuf,
+        /// Restarts; odd ones stop PostgreSQL cleanly, even ones crash it.
+        #[arg(long, default_value_t = 2)]
+        restarts: usize,
+        /// Seconds PostgreSQL stays down each time.
+        #[arg(long, default_value_t = 5.0)]
+        outage: f64,
+        #[arg(long, default_value_t = 8)]
+        writers: usize,
+        /// Seconds of load before, between and after the restarts.
+        #[arg(long, default_value_t = 5.0)]
+        interval: f64,
+    },
+    /// The retry storm and the same-session storm.
+    Storm {
+        #[command(flatten)]
+        place: Place,
+        /// Clients in the retry storm, writers in the same-session storm.
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// Records per writer in the same-session storm.
+        #[arg(long, default_value_t = 200)]
+        records: u64,
+    },
+    /// Instances on one PostgreSQL database with subscribers on each; one
+    /// is killed mid-run.
+    Cluster {
+        /// A PostgreSQL server (no database name) for the scratch database.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+        postgres: String,
+        /// The server binary (build it with `cargo build --release`).
+        #[arg(long, default_value = "target/release/convtrack")]
+        server_bin: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        instances: usize,
+        /// Subscribers per instance.
+        #[arg(long, default_value_t = 5)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 9)]
+        writers: usize,
+        /// Seconds of load before the kill, and after it.
+        #[arg(long, default_value_t = 10.0)]
+        interval: f64,
+    },
+    /// A long run at half of the maximum recording rate: memory, file
+    /// descriptors and the pool must stay flat.
+    Soak {
+        #[command(flatten)]
+        place: Place,
+        /// Seconds; the warm-up is a tenth of it, at least 30 s and at most
+        /// 60 s (half of a run shorter than a minute).
+        #[arg(long, default_value_t = 600.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 8)]
+        writers: usize,
+        /// The most the server's RSS may grow after the warm-up, in per cent.
+        #[arg(long, default_value_t = 10.0)]
+        rss_growth_limit: f64,
+    },
+}
+
+fn seconds(s: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(s.max(0.0))
+}
+
+async fn fault(scenario: Fault) -> Result<(), String> {
+    match scenario {
+        Fault::Kill {
+            place,
+            kills,
+            writers,
+            interval,
+        } => {
+            faults::kill(faults::KillArgs {
+                backend: place.database,
+                postgres: place.postgres,
+                kills,
+                writers,
+                interval: seconds(interval),
+                server_bin: place.server_bin,
+            })
+            .await
+        }
+        Fault::PgRestart {
+            server_bin,
+            restarts,
+            outage,
+            writers,
+            interval,
+        } => {
+            faults::pg_restart(faults::PgRestartArgs {
+                restarts,
+                outage: seconds(outage),
+                writers,
+                interval: seconds(interval),
+                server_bin,
+            })
+            .await
+        }
+        Fault::Storm {
+            place,
+            clients,
+            records,
+        } => {
+            faults::storm(faults::StormArgs {
+                backend: place.database,
+                postgres: place.postgres,
+                clients,
+                records,
+                server_bin: place.server_bin,
+            })
+            .await
+        }
+        Fault::Cluster {
+            postgres,
+            server_bin,
+            instances,
+            subscribers,
+            writers,
+            interval,
+        } => {
+            faults::cluster(faults::ClusterArgs {
+                postgres,
+                instances,
+                subscribers,
+                writers,
+                interval: seconds(interval),
+                server_bin,
+            })
+            .await
+        }
+        Fault::Soak {
+            place,
+            seconds: duration,
+            writers,
+            rss_growth_limit,
+        } => {
+            faults::soak(faults::SoakArgs {
+                backend: place.database,
+                postgres: place.postgres,
+                duration: seconds(duration),
+                writers,
+                rss_growth_limit,
+                server_bin: place.server_bin,
+            })
+            .await
+        }
+    }
 }
 
 #[tokio::main]
@@ -221,6 +411,7 @@ async fn main() -> ExitCode {
             })
             .await
         }
+        Command::Faults { scenario } => fault(scenario).await,
         Command::FeedLatency {
             database_url,
             subscribers,

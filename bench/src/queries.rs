@@ -117,7 +117,12 @@ impl Server {
         Ok(Self { child, log })
     }
 
-    fn exited(&mut self) -> Option<String> {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Why the process is gone, if it is.
+    pub(crate) fn exited(&mut self) -> Option<String> {
         match self.child.try_wait() {
             Ok(Some(status)) => Some(format!(
                 "the server exited ({status}); its output is in {}",

@@ -9,6 +9,7 @@ use crate::error::AppError;
 pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
 pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
 pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
+pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
 
 /// The `extensions.code` of an error.
 pub fn code(e: &AppError) -> &'static str {
@@ -24,7 +25,7 @@ pub fn code(e: &AppError) -> &'static str {
         AppError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
         AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
         AppError::RateLimited(_) => "RATE_LIMITED",
-        AppError::Unavailable(_) | AppError::Raced => "SERVICE_UNAVAILABLE",
+        AppError::Unavailable(_) | AppError::Raced => SERVICE_UNAVAILABLE,
         AppError::Internal(_) => INTERNAL_SERVER_ERROR,
     }
 }

@@ -21,7 +21,8 @@ use crate::app::AppState;
 use crate::error::AppError;
 use crate::graphql::RequestContext;
 use crate::graphql::errors::{
-    BAD_USER_INPUT, INTERNAL_SERVER_ERROR, code, finish_response, log, public_message,
+    BAD_USER_INPUT, INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE, code, finish_response, log,
+    public_message,
 };
 
 pub async fn execute(
@@ -59,14 +60,28 @@ pub async fn execute(
             _ => None,
         }
     });
+    // A request that failed as a whole because the database was busy or
+    // away answers 503, as it would before the engine ran: HTTP clients and
+    // proxies retry on it without reading the body.
+    let unavailable = response.data == async_graphql::Value::Null
+        && response.errors.iter().any(|e| {
+            e.extensions.as_ref().and_then(|x| x.get("code"))
+                == Some(&async_graphql::Value::String(
+                    SERVICE_UNAVAILABLE.to_owned(),
+                ))
+        });
     let mut answer = GraphQLResponse::from(response).into_response();
-    if let Some(seconds) = retry_after {
-        *answer.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string()) {
-            answer
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, value);
-        }
+    let status_and_wait = match retry_after {
+        Some(seconds) => Some((StatusCode::TOO_MANY_REQUESTS, seconds)),
+        None if unavailable => Some((StatusCode::SERVICE_UNAVAILABLE, 1)),
+        None => None,
+    };
+    if let Some((status, seconds)) = status_and_wait {
+        *answer.status_mut() = status;
+        answer.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(seconds),
+        );
     }
     answer
 }

@@ -130,6 +130,21 @@ test_both!(operational_routes_answer_without_a_key, |app| {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
     assert!(metrics.contains("operation=\"mutation:startSession\""));
+    let gauge = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    let (open, in_use, max) = (
+        gauge("convtrack_db_pool_connections"),
+        gauge("convtrack_db_pool_in_use"),
+        gauge("convtrack_db_pool_max"),
+    );
+    assert!(
+        open >= 1.0 && in_use <= open && open <= max,
+        "pool {open} open, {in_use} in use, {max} max"
+    );
 });
 
 test_both!(every_response_id_is_tagged_and_errors_carry_codes, |app| {

@@ -107,3 +107,53 @@ test_both!(
         assert_eq!(records.len(), WRITERS * EACH, "no record twice");
     }
 );
+
+/// Another process holding SQLite's write lock longer than the busy
+/// timeout (a `convtrack keys` command, a backup tool): the recording is
+/// refused with a retryable 503 that names no database internals, nothing
+/// is stored, and the same request succeeds once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_lock_held_elsewhere_past_the_busy_timeout_is_a_retryable_503() {
+    use sea_orm::sqlx::sqlite::SqliteConnection;
+    use sea_orm::sqlx::{Connection, Executor};
+
+    let app = TestApp::spawn(Backend::Sqlite).await.expect("SQLite");
+    let session = app.start_session(Channel::Chat).await;
+    let input = json!({ "sessionId": session.session_id, "kind": "BOOKING_CREATED",
+        "recordId": "locked-out", "idempotencyKey": "while-locked" });
+    let mut outsider = SqliteConnection::connect(&app.database_url)
+        .await
+        .expect("a second connection to the file");
+    outsider
+        .execute("BEGIN IMMEDIATE")
+        .await
+        .expect("take the write lock");
+
+    let refused = app
+        .post_graphql(
+            Some(&app.checkout),
+            "mutation($input: RecordConversionInput!) { recordConversion(input: $input) { created } }",
+            json!({ "input": input }),
+        )
+        .await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(
+        refused.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(error_code(&body), "SERVICE_UNAVAILABLE");
+    let text = body.to_string().to_lowercase();
+    assert!(
+        !text.contains("locked") && !text.contains("sqlite"),
+        "{body}"
+    );
+    assert!(error_message(&body).contains("retry"), "{body}");
+    assert_eq!(app.conversion_rows().await, 0, "nothing was committed");
+
+    outsider.execute("COMMIT").await.expect("release the lock");
+    let retried = app.record_as(&app.checkout, input).await;
+    assert_no_errors(&retried);
+    assert_eq!(data(&retried, "recordConversion")["created"], true);
+    assert_eq!(app.conversion_rows().await, 1);
+}

@@ -1,0 +1,117 @@
+//! `bench faults kill`: `kill -9` the server again and again while writers
+//! record; start it again each time; the writers retry what was not
+//! acknowledged. Nothing acknowledged may be lost, nothing doubled, the
+//! server must be ready again within 5 s, and a SQLite file must pass
+//! `PRAGMA integrity_check`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::instance::Instance;
+use super::ledger::{Follower, Ledger, Tenant, WriterSetup, Writers, verify};
+use super::{Backend, Findings, Scratch, sqlite_integrity};
+
+pub struct KillArgs {
+    pub backend: Backend,
+    pub postgres: String,
+    pub kills: usize,
+    pub writers: usize,
+    /// Load between two kills.
+    pub interval: Duration,
+    pub server_bin: PathBuf,
+}
+
+/// The longest a restarted server may take to be ready.
+const READY_WITHIN: Duration = Duration::from_secs(5);
+
+pub async fn run(args: KillArgs) -> Result<(), String> {
+    let scratch = Scratch::create(args.backend, &args.postgres).await?;
+    let outcome = scenario(&args, &scratch).await;
+    scratch.remove().await;
+    outcome
+}
+
+async fn scenario(args: &KillArgs, scratch: &Scratch) -> Result<(), String> {
+    let name = format!("kill -9 ({:?})", args.backend).to_lowercase();
+    println!(
+        "{name}: {} kills, {} writers, {:?} of load between kills",
+        args.kills, args.writers, args.interval
+    );
+    let mut server = Instance::start(&args.server_bin, &scratch.url).await?;
+    let tenant =
+        Tenant::create(&args.server_bin, &scratch.url, &server.base(), args.writers).await?;
+    let ledger_path = std::env::temp_dir().join(format!(
+        "convtrack-faults-kill-{}.ledger",
+        std::process::id()
+    ));
+    let ledger = Arc::new(Ledger::create(&ledger_path)?);
+    let follower = Follower::start(
+        vec![server.socket()],
+        0,
+        tenant.api_key.clone(),
+        tenant.start.clone(),
+    );
+    let writers = Writers::start(
+        WriterSetup::visiting(vec![server.base()], &tenant, "kill"),
+        args.writers,
+        ledger.clone(),
+    );
+
+    let mut findings = Findings::default();
+    let mut before = 0;
+    // Vary the moment so kills land in different places of a request (the
+    // same moments every run).
+    let mut rng = crate::rng::Rng::new(8);
+    for kill in 1..=args.kills {
+        let jitter = Duration::from_millis(rng.below(400));
+        tokio::time::sleep(args.interval + jitter).await;
+        let acked = writers.tally.acked();
+        findings.check(
+            acked > before,
+            format!("no recording was acknowledged before kill {kill}: not under load"),
+        );
+        server.kill9();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let ready = server.restart().await?;
+        println!(
+            "  kill {kill}: {} acknowledged before it; ready again in {:.2} s",
+            acked - before,
+            ready.as_secs_f64()
+        );
+        findings.check(
+            ready <= READY_WITHIN,
+            format!(
+                "after kill {kill} the server took {ready:?} to be ready (limit {READY_WITHIN:?})"
+            ),
+        );
+        before = acked;
+    }
+    tokio::time::sleep(args.interval).await;
+    let tally = writers.stop().await;
+    println!("  writers: {}", tally.summary());
+    let seen = follower
+        .finish(tally.acked() as usize, Duration::from_secs(30))
+        .await;
+    let verdict = verify(
+        ledger.path(),
+        &scratch.url,
+        &server.base(),
+        &tenant,
+        &[("the live subscriber".to_owned(), seen)],
+    )
+    .await?;
+    println!("  verifier: {}", verdict.line());
+    findings.settle(verdict.problems, &[&tally]);
+    server.kill9();
+    if let Some(file) = scratch.sqlite_file() {
+        let integrity = sqlite_integrity(&scratch.url).await?;
+        println!(
+            "  PRAGMA integrity_check on {}: {integrity}",
+            file.display()
+        );
+        findings.check(integrity == "ok", format!("integrity_check: {integrity}"));
+    }
+    let _ = std::fs::remove_file(&ledger_path);
+    findings.verdict(&name)
+}
