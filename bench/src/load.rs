@@ -256,7 +256,9 @@ pub fn client() -> Result<reqwest::Client, String> {
         .map_err(|e| e.to_string())
 }
 
-async fn post(
+/// Posts one GraphQL request; Err on a transport error, a non-2xx status
+/// or an `errors` array.
+pub(crate) async fn post(
     http: &reqwest::Client,
     url: &str,
     key: &str,

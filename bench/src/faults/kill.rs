@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::instance::Instance;
-use super::ledger::{Follower, Ledger, Tenant, WriterSetup, Writers, verify};
+use super::ledger::{Follower, Ledger, Tenant, WriterSetup, Writers, settle_with_subscriber};
 use super::{Backend, Findings, Scratch, sqlite_integrity};
 
 pub struct KillArgs {
@@ -90,19 +90,16 @@ async fn scenario(args: &KillArgs, scratch: &Scratch) -> Result<(), String> {
     tokio::time::sleep(args.interval).await;
     let tally = writers.stop().await;
     println!("  writers: {}", tally.summary());
-    let seen = follower
-        .finish(tally.acked() as usize, Duration::from_secs(30))
-        .await;
-    let verdict = verify(
+    settle_with_subscriber(
+        &mut findings,
+        follower,
         ledger.path(),
         &scratch.url,
         &server.base(),
         &tenant,
-        &[("the live subscriber".to_owned(), seen)],
+        &[&tally],
     )
     .await?;
-    println!("  verifier: {}", verdict.line());
-    findings.settle(verdict.problems, &[&tally]);
     server.kill9();
     if let Some(file) = scratch.sqlite_file() {
         let integrity = sqlite_integrity(&scratch.url).await?;

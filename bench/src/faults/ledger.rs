@@ -20,6 +20,8 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::load::post;
+
 /// The tenant every scenario records into.
 pub const TENANT: &str = "faults";
 
@@ -656,9 +658,9 @@ impl Tenant {
         let http = reqwest::Client::new();
         let mut started = Vec::new();
         for _ in 0..sessions.max(1) {
-            let body = graphql(
+            let body = post(
                 &http,
-                base,
+                &format!("{base}/graphql"),
                 &api_key,
                 "mutation { startSession(input: { channel: CHAT }) { sessionId } }",
                 json!({}),
@@ -671,9 +673,9 @@ impl Tenant {
                     .to_owned(),
             );
         }
-        let feed = graphql(
+        let feed = post(
             &http,
-            base,
+            &format!("{base}/graphql"),
             &api_key,
             "{ conversionsSince(first: 1) { pageInfo { endCursor } } }",
             json!({}),
@@ -692,38 +694,15 @@ impl Tenant {
     }
 }
 
-pub async fn graphql(
-    http: &reqwest::Client,
-    base: &str,
-    api_key: &str,
-    query: &str,
-    variables: Value,
-) -> Result<Value, String> {
-    let body: Value = http
-        .post(format!("{base}/graphql"))
-        .bearer_auth(api_key)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    if body.get("errors").is_some() {
-        return Err(body.to_string());
-    }
-    Ok(body)
-}
-
 /// The feed as `conversionsSince` pages it, from `after` to its end.
 pub async fn read_feed(base: &str, api_key: &str, after: &str) -> Result<Vec<Seen>, String> {
     let http = reqwest::Client::new();
     let mut events = Vec::new();
     let mut cursor = after.to_owned();
     loop {
-        let page = graphql(
+        let page = post(
             &http,
-            base,
+            &format!("{base}/graphql"),
             api_key,
             "query($a: String) { conversionsSince(after: $a, first: 500) { edges { cursor \
              node { conversion { id } } } pageInfo { hasNextPage endCursor } } }",
@@ -782,6 +761,35 @@ async fn stored(database_url: &str) -> Result<HashMap<String, i64>, String> {
     }
     db.close().await.map_err(|e| e.to_string())?;
     Ok(stored)
+}
+
+/// The common ending with one live subscriber: waits until it has seen
+/// every acknowledged recording, runs the verifier, and adds its problems
+/// and the writers' to `findings`.
+pub async fn settle_with_subscriber(
+    findings: &mut super::Findings,
+    follower: Follower,
+    ledger: &Path,
+    database_url: &str,
+    base: &str,
+    tenant: &Tenant,
+    tallies: &[&Tally],
+) -> Result<(), String> {
+    let expected: u64 = tallies.iter().map(|t| t.acked()).sum();
+    let seen = follower
+        .finish(expected as usize, Duration::from_secs(30))
+        .await;
+    let verdict = verify(
+        ledger,
+        database_url,
+        base,
+        tenant,
+        &[("the live subscriber".to_owned(), seen)],
+    )
+    .await?;
+    println!("  verifier: {}", verdict.line());
+    findings.settle(verdict.problems, tallies);
+    Ok(())
 }
 
 /// The verifier's figures and what it found wrong.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::Findings;
 use super::instance::Instance;
-use super::ledger::{Follower, Ledger, Tenant, WriterSetup, Writers, verify};
+use super::ledger::{Follower, Ledger, Tenant, WriterSetup, Writers, settle_with_subscriber};
 use crate::queries::free_port;
 
 pub struct PgRestartArgs {
@@ -298,19 +298,16 @@ pub async fn run(args: PgRestartArgs) -> Result<(), String> {
         server.running(),
         "convtrack exited while PostgreSQL was down",
     );
-    let seen = follower
-        .finish(tally.acked() as usize, Duration::from_secs(30))
-        .await;
-    let verdict = verify(
+    settle_with_subscriber(
+        &mut findings,
+        follower,
         ledger.path(),
         &url,
         &server.base(),
         &tenant,
-        &[("the live subscriber".to_owned(), seen)],
+        &[&tally],
     )
     .await?;
-    println!("  verifier: {}", verdict.line());
-    findings.settle(verdict.problems, &[&tally]);
     server.kill9();
     drop(postgres);
     let _ = std::fs::remove_file(&ledger_path);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::instance::Instance;
-use super::ledger::{Follower, Ledger, Tenant, WriterSetup, Writers, graphql, verify};
+use super::ledger::{Follower, Ledger, Tenant, WriterSetup, Writers, settle_with_subscriber};
 use super::{Backend, Findings, Scratch};
 
 pub struct SoakArgs {
@@ -197,22 +197,16 @@ async fn scenario(args: &SoakArgs, scratch: &Scratch) -> Result<(), String> {
         format!("only {achieved:.0}/s of the {rate:.0}/s asked for"),
     );
 
-    let seen = follower
-        .finish(
-            tally.acked() as usize + probed.acked() as usize,
-            Duration::from_secs(30),
-        )
-        .await;
-    let verdict = verify(
+    settle_with_subscriber(
+        &mut findings,
+        follower,
         ledger.path(),
         &scratch.url,
         &server.base(),
         &tenant,
-        &[("the live subscriber".to_owned(), seen)],
+        &[&probed, &tally],
     )
     .await?;
-    println!("  verifier: {}", verdict.line());
-    findings.settle(verdict.problems, &[&probed, &tally]);
     server.kill9();
     let _ = std::fs::remove_file(&ledger_path);
     findings.verdict(&name)
@@ -224,7 +218,15 @@ async fn read_lists(base: String, api_key: String, reading: Arc<AtomicBool>) -> 
     let http = reqwest::Client::new();
     let (mut reads, mut refused) = (0, 0);
     while reading.load(Ordering::Relaxed) {
-        match graphql(&http, &base, &api_key, crate::load::LIST, json!({})).await {
+        match crate::load::post(
+            &http,
+            &format!("{base}/graphql"),
+            &api_key,
+            crate::load::LIST,
+            json!({}),
+        )
+        .await
+        {
             Ok(_) => reads += 1,
             Err(_) => refused += 1,
         }
