@@ -126,6 +126,10 @@ impl Application {
                 services.events.clone(),
                 shutdown_seen.clone(),
             ));
+            tokio::spawn(db::keep_statistics(
+                services.db.clone(),
+                shutdown_seen.clone(),
+            ));
         }
         let state = AppState {
             services,

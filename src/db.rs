@@ -92,17 +92,100 @@ pub fn pool_usage(db: &DatabaseConnection) -> Option<PoolUsage> {
     }
 }
 
-/// Gives SQLite's query planner statistics where they are missing or stale
-/// (without them it may pick a poor index on a large file). Bounded: an
-/// approximate analysis, at most a few seconds on a million conversations.
-/// PostgreSQL keeps its own statistics (autovacuum).
-pub async fn refresh_statistics(db: &DatabaseConnection) -> Result<(), DbErr> {
-    if db.get_database_backend() == DatabaseBackend::Sqlite {
-        db.execute_unprepared("PRAGMA analysis_limit = 1000")
-            .await?;
-        db.execute_unprepared("PRAGMA optimize = 0x10002").await?;
+/// Gives the query planner statistics where they are missing or stale.
+///
+/// SQLite: without them it may pick a poor index on a large file. Bounded:
+/// an approximate analysis, at most a few seconds on a million
+/// conversations.
+///
+/// PostgreSQL: autovacuum keeps statistics, and each automatic ANALYZE
+/// makes every connection plan its prepared statements afresh. With
+/// autovacuum off that never happens, and a statement first planned while
+/// a table was nearly empty keeps a plan that walks the whole tenant (seen:
+/// recordings slowed from 240/s to 150/s within three minutes as the
+/// tenant grew). So when autovacuum is off, the tables that changed by
+/// autovacuum's own default measure (50 rows plus 10%) are analyzed here.
+/// Returns the tables analyzed.
+pub async fn refresh_statistics(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    match db.get_database_backend() {
+        DatabaseBackend::Sqlite => {
+            db.execute_unprepared("PRAGMA analysis_limit = 1000")
+                .await?;
+            db.execute_unprepared("PRAGMA optimize = 0x10002").await?;
+            Ok(Vec::new())
+        }
+        DatabaseBackend::Postgres => analyze_changed_postgres_tables(db).await,
+        _ => Ok(Vec::new()),
     }
-    Ok(())
+}
+
+/// How often a PostgreSQL server without autovacuum looks for tables to
+/// analyze.
+pub const STATISTICS_EVERY: Duration = Duration::from_secs(30);
+
+/// Runs [`refresh_statistics`] every [`STATISTICS_EVERY`] until `shutdown`
+/// turns true (PostgreSQL servers; it does nothing where autovacuum is on).
+pub async fn keep_statistics(
+    db: DatabaseConnection,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(STATISTICS_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        match refresh_statistics(&db).await {
+            Ok(tables) if !tables.is_empty() => {
+                tracing::debug!(?tables, "analyzed tables (autovacuum is off)");
+            }
+            Ok(_) => {}
+            // A database that is down now is retried next round.
+            Err(e) => tracing::warn!(error = %e, "could not refresh planner statistics"),
+        }
+    }
+}
+
+async fn analyze_changed_postgres_tables(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    let txn = db.begin().await?;
+    // One instance analyzes at a time; the others skip this round rather
+    // than queue behind it.
+    let row = txn
+        .query_one_raw(sea_orm::Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT pg_try_advisory_xact_lock(7253068102) AS mine, \
+             current_setting('autovacuum')::boolean AS autovacuum",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("no answer to the statistics check".into()))?;
+    let mine: bool = row.try_get("", "mine")?;
+    let autovacuum: bool = row.try_get("", "autovacuum")?;
+    if !mine || autovacuum {
+        txn.commit().await?;
+        return Ok(Vec::new());
+    }
+    let stale = txn
+        .query_all_raw(sea_orm::Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT relname::text AS name FROM pg_stat_user_tables \
+             WHERE schemaname = current_schema() \
+             AND n_mod_since_analyze > 50 + 0.1 * n_live_tup ORDER BY relname",
+        ))
+        .await?;
+    let mut analyzed = Vec::with_capacity(stale.len());
+    for row in stale {
+        let name: String = row.try_get("", "name")?;
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        txn.execute_unprepared(&format!("ANALYZE {quoted}")).await?;
+        analyzed.push(name);
+    }
+    txn.commit().await?;
+    Ok(analyzed)
 }
 
 /// The file behind a SQLite URL (`sqlite://FILE?mode=rwc`, `sqlite:FILE`);

@@ -136,6 +136,21 @@ pub struct FeedQuery;
 
 #[Object]
 impl FeedQuery {
+    /// The cursor of the newest committed conversion event (INTEGRATOR,
+    /// ADMIN). Read it before loading a list or a report, then subscribe
+    /// with `after:` it: every event committed since arrives, none is
+    /// missed in between.
+    async fn feed_cursor(&self, ctx: &Context<'_>) -> Result<String> {
+        let r = request(ctx)?;
+        r.services.may_follow_feed(&r.caller)?;
+        let latest = r.services.latest_event_seq(r.caller.tenant_id).await?;
+        Ok(EventCursor {
+            tenant_id: r.caller.tenant_id,
+            seq: latest,
+        }
+        .encode())
+    }
+
     /// The conversion event feed, for integrators that poll (INTEGRATOR,
     /// ADMIN): the events after `after` (from the first without it), in the
     /// order the subscription delivers them.

@@ -1,5 +1,6 @@
 //! HTTP routes and middleware around the GraphQL endpoint.
 
+mod admin;
 pub mod auth;
 mod graphql;
 pub mod guards;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(admin::routes())
         .with_state(state)
         .layer(
             ServiceBuilder::new()

@@ -205,6 +205,46 @@ test_both!(polling_visits_every_conversion_once_in_feed_order, |app| {
     assert_eq!(page["pageInfo"]["endCursor"].as_str(), after.as_deref());
 });
 
+test_both!(
+    feed_cursor_read_before_a_list_misses_nothing_committed_after_it,
+    |app| {
+        let session = app.start_session(Channel::Chat).await;
+        app.record_conversion(&session, ConversionKind::TourBooked, "v-before")
+            .await;
+        let cursor_query = "{ feedCursor }";
+        let body = app.gql(&app.admin, cursor_query, json!({})).await;
+        let cursor = data(&body, "feedCursor").clone();
+        assert_eq!(
+            cursor,
+            app.feed_end(&app.admin).await,
+            "the newest event's cursor"
+        );
+
+        // Committed after the cursor was read, before anyone subscribed.
+        app.record_conversion(&session, ConversionKind::BookingCreated, "b-between")
+            .await;
+        let mut socket = app.subscriber(&app.admin).await;
+        socket
+            .subscribe("1", EVENT, json!({ "after": cursor }))
+            .await;
+        app.record_conversion(&session, ConversionKind::DayPassPurchased, "p-after")
+            .await;
+        assert_eq!(
+            record_ids(&socket.events(2).await),
+            vec!["b-between", "p-after"]
+        );
+
+        let refused = app.gql(&app.agent, cursor_query, json!({})).await;
+        assert_eq!(error_code(&refused), "FORBIDDEN");
+        let theirs = app.gql(&app.other_admin, cursor_query, json!({})).await;
+        assert_ne!(
+            data(&theirs, "feedCursor"),
+            &cursor,
+            "each tenant has its own feed"
+        );
+    }
+);
+
 test_both!(another_tenants_subscriber_receives_none_of_it, |app| {
     let mut theirs = app.subscriber(&app.other_admin).await;
     let now = app.feed_end(&app.other_admin).await;

@@ -33,6 +33,7 @@ macro_rules! test_both {
 }
 
 mod auth;
+mod browser;
 mod confirmations;
 mod conversions;
 mod feed;
@@ -50,6 +51,7 @@ mod security;
 mod sessions;
 mod settings;
 mod startup;
+mod statistics;
 mod stats;
 mod storms;
 mod tenancy;

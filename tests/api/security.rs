@@ -88,6 +88,7 @@ fn example(field: &str, session: &str, conversation: &str) -> (String, Value) {
         "query conversations" => q("{ conversations(first: 1) { nodes { id } } }"),
         "query conversionStats" => q("{ conversionStats { conversations } }"),
         "query conversionsSince" => q("{ conversionsSince(first: 1) { nodes { cursor } } }"),
+        "query feedCursor" => q("{ feedCursor }"),
         "query node" => with(
             "query($id: ID!) { node(id: $id) { id } }",
             &json!({ "id": conversation }),

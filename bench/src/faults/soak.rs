@@ -17,6 +17,11 @@ use super::instance::Instance;
 use super::ledger::{Follower, Ledger, Tenant, WriterSetup, Writers, settle_with_subscriber};
 use super::{Backend, Findings, Scratch};
 
+/// How many more descriptors the second half may hold open at its lowest:
+/// one more SQLite pool connection (database and WAL file) opened late is
+/// bounded by the pool, not a leak; a leak grows by far more in minutes.
+const FD_SLACK: usize = 4;
+
 pub struct SoakArgs {
     pub backend: Backend,
     pub postgres: String,
@@ -140,20 +145,23 @@ async fn scenario(args: &SoakArgs, scratch: &Scratch) -> Result<(), String> {
     };
     let peak_rss = after.iter().map(|s| s.rss_kb).max().unwrap_or(0);
     let growth = (last.rss_kb as f64 - first.rss_kb as f64) / first.rss_kb as f64 * 100.0;
+    // A leak raises the floor; a sample that happens to catch a reader's
+    // socket being opened or a pool connection being replaced only raises
+    // the peak. So the halves are compared by their lowest count.
     let early_fds = after[..after.len().div_ceil(2)]
         .iter()
         .map(|s| s.fds)
-        .max()
+        .min()
         .unwrap_or(0);
     let late_fds = after[after.len() / 2..]
         .iter()
         .map(|s| s.fds)
-        .max()
+        .min()
         .unwrap_or(0);
     let busiest = after.iter().map(|s| s.pool_in_use).fold(0.0, f64::max);
     let pool_max = first.pool_max;
     println!(
-        "  after the {warm_up:?} warm-up: RSS {:.1} MB → {:.1} MB ({growth:+.1}%, peak {:.1} MB); open fds {} → {} (most in the first half {early_fds}, in the second {late_fds}); pool at most {busiest} of {pool_max} connections in use",
+        "  after the {warm_up:?} warm-up: RSS {:.1} MB → {:.1} MB ({growth:+.1}%, peak {:.1} MB); open fds {} → {} (fewest in the first half {early_fds}, in the second {late_fds}); pool at most {busiest} of {pool_max} connections in use",
         first.rss_kb as f64 / 1024.0,
         last.rss_kb as f64 / 1024.0,
         peak_rss as f64 / 1024.0,
@@ -184,8 +192,8 @@ async fn scenario(args: &SoakArgs, scratch: &Scratch) -> Result<(), String> {
         ),
     );
     findings.check(
-        late_fds <= early_fds,
-        format!("open file descriptors grew: at most {early_fds} in the first half, {late_fds} in the second"),
+        late_fds <= early_fds + FD_SLACK,
+        format!("open file descriptors grew: at least {early_fds} open throughout the first half, {late_fds} throughout the second (allowed: {FD_SLACK} more)"),
     );
     findings.check(
         tally.unavailable.load(Ordering::Relaxed) == 0 && reads.1 == 0,

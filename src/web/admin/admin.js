@@ -1,0 +1,1144 @@
+// convtrack admin: the "AI Conversations" page.
+//
+// A plain ES module with no dependencies and no build step. The page is
+// served under a strict Content-Security-Policy (script-src 'self', no inline
+// styles), so all styling goes through classes, and every piece of DOM is
+// built with createElement + textContent: nothing the server returns, and
+// in particular nothing a visitor typed, is ever parsed as HTML.
+
+const KEY_STORAGE = 'convtrack.apiKey';
+const PAGE_SIZE = 250;
+const MESSAGE_PAGE = 500;
+const UNATTRIBUTED_PAGE = 50;
+const TYPING_DEBOUNCE_MS = 300;
+const STATS_DEBOUNCE_MS = 300;
+const ROW_FLASH_MS = 2000;
+const LIVE_MAX_BACKOFF_MS = 10000;
+const LIVE_REFUSED_RETRY_MS = 60000;
+
+const CHANNEL_LABELS = { CHAT: 'Chat', EMAIL: 'Email', WHATSAPP: 'WhatsApp', VOICE: 'Voice' };
+const ACTION_LABELS = {
+  DAY_PASS: 'Day pass',
+  MEMBERSHIP_SIGNUP: 'Membership sign-up',
+  TOUR_REQUEST: 'Tour request',
+  BOOKING_CONFIRMATION: 'Booking confirmation',
+};
+const RECORD_TYPE_LABELS = {
+  VISITOR: 'Visitor',
+  COWORKER: 'Coworker',
+  COWORKER_CONTRACT: 'Contract',
+  BOOKING: 'Booking',
+  COWORKER_PRODUCT: 'Product',
+};
+const COLOURS = new Set(['LAVENDER', 'GREEN', 'BLUE', 'TEAL', 'PEACH']);
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+// ---------------------------------------------------------------------------
+// GraphQL documents. Values always travel as variables, never inside the text.
+
+const Q_SIGN_IN = `query SignIn {
+  badgeKinds { kind label colour }
+  conversations(first: 1) { pageInfo { hasNextPage } }
+}`;
+
+const Q_FEED_CURSOR = 'query FeedCursor { feedCursor }';
+
+const Q_LIST = `query Conversations($first: Int!, $after: String, $filter: ConversationFilter) {
+  conversations(first: $first, after: $after, filter: $filter) {
+    nodes { id sessionId channel startedAt openingMessage user { name } badges { kind label colour } }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+
+const Q_STATS = `query Stats($from: DateTime, $to: DateTime, $channel: Channel) {
+  conversionStats(from: $from, to: $to, channel: $channel) {
+    conversations convertedConversations conversionRate medianSecondsToConvert unattributed
+    byKind { kind count }
+    funnel { action issued followed converted }
+  }
+}`;
+
+const BADGE_FIELDS = 'badges { kind label colour recordedAt record { type id url } }';
+const MESSAGE_FIELDS = 'nodes { id role label content createdAt } pageInfo { hasNextPage endCursor }';
+
+const Q_DETAIL = `query Conversation($id: ID!, $first: Int!) {
+  conversation(id: $id) {
+    id sessionId channel startedAt contact user { name }
+    ${BADGE_FIELDS}
+    messages(first: $first) { ${MESSAGE_FIELDS} }
+  }
+}`;
+
+const Q_MORE_MESSAGES = `query MoreMessages($id: ID!, $first: Int!, $after: String) {
+  conversation(id: $id) { id messages(first: $first, after: $after) { ${MESSAGE_FIELDS} } }
+}`;
+
+const Q_DETAIL_BADGES = `query ConversationBadges($id: ID!) {
+  conversation(id: $id) { id ${BADGE_FIELDS} }
+}`;
+
+const Q_UNATTRIBUTED = `query Unattributed($first: Int!, $after: String) {
+  unattributedConversions(first: $first, after: $after) {
+    nodes { id kind recordedAt unattributedReason record { type id url } conversation { id sessionId } }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+
+const S_CONVERSIONS = `subscription Live($after: String) {
+  conversionRecorded(after: $after) {
+    cursor
+    conversion { id kind attributed recordedAt unattributedReason record { type id url } }
+    conversation { id sessionId channel startedAt openingMessage user { name } badges { kind label colour } }
+  }
+}`;
+
+// ---------------------------------------------------------------------------
+// State. Each independent load carries a generation number so that a slow
+// answer to an older request (a filter typed over) never overwrites a newer one.
+
+const state = {
+  key: null,
+  badgeKinds: new Map(),
+  filter: {},
+  list: { generation: 0, endCursor: null, hasNextPage: false },
+  statsGeneration: 0,
+  statsTimer: null,
+  detail: { id: null, generation: 0, endCursor: null, hasNextPage: false, returnFocus: null },
+  unattributed: { generation: 0, loaded: false, endCursor: null, hasNextPage: false },
+  live: { ws: null, cursor: null, attempt: 0, timer: null, connectedAt: 0 },
+};
+
+const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------------------
+// Small DOM helpers.
+
+function el(tag, options = {}, children = []) {
+  const node = document.createElement(tag);
+  if (options.className) node.className = options.className;
+  if (options.text != null) node.textContent = String(options.text);
+  if (options.testid) node.dataset.testid = options.testid;
+  for (const [name, value] of Object.entries(options.data ?? {})) {
+    if (value != null) node.dataset[name] = String(value);
+  }
+  for (const [name, value] of Object.entries(options.attrs ?? {})) {
+    if (value != null) node.setAttribute(name, String(value));
+  }
+  for (const child of children) {
+    if (child != null) node.append(child);
+  }
+  return node;
+}
+
+// Only absolute http(s) URLs become links; `javascript:`, `data:` and
+// anything unparsable stay plain text.
+function safeUrl(raw) {
+  if (typeof raw !== 'string' || raw === '') return null;
+  let url;
+  try {
+    url = new URL(raw);
+  } catch {
+    return null;
+  }
+  return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+}
+
+function externalLink(text, href, className) {
+  return el('a', {
+    className,
+    text,
+    attrs: { href, rel: 'noopener noreferrer', target: '_blank' },
+  });
+}
+
+const pad2 = (n) => String(n).padStart(2, '0');
+
+// Hand-formatted in UTC so every browser and test run shows the same text.
+function formatDate(iso) {
+  if (!iso) return '';
+  // Dates may carry microseconds; trim to milliseconds for Date.parse.
+  const date = new Date(String(iso).replace(/(\.\d{3})\d+/, '$1'));
+  if (Number.isNaN(date.getTime())) return String(iso);
+  return `${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()}, ` +
+    `${pad2(date.getUTCHours())}:${pad2(date.getUTCMinutes())}`;
+}
+
+function formatDuration(seconds) {
+  if (seconds == null || !Number.isFinite(seconds)) return '—';
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 86400) return `${(seconds / 3600).toFixed(1)} h`;
+  return `${(seconds / 86400).toFixed(1)} d`;
+}
+
+const formatRate = (rate) => `${(Number(rate || 0) * 100).toFixed(1)}%`;
+const channelLabel = (channel) => CHANNEL_LABELS[channel] ?? channel ?? '';
+
+// ---------------------------------------------------------------------------
+// The API.
+
+class ApiError extends Error {
+  constructor(message, code, status, requestId) {
+    super(message);
+    this.code = code;
+    this.status = status;
+    this.requestId = requestId;
+  }
+}
+
+function retryAfterSeconds(response, error) {
+  const header = Number.parseInt(response.headers.get('Retry-After') ?? '', 10);
+  if (Number.isFinite(header) && header > 0) return header;
+  const fromBody = Number(error?.extensions?.retryAfter);
+  return Number.isFinite(fromBody) && fromBody > 0 ? fromBody : 1;
+}
+
+async function api(query, variables = {}, key = state.key) {
+  let response;
+  try {
+    response = await fetch('/graphql', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` },
+      body: JSON.stringify({ query, variables }),
+      cache: 'no-store',
+      credentials: 'omit',
+    });
+  } catch {
+    throw new ApiError('The server could not be reached. Check the connection and try again.', 'NETWORK_ERROR', 0);
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // Not JSON (a proxy's error page, say): judged by the status below.
+  }
+  const first = Array.isArray(body?.errors) ? body.errors[0] : null;
+  const code = first?.extensions?.code;
+  const requestId = first?.extensions?.requestId;
+  if (response.status === 401 || code === 'UNAUTHENTICATED') {
+    throw new ApiError(first?.message ?? 'The API key was not accepted.', 'UNAUTHENTICATED', response.status);
+  }
+  if (response.status === 429 || code === 'RATE_LIMITED') {
+    const wait = retryAfterSeconds(response, first);
+    throw new ApiError(`Too many requests for this key. Try again in ${wait} s.`, 'RATE_LIMITED', response.status);
+  }
+  if (response.status === 503 || code === 'SERVICE_UNAVAILABLE') {
+    const wait = retryAfterSeconds(response, first);
+    throw new ApiError(`The service is busy right now; nothing was changed. Try again in ${wait} s.`,
+      'SERVICE_UNAVAILABLE', response.status);
+  }
+  if (first) {
+    throw new ApiError(first.message || 'The request failed.', code ?? 'UNKNOWN', response.status, requestId);
+  }
+  if (!response.ok || !body?.data) {
+    throw new ApiError(`Unexpected answer from the server (HTTP ${response.status}).`, 'HTTP_ERROR', response.status);
+  }
+  return body.data;
+}
+
+// ---------------------------------------------------------------------------
+// Errors.
+
+function showError(err) {
+  const code = err?.code ? ` (${err.code})` : '';
+  const request = err?.requestId ? ` Request id: ${err.requestId}.` : '';
+  $('error-text').textContent = `${err?.message ?? String(err)}${code}${request}`;
+  $('error').hidden = false;
+}
+
+function clearError() {
+  $('error').hidden = true;
+  $('error-text').textContent = '';
+}
+
+// A key revoked mid-session ends the session: every later call would fail too.
+function handleError(err) {
+  if (err?.code === 'UNAUTHENTICATED') {
+    signOut('Your API key is no longer accepted. Sign in again.');
+    return;
+  }
+  showError(err);
+}
+
+// ---------------------------------------------------------------------------
+// Sign-in.
+
+function signInMessage(err) {
+  switch (err?.code) {
+    case 'UNAUTHENTICATED':
+      return 'That API key was not accepted. Check that the whole key was pasted and that it has not been revoked.';
+    case 'FORBIDDEN':
+      return "That API key's role can't read conversations. Use an ADMIN key (or an INTEGRATOR key for read-only access).";
+    default:
+      return `${err?.message ?? 'Sign-in failed.'}${err?.code ? ` (${err.code})` : ''}`;
+  }
+}
+
+function showSignInError(message) {
+  const node = $('signin-error');
+  node.textContent = message ?? '';
+  node.hidden = !message;
+}
+
+async function signIn(key) {
+  const button = $('signin-submit');
+  button.disabled = true;
+  showSignInError(null);
+  try {
+    const data = await api(Q_SIGN_IN, {}, key);
+    state.key = key;
+    sessionStorage.setItem(KEY_STORAGE, key);
+    state.badgeKinds = new Map(data.badgeKinds.map((kind) => [kind.kind, kind]));
+    $('api-key').value = '';
+    enterApp();
+  } catch (err) {
+    // A rejected key is forgotten; a busy server keeps it for the next try.
+    if (err.code === 'UNAUTHENTICATED' || err.code === 'FORBIDDEN') {
+      sessionStorage.removeItem(KEY_STORAGE);
+    } else {
+      $('api-key').value = key;
+    }
+    showSignInError(signInMessage(err));
+    $('api-key').focus();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// The feed's newest cursor, read before the list: the subscription then
+// replays whatever is committed while the list loads instead of missing it.
+// Null for a key that may not follow the feed (the live status says so).
+async function readFeedCursor() {
+  try {
+    return (await api(Q_FEED_CURSOR)).feedCursor;
+  } catch {
+    return null;
+  }
+}
+
+async function enterApp() {
+  clearError();
+  $('signin').hidden = true;
+  $('app').hidden = false;
+  $('session-controls').hidden = false;
+  fillBadgeFilter();
+  resetFilterControls();
+  selectTab('conversations');
+  state.filter = {};
+  const key = state.key;
+  const cursor = await readFeedCursor();
+  if (state.key !== key) return;
+  state.live.cursor = cursor;
+  state.live.attempt = 0;
+  reload();
+  connectLive();
+}
+
+function signOut(message) {
+  state.key = null;
+  sessionStorage.removeItem(KEY_STORAGE);
+  stopLive();
+  clearTimeout(state.statsTimer);
+  // Bumping generations drops any answer still in flight for the old key.
+  state.list.generation++;
+  state.statsGeneration++;
+  state.unattributed.generation++;
+  closeDetail();
+  $('rows').replaceChildren();
+  $('unattributed-rows').replaceChildren();
+  $('stats').replaceChildren();
+  state.unattributed.loaded = false;
+  clearError();
+  $('app').hidden = true;
+  $('session-controls').hidden = true;
+  $('signin').hidden = false;
+  showSignInError(message);
+  $('api-key').focus();
+}
+
+// ---------------------------------------------------------------------------
+// Filters.
+
+function fillBadgeFilter() {
+  const select = $('badge-filter');
+  const options = [el('option', { text: 'Any badge', attrs: { value: '' } })];
+  for (const kind of state.badgeKinds.values()) {
+    options.push(el('option', { text: kind.label, attrs: { value: kind.kind } }));
+  }
+  select.replaceChildren(...options);
+}
+
+function resetFilterControls() {
+  for (const id of ['search', 'session-filter', 'date-from', 'date-to']) $(id).value = '';
+  for (const id of ['channel-filter', 'badge-filter', 'converted-filter']) $(id).value = '';
+}
+
+const DATE_INPUT = /^\d{4}-\d{2}-\d{2}$/;
+
+// `to` is inclusive for the user, so the API gets the start of the next day.
+function dayStart(value, plusDays = 0) {
+  if (!DATE_INPUT.test(value)) return null;
+  const [y, m, d] = value.split('-').map(Number);
+  const date = new Date(Date.UTC(y, m - 1, d + plusDays));
+  return Number.isNaN(date.getTime()) ? null : date.toISOString().replace('.000Z', 'Z');
+}
+
+function readFilter() {
+  const filter = {};
+  const search = $('search').value;
+  if (search.trim() !== '') filter.search = search;
+  const sessionId = $('session-filter').value.trim();
+  if (sessionId) filter.sessionId = sessionId;
+  const channel = $('channel-filter').value;
+  if (channel) filter.channels = [channel];
+  const badge = $('badge-filter').value;
+  if (badge) filter.badges = [badge];
+  const converted = $('converted-filter').value;
+  if (converted) filter.converted = converted === 'yes';
+  const from = dayStart($('date-from').value);
+  if (from) filter.startedAfter = from;
+  const to = dayStart($('date-to').value, 1);
+  if (to) filter.startedBefore = to;
+  return filter;
+}
+
+const filtersActive = () => Object.keys(state.filter).length > 0;
+
+function applyFilters() {
+  const next = readFilter();
+  if (JSON.stringify(next) === JSON.stringify(state.filter)) return;
+  state.filter = next;
+  reload();
+}
+
+let typingTimer = null;
+function applyFiltersSoon() {
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(applyFilters, TYPING_DEBOUNCE_MS);
+}
+
+function applyFiltersNow() {
+  clearTimeout(typingTimer);
+  applyFilters();
+}
+
+function reload() {
+  clearError();
+  loadConversations(false);
+  loadStats();
+}
+
+// ---------------------------------------------------------------------------
+// The conversation list.
+
+function renderBadge(badge, href = null) {
+  const colour = COLOURS.has(badge.colour) ? badge.colour.toLowerCase() : 'unknown';
+  const node = el(href ? 'a' : 'span', {
+    className: `badge badge-${colour}`,
+    testid: 'badge',
+    text: badge.label,
+    data: { kind: badge.kind, colour: badge.colour },
+  });
+  if (href) {
+    node.setAttribute('href', href);
+    node.setAttribute('rel', 'noopener noreferrer');
+    node.setAttribute('target', '_blank');
+  }
+  return node;
+}
+
+function badgeForKind(kind) {
+  return state.badgeKinds.get(kind) ?? { kind, label: kind, colour: null };
+}
+
+function renderRow(conversation) {
+  return el('tr', {
+    className: 'row',
+    testid: 'conversation-row',
+    data: { id: conversation.id, sessionId: conversation.sessionId, startedAt: conversation.startedAt },
+    attrs: { tabindex: '0' },
+  }, [
+    // An empty cell shows a dash from CSS, so its text stays the real (empty) value.
+    el('td', { className: 'cell-opening', testid: 'cell-opening', text: conversation.openingMessage ?? '' }),
+    el('td', { className: 'cell-badges', testid: 'cell-badges' }, conversation.badges.map((b) => renderBadge(b))),
+    el('td', { className: 'cell-user', testid: 'cell-user', text: conversation.user?.name ?? '' }),
+    el('td', { className: 'cell-channel', testid: 'cell-channel', text: channelLabel(conversation.channel) }),
+    el('td', {
+      className: 'cell-started',
+      testid: 'cell-started',
+      text: formatDate(conversation.startedAt),
+      attrs: { title: conversation.startedAt },
+    }),
+  ]);
+}
+
+function updateListFoot() {
+  const shown = $('rows').children.length;
+  $('empty').hidden = shown > 0;
+  $('count').textContent = shown > 0
+    ? `${shown} shown${state.list.hasNextPage ? ' · more available' : ''}`
+    : '';
+  $('load-more').hidden = !state.list.hasNextPage;
+}
+
+function setBusy(tableId, busy) {
+  $(tableId).setAttribute('aria-busy', busy ? 'true' : 'false');
+}
+
+async function loadConversations(append) {
+  const list = state.list;
+  const generation = append ? list.generation : ++list.generation;
+  const variables = {
+    first: PAGE_SIZE,
+    after: append ? list.endCursor : null,
+    filter: filtersActive() ? state.filter : null,
+  };
+  setBusy('conversation-table', true);
+  $('load-more').disabled = true;
+  try {
+    const data = await api(Q_LIST, variables);
+    if (generation !== list.generation) return;
+    const { nodes, pageInfo } = data.conversations;
+    const rows = nodes.map(renderRow);
+    if (append) $('rows').append(...rows);
+    else $('rows').replaceChildren(...rows);
+    list.endCursor = pageInfo.endCursor;
+    list.hasNextPage = pageInfo.hasNextPage;
+    markSelectedRow();
+    updateListFoot();
+  } catch (err) {
+    if (generation !== list.generation) return;
+    if (!append) {
+      // Rows of the previous filter would read as this filter's answer.
+      $('rows').replaceChildren();
+      list.hasNextPage = false;
+      updateListFoot();
+    }
+    handleError(err);
+  } finally {
+    if (generation === list.generation) {
+      setBusy('conversation-table', false);
+      $('load-more').disabled = false;
+    }
+  }
+}
+
+function findRow(id) {
+  return $('rows').querySelector(`tr[data-id="${CSS.escape(id)}"]`);
+}
+
+function flashRow(row) {
+  // Re-adding the class restarts the animation when events come in quick succession.
+  row.classList.remove('row-updated');
+  void row.offsetWidth;
+  row.classList.add('row-updated');
+  clearTimeout(row.flashTimer);
+  row.flashTimer = setTimeout(() => row.classList.remove('row-updated'), ROW_FLASH_MS);
+}
+
+// Keeps the list newest first; a conversation older than the last loaded row
+// belongs to a page not loaded yet, and shows up when it is.
+function insertRow(conversation) {
+  const started = Date.parse(String(conversation.startedAt).replace(/(\.\d{3})\d+/, '$1'));
+  const row = renderRow(conversation);
+  const before = [...$('rows').children].find(
+    (tr) => Date.parse(tr.dataset.startedAt.replace(/(\.\d{3})\d+/, '$1')) <= started,
+  );
+  if (before) $('rows').insertBefore(row, before);
+  else if (!state.list.hasNextPage) $('rows').append(row);
+  else return;
+  flashRow(row);
+  updateListFoot();
+}
+
+function markSelectedRow() {
+  for (const tr of $('rows').querySelectorAll('tr.row-selected')) tr.classList.remove('row-selected');
+  if (state.detail.id) findRow(state.detail.id)?.classList.add('row-selected');
+}
+
+// ---------------------------------------------------------------------------
+// Stats header.
+
+function statCard(label, value, testid) {
+  return el('div', { className: 'stat' }, [
+    el('span', { className: 'stat-label', text: label }),
+    el('span', { className: 'stat-value', testid, text: value }),
+  ]);
+}
+
+function renderFunnel(funnel) {
+  const head = el('thead', {}, [el('tr', {}, ['Call to action', 'Issued', 'Followed', 'Converted']
+    .map((title) => el('th', { text: title, attrs: { scope: 'col' } })))]);
+  // Only the calls to action that issued links: the others would be rows of zeros.
+  const used = funnel.filter((step) => step.issued > 0);
+  const body = el('tbody', {}, used.map((step) => el('tr', { testid: 'funnel-step', data: { action: step.action } }, [
+    el('th', { text: ACTION_LABELS[step.action] ?? step.action, attrs: { scope: 'row' } }),
+    el('td', { text: step.issued }),
+    el('td', { className: 'funnel-arrow', text: step.followed }),
+    el('td', { className: 'funnel-arrow', text: step.converted }),
+  ])));
+  return el('table', { className: 'funnel', testid: 'funnel' }, [
+    el('caption', { text: 'Link funnel' }), head, body,
+  ]);
+}
+
+function renderStats(stats) {
+  const cards = el('div', { className: 'stat-cards' }, [
+    statCard('Conversations', stats.conversations, 'stat-conversations'),
+    statCard('Converted', stats.convertedConversations, 'stat-converted'),
+    statCard('Conversion rate', formatRate(stats.conversionRate), 'stat-rate'),
+    statCard('Median time to convert', formatDuration(stats.medianSecondsToConvert), 'stat-median'),
+    statCard('Unattributed', stats.unattributed, 'stat-unattributed'),
+  ]);
+  const kinds = el('div', { className: 'stat-kinds', attrs: { 'aria-label': 'Conversions per outcome' } },
+    stats.byKind.map((entry) => el('span', { className: 'stat-kind', testid: 'stat-kind', data: { kind: entry.kind } }, [
+      renderBadge(badgeForKind(entry.kind)),
+      el('span', { className: 'stat-kind-count', testid: 'stat-kind-count', text: entry.count }),
+    ])));
+  const parts = [cards, kinds];
+  if (stats.funnel.some((step) => step.issued > 0)) parts.push(renderFunnel(stats.funnel));
+  $('stats').replaceChildren(...parts);
+}
+
+async function loadStats() {
+  const generation = ++state.statsGeneration;
+  const variables = {
+    from: state.filter.startedAfter ?? null,
+    to: state.filter.startedBefore ?? null,
+    channel: state.filter.channels?.length === 1 ? state.filter.channels[0] : null,
+  };
+  $('stats').setAttribute('aria-busy', 'true');
+  try {
+    const data = await api(Q_STATS, variables);
+    if (generation === state.statsGeneration) renderStats(data.conversionStats);
+  } catch (err) {
+    if (generation === state.statsGeneration) handleError(err);
+  } finally {
+    if (generation === state.statsGeneration) $('stats').setAttribute('aria-busy', 'false');
+  }
+}
+
+// A burst of live events refreshes the figures once.
+function loadStatsSoon() {
+  clearTimeout(state.statsTimer);
+  state.statsTimer = setTimeout(loadStats, STATS_DEBOUNCE_MS);
+}
+
+// ---------------------------------------------------------------------------
+// Message formatting: **bold**, [text](url), bare http(s) URLs. One pass of
+// a tokenizer; what it does not recognise stays a text node, so markup in a
+// message is shown, never interpreted.
+
+const INLINE = /\*\*([^\n]+?)\*\*|\[([^\]\n]+)\]\(([^()\s]+)\)|\bhttps?:\/\/[^\s<>"]+/gi;
+
+// Trailing punctuation usually ends the sentence, not the URL; a closing
+// parenthesis stays when it closes one inside the URL.
+function trimUrl(candidate) {
+  let url = candidate;
+  while (/[.,;:!?'")\]]$/.test(url)) {
+    if (url.endsWith(')')) {
+      const opens = (url.match(/\(/g) ?? []).length;
+      const closes = (url.match(/\)/g) ?? []).length;
+      if (opens >= closes) break;
+    }
+    url = url.slice(0, -1);
+  }
+  return url;
+}
+
+function formatMessage(content, allowBold = true) {
+  const text = String(content ?? '');
+  const out = document.createDocumentFragment();
+  let last = 0;
+  for (const match of text.matchAll(new RegExp(INLINE.source, INLINE.flags))) {
+    const [whole, bold, linkText, linkTarget] = match;
+    let node = null;
+    let used = whole.length;
+    if (bold !== undefined) {
+      if (allowBold) node = el('strong', {}, [formatMessage(bold, false)]);
+    } else if (linkText !== undefined) {
+      const href = safeUrl(linkTarget);
+      if (href) node = externalLink(linkText, href);
+    } else {
+      const url = trimUrl(whole);
+      const href = safeUrl(url);
+      if (href) {
+        node = externalLink(url, href);
+        used = url.length;
+      }
+    }
+    if (!node) continue;
+    out.append(text.slice(last, match.index), node);
+    last = match.index + used;
+  }
+  out.append(text.slice(last));
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Detail panel.
+
+function renderMessage(message) {
+  return el('div', {
+    className: `message message-${String(message.role).toLowerCase().replace(/_/g, '-')}`,
+    testid: 'message',
+    data: { role: message.role, id: message.id },
+  }, [
+    el('div', { className: 'message-meta' }, [
+      el('span', { className: 'message-label', testid: 'message-label', text: message.label }),
+      el('time', { className: 'message-time', text: formatDate(message.createdAt), attrs: { datetime: message.createdAt } }),
+    ]),
+    el('div', { className: 'message-text', testid: 'message-text' }, [formatMessage(message.content)]),
+  ]);
+}
+
+function renderDetailBadges(badges) {
+  const nodes = badges.map((badge) => {
+    const node = renderBadge(badge, safeUrl(badge.record?.url));
+    const record = badge.record ? `${RECORD_TYPE_LABELS[badge.record.type] ?? badge.record.type} ${badge.record.id}` : '';
+    node.title = `${record} · recorded ${formatDate(badge.recordedAt)} UTC`;
+    return node;
+  });
+  $('detail-badges').replaceChildren(...nodes);
+  $('detail-badges').hidden = nodes.length === 0;
+}
+
+function renderDetailMeta(conversation) {
+  const entries = [
+    ['Session ID', el('code', { testid: 'detail-session-id', text: conversation.sessionId })],
+    ['Channel', channelLabel(conversation.channel)],
+    ['Started', `${formatDate(conversation.startedAt)} UTC`],
+    ['User', conversation.user?.name || 'Anonymous'],
+  ];
+  if (conversation.contact) entries.push(['Contact', conversation.contact]);
+  $('detail-meta').replaceChildren(...entries.flatMap(([term, value]) => [
+    el('dt', { text: term }),
+    el('dd', {}, [value]),
+  ]));
+}
+
+function appendMessages(connection) {
+  $('thread').append(...connection.nodes.map(renderMessage));
+  state.detail.endCursor = connection.pageInfo.endCursor;
+  state.detail.hasNextPage = connection.pageInfo.hasNextPage;
+  $('load-more-messages').hidden = !connection.pageInfo.hasNextPage;
+  const count = $('thread').children.length;
+  $('detail-status').textContent = count === 0 ? 'No messages yet.' : '';
+}
+
+function resetDetail(id) {
+  const detail = $('detail');
+  detail.dataset.id = id;
+  detail.dataset.state = 'loading';
+  $('detail-meta').replaceChildren();
+  $('detail-badges').replaceChildren();
+  $('thread').replaceChildren();
+  $('load-more-messages').hidden = true;
+  $('detail-status').textContent = 'Loading…';
+}
+
+async function openDetail(id) {
+  const detail = state.detail;
+  const generation = ++detail.generation;
+  if (detail.id !== id || $('detail').hidden) detail.returnFocus = document.activeElement;
+  detail.id = id;
+  resetDetail(id);
+  $('detail').hidden = false;
+  document.body.classList.add('detail-open');
+  markSelectedRow();
+  $('close-detail').focus();
+  try {
+    const data = await api(Q_DETAIL, { id, first: MESSAGE_PAGE });
+    if (generation !== detail.generation) return;
+    const conversation = data.conversation;
+    if (!conversation) {
+      $('detail').dataset.state = 'missing';
+      $('detail-status').textContent = 'This conversation does not exist or is not visible with this key.';
+      return;
+    }
+    renderDetailMeta(conversation);
+    renderDetailBadges(conversation.badges);
+    appendMessages(conversation.messages);
+    $('detail').dataset.state = 'ready';
+  } catch (err) {
+    if (generation !== detail.generation) return;
+    $('detail').dataset.state = 'error';
+    $('detail-status').textContent = 'The conversation could not be loaded.';
+    handleError(err);
+  }
+}
+
+async function loadMoreMessages() {
+  const detail = state.detail;
+  const { id, endCursor, generation } = detail;
+  const button = $('load-more-messages');
+  button.disabled = true;
+  try {
+    const data = await api(Q_MORE_MESSAGES, { id, first: MESSAGE_PAGE, after: endCursor });
+    if (generation !== detail.generation || !data.conversation) return;
+    appendMessages(data.conversation.messages);
+  } catch (err) {
+    if (generation === detail.generation) handleError(err);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// Live events only change badges, so only they are re-read: the thread
+// and its scroll position stay as they are.
+async function refreshDetailBadges(id) {
+  const generation = state.detail.generation;
+  try {
+    const data = await api(Q_DETAIL_BADGES, { id });
+    if (generation !== state.detail.generation || state.detail.id !== id || !data.conversation) return;
+    renderDetailBadges(data.conversation.badges);
+  } catch (err) {
+    handleError(err);
+  }
+}
+
+function closeDetail() {
+  const detail = state.detail;
+  detail.generation++;
+  detail.id = null;
+  $('detail').hidden = true;
+  delete $('detail').dataset.id;
+  $('detail').dataset.state = 'closed';
+  document.body.classList.remove('detail-open');
+  markSelectedRow();
+  const back = detail.returnFocus;
+  detail.returnFocus = null;
+  if (back?.isConnected) back.focus();
+}
+
+// ---------------------------------------------------------------------------
+// Unattributed tab.
+
+function recordNode(record) {
+  const text = `${RECORD_TYPE_LABELS[record.type] ?? record.type} ${record.id}`;
+  const href = safeUrl(record.url);
+  return href ? externalLink(text, href, 'record-link') : el('span', { text });
+}
+
+function renderUnattributedRow(conversion) {
+  const conversation = conversion.conversation;
+  let sessionCell = null;
+  if (conversation) {
+    const open = el('button', {
+      className: 'linklike mono',
+      testid: 'unattributed-session',
+      text: conversation.sessionId,
+      attrs: { type: 'button', title: 'Open the conversation' },
+    });
+    open.addEventListener('click', () => openDetail(conversation.id));
+    sessionCell = open;
+  }
+  return el('tr', {
+    className: 'row-static',
+    testid: 'unattributed-row',
+    data: { id: conversion.id, kind: conversion.kind, recordId: conversion.record.id },
+  }, [
+    el('td', {}, [renderBadge(badgeForKind(conversion.kind))]),
+    el('td', { testid: 'unattributed-record' }, [recordNode(conversion.record)]),
+    el('td', { testid: 'unattributed-reason' }, [el('code', { text: conversion.unattributedReason ?? '' })]),
+    el('td', { text: formatDate(conversion.recordedAt) }),
+    el('td', {}, [sessionCell]),
+  ]);
+}
+
+function updateUnattributedFoot() {
+  const shown = $('unattributed-rows').children.length;
+  $('unattributed-empty').hidden = shown > 0 || !$('unattributed-message').hidden;
+  $('unattributed-count').textContent = shown > 0 ? `${shown} shown` : '';
+  $('unattributed-load-more').hidden = !state.unattributed.hasNextPage;
+}
+
+async function loadUnattributed(append) {
+  const view = state.unattributed;
+  const generation = append ? view.generation : ++view.generation;
+  setBusy('unattributed-table', true);
+  $('unattributed-load-more').disabled = true;
+  try {
+    const data = await api(Q_UNATTRIBUTED, { first: UNATTRIBUTED_PAGE, after: append ? view.endCursor : null });
+    if (generation !== view.generation) return;
+    const { nodes, pageInfo } = data.unattributedConversions;
+    const rows = nodes.map(renderUnattributedRow);
+    if (append) $('unattributed-rows').append(...rows);
+    else $('unattributed-rows').replaceChildren(...rows);
+    view.endCursor = pageInfo.endCursor;
+    view.hasNextPage = pageInfo.hasNextPage;
+    view.loaded = true;
+    $('unattributed-message').hidden = true;
+  } catch (err) {
+    if (generation !== view.generation) return;
+    if (err.code === 'FORBIDDEN') {
+      // An INTEGRATOR key may browse but not review: say so in place.
+      $('unattributed-rows').replaceChildren();
+      view.hasNextPage = false;
+      $('unattributed-message').textContent = 'Reviewing unattributed conversions needs an ADMIN key.';
+      $('unattributed-message').hidden = false;
+    } else {
+      handleError(err);
+    }
+  } finally {
+    if (generation === view.generation) {
+      setBusy('unattributed-table', false);
+      $('unattributed-load-more').disabled = false;
+      updateUnattributedFoot();
+    }
+  }
+}
+
+function prependUnattributed(conversion, conversation) {
+  if (!state.unattributed.loaded) return;
+  const rows = $('unattributed-rows');
+  if (rows.querySelector(`tr[data-id="${CSS.escape(conversion.id)}"]`)) return;
+  const row = renderUnattributedRow({
+    ...conversion,
+    conversation: conversation ? { id: conversation.id, sessionId: conversation.sessionId } : null,
+  });
+  rows.prepend(row);
+  flashRow(row);
+  updateUnattributedFoot();
+}
+
+function selectTab(name) {
+  for (const tab of document.querySelectorAll('[role="tab"]')) {
+    const selected = tab.dataset.tab === name;
+    tab.setAttribute('aria-selected', selected ? 'true' : 'false');
+    tab.tabIndex = selected ? 0 : -1;
+  }
+  $('panel-conversations').hidden = name !== 'conversations';
+  $('panel-unattributed').hidden = name !== 'unattributed';
+  // Reviewing wants the current state, so the tab re-reads on every visit.
+  if (name === 'unattributed' && state.key) loadUnattributed(false);
+}
+
+// ---------------------------------------------------------------------------
+// Live updates over graphql-transport-ws. The last cursor seen is passed as
+// `after` on every reconnect, so the server replays whatever was missed.
+
+function setLiveStatus(status) {
+  const texts = {
+    live: 'Live',
+    connecting: 'Connecting…',
+    reconnecting: 'Reconnecting…',
+    refused: 'Live updates need an ADMIN or INTEGRATOR key',
+    off: '',
+  };
+  const node = $('live-status');
+  node.dataset.state = status;
+  node.textContent = texts[status] ?? '';
+}
+
+function sendLive(ws, message) {
+  if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+}
+
+function connectLive() {
+  const live = state.live;
+  clearTimeout(live.timer);
+  if (!state.key) return;
+  let ws;
+  try {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    ws = new WebSocket(`${scheme}//${location.host}/graphql`, 'graphql-transport-ws');
+  } catch {
+    scheduleReconnect();
+    return;
+  }
+  live.ws = ws;
+  live.connectedAt = 0;
+  setLiveStatus(live.cursor || live.attempt > 0 ? 'reconnecting' : 'connecting');
+  const key = state.key;
+  ws.addEventListener('open', () => {
+    sendLive(ws, { type: 'connection_init', payload: { authorization: `Bearer ${key}` } });
+  });
+  ws.addEventListener('message', (event) => onLiveMessage(ws, event.data));
+  // 'error' is always followed by 'close', which does the reconnecting.
+  ws.addEventListener('close', (event) => onLiveClose(ws, event));
+}
+
+function onLiveMessage(ws, raw) {
+  const live = state.live;
+  if (ws !== live.ws) return;
+  let message;
+  try {
+    message = JSON.parse(raw);
+  } catch {
+    return;
+  }
+  switch (message.type) {
+    case 'connection_ack': {
+      live.connectedAt = Date.now();
+      setLiveStatus('live');
+      const variables = live.cursor ? { after: live.cursor } : {};
+      sendLive(ws, { id: '1', type: 'subscribe', payload: { query: S_CONVERSIONS, variables } });
+      break;
+    }
+    case 'ping':
+      sendLive(ws, { type: 'pong' });
+      break;
+    case 'next': {
+      const payload = message.payload ?? {};
+      const event = payload.data?.conversionRecorded;
+      if (event) handleLiveEvent(event);
+      else if (payload.errors?.length) showError(liveError(payload.errors[0]));
+      break;
+    }
+    case 'error': {
+      const first = Array.isArray(message.payload) ? message.payload[0] : null;
+      if (first?.extensions?.code === 'BAD_USER_INPUT' && live.cursor) {
+        // The cursor can't be resumed from: start the feed afresh and
+        // re-read the page so nothing stays stale.
+        live.cursor = null;
+        readFeedCursor().then((cursor) => {
+          if (!live.cursor) live.cursor = cursor;
+          reload();
+        });
+      } else {
+        showError(liveError(first));
+      }
+      ws.close(1000);
+      break;
+    }
+    case 'complete':
+      ws.close(1000);
+      break;
+    default:
+      break;
+  }
+}
+
+function liveError(error) {
+  return new ApiError(`Live updates: ${error?.message ?? 'the subscription failed'}`,
+    error?.extensions?.code ?? 'UNKNOWN', 0, error?.extensions?.requestId);
+}
+
+function onLiveClose(ws, event) {
+  const live = state.live;
+  if (ws !== live.ws) return;
+  live.ws = null;
+  if (!state.key) return;
+  if (event.code === 4401 || event.code === 4403) {
+    // The key is not allowed on the feed; retrying quickly would not change that.
+    setLiveStatus('refused');
+    live.timer = setTimeout(connectLive, LIVE_REFUSED_RETRY_MS);
+    return;
+  }
+  // A connection that stayed up a while starts the back-off over.
+  if (live.connectedAt && Date.now() - live.connectedAt > 30000) live.attempt = 0;
+  scheduleReconnect();
+}
+
+function scheduleReconnect() {
+  const live = state.live;
+  setLiveStatus('reconnecting');
+  const delay = Math.min(1000 * 2 ** live.attempt, LIVE_MAX_BACKOFF_MS);
+  live.attempt += 1;
+  clearTimeout(live.timer);
+  live.timer = setTimeout(connectLive, delay);
+}
+
+function stopLive() {
+  const live = state.live;
+  clearTimeout(live.timer);
+  const ws = live.ws;
+  live.ws = null;
+  live.cursor = null;
+  live.attempt = 0;
+  if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
+  setLiveStatus('off');
+}
+
+function handleLiveEvent(event) {
+  state.live.cursor = event.cursor;
+  state.live.attempt = 0;
+  const { conversion, conversation } = event;
+  if (conversation) {
+    const row = findRow(conversation.id);
+    if (row) {
+      row.querySelector('.cell-badges').replaceChildren(...conversation.badges.map((b) => renderBadge(b)));
+      if (conversion.attributed) flashRow(row);
+    } else if (!filtersActive()) {
+      insertRow(conversation);
+    }
+    if (state.detail.id === conversation.id) refreshDetailBadges(conversation.id);
+  }
+  if (!conversion.attributed) prependUnattributed(conversion, conversation);
+  loadStatsSoon();
+}
+
+// ---------------------------------------------------------------------------
+// Wiring.
+
+function onRowActivate(event) {
+  const row = event.target.closest('tr[data-id]');
+  if (!row) return;
+  if (event.type === 'keydown') {
+    if (event.key !== 'Enter' && event.key !== ' ') return;
+    event.preventDefault();
+  }
+  openDetail(row.dataset.id);
+}
+
+function wire() {
+  $('signin-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const key = $('api-key').value.trim();
+    if (!key) {
+      showSignInError('Paste an API key to sign in.');
+      return;
+    }
+    signIn(key);
+  });
+  $('sign-out').addEventListener('click', () => signOut(null));
+  $('error-close').addEventListener('click', clearError);
+
+  $('filters').addEventListener('submit', (event) => {
+    event.preventDefault();
+    applyFiltersNow();
+  });
+  for (const id of ['search', 'session-filter']) {
+    $(id).addEventListener('input', applyFiltersSoon);
+    $(id).addEventListener('keydown', (event) => {
+      if (event.key === 'Enter') {
+        event.preventDefault();
+        applyFiltersNow();
+      }
+    });
+  }
+  for (const id of ['channel-filter', 'badge-filter', 'converted-filter', 'date-from', 'date-to']) {
+    $(id).addEventListener('change', applyFiltersNow);
+  }
+  // Always a fresh first page, even with no filter set: the way back to
+  // the top after "Load more".
+  $('reset-filters').addEventListener('click', () => {
+    clearTimeout(typingTimer);
+    resetFilterControls();
+    state.filter = readFilter();
+    reload();
+  });
+
+  $('rows').addEventListener('click', onRowActivate);
+  $('rows').addEventListener('keydown', onRowActivate);
+  $('load-more').addEventListener('click', () => loadConversations(true));
+  $('unattributed-load-more').addEventListener('click', () => loadUnattributed(true));
+  $('load-more-messages').addEventListener('click', loadMoreMessages);
+  $('close-detail').addEventListener('click', closeDetail);
+  document.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && !$('detail').hidden) closeDetail();
+  });
+  for (const tab of document.querySelectorAll('[role="tab"]')) {
+    tab.addEventListener('click', () => selectTab(tab.dataset.tab));
+  }
+}
+
+function start() {
+  wire();
+  const stored = sessionStorage.getItem(KEY_STORAGE);
+  if (stored) signIn(stored);
+  else $('api-key').focus();
+}
+
+start();

@@ -1,0 +1,360 @@
+//! The admin page in a real browser: seeded data, then
+//! `tests/browser/admin.mjs` drives headless Chromium through sign-in, the
+//! list, filters, a detail, hostile messages and a live badge. Runs when
+//! `CONVTRACK_TEST_BROWSER` is set (`.ci/run` installs Chromium and
+//! playwright-core and sets it); screenshots land in
+//! `target/browser-artifacts/<database>/`.
+
+use std::process::Stdio;
+
+use chrono::TimeDelta;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const BROWSER_ENV: &str = "CONVTRACK_TEST_BROWSER";
+const XSS_SCRIPT: &str = "<script>window.__xss = 1</script>";
+const XSS_IMAGE: &str = "<img src=x onerror=\"window.__xss = 1\">";
+/// Conversations beyond the seeded stories, so the list has a second page.
+const FILLERS: usize = 250;
+
+test_both!(the_admin_page_works_in_a_real_browser, |app| {
+    if std::env::var_os(BROWSER_ENV).is_none() {
+        return;
+    }
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+    assert!(
+        std::path::Path::new(dir).join("node_modules").exists(),
+        "{BROWSER_ENV} is set but playwright-core is not installed: npm ci --prefix tests/browser"
+    );
+    let seed = seed(&app).await;
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/browser-artifacts")
+        .join(format!("{:?}", app.backend).to_lowercase());
+    std::fs::create_dir_all(&artifacts).expect("artifacts directory");
+    let seed_file = artifacts.join("seed.json");
+    std::fs::write(&seed_file, seed.to_string()).expect("seed written");
+
+    let output = tokio::process::Command::new("node")
+        .arg(format!("{dir}/admin.mjs"))
+        .env("CONVTRACK_URL", &app.address)
+        .env("CONVTRACK_ADMIN_KEY", &app.admin)
+        .env("CONVTRACK_ARTIFACTS", &artifacts)
+        .env("CONVTRACK_SEED", &seed_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node runs");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    println!("{printed}");
+    assert!(
+        output.status.success(),
+        "the browser test failed ({}):\n{printed}\n{}\n(screenshots in {})",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        artifacts.display()
+    );
+    for shot in ["list.png", "detail.png"] {
+        assert!(artifacts.join(shot).exists(), "{shot} was not saved");
+    }
+});
+
+/// A small operator's week: every channel and badge colour, a search
+/// term in two threads, formatted text, hostile messages, one
+/// conversation left for a live badge and one outcome too late to credit.
+async fn seed(app: &TestApp) -> Value {
+    let settings = app
+        .gql(
+            &app.admin,
+            "mutation { updateTenantSettings(input: { recordUrlTemplates: [
+                { recordType: VISITOR, template: \"https://admin.example.com/visitors/{id}\" }
+            ] }) { settings { attributionWindowDays } } }",
+            json!({}),
+        )
+        .await;
+    data(&settings, "updateTenantSettings");
+
+    // Older quiet chats, enough to need a second page of the list.
+    for _ in 0..FILLERS {
+        app.start_session(Channel::Chat).await;
+    }
+
+    // A day pass bought through a link a month after the chat started.
+    let late = app.start_session(Channel::Chat).await;
+    app.say(&late, "VISITOR", "Can I come in for a day next month?")
+        .await;
+    let token = app
+        .create_link(&late, "DAY_PASS", "https://example.com/day-pass")
+        .await["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    app.advance(TimeDelta::days(31));
+    let recorded = app
+        .record_with_token(
+            &app.checkout,
+            &token,
+            ConversionKind::DayPassPurchased,
+            "dp-late-1",
+        )
+        .await;
+    assert_eq!(data(&recorded, "recordConversion")["attributed"], false);
+
+    let next = |app: &TestApp| app.advance(TimeDelta::hours(1));
+    next(app);
+    let tour = app
+        .start_session_with(
+            json!({ "channel": "CHAT", "userId": "m-1", "userName": "Ada Lovelace" }),
+        )
+        .await;
+    app.say(
+        &tour,
+        "VISITOR",
+        "Is there parking near the Brussels office? I'd like to visit.",
+    )
+    .await;
+    app.say(
+        &tour,
+        "AI_AGENT",
+        "Yes, there is a garage next door. Shall I book you a tour?",
+    )
+    .await;
+    record(
+        app,
+        &tour,
+        json!({ "kind": "TOUR_BOOKED", "recordId": "v-1" }),
+    )
+    .await;
+
+    next(app);
+    let signup = app
+        .start_session_with(
+            json!({ "channel": "EMAIL", "contact": "lin@example.com", "threadKey": "plans" }),
+        )
+        .await;
+    app.say(
+        &signup,
+        "VISITOR",
+        "What does a fixed desk cost per month, and is parking included?",
+    )
+    .await;
+    record(
+        app,
+        &signup,
+        json!({ "kind": "CONTRACT_CREATED", "recordId": "ctr-1", "newCustomerId": "cw-1" }),
+    )
+    .await;
+
+    next(app);
+    let booking = app
+        .start_session_with(json!({ "channel": "WHATSAPP", "contact": "+447700900123" }))
+        .await;
+    app.say(
+        &booking,
+        "VISITOR",
+        "Can I book the small meeting room tomorrow at 10?",
+    )
+    .await;
+    record(
+        app,
+        &booking,
+        json!({ "kind": "BOOKING_CREATED", "recordId": "b-1" }),
+    )
+    .await;
+
+    next(app);
+    let day_pass = app.start_session(Channel::Voice).await;
+    app.say(&day_pass, "VISITOR", "I need a day pass for Friday.")
+        .await;
+    record(
+        app,
+        &day_pass,
+        json!({ "kind": "DAY_PASS_PURCHASED", "recordId": "dp-1" }),
+    )
+    .await;
+
+    next(app);
+    let formatted = app.start_session(Channel::Chat).await;
+    app.say(&formatted, "VISITOR", "How much is a hot desk?")
+        .await;
+    app.say(
+        &formatted,
+        "AI_AGENT",
+        "A **Hot desk** is €250 a month; see [our prices](https://example.com/prices) for the rest.",
+    )
+    .await;
+
+    next(app);
+    let long = app.start_session(Channel::Chat).await;
+    app.say(&long, "VISITOR", &"We are a team of twelve looking for a private office with a kitchen, good light and room to grow over the next two years. ".repeat(2))
+        .await;
+
+    next(app);
+    let xss = app.start_session(Channel::Chat).await;
+    app.say(&xss, "VISITOR", XSS_SCRIPT).await;
+    app.say(&xss, "AI_AGENT", XSS_IMAGE).await;
+
+    next(app);
+    app.start_session_with(
+        json!({ "channel": "EMAIL", "contact": "quiet@example.com", "threadKey": "none" }),
+    )
+    .await;
+
+    next(app);
+    let live = app
+        .start_session_with(
+            json!({ "channel": "CHAT", "userId": "m-2", "userName": "Grace Hopper" }),
+        )
+        .await;
+    app.say(&live, "VISITOR", "Is a day pass enough for one afternoon?")
+        .await;
+
+    let mut conversations = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = app
+            .gql(
+                &app.admin,
+                "query($after: String) { conversations(first: 250, after: $after) {
+                    nodes { id sessionId channel startedAt openingMessage
+                            user { name } badges { kind label colour } }
+                    pageInfo { hasNextPage endCursor } } }",
+                json!({ "after": after }),
+            )
+            .await;
+        let page = data(&page, "conversations");
+        conversations.extend(page["nodes"].as_array().expect("rows").iter().map(|c| {
+            json!({
+                "id": c["id"], "sessionId": c["sessionId"], "channel": c["channel"],
+                "startedAt": c["startedAt"], "userName": c["user"]["name"],
+                "openingMessage": c["openingMessage"], "badges": c["badges"],
+            })
+        }));
+        after = page["pageInfo"]["endCursor"].clone();
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+    }
+    assert_eq!(conversations.len(), FILLERS + 10);
+    let stats = app
+        .gql(
+            &app.admin,
+            "{ conversionStats { conversations convertedConversations
+                funnel { action issued followed converted } } }",
+            json!({}),
+        )
+        .await;
+    let stats = data(&stats, "conversionStats");
+    json!({
+        "conversations": conversations,
+        "search": { "term": "parking", "sessionIds": [tour.session_id, signup.session_id] },
+        "xss": { "id": xss.id, "sessionId": xss.session_id, "contents": [XSS_SCRIPT, XSS_IMAGE] },
+        "formatted": {
+            "id": formatted.id, "boldText": "Hot desk",
+            "linkText": "our prices", "linkUrl": "https://example.com/prices",
+        },
+        "withRecordUrl": {
+            "id": tour.id, "kind": "TOUR_BOOKED",
+            "url": "https://admin.example.com/visitors/v-1",
+        },
+        "live": {
+            "id": live.id, "sessionId": live.session_id, "kind": "DAY_PASS_PURCHASED",
+            "recordId": "dp-live-1", "label": "Day pass purchased", "colour": "PEACH",
+        },
+        "unattributed": [
+            { "kind": "DAY_PASS_PURCHASED", "recordId": "dp-late-1", "reason": "ATTRIBUTION_EXPIRED" },
+        ],
+        "stats": {
+            "conversations": stats["conversations"],
+            "converted": stats["convertedConversations"],
+            "funnel": stats["funnel"].as_array().expect("funnel").iter()
+                .filter(|step| step["issued"].as_i64() > Some(0)).collect::<Vec<_>>(),
+        },
+        "pageSize": 250,
+        "dateRange": { "from": "2026-04-02", "to": "2026-03-31" },
+        "wrongKey": "ctk_not_a_real_key",
+    })
+}
+
+async fn record(app: &TestApp, session: &Session, outcome: Value) {
+    let mut input = outcome;
+    input["sessionId"] = json!(session.session_id);
+    let body = app.record_as(&app.checkout, input).await;
+    assert_eq!(data(&body, "recordConversion")["attributed"], true);
+}
+
+test_both!(the_admin_page_is_served_whole_with_a_strict_policy, |app| {
+    for (path, content_type) in [
+        ("/admin", "text/html"),
+        ("/admin/", "text/html"),
+        ("/admin/admin.js", "text/javascript"),
+        ("/admin/admin.css", "text/css"),
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        assert!(header("content-type").starts_with(content_type), "{path}");
+        let policy = header("content-security-policy");
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(policy.contains(directive), "{path}: {policy}");
+        }
+        assert!(!policy.contains("unsafe-inline") && !policy.contains("unsafe-eval"));
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert!(!response.text().await.expect("body").is_empty(), "{path}");
+    }
+    // The page needs no API key to load: the key is asked for by the page.
+    let page = app.get("/admin").await.text().await.expect("html");
+    assert!(page.contains("/admin/admin.js") && page.contains("/admin/admin.css"));
+});
+
+/// The policy forbids inline code, and the page must not need any: every
+/// script is an external file, no element carries a style or an event
+/// handler attribute, and the script never turns data into markup.
+#[test]
+fn the_admin_page_needs_nothing_the_policy_forbids() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src/web/admin/");
+    let html = std::fs::read_to_string(format!("{root}index.html")).expect("index.html");
+    for tag in html.split("<script").skip(1) {
+        let opening = tag.split('>').next().unwrap_or("");
+        assert!(opening.contains("src="), "inline script: <script{opening}>");
+    }
+    let lower = html.to_ascii_lowercase();
+    assert!(!lower.contains(" style="), "a style attribute");
+    for handler in [
+        " onclick=",
+        " onload=",
+        " onerror=",
+        " onsubmit=",
+        " oninput=",
+        " onchange=",
+    ] {
+        assert!(!lower.contains(handler), "an inline handler{handler}");
+    }
+    let script = std::fs::read_to_string(format!("{root}admin.js")).expect("admin.js");
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+    ] {
+        assert!(!script.contains(sink), "admin.js uses {sink}");
+    }
+}

@@ -1,0 +1,524 @@
+// End-to-end check of the /admin page in headless Chromium, against a running
+// convtrack whose data a Rust integration test seeded. Usage:
+//
+//   CONVTRACK_URL=http://127.0.0.1:PORT CONVTRACK_ADMIN_KEY=ctk_… \
+//   CONVTRACK_ARTIFACTS=/tmp/shots CONVTRACK_SEED=/tmp/seed.json \
+//   node tests/browser/admin.mjs
+//
+// Prints one line per check; exits non-zero on the first mismatch, after
+// saving failure.png next to list.png and detail.png.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const WAIT_MS = 10_000;
+const WATCHDOG_MS = 90_000;
+
+function env(name) {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`missing environment variable ${name}`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const BASE = env('CONVTRACK_URL').replace(/\/+$/, '');
+const ADMIN_KEY = env('CONVTRACK_ADMIN_KEY');
+const ARTIFACTS = env('CONVTRACK_ARTIFACTS');
+const seed = JSON.parse(await fs.readFile(env('CONVTRACK_SEED'), 'utf8'));
+await fs.mkdir(ARTIFACTS, { recursive: true });
+
+const CHANNEL_LABELS = { CHAT: 'Chat', EMAIL: 'Email', WHATSAPP: 'WhatsApp', VOICE: 'Voice' };
+
+// A hung browser or server must not hang the Rust test that runs this.
+const watchdog = setTimeout(() => {
+  console.error(`FAIL: the whole run took longer than ${WATCHDOG_MS / 1000} s`);
+  process.exit(1);
+}, WATCHDOG_MS);
+watchdog.unref();
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const started = Date.now();
+
+function ok(message) {
+  console.log(`ok   ${message}`);
+}
+
+// Polls `read` until it returns `expected` (deep equality); on timeout the
+// assertion shows both, so a failure says what the page showed instead.
+async function eventually(description, read, expected, timeout = WAIT_MS) {
+  const deadline = Date.now() + timeout;
+  let actual;
+  for (;;) {
+    actual = await read();
+    if (isDeepStrictEqual(actual, expected)) return actual;
+    if (Date.now() > deadline) {
+      assert.deepStrictEqual(actual, expected, `${description} (still different after ${timeout} ms)`);
+    }
+    await sleep(100);
+  }
+}
+
+const q = (value) => JSON.stringify(String(value));
+const rowSelector = (attr, value) => `[data-testid="conversation-row"][data-${attr}=${q(value)}]`;
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
+
+let page;
+const dialogs = [];
+const pageErrors = [];
+const cspViolations = [];
+
+try {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  page.on('dialog', (dialog) => {
+    dialogs.push(`${dialog.type()}: ${dialog.message()}`);
+    dialog.dismiss().catch(() => {});
+  });
+  page.on('pageerror', (error) => pageErrors.push(String(error?.stack ?? error)));
+  page.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
+  });
+
+  await run();
+
+  assert.deepStrictEqual(dialogs, [], 'no alert/confirm/prompt dialog may open');
+  assert.deepStrictEqual(cspViolations, [], 'the page must not violate its Content-Security-Policy');
+  assert.deepStrictEqual(pageErrors, [], 'the page must not throw uncaught errors');
+  ok('no dialogs, no CSP violations, no uncaught page errors');
+  console.log(`PASS admin page (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+} catch (error) {
+  process.exitCode = 1;
+  console.error(`FAIL: ${error?.message ?? error}`);
+  if (error?.stack) console.error(error.stack);
+  if (dialogs.length) console.error(`dialogs: ${JSON.stringify(dialogs)}`);
+  if (pageErrors.length) console.error(`page errors: ${JSON.stringify(pageErrors)}`);
+  if (cspViolations.length) console.error(`CSP violations: ${JSON.stringify(cspViolations)}`);
+  if (page) {
+    await page.screenshot({ path: path.join(ARTIFACTS, 'failure.png'), fullPage: true }).catch(() => {});
+    console.error(`screenshot: ${path.join(ARTIFACTS, 'failure.png')}`);
+  }
+} finally {
+  await browser.close().catch(() => {});
+  clearTimeout(watchdog);
+}
+
+// ---------------------------------------------------------------------------
+
+async function run() {
+  await checkHeaders();
+  await checkSignIn();
+  await checkRows();
+  await page.screenshot({ path: path.join(ARTIFACTS, 'list.png') });
+  ok('saved list.png');
+  await checkLoadMore();
+  await checkStats();
+  await checkFilters();
+  await checkFormattedDetail();
+  await checkRecordLink();
+  await checkXss();
+  await checkLive();
+  await checkUnattributed();
+  await checkSignOut();
+}
+
+async function checkHeaders() {
+  const response = await fetch(`${BASE}/admin`);
+  assert.equal(response.status, 200, 'GET /admin answers 200');
+  const csp = response.headers.get('content-security-policy') ?? '';
+  assert.ok(csp.includes("script-src 'self'"), `CSP header has script-src 'self' (got ${JSON.stringify(csp)})`);
+  ok(`GET /admin: 200 with CSP ${JSON.stringify(csp)}`);
+}
+
+async function signInWith(key) {
+  await page.fill('[data-testid="api-key"]', key);
+  await page.click('[data-testid="signin-submit"]');
+}
+
+async function checkSignIn() {
+  await page.goto(`${BASE}/admin`);
+  await signInWith(seed.wrongKey);
+  const error = page.locator('[data-testid="signin-error"]');
+  await error.waitFor({ state: 'visible' });
+  const message = (await error.textContent()).trim();
+  assert.match(message, /not accepted/i, `wrong key: sign-in error says the key was not accepted (got ${JSON.stringify(message)})`);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('convtrack.apiKey')), null,
+    'a rejected key is not kept in sessionStorage');
+  ok(`wrong key refused: ${JSON.stringify(message)}`);
+
+  await signInWith(ADMIN_KEY);
+  await page.locator('[data-testid="conversation-row"]').first().waitFor({ state: 'visible' });
+  await page.locator('[data-testid="signin"]').waitFor({ state: 'hidden' });
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('convtrack.apiKey')), ADMIN_KEY,
+    'the admin key is kept in sessionStorage');
+  assert.ok(!page.url().includes(ADMIN_KEY), 'the key never appears in the URL');
+  ok('admin key accepted, rows shown, key in sessionStorage only');
+}
+
+function readRows() {
+  return page.$$eval('[data-testid="conversation-row"]', (rows) => rows.map((row) => ({
+    id: row.dataset.id,
+    sessionId: row.dataset.sessionId,
+    opening: row.querySelector('[data-testid="cell-opening"]')?.textContent ?? null,
+    user: row.querySelector('[data-testid="cell-user"]')?.textContent ?? null,
+    channel: row.querySelector('[data-testid="cell-channel"]')?.textContent ?? null,
+    badges: [...row.querySelectorAll('[data-testid="badge"]')].map((badge) => ({
+      kind: badge.dataset.kind,
+      label: badge.textContent,
+      colour: badge.dataset.colour,
+      background: getComputedStyle(badge).backgroundColor,
+    })),
+  })));
+}
+
+async function sessionIdsShown() {
+  return (await readRows()).map((row) => row.sessionId);
+}
+async function sortedSessionIdsShown() {
+  return (await sessionIdsShown()).sort();
+}
+
+async function checkRows() {
+  const expected = firstPage(seed.conversations);
+  await eventually('number of rows', async () => (await readRows()).length, expected.length);
+  const rows = await readRows();
+  assert.deepStrictEqual(rows.map((r) => r.sessionId), expected.map((c) => c.sessionId),
+    'rows are in the seed order (newest first)');
+  assert.deepStrictEqual(rows.map((r) => r.id), expected.map((c) => c.id), 'row data-id values are the conversation ids');
+
+  const backgrounds = new Map();
+  rows.forEach((row, i) => {
+    const conversation = expected[i];
+    const where = `row ${i} (session ${conversation.sessionId})`;
+    assert.equal(row.opening, conversation.openingMessage ?? '', `${where}: opening message`);
+    assert.equal(row.user, conversation.userName ?? '', `${where}: user`);
+    assert.equal(row.channel, CHANNEL_LABELS[conversation.channel] ?? conversation.channel, `${where}: channel`);
+    assert.deepStrictEqual(
+      row.badges.map(({ kind, label, colour }) => ({ kind, label, colour })),
+      conversation.badges.map(({ kind, label, colour }) => ({ kind, label, colour })),
+      `${where}: badges`,
+    );
+    for (const badge of row.badges) noteBackground(backgrounds, badge, where);
+  });
+  ok(`${rows.length} rows in seed order with opening message, user, channel and badges`);
+
+  // The stats header lists every kind with its badge, so all five colours
+  // can be compared even when the seed does not use them all in rows.
+  await page.locator('[data-testid="stat-kind"] [data-testid="badge"]').first().waitFor();
+  const legend = await page.$$eval('[data-testid="stat-kind"] [data-testid="badge"]', (badges) => badges.map((badge) => ({
+    colour: badge.dataset.colour,
+    background: getComputedStyle(badge).backgroundColor,
+  })));
+  for (const badge of legend) noteBackground(backgrounds, badge, 'stats legend');
+  const distinct = new Set(backgrounds.values());
+  assert.equal(distinct.size, backgrounds.size,
+    `each badge colour has its own background: ${JSON.stringify(Object.fromEntries(backgrounds))}`);
+  assert.ok(backgrounds.size >= 2, 'at least two badge colours were compared');
+  ok(`badge colours are real and distinct: ${JSON.stringify(Object.fromEntries(backgrounds))}`);
+}
+
+function noteBackground(backgrounds, badge, where) {
+  assert.ok(!/^(transparent|rgba\(0, 0, 0, 0\))$/.test(badge.background),
+    `${where}: ${badge.colour} badge has a background colour (got ${badge.background})`);
+  const known = backgrounds.get(badge.colour);
+  if (known) assert.equal(badge.background, known, `${where}: every ${badge.colour} badge has the same background`);
+  else backgrounds.set(badge.colour, badge.background);
+}
+
+async function checkLoadMore() {
+  const total = seed.conversations.length;
+  const more = page.locator('[data-testid="load-more"]');
+  if (total <= seed.pageSize) {
+    assert.equal(await more.isVisible(), false, 'no "Load more" when everything fits on one page');
+    ok('one page, no "Load more"');
+    return;
+  }
+  await more.waitFor({ state: 'visible' });
+  await more.click();
+  await eventually('every row after "Load more"', sessionIdsShown, seed.conversations.map((c) => c.sessionId));
+  await more.waitFor({ state: 'hidden' });
+  ok(`"Load more" → all ${total} rows in order, then no more`);
+  await resetFilters();
+}
+
+async function checkStats() {
+  const { conversations, converted } = seed.stats;
+  await eventually('stat-conversations', () => page.textContent('[data-testid="stat-conversations"]'), String(conversations));
+  await eventually('stat-converted', () => page.textContent('[data-testid="stat-converted"]'), String(converted));
+  const rate = conversations > 0 ? `${((converted / conversations) * 100).toFixed(1)}%` : '0.0%';
+  await eventually('stat-rate', () => page.textContent('[data-testid="stat-rate"]'), rate);
+  ok(`stats: ${conversations} conversations, ${converted} converted, ${rate}`);
+
+  const readFunnel = () => page.$$eval('[data-testid="funnel-step"]', (steps) => steps.map((step) => {
+    const [issued, followed, converted] = [...step.querySelectorAll('td')].map((td) => Number(td.textContent));
+    return { action: step.dataset.action, issued, followed, converted };
+  }));
+  await eventually('link funnel', readFunnel, seed.stats.funnel);
+  ok(`link funnel: ${JSON.stringify(seed.stats.funnel)}`);
+}
+
+// What the list's first page holds of `conversations` (newest first).
+function firstPage(conversations) {
+  return conversations.slice(0, seed.pageSize);
+}
+
+function allSessionIds() {
+  return firstPage(seed.conversations).map((c) => c.sessionId);
+}
+
+async function resetFilters() {
+  await page.click('[data-testid="reset-filters"]');
+  await eventually('all rows after clearing filters', sessionIdsShown, allSessionIds());
+}
+
+async function checkFilters() {
+  // Search, applied with Enter, then cleared by emptying the box.
+  await page.fill('[data-testid="search"]', seed.search.term);
+  await page.press('[data-testid="search"]', 'Enter');
+  await eventually(`search ${JSON.stringify(seed.search.term)}`, sortedSessionIdsShown, [...seed.search.sessionIds].sort());
+  ok(`search ${JSON.stringify(seed.search.term)} → ${seed.search.sessionIds.length} rows`);
+  await page.fill('[data-testid="search"]', '');
+  await page.press('[data-testid="search"]', 'Enter');
+  await eventually('all rows after clearing the search', sessionIdsShown, allSessionIds());
+  ok('search cleared → every row back');
+
+  // Session ID, exact.
+  const one = seed.conversations[Math.floor(seed.conversations.length / 2)];
+  await page.fill('[data-testid="session-filter"]', one.sessionId);
+  await page.press('[data-testid="session-filter"]', 'Enter');
+  await eventually('session ID filter', sessionIdsShown, [one.sessionId]);
+  ok('session ID filter → exactly that conversation');
+  await resetFilters();
+
+  // Channel: the least common channel present, so the filter narrows.
+  const byChannel = new Map();
+  for (const c of seed.conversations) byChannel.set(c.channel, (byChannel.get(c.channel) ?? 0) + 1);
+  const channel = [...byChannel.entries()].sort((a, b) => a[1] - b[1])[0][0];
+  await page.selectOption('[data-testid="channel-filter"]', channel);
+  await eventually(`channel ${channel}`, sessionIdsShown,
+    firstPage(seed.conversations.filter((c) => c.channel === channel)).map((c) => c.sessionId));
+  ok(`channel ${channel} → ${byChannel.get(channel)} rows`);
+  await resetFilters();
+
+  // Badge kind.
+  const kinds = new Set(seed.conversations.flatMap((c) => c.badges.map((b) => b.kind)));
+  const kind = kinds.has('TOUR_BOOKED') ? 'TOUR_BOOKED' : [...kinds][0];
+  if (kind) {
+    await page.selectOption('[data-testid="badge-filter"]', kind);
+    const withKind = firstPage(seed.conversations.filter((c) => c.badges.some((b) => b.kind === kind))).map((c) => c.sessionId);
+    await eventually(`badge ${kind}`, sessionIdsShown, withKind);
+    ok(`badge ${kind} → ${withKind.length} rows`);
+    await resetFilters();
+  }
+
+  // Converted / not converted.
+  await page.selectOption('[data-testid="converted-filter"]', 'no');
+  const unconverted = firstPage(seed.conversations.filter((c) => c.badges.length === 0)).map((c) => c.sessionId);
+  await eventually('converted: no', sessionIdsShown, unconverted);
+  if (unconverted.length === 0) await page.locator('[data-testid="empty"]').waitFor({ state: 'visible' });
+  ok(`not converted → ${unconverted.length} rows`);
+  await page.selectOption('[data-testid="converted-filter"]', 'yes');
+  const converted = firstPage(seed.conversations.filter((c) => c.badges.length > 0)).map((c) => c.sessionId);
+  await eventually('converted: yes', sessionIdsShown, converted);
+  ok(`converted → ${converted.length} rows`);
+  await resetFilters();
+
+  // Date range: "from" is inclusive of its day, "until" too.
+  const day = (iso) => iso.slice(0, 10);
+  await page.fill('[data-testid="date-from"]', seed.dateRange.from);
+  const fromDay = seed.conversations.filter((c) => day(c.startedAt) >= seed.dateRange.from);
+  await eventually(`started from ${seed.dateRange.from}`, sessionIdsShown, firstPage(fromDay).map((c) => c.sessionId));
+  ok(`started from ${seed.dateRange.from} → ${fromDay.length} rows`);
+  await resetFilters();
+  await page.fill('[data-testid="date-to"]', seed.dateRange.to);
+  const untilDay = seed.conversations.filter((c) => day(c.startedAt) <= seed.dateRange.to);
+  await eventually(`started until ${seed.dateRange.to}`, sessionIdsShown, firstPage(untilDay).map((c) => c.sessionId));
+  ok(`started until ${seed.dateRange.to} → ${untilDay.length} rows (first page shown)`);
+  await resetFilters();
+
+  // A filter nothing matches shows the empty state.
+  await page.fill('[data-testid="session-filter"]', `cs_${'A'.repeat(32)}`);
+  await page.press('[data-testid="session-filter"]', 'Enter');
+  await page.locator('[data-testid="empty"]').waitFor({ state: 'visible' });
+  await eventually('no rows for an unknown session ID', sessionIdsShown, []);
+  ok('no match → "No conversations match."');
+  await resetFilters();
+
+  // A session ID that cannot be one: the server's error, and no stale rows.
+  await page.fill('[data-testid="session-filter"]', 'not a session id');
+  await page.press('[data-testid="session-filter"]', 'Enter');
+  const banner = page.locator('[data-testid="error"]');
+  await banner.waitFor({ state: 'visible' });
+  assert.match(await banner.textContent(), /BAD_USER_INPUT/, 'the error banner names the error code');
+  await eventually('no rows after a refused filter', sessionIdsShown, []);
+  ok('malformed session ID → the server\'s BAD_USER_INPUT message, no stale rows');
+  await resetFilters();
+}
+
+async function openDetail(id) {
+  const detail = page.locator('[data-testid="detail"]');
+  if (await detail.isVisible()) await closeDetail();
+  await page.click(rowSelector('id', id));
+  await page.locator(`[data-testid="detail"][data-state="ready"][data-id=${q(id)}]`).waitFor({ state: 'visible' });
+}
+
+async function closeDetail() {
+  await page.click('[data-testid="close-detail"]');
+  await page.locator('[data-testid="detail"]').waitFor({ state: 'hidden' });
+}
+
+async function checkFormattedDetail() {
+  const { id, boldText, linkText, linkUrl } = seed.formatted;
+  await openDetail(id);
+  const found = await page.$eval('[data-testid="detail"]', (detail, wanted) => {
+    const messages = [...detail.querySelectorAll('[data-testid="message"]')];
+    return {
+      labels: [...new Set(messages.map((m) => m.querySelector('[data-testid="message-label"]')?.textContent))].sort(),
+      roles: [...new Set(messages.map((m) => m.dataset.role))].sort(),
+      bold: messages.some((m) => [...m.querySelectorAll('strong')].some((s) => s.textContent === wanted.boldText)),
+      links: messages.flatMap((m) => [...m.querySelectorAll('a')].map((a) => ({
+        text: a.textContent, href: a.href, rel: a.rel, target: a.target,
+      }))),
+    };
+  }, { boldText });
+  assert.ok(found.labels.includes('Visitor') && found.labels.includes('AI agent'),
+    `messages labelled "Visitor" and "AI agent" (got ${JSON.stringify(found.labels)})`);
+  assert.ok(found.roles.includes('VISITOR') && found.roles.includes('AI_AGENT'),
+    `message data-role values (got ${JSON.stringify(found.roles)})`);
+  assert.ok(found.bold, `a <strong> with ${JSON.stringify(boldText)}`);
+  const link = found.links.find((a) => a.text === linkText);
+  assert.ok(link, `a link with text ${JSON.stringify(linkText)} (links: ${JSON.stringify(found.links)})`);
+  assert.equal(link.href, new URL(linkUrl).href, 'the link goes to the URL of the message');
+  assert.match(link.rel, /noopener/, 'message links are rel=noopener');
+  ok('detail: Visitor / AI agent labels, **bold** → <strong>, [text](url) → <a>');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'detail.png') });
+  ok('saved detail.png');
+  await closeDetail();
+}
+
+async function checkRecordLink() {
+  const { id, kind, url } = seed.withRecordUrl;
+  await openDetail(id);
+  const badge = await page.$eval('[data-testid="detail-badges"]', (badges, wanted) => {
+    const link = badges.querySelector(`a[data-testid="badge"][data-kind="${wanted}"]`);
+    return link ? { href: link.href, rel: link.rel, target: link.target } : null;
+  }, kind);
+  assert.ok(badge, `the ${kind} badge in the detail is a link`);
+  assert.equal(badge.href, new URL(url).href, `the ${kind} badge links to its record`);
+  assert.match(badge.rel, /noopener/, 'record links are rel=noopener');
+  ok(`detail: ${kind} badge links to ${url}`);
+  await closeDetail();
+}
+
+async function checkXss() {
+  const { id, contents } = seed.xss;
+  await openDetail(id);
+  await sleep(300); // time for an injected onerror handler to fire, if one got through
+  const found = await page.$eval('[data-testid="detail"]', (detail) => ({
+    texts: [...detail.querySelectorAll('[data-testid="message-text"]')].map((m) => m.textContent),
+    images: detail.querySelectorAll('[data-testid="thread"] img').length,
+    scripts: detail.querySelectorAll('script').length,
+    xss: typeof window.__xss,
+  }));
+  for (const content of contents) {
+    assert.ok(found.texts.some((text) => text.includes(content)),
+      `message shown literally: ${JSON.stringify(content)} (messages: ${JSON.stringify(found.texts)})`);
+  }
+  assert.equal(found.images, 0, 'no <img> element inside the messages');
+  assert.equal(found.scripts, 0, 'no <script> element inside the detail');
+  assert.equal(found.xss, 'undefined', 'window.__xss stays undefined');
+  assert.deepStrictEqual(dialogs, [], 'no dialog opened');
+  ok(`XSS: ${contents.length} hostile messages shown as text, nothing executed`);
+  await closeDetail();
+}
+
+async function graphql(query, variables) {
+  const response = await fetch(`${BASE}/graphql`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${ADMIN_KEY}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = await response.json();
+  assert.equal(response.status, 200, `GraphQL answered HTTP ${response.status}: ${JSON.stringify(body)}`);
+  assert.equal(body.errors, undefined, `GraphQL errors: ${JSON.stringify(body.errors)}`);
+  return body.data;
+}
+
+async function checkLive() {
+  const live = seed.live;
+  await eventually('rows before the live event', sessionIdsShown, allSessionIds());
+  await eventually('live-status', async () => (await page.textContent('[data-testid="live-status"]')).trim(), 'Live');
+  ok('live-status says "Live"');
+  // No pause needed before recording: the page subscribes from the feed
+  // cursor it read before loading the list, so an event committed before
+  // its subscription is set up is replayed, not missed.
+
+  const badge = `${rowSelector('session-id', live.sessionId)} [data-testid="badge"][data-kind=${q(live.kind)}]`;
+  assert.equal(await page.locator(badge).count(), 0, `the live row has no ${live.kind} badge before recording`);
+  const before = seed.conversations.find((c) => c.sessionId === live.sessionId);
+  const wasConverted = (before?.badges.length ?? 0) > 0;
+
+  // A marker on window: it survives only if the page is not reloaded.
+  await page.evaluate(() => { window.__notReloaded = true; });
+  const data = await graphql(
+    'mutation($input: RecordConversionInput!) { recordConversion(input: $input) { created } }',
+    { input: { sessionId: live.sessionId, kind: live.kind, recordId: live.recordId } },
+  );
+  assert.equal(data.recordConversion.created, true, 'the live conversion is new');
+
+  const shown = page.locator(`${badge}[data-colour=${q(live.colour)}]`);
+  await shown.waitFor({ state: 'visible', timeout: WAIT_MS });
+  assert.equal((await shown.textContent()).trim(), live.label, 'the live badge has its label');
+  assert.equal(await page.evaluate(() => window.__notReloaded), true, 'the page was not reloaded');
+  ok(`live: ${live.kind} badge appeared on session ${live.sessionId} without a reload`);
+
+  const converted = seed.stats.converted + (wasConverted ? 0 : 1);
+  await eventually('stat-converted after the live event',
+    () => page.textContent('[data-testid="stat-converted"]'), String(converted));
+  ok(`live: stats refreshed (${converted} converted)`);
+}
+
+async function checkUnattributed() {
+  await page.click('[data-testid="tab-unattributed"]');
+  const readUnattributed = () => page.$$eval('[data-testid="unattributed-row"]', (rows) => rows.map((row) => ({
+    recordId: row.dataset.recordId,
+    kind: row.querySelector('[data-testid="badge"]')?.dataset.kind ?? null,
+    text: row.textContent,
+  })));
+  const wanted = seed.unattributed;
+  const expected = wanted.map(() => true);
+  await eventually('unattributed rows for every seeded conversion', async () => {
+    const rows = await readUnattributed();
+    return wanted.map((u) => rows.some((row) =>
+      row.recordId === u.recordId && row.kind === u.kind && row.text.includes(u.recordId) && row.text.includes(u.reason)));
+  }, expected);
+  ok(`unattributed tab lists ${wanted.map((u) => `${u.recordId} (${u.reason})`).join(', ')}`);
+  await page.click('[data-testid="tab-conversations"]');
+}
+
+async function checkSignOut() {
+  await page.click('[data-testid="sign-out"]');
+  await page.locator('[data-testid="signin"]').waitFor({ state: 'visible' });
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('convtrack.apiKey')), null,
+    'signing out forgets the key');
+  assert.equal(await page.locator('[data-testid="conversation-row"]').count(), 0, 'no rows remain after signing out');
+  ok('sign out clears the key and the list');
+}
