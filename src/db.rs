@@ -151,40 +151,81 @@ pub async fn keep_statistics(
     }
 }
 
+/// convtrack's own tables: the only ones it analyzes, whatever else shares
+/// the schema.
+fn own_tables() -> Vec<&'static str> {
+    use sea_orm::EntityName;
+    vec![
+        entity::api_key::Entity.table_name(),
+        entity::confirmation::Entity.table_name(),
+        entity::conversation::Entity.table_name(),
+        entity::conversion::Entity.table_name(),
+        entity::cta_link::Entity.table_name(),
+        entity::idempotency_key::Entity.table_name(),
+        entity::link_signing_key::Entity.table_name(),
+        entity::message::Entity.table_name(),
+        entity::tenant::Entity.table_name(),
+    ]
+}
+
 async fn analyze_changed_postgres_tables(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
-    let txn = db.begin().await?;
-    // One instance analyzes at a time; the others skip this round rather
-    // than queue behind it.
-    let row = txn
+    let setting = db
         .query_one_raw(sea_orm::Statement::from_string(
             DatabaseBackend::Postgres,
-            "SELECT pg_try_advisory_xact_lock(7253068102) AS mine, \
-             current_setting('autovacuum')::boolean AS autovacuum",
+            "SELECT current_setting('autovacuum')::boolean AS autovacuum",
         ))
         .await?
-        .ok_or_else(|| DbErr::Custom("no answer to the statistics check".into()))?;
-    let mine: bool = row.try_get("", "mine")?;
-    let autovacuum: bool = row.try_get("", "autovacuum")?;
-    if !mine || autovacuum {
-        txn.commit().await?;
+        .ok_or_else(|| DbErr::Custom("no answer to the autovacuum check".into()))?;
+    if setting.try_get::<bool>("", "autovacuum")? {
         return Ok(Vec::new());
     }
-    let stale = txn
+    analyze_grown_tables(db).await
+}
+
+/// Analyzes each of convtrack's tables that changed by autovacuum's default
+/// measure (50 rows plus 10%) since it was last analyzed; returns them.
+pub async fn analyze_grown_tables(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    let names = own_tables()
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let grown = db
         .query_all_raw(sea_orm::Statement::from_string(
             DatabaseBackend::Postgres,
-            "SELECT relname::text AS name FROM pg_stat_user_tables \
-             WHERE schemaname = current_schema() \
-             AND n_mod_since_analyze > 50 + 0.1 * n_live_tup ORDER BY relname",
+            format!(
+                "SELECT relname::text AS name FROM pg_stat_user_tables \
+                 WHERE schemaname = current_schema() AND relname IN ({names}) \
+                 AND n_mod_since_analyze > 50 + 0.1 * n_live_tup ORDER BY relname"
+            ),
         ))
         .await?;
-    let mut analyzed = Vec::with_capacity(stale.len());
-    for row in stale {
+    let mut analyzed = Vec::with_capacity(grown.len());
+    for row in grown {
         let name: String = row.try_get("", "name")?;
-        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        txn.execute_unprepared(&format!("ANALYZE {quoted}")).await?;
-        analyzed.push(name);
+        // A transaction per table, so one slow table holds no other's lock;
+        // one instance analyzes a table at a time, the others skip it this
+        // round rather than queue behind it.
+        let txn = db.begin().await?;
+        let lock = txn
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT pg_try_advisory_xact_lock(72530681, hashtext($1)) AS mine",
+                [name.clone().into()],
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("no answer to the advisory lock".into()))?;
+        if lock.try_get::<bool>("", "mine")? {
+            // The serving pool cuts statements at the request timeout; a
+            // large table may take longer to sample.
+            txn.execute_unprepared("SET LOCAL statement_timeout = 0")
+                .await?;
+            txn.execute_unprepared(&format!("ANALYZE \"{name}\""))
+                .await?;
+            analyzed.push(name);
+        }
+        txn.commit().await?;
     }
-    txn.commit().await?;
     Ok(analyzed)
 }
 

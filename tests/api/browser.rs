@@ -15,6 +15,8 @@ use crate::helpers::*;
 const BROWSER_ENV: &str = "CONVTRACK_TEST_BROWSER";
 const XSS_SCRIPT: &str = "<script>window.__xss = 1</script>";
 const XSS_IMAGE: &str = "<img src=x onerror=\"window.__xss = 1\">";
+/// A visitor's link dressed up as something else: shown as typed.
+const DISGUISED_LINK: &str = "[Admin login](https://evil.example/login)";
 /// Conversations beyond the seeded stories, so the list has a second page.
 const FILLERS: usize = 250;
 
@@ -195,6 +197,7 @@ async fn seed(app: &TestApp) -> Value {
     let xss = app.start_session(Channel::Chat).await;
     app.say(&xss, "VISITOR", XSS_SCRIPT).await;
     app.say(&xss, "AI_AGENT", XSS_IMAGE).await;
+    app.say(&xss, "VISITOR", DISGUISED_LINK).await;
 
     next(app);
     app.start_session_with(
@@ -250,7 +253,7 @@ async fn seed(app: &TestApp) -> Value {
     json!({
         "conversations": conversations,
         "search": { "term": "parking", "sessionIds": [tour.session_id, signup.session_id] },
-        "xss": { "id": xss.id, "sessionId": xss.session_id, "contents": [XSS_SCRIPT, XSS_IMAGE] },
+        "xss": { "id": xss.id, "sessionId": xss.session_id, "contents": [XSS_SCRIPT, XSS_IMAGE, DISGUISED_LINK] },
         "formatted": {
             "id": formatted.id, "boldText": "Hot desk",
             "linkText": "our prices", "linkUrl": "https://example.com/prices",
@@ -263,6 +266,10 @@ async fn seed(app: &TestApp) -> Value {
             "id": live.id, "sessionId": live.session_id, "kind": "DAY_PASS_PURCHASED",
             "recordId": "dp-live-1", "label": "Day pass purchased", "colour": "PEACH",
         },
+        "reconnect": {
+            "sessionId": formatted.session_id, "kind": "TOUR_BOOKED",
+            "recordId": "v-reconnect", "colour": "LAVENDER",
+        },
         "unattributed": [
             { "kind": "DAY_PASS_PURCHASED", "recordId": "dp-late-1", "reason": "ATTRIBUTION_EXPIRED" },
         ],
@@ -273,7 +280,7 @@ async fn seed(app: &TestApp) -> Value {
                 .filter(|step| step["issued"].as_i64() > Some(0)).collect::<Vec<_>>(),
         },
         "pageSize": 250,
-        "dateRange": { "from": "2026-04-02", "to": "2026-03-31" },
+        "dateRange": { "from": "2026-04-02", "to": "2026-03-02" },
         "wrongKey": "ctk_not_a_real_key",
     })
 }

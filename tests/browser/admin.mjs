@@ -81,6 +81,9 @@ const browser = await chromium.launch({
 });
 
 let page;
+// The page's live sockets pass through this route (messages are forwarded
+// untouched), so the test can drop one the way a network would.
+const liveSockets = [];
 const dialogs = [];
 const pageErrors = [];
 const cspViolations = [];
@@ -89,6 +92,10 @@ try {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
+  await page.routeWebSocket(/\/graphql$/, (socket) => {
+    liveSockets.push(socket);
+    socket.connectToServer();
+  });
   page.on('dialog', (dialog) => {
     dialogs.push(`${dialog.type()}: ${dialog.message()}`);
     dialog.dismiss().catch(() => {});
@@ -136,6 +143,7 @@ async function run() {
   await checkRecordLink();
   await checkXss();
   await checkLive();
+  await checkReconnect();
   await checkUnattributed();
   await checkSignOut();
 }
@@ -494,6 +502,27 @@ async function checkLive() {
   await eventually('stat-converted after the live event',
     () => page.textContent('[data-testid="stat-converted"]'), String(converted));
   ok(`live: stats refreshed (${converted} converted)`);
+}
+
+async function checkReconnect() {
+  const { sessionId, kind, recordId, colour } = seed.reconnect;
+  assert.ok(liveSockets.length > 0, 'the page opened its live socket');
+  const dropped = liveSockets.length;
+  await liveSockets[dropped - 1].close({ code: 1006, reason: 'the test drops the connection' });
+  await eventually('live-status after the drop',
+    async () => (await page.textContent('[data-testid="live-status"]')).trim(), 'Reconnecting…');
+  // Committed while the page has no connection: only its cursor brings it.
+  const data = await graphql(
+    'mutation($input: RecordConversionInput!) { recordConversion(input: $input) { created } }',
+    { input: { sessionId, kind, recordId } },
+  );
+  assert.equal(data.recordConversion.created, true, 'the conversion recorded while disconnected is new');
+  const badge = `${rowSelector('session-id', sessionId)} [data-testid="badge"][data-kind=${q(kind)}][data-colour=${q(colour)}]`;
+  await page.locator(badge).waitFor({ state: 'visible', timeout: WAIT_MS });
+  assert.ok(liveSockets.length > dropped, 'the page opened a new socket');
+  await eventually('live-status after reconnecting',
+    async () => (await page.textContent('[data-testid="live-status"]')).trim(), 'Live');
+  ok(`reconnect: a ${kind} badge recorded while the socket was down arrived after it came back`);
 }
 
 async function checkUnattributed() {

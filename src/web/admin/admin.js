@@ -98,13 +98,17 @@ const S_CONVERSIONS = `subscription Live($after: String) {
 
 const state = {
   key: null,
+  // Bumped on every sign-in and sign-out: answers of an earlier sign-in are dropped.
+  signIn: 0,
   badgeKinds: new Map(),
   filter: {},
-  list: { generation: 0, endCursor: null, hasNextPage: false },
+  // `raced`: live events that arrived while a page of the list was being
+  // read; the page may predate them, so they are applied again over it.
+  list: { generation: 0, endCursor: null, hasNextPage: false, inFlight: 0, raced: new Map() },
   statsGeneration: 0,
   statsTimer: null,
-  detail: { id: null, generation: 0, endCursor: null, hasNextPage: false, returnFocus: null },
-  unattributed: { generation: 0, loaded: false, endCursor: null, hasNextPage: false },
+  detail: { id: null, generation: 0, endCursor: null, hasNextPage: false, returnFocus: null, loading: false, stale: false, badgeTimer: null },
+  unattributed: { generation: 0, loaded: false, endCursor: null, hasNextPage: false, inFlight: 0, raced: [] },
   live: { ws: null, cursor: null, attempt: 0, timer: null, connectedAt: 0 },
 };
 
@@ -194,6 +198,7 @@ function retryAfterSeconds(response, error) {
 }
 
 async function api(query, variables = {}, key = state.key) {
+  if (!key) throw new ApiError('Signed out.', 'SIGNED_OUT', 0);
   let response;
   try {
     response = await fetch('/graphql', {
@@ -253,6 +258,8 @@ function clearError() {
 
 // A key revoked mid-session ends the session: every later call would fail too.
 function handleError(err) {
+  // An answer to a request of a sign-in that has ended: nobody to tell.
+  if (err?.code === 'SIGNED_OUT' || !state.key) return;
   if (err?.code === 'UNAUTHENTICATED') {
     signOut('Your API key is no longer accepted. Sign in again.');
     return;
@@ -307,12 +314,21 @@ async function signIn(key) {
 
 // The feed's newest cursor, read before the list: the subscription then
 // replays whatever is committed while the list loads instead of missing it.
-// Null for a key that may not follow the feed (the live status says so).
+// Null for a key that may not follow the feed (the live status says so);
+// a busy or unreachable server is asked again before giving up.
 async function readFeedCursor() {
-  try {
-    return (await api(Q_FEED_CURSOR)).feedCursor;
-  } catch {
-    return null;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return (await api(Q_FEED_CURSOR)).feedCursor;
+    } catch (err) {
+      if (err.code === 'FORBIDDEN' || err.code === 'SIGNED_OUT' || err.code === 'UNAUTHENTICATED') return null;
+      if (attempt >= 3) {
+        showError(new ApiError('Live updates could not find where the feed stands; reload the page if badges look stale.',
+          err.code, err.status));
+        return null;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000 * (attempt + 1)));
+    }
   }
 }
 
@@ -325,9 +341,9 @@ async function enterApp() {
   resetFilterControls();
   selectTab('conversations');
   state.filter = {};
-  const key = state.key;
+  const signIn = ++state.signIn;
   const cursor = await readFeedCursor();
-  if (state.key !== key) return;
+  if (state.signIn !== signIn) return;
   state.live.cursor = cursor;
   state.live.attempt = 0;
   reload();
@@ -336,6 +352,9 @@ async function enterApp() {
 
 function signOut(message) {
   state.key = null;
+  state.signIn++;
+  clearTimeout(typingTimer);
+  clearTimeout(state.detail.badgeTimer);
   sessionStorage.removeItem(KEY_STORAGE);
   stopLive();
   clearTimeout(state.statsTimer);
@@ -495,6 +514,7 @@ async function loadConversations(append) {
   };
   setBusy('conversation-table', true);
   $('load-more').disabled = true;
+  list.inFlight++;
   try {
     const data = await api(Q_LIST, variables);
     if (generation !== list.generation) return;
@@ -504,6 +524,7 @@ async function loadConversations(append) {
     else $('rows').replaceChildren(...rows);
     list.endCursor = pageInfo.endCursor;
     list.hasNextPage = pageInfo.hasNextPage;
+    for (const conversation of list.raced.values()) showLiveBadges(conversation);
     markSelectedRow();
     updateListFoot();
   } catch (err) {
@@ -516,6 +537,8 @@ async function loadConversations(append) {
     }
     handleError(err);
   } finally {
+    list.inFlight--;
+    if (list.inFlight === 0) list.raced.clear();
     if (generation === list.generation) {
       setBusy('conversation-table', false);
       $('load-more').disabled = false;
@@ -646,7 +669,7 @@ function trimUrl(candidate) {
   return url;
 }
 
-function formatMessage(content, allowBold = true) {
+function formatMessage(content, trusted, allowBold = true) {
   const text = String(content ?? '');
   const out = document.createDocumentFragment();
   let last = 0;
@@ -655,9 +678,11 @@ function formatMessage(content, allowBold = true) {
     let node = null;
     let used = whole.length;
     if (bold !== undefined) {
-      if (allowBold) node = el('strong', {}, [formatMessage(bold, false)]);
+      if (allowBold) node = el('strong', {}, [formatMessage(bold, trusted, false)]);
     } else if (linkText !== undefined) {
-      const href = safeUrl(linkTarget);
+      // A visitor could dress any address up as a trusted one; only the
+      // AI's own links get their text, a visitor's stay as typed.
+      const href = trusted ? safeUrl(linkTarget) : null;
       if (href) node = externalLink(linkText, href);
     } else {
       const url = trimUrl(whole);
@@ -688,7 +713,7 @@ function renderMessage(message) {
       el('span', { className: 'message-label', testid: 'message-label', text: message.label }),
       el('time', { className: 'message-time', text: formatDate(message.createdAt), attrs: { datetime: message.createdAt } }),
     ]),
-    el('div', { className: 'message-text', testid: 'message-text' }, [formatMessage(message.content)]),
+    el('div', { className: 'message-text', testid: 'message-text' }, [formatMessage(message.content, message.role !== 'VISITOR')]),
   ]);
 }
 
@@ -747,9 +772,12 @@ async function openDetail(id) {
   document.body.classList.add('detail-open');
   markSelectedRow();
   $('close-detail').focus();
+  detail.loading = true;
+  detail.stale = false;
   try {
     const data = await api(Q_DETAIL, { id, first: MESSAGE_PAGE });
     if (generation !== detail.generation) return;
+    detail.loading = false;
     const conversation = data.conversation;
     if (!conversation) {
       $('detail').dataset.state = 'missing';
@@ -760,8 +788,11 @@ async function openDetail(id) {
     renderDetailBadges(conversation.badges);
     appendMessages(conversation.messages);
     $('detail').dataset.state = 'ready';
+    // A badge that arrived live while the thread loaded may be newer than it.
+    if (detail.stale) refreshDetailBadgesSoon(id);
   } catch (err) {
     if (generation !== detail.generation) return;
+    detail.loading = false;
     $('detail').dataset.state = 'error';
     $('detail-status').textContent = 'The conversation could not be loaded.';
     handleError(err);
@@ -793,8 +824,20 @@ async function refreshDetailBadges(id) {
     if (generation !== state.detail.generation || state.detail.id !== id || !data.conversation) return;
     renderDetailBadges(data.conversation.badges);
   } catch (err) {
-    handleError(err);
+    if (generation === state.detail.generation && state.key) handleError(err);
   }
+}
+
+// A replay after a reconnect may bring many events for one conversation:
+// one read of its badges covers them all.
+function refreshDetailBadgesSoon(id) {
+  const detail = state.detail;
+  if (detail.loading) {
+    detail.stale = true;
+    return;
+  }
+  clearTimeout(detail.badgeTimer);
+  detail.badgeTimer = setTimeout(() => refreshDetailBadges(id), STATS_DEBOUNCE_MS);
 }
 
 function closeDetail() {
@@ -858,6 +901,7 @@ async function loadUnattributed(append) {
   const generation = append ? view.generation : ++view.generation;
   setBusy('unattributed-table', true);
   $('unattributed-load-more').disabled = true;
+  view.inFlight++;
   try {
     const data = await api(Q_UNATTRIBUTED, { first: UNATTRIBUTED_PAGE, after: append ? view.endCursor : null });
     if (generation !== view.generation) return;
@@ -869,6 +913,8 @@ async function loadUnattributed(append) {
     view.hasNextPage = pageInfo.hasNextPage;
     view.loaded = true;
     $('unattributed-message').hidden = true;
+    // Live ones that arrived while this page was read, newest last.
+    if (!append) for (const [conversion, conversation] of view.raced) prependUnattributed(conversion, conversation);
   } catch (err) {
     if (generation !== view.generation) return;
     if (err.code === 'FORBIDDEN') {
@@ -881,6 +927,8 @@ async function loadUnattributed(append) {
       handleError(err);
     }
   } finally {
+    view.inFlight--;
+    if (view.inFlight === 0) view.raced = [];
     if (generation === view.generation) {
       setBusy('unattributed-table', false);
       $('unattributed-load-more').disabled = false;
@@ -890,6 +938,7 @@ async function loadUnattributed(append) {
 }
 
 function prependUnattributed(conversion, conversation) {
+  if (state.unattributed.inFlight > 0) state.unattributed.raced.push([conversion, conversation]);
   if (!state.unattributed.loaded) return;
   const rows = $('unattributed-rows');
   if (rows.querySelector(`tr[data-id="${CSS.escape(conversion.id)}"]`)) return;
@@ -906,7 +955,6 @@ function selectTab(name) {
   for (const tab of document.querySelectorAll('[role="tab"]')) {
     const selected = tab.dataset.tab === name;
     tab.setAttribute('aria-selected', selected ? 'true' : 'false');
-    tab.tabIndex = selected ? 0 : -1;
   }
   $('panel-conversations').hidden = name !== 'conversations';
   $('panel-unattributed').hidden = name !== 'unattributed';
@@ -992,7 +1040,9 @@ function onLiveMessage(ws, raw) {
         // The cursor can't be resumed from: start the feed afresh and
         // re-read the page so nothing stays stale.
         live.cursor = null;
+        const signIn = state.signIn;
         readFeedCursor().then((cursor) => {
+          if (state.signIn !== signIn) return;
           if (!live.cursor) live.cursor = cursor;
           reload();
         });
@@ -1021,9 +1071,22 @@ function onLiveClose(ws, event) {
   live.ws = null;
   if (!state.key) return;
   if (event.code === 4401 || event.code === 4403) {
-    // The key is not allowed on the feed; retrying quickly would not change that.
-    setLiveStatus('refused');
-    live.timer = setTimeout(connectLive, LIVE_REFUSED_RETRY_MS);
+    // 4403 is both "this role may not follow the feed" and "this key was
+    // revoked": a plain request tells them apart.
+    const signIn = state.signIn;
+    api(Q_FEED_CURSOR).then(
+      () => scheduleReconnect(),
+      (err) => {
+        if (state.signIn !== signIn) return;
+        if (err.code === 'UNAUTHENTICATED') {
+          handleError(err);
+        } else {
+          // Not allowed on the feed; retrying quickly would not change that.
+          setLiveStatus('refused');
+          live.timer = setTimeout(connectLive, LIVE_REFUSED_RETRY_MS);
+        }
+      },
+    );
     return;
   }
   // A connection that stayed up a while starts the back-off over.
@@ -1051,19 +1114,26 @@ function stopLive() {
   setLiveStatus('off');
 }
 
+// The event carries the conversation's badges as they are now, so showing
+// it again (a replay, or over a page read before it) changes nothing.
+function showLiveBadges(conversation, flash = false) {
+  const row = findRow(conversation.id);
+  if (row) {
+    row.querySelector('.cell-badges').replaceChildren(...conversation.badges.map((b) => renderBadge(b)));
+    if (flash) flashRow(row);
+  } else if (!filtersActive()) {
+    insertRow(conversation);
+  }
+}
+
 function handleLiveEvent(event) {
   state.live.cursor = event.cursor;
   state.live.attempt = 0;
   const { conversion, conversation } = event;
   if (conversation) {
-    const row = findRow(conversation.id);
-    if (row) {
-      row.querySelector('.cell-badges').replaceChildren(...conversation.badges.map((b) => renderBadge(b)));
-      if (conversion.attributed) flashRow(row);
-    } else if (!filtersActive()) {
-      insertRow(conversation);
-    }
-    if (state.detail.id === conversation.id) refreshDetailBadges(conversation.id);
+    if (state.list.inFlight > 0) state.list.raced.set(conversation.id, conversation);
+    showLiveBadges(conversation, conversion.attributed);
+    if (state.detail.id === conversation.id) refreshDetailBadgesSoon(conversation.id);
   }
   if (!conversion.attributed) prependUnattributed(conversion, conversation);
   loadStatsSoon();
