@@ -26,14 +26,18 @@ pub struct FeedArgs {
 
 const SUBSCRIPTION: &str = "subscription { conversionRecorded { conversion { record { id } } } }";
 
-/// One subscriber: connects, subscribes, and reports each event's record id
-/// with the moment it arrived.
-async fn subscriber(
-    url: String,
-    key: String,
-    ready: mpsc::Sender<()>,
-    received: mpsc::UnboundedSender<(String, Instant)>,
-) -> Result<(), String> {
+/// A subscribed graphql-transport-ws connection.
+pub type Subscription =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects to `url` with `key`, initialises and subscribes to `query` with
+/// `variables`; the server's answers are left for the caller to read.
+pub async fn subscribe(
+    url: &str,
+    key: &str,
+    query: &str,
+    variables: Value,
+) -> Result<Subscription, String> {
     let mut request = url.into_client_request().map_err(|e| e.to_string())?;
     request.headers_mut().insert(
         "sec-websocket-protocol",
@@ -46,10 +50,23 @@ async fn subscriber(
     ws.send(Message::Text(init.to_string().into()))
         .await
         .map_err(|e| e.to_string())?;
-    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": SUBSCRIPTION } });
+    let subscribe = json!({ "id": "1", "type": "subscribe",
+        "payload": { "query": query, "variables": variables } });
     ws.send(Message::Text(subscribe.to_string().into()))
         .await
         .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+/// One subscriber: connects, subscribes, and reports each event's record id
+/// with the moment it arrived.
+async fn subscriber(
+    url: String,
+    key: String,
+    ready: mpsc::Sender<()>,
+    received: mpsc::UnboundedSender<(String, Instant)>,
+) -> Result<(), String> {
+    let mut ws = subscribe(&url, &key, SUBSCRIPTION, json!({})).await?;
     let _ = ready.send(()).await;
     while let Some(message) = ws.next().await {
         let Ok(Message::Text(text)) = message else {

@@ -104,115 +104,92 @@ async fn seed(app: &TestApp) -> Value {
         .await;
     assert_eq!(data(&recorded, "recordConversion")["attributed"], false);
 
-    let next = |app: &TestApp| app.advance(TimeDelta::hours(1));
-    next(app);
-    let tour = app
-        .start_session_with(
-            json!({ "channel": "CHAT", "userId": "m-1", "userName": "Ada Lovelace" }),
-        )
-        .await;
-    app.say(
-        &tour,
-        "VISITOR",
-        "Is there parking near the Brussels office? I'd like to visit.",
-    )
-    .await;
-    app.say(
-        &tour,
-        "AI_AGENT",
-        "Yes, there is a garage next door. Shall I book you a tour?",
-    )
-    .await;
-    record(
+    let tour = story(
         app,
-        &tour,
-        json!({ "kind": "TOUR_BOOKED", "recordId": "v-1" }),
+        json!({ "channel": "CHAT", "userId": "m-1", "userName": "Ada Lovelace" }),
+        &[
+            (
+                "VISITOR",
+                "Is there parking near the Brussels office? I'd like to visit.",
+            ),
+            (
+                "AI_AGENT",
+                "Yes, there is a garage next door. Shall I book you a tour?",
+            ),
+        ],
+        Some(json!({ "kind": "TOUR_BOOKED", "recordId": "v-1" })),
     )
     .await;
-
-    next(app);
-    let signup = app
-        .start_session_with(
-            json!({ "channel": "EMAIL", "contact": "lin@example.com", "threadKey": "plans" }),
-        )
-        .await;
-    app.say(
-        &signup,
-        "VISITOR",
-        "What does a fixed desk cost per month, and is parking included?",
-    )
-    .await;
-    record(
+    let signup = story(
         app,
-        &signup,
-        json!({ "kind": "CONTRACT_CREATED", "recordId": "ctr-1", "newCustomerId": "cw-1" }),
+        json!({ "channel": "EMAIL", "contact": "lin@example.com", "threadKey": "plans" }),
+        &[(
+            "VISITOR",
+            "What does a fixed desk cost per month, and is parking included?",
+        )],
+        Some(json!({ "kind": "CONTRACT_CREATED", "recordId": "ctr-1", "newCustomerId": "cw-1" })),
     )
     .await;
-
-    next(app);
-    let booking = app
-        .start_session_with(json!({ "channel": "WHATSAPP", "contact": "+447700900123" }))
-        .await;
-    app.say(
-        &booking,
-        "VISITOR",
-        "Can I book the small meeting room tomorrow at 10?",
-    )
-    .await;
-    record(
+    story(
         app,
-        &booking,
-        json!({ "kind": "BOOKING_CREATED", "recordId": "b-1" }),
+        json!({ "channel": "WHATSAPP", "contact": "+447700900123" }),
+        &[(
+            "VISITOR",
+            "Can I book the small meeting room tomorrow at 10?",
+        )],
+        Some(json!({ "kind": "BOOKING_CREATED", "recordId": "b-1" })),
     )
     .await;
-
-    next(app);
-    let day_pass = app.start_session(Channel::Voice).await;
-    app.say(&day_pass, "VISITOR", "I need a day pass for Friday.")
-        .await;
-    record(
+    story(
         app,
-        &day_pass,
-        json!({ "kind": "DAY_PASS_PURCHASED", "recordId": "dp-1" }),
+        json!({ "channel": "VOICE" }),
+        &[("VISITOR", "I need a day pass for Friday.")],
+        Some(json!({ "kind": "DAY_PASS_PURCHASED", "recordId": "dp-1" })),
     )
     .await;
-
-    next(app);
-    let formatted = app.start_session(Channel::Chat).await;
-    app.say(&formatted, "VISITOR", "How much is a hot desk?")
-        .await;
-    app.say(
-        &formatted,
-        "AI_AGENT",
-        "A **Hot desk** is €250 a month; see [our prices](https://example.com/prices) for the rest.",
+    let formatted = story(
+        app,
+        json!({ "channel": "CHAT" }),
+        &[
+            ("VISITOR", "How much is a hot desk?"),
+            ("AI_AGENT", "A **Hot desk** is €250 a month; see [our prices](https://example.com/prices) for the rest."),
+        ],
+        None,
     )
     .await;
-
-    next(app);
-    let long = app.start_session(Channel::Chat).await;
-    app.say(&long, "VISITOR", &"We are a team of twelve looking for a private office with a kitchen, good light and room to grow over the next two years. ".repeat(2))
-        .await;
-
-    next(app);
-    let xss = app.start_session(Channel::Chat).await;
-    app.say(&xss, "VISITOR", XSS_SCRIPT).await;
-    app.say(&xss, "AI_AGENT", XSS_IMAGE).await;
-    app.say(&xss, "VISITOR", DISGUISED_LINK).await;
-
-    next(app);
-    app.start_session_with(
+    let long = "We are a team of twelve looking for a private office with a kitchen, good light and room to grow over the next two years. ".repeat(2);
+    story(
+        app,
+        json!({ "channel": "CHAT" }),
+        &[("VISITOR", &long)],
+        None,
+    )
+    .await;
+    let xss = story(
+        app,
+        json!({ "channel": "CHAT" }),
+        &[
+            ("VISITOR", XSS_SCRIPT),
+            ("AI_AGENT", XSS_IMAGE),
+            ("VISITOR", DISGUISED_LINK),
+        ],
+        None,
+    )
+    .await;
+    story(
+        app,
         json!({ "channel": "EMAIL", "contact": "quiet@example.com", "threadKey": "none" }),
+        &[],
+        None,
     )
     .await;
-
-    next(app);
-    let live = app
-        .start_session_with(
-            json!({ "channel": "CHAT", "userId": "m-2", "userName": "Grace Hopper" }),
-        )
-        .await;
-    app.say(&live, "VISITOR", "Is a day pass enough for one afternoon?")
-        .await;
+    let live = story(
+        app,
+        json!({ "channel": "CHAT", "userId": "m-2", "userName": "Grace Hopper" }),
+        &[("VISITOR", "Is a day pass enough for one afternoon?")],
+        None,
+    )
+    .await;
 
     let mut conversations = Vec::new();
     let mut after = Value::Null;
@@ -285,11 +262,25 @@ async fn seed(app: &TestApp) -> Value {
     })
 }
 
-async fn record(app: &TestApp, session: &Session, outcome: Value) {
-    let mut input = outcome;
-    input["sessionId"] = json!(session.session_id);
-    let body = app.record_as(&app.checkout, input).await;
-    assert_eq!(data(&body, "recordConversion")["attributed"], true);
+/// An hour after the previous one: a conversation started with `start`,
+/// its messages, and the outcome it led to, if any.
+async fn story(
+    app: &TestApp,
+    start: Value,
+    messages: &[(&str, &str)],
+    outcome: Option<Value>,
+) -> Session {
+    app.advance(TimeDelta::hours(1));
+    let session = app.start_session_with(start).await;
+    for (role, content) in messages {
+        app.say(&session, role, content).await;
+    }
+    if let Some(mut input) = outcome {
+        input["sessionId"] = json!(session.session_id);
+        let body = app.record_as(&app.checkout, input).await;
+        assert_eq!(data(&body, "recordConversion")["attributed"], true);
+    }
+    session
 }
 
 test_both!(the_admin_page_is_served_whole_with_a_strict_policy, |app| {

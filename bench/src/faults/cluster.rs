@@ -27,10 +27,10 @@ pub async fn run(args: ClusterArgs) -> Result<(), String> {
     if args.instances < 2 {
         return Err("--instances must be at least 2 (one is killed)".into());
     }
-    let scratch = Scratch::create(Backend::Postgres, &args.postgres).await?;
-    let outcome = scenario(&args, &scratch).await;
-    scratch.remove().await;
-    outcome
+    Scratch::around(Backend::Postgres, &args.postgres, async |scratch| {
+        scenario(&args, scratch).await
+    })
+    .await
 }
 
 async fn scenario(args: &ClusterArgs, scratch: &Scratch) -> Result<(), String> {
@@ -66,11 +66,7 @@ async fn scenario(args: &ClusterArgs, scratch: &Scratch) -> Result<(), String> {
             ));
         }
     }
-    let ledger_path = std::env::temp_dir().join(format!(
-        "convtrack-faults-cluster-{}.ledger",
-        std::process::id()
-    ));
-    let ledger = Arc::new(Ledger::create(&ledger_path)?);
+    let ledger = Arc::new(Ledger::temporary("cluster")?);
     let writers = Writers::start(
         WriterSetup::visiting(bases.clone(), &tenant, "cluster"),
         args.writers,
@@ -135,6 +131,5 @@ async fn scenario(args: &ClusterArgs, scratch: &Scratch) -> Result<(), String> {
         }
         instance.kill9();
     }
-    let _ = std::fs::remove_file(&ledger_path);
     findings.verdict("cluster")
 }

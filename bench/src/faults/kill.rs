@@ -26,10 +26,10 @@ pub struct KillArgs {
 const READY_WITHIN: Duration = Duration::from_secs(5);
 
 pub async fn run(args: KillArgs) -> Result<(), String> {
-    let scratch = Scratch::create(args.backend, &args.postgres).await?;
-    let outcome = scenario(&args, &scratch).await;
-    scratch.remove().await;
-    outcome
+    Scratch::around(args.backend, &args.postgres, async |scratch| {
+        scenario(&args, scratch).await
+    })
+    .await
 }
 
 async fn scenario(args: &KillArgs, scratch: &Scratch) -> Result<(), String> {
@@ -41,11 +41,7 @@ async fn scenario(args: &KillArgs, scratch: &Scratch) -> Result<(), String> {
     let mut server = Instance::start(&args.server_bin, &scratch.url).await?;
     let tenant =
         Tenant::create(&args.server_bin, &scratch.url, &server.base(), args.writers).await?;
-    let ledger_path = std::env::temp_dir().join(format!(
-        "convtrack-faults-kill-{}.ledger",
-        std::process::id()
-    ));
-    let ledger = Arc::new(Ledger::create(&ledger_path)?);
+    let ledger = Arc::new(Ledger::temporary("kill")?);
     let follower = Follower::start(
         vec![server.socket()],
         0,
@@ -109,6 +105,5 @@ async fn scenario(args: &KillArgs, scratch: &Scratch) -> Result<(), String> {
         );
         findings.check(integrity == "ok", format!("integrity_check: {integrity}"));
     }
-    let _ = std::fs::remove_file(&ledger_path);
     findings.verdict(&name)
 }

@@ -18,8 +18,8 @@ use sea_orm::{ConnectionTrait, Database, DatabaseBackend, Statement};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::feed::subscribe;
 use crate::load::post;
 
 /// The tenant every scenario records into.
@@ -95,6 +95,12 @@ pub async fn record(
     }
 }
 
+/// The value behind `mutex`: a writer that panicked holding it left
+/// nothing half-done that the others could not read.
+pub fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Acknowledged recordings, one `key<TAB>conversion id` line each, written
 /// as they arrive.
 pub struct Ledger {
@@ -103,10 +109,16 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn create(path: &Path) -> Result<Self, String> {
-        let file = File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+    /// A new ledger in the temporary directory for `scenario`, removed
+    /// when dropped (also when the scenario ends early with an error).
+    pub fn temporary(scenario: &str) -> Result<Self, String> {
+        let path = std::env::temp_dir().join(format!(
+            "convtrack-faults-{scenario}-{}.ledger",
+            std::process::id()
+        ));
+        let file = File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
         Ok(Self {
-            path: path.to_owned(),
+            path,
             file: Mutex::new(file),
         })
     }
@@ -115,8 +127,8 @@ impl Ledger {
         &self.path
     }
 
-    fn append(&self, key: &str, id: &str) -> Result<(), String> {
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+    pub fn append(&self, key: &str, id: &str) -> Result<(), String> {
+        let mut file = locked(&self.file);
         writeln!(file, "{key}\t{id}").map_err(|e| format!("writing the ledger: {e}"))
     }
 
@@ -138,6 +150,12 @@ impl Ledger {
             }
         }
         Ok((acked, contradictions))
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -163,38 +181,28 @@ impl Tally {
     }
 
     fn note(slot: &Mutex<Option<String>>, what: String) {
-        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = locked(slot);
         slot.get_or_insert(what);
     }
 
     /// Non-retryable answers (each one a finding).
     pub fn refused(&self) -> Vec<String> {
-        self.refused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        locked(&self.refused).clone()
     }
 
     /// Keys still unacknowledged when the writers gave up.
     pub fn unfinished(&self) -> Vec<String> {
-        self.unfinished
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        locked(&self.unfinished).clone()
     }
 
     /// The writers' own failures (the ledger could not be written).
     pub fn failures(&self) -> Vec<String> {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        locked(&self.failures).clone()
     }
 
     pub fn summary(&self) -> String {
         let first = |slot: &Mutex<Option<String>>| {
-            slot.lock()
-                .unwrap_or_else(|p| p.into_inner())
+            locked(slot)
                 .clone()
                 .map(|e| format!(" (first: {e})"))
                 .unwrap_or_default()
@@ -295,11 +303,7 @@ impl Writers {
     pub async fn finish(self) -> Arc<Tally> {
         for handle in self.handles {
             if let Err(e) = handle.await {
-                let mut failures = self
-                    .tally
-                    .failures
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
+                let mut failures = locked(&self.tally.failures);
                 failures.push(format!("a writer panicked: {e}"));
             }
         }
@@ -352,22 +356,14 @@ async fn writer(
                         tally.replayed.fetch_add(1, Ordering::Relaxed);
                     }
                     if let Err(e) = ledger.append(&key, &id) {
-                        tally
-                            .failures
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(e);
+                        locked(&tally.failures).push(e);
                         return;
                     }
                     tally.acked.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
                 Answer::Refused(e) => {
-                    tally
-                        .refused
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(format!("{key}: {e}"));
+                    locked(&tally.refused).push(format!("{key}: {e}"));
                     break;
                 }
                 Answer::Unavailable(e) => {
@@ -383,11 +379,7 @@ async fn writer(
             if stop.load(Ordering::Relaxed) {
                 let since = *stopped_at.get_or_insert_with(Instant::now);
                 if since.elapsed() > setup.give_up_after {
-                    tally
-                        .unfinished
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(key);
+                    locked(&tally.unfinished).push(key);
                     return;
                 }
             }
@@ -448,10 +440,7 @@ async fn visit(
                     {
                         Some("SERVICE_UNAVAILABLE") => Err((false, body.to_string())),
                         Some(_) => {
-                            tally
-                                .refused
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
+                            locked(&tally.refused)
                                 .push(format!("starting a visit: HTTP {status} {body}"));
                             return None;
                         }
@@ -544,7 +533,7 @@ impl Follower {
         tokio::time::sleep(Duration::from_millis(300)).await;
         self.stop.store(true, Ordering::Relaxed);
         self.handle.abort();
-        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = locked(&self.seen);
         seen.clone()
     }
 }
@@ -587,23 +576,7 @@ async fn subscribe_once(
     cursor: &str,
     seen: &Mutex<Vec<Seen>>,
 ) -> Result<(), String> {
-    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().map_err(|_| "header")?,
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {api_key}") } });
-    ws.send(Message::Text(init.to_string().into()))
-        .await
-        .map_err(|e| e.to_string())?;
-    let subscribe = json!({ "id": "1", "type": "subscribe",
-        "payload": { "query": SUBSCRIPTION, "variables": { "after": cursor } } });
-    ws.send(Message::Text(subscribe.to_string().into()))
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut ws = subscribe(url, api_key, SUBSCRIPTION, json!({ "after": cursor })).await?;
     while let Some(Ok(message)) = ws.next().await {
         let Message::Text(text) = message else {
             continue;
@@ -617,7 +590,7 @@ async fn subscribe_once(
                 if let (Some(cursor), Some(id)) =
                     (event["cursor"].as_str(), event["conversion"]["id"].as_str())
                 {
-                    seen.lock().unwrap_or_else(|p| p.into_inner()).push(Seen {
+                    locked(seen).push(Seen {
                         cursor: cursor.to_owned(),
                         conversion: id.to_owned(),
                     });

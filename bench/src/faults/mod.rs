@@ -73,6 +73,19 @@ impl Scratch {
         }
     }
 
+    /// Runs `scenario` on a new scratch database and removes the database
+    /// afterwards, whatever the scenario's outcome.
+    pub async fn around(
+        backend: Backend,
+        postgres: &str,
+        scenario: impl AsyncFnOnce(&Scratch) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let scratch = Self::create(backend, postgres).await?;
+        let outcome = scenario(&scratch).await;
+        scratch.remove().await;
+        outcome
+    }
+
     /// The SQLite file, when this is one.
     pub fn sqlite_file(&self) -> Option<PathBuf> {
         match &self.place {

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use super::Findings;
 use super::instance::Instance;
-use super::ledger::{Follower, Ledger, Tenant, WriterSetup, Writers, settle_with_subscriber};
+use super::ledger::{
+    Follower, Ledger, Tenant, WriterSetup, Writers, locked, settle_with_subscriber,
+};
 use crate::queries::free_port;
 
 pub struct PgRestartArgs {
@@ -181,9 +183,7 @@ impl Prober {
                     .send()
                     .await
                     .is_ok_and(|r| r.status() == reqwest::StatusCode::OK);
-                s.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((sent, ready));
+                locked(&s).push((sent, ready));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
@@ -193,7 +193,7 @@ impl Prober {
     /// Whether a probe sent in `from..to` found it red, and when the first
     /// probe that found it green was sent after `to`.
     fn around(&self, from: Instant, to: Instant) -> (bool, Option<Instant>) {
-        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let samples = locked(&self.samples);
         let red = samples
             .iter()
             .any(|(at, ready)| *at >= from && *at <= to && !ready);
@@ -220,9 +220,7 @@ pub async fn run(args: PgRestartArgs) -> Result<(), String> {
     let url = postgres.url();
     let mut server = Instance::start(&args.server_bin, &url).await?;
     let tenant = Tenant::create(&args.server_bin, &url, &server.base(), args.writers).await?;
-    let ledger_path =
-        std::env::temp_dir().join(format!("convtrack-faults-pg-{}.ledger", std::process::id()));
-    let ledger = Arc::new(Ledger::create(&ledger_path)?);
+    let ledger = Arc::new(Ledger::temporary("pg")?);
     let follower = Follower::start(
         vec![server.socket()],
         0,
@@ -310,7 +308,6 @@ pub async fn run(args: PgRestartArgs) -> Result<(), String> {
     .await?;
     server.kill9();
     drop(postgres);
-    let _ = std::fs::remove_file(&ledger_path);
     findings.verdict("postgres restart")
 }
 

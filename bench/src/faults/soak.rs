@@ -42,10 +42,10 @@ struct Sample {
 }
 
 pub async fn run(args: SoakArgs) -> Result<(), String> {
-    let scratch = Scratch::create(args.backend, &args.postgres).await?;
-    let outcome = scenario(&args, &scratch).await;
-    scratch.remove().await;
-    outcome
+    Scratch::around(args.backend, &args.postgres, async |scratch| {
+        scenario(&args, scratch).await
+    })
+    .await
 }
 
 async fn scenario(args: &SoakArgs, scratch: &Scratch) -> Result<(), String> {
@@ -53,11 +53,7 @@ async fn scenario(args: &SoakArgs, scratch: &Scratch) -> Result<(), String> {
     let mut server = Instance::start(&args.server_bin, &scratch.url).await?;
     let tenant =
         Tenant::create(&args.server_bin, &scratch.url, &server.base(), args.writers).await?;
-    let ledger_path = std::env::temp_dir().join(format!(
-        "convtrack-faults-soak-{}.ledger",
-        std::process::id()
-    ));
-    let ledger = Arc::new(Ledger::create(&ledger_path)?);
+    let ledger = Arc::new(Ledger::temporary("soak")?);
     let setup = WriterSetup {
         bases: Arc::new(vec![server.base()]),
         api_key: tenant.api_key.clone(),
@@ -216,7 +212,6 @@ async fn scenario(args: &SoakArgs, scratch: &Scratch) -> Result<(), String> {
     )
     .await?;
     server.kill9();
-    let _ = std::fs::remove_file(&ledger_path);
     findings.verdict(&name)
 }
 

@@ -24,10 +24,10 @@ pub struct StormArgs {
 }
 
 pub async fn run(args: StormArgs) -> Result<(), String> {
-    let scratch = Scratch::create(args.backend, &args.postgres).await?;
-    let outcome = scenario(&args, &scratch).await;
-    scratch.remove().await;
-    outcome
+    Scratch::around(args.backend, &args.postgres, async |scratch| {
+        scenario(&args, scratch).await
+    })
+    .await
 }
 
 async fn scenario(args: &StormArgs, scratch: &Scratch) -> Result<(), String> {
@@ -95,11 +95,7 @@ async fn scenario(args: &StormArgs, scratch: &Scratch) -> Result<(), String> {
 
     // The same-session storm, on the other session; its ledger starts after
     // the retry storm's one event.
-    let ledger_path = std::env::temp_dir().join(format!(
-        "convtrack-faults-storm-{}.ledger",
-        std::process::id()
-    ));
-    let ledger = Arc::new(Ledger::create(&ledger_path)?);
+    let ledger = Arc::new(Ledger::temporary("storm")?);
     let started = Instant::now();
     let writers = Writers::start(
         WriterSetup {
@@ -126,14 +122,9 @@ async fn scenario(args: &StormArgs, scratch: &Scratch) -> Result<(), String> {
     // The retry storm's conversion is in the ledger too, so the verifier
     // sees the whole tenant.
     if let Some(id) = ids.iter().next() {
-        use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&ledger_path)
-            .map_err(|e| e.to_string())?;
-        writeln!(file, "storm-record\t{id}").map_err(|e| e.to_string())?;
+        ledger.append("storm-record", id)?;
     }
-    let verdict = verify(&ledger_path, &scratch.url, &base, &tenant, &[]).await?;
+    let verdict = verify(ledger.path(), &scratch.url, &base, &tenant, &[]).await?;
     println!("  verifier: {}", verdict.line());
     let expected = args.clients as u64 * args.records;
     findings.check(
@@ -149,7 +140,6 @@ async fn scenario(args: &StormArgs, scratch: &Scratch) -> Result<(), String> {
     );
     findings.check(server.running(), "the server exited");
     server.kill9();
-    let _ = std::fs::remove_file(&ledger_path);
     findings.verdict(&name)
 }
 

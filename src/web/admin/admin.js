@@ -147,21 +147,25 @@ function safeUrl(raw) {
   return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
 }
 
+// Links leave the admin in a new tab that cannot reach back into it.
+const linkAttrs = (href) => ({ href, rel: 'noopener noreferrer', target: '_blank' });
+
 function externalLink(text, href, className) {
-  return el('a', {
-    className,
-    text,
-    attrs: { href, rel: 'noopener noreferrer', target: '_blank' },
-  });
+  return el('a', { className, text, attrs: linkAttrs(href) });
 }
 
 const pad2 = (n) => String(n).padStart(2, '0');
 
+// Milliseconds since the epoch; the API's times may carry microseconds,
+// which Date.parse does not take.
+function parseTime(iso) {
+  return Date.parse(String(iso).replace(/(\.\d{3})\d+/, '$1'));
+}
+
 // Hand-formatted in UTC so every browser and test run shows the same text.
 function formatDate(iso) {
   if (!iso) return '';
-  // Dates may carry microseconds; trim to milliseconds for Date.parse.
-  const date = new Date(String(iso).replace(/(\.\d{3})\d+/, '$1'));
+  const date = new Date(parseTime(iso));
   if (Number.isNaN(date.getTime())) return String(iso);
   return `${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()}, ` +
     `${pad2(date.getUTCHours())}:${pad2(date.getUTCMinutes())}`;
@@ -452,18 +456,13 @@ function reload() {
 
 function renderBadge(badge, href = null) {
   const colour = COLOURS.has(badge.colour) ? badge.colour.toLowerCase() : 'unknown';
-  const node = el(href ? 'a' : 'span', {
+  return el(href ? 'a' : 'span', {
     className: `badge badge-${colour}`,
     testid: 'badge',
     text: badge.label,
     data: { kind: badge.kind, colour: badge.colour },
+    attrs: href ? linkAttrs(href) : {},
   });
-  if (href) {
-    node.setAttribute('href', href);
-    node.setAttribute('rel', 'noopener noreferrer');
-    node.setAttribute('target', '_blank');
-  }
-  return node;
 }
 
 function badgeForKind(kind) {
@@ -562,10 +561,10 @@ function flashRow(row) {
 // Keeps the list newest first; a conversation older than the last loaded row
 // belongs to a page not loaded yet, and shows up when it is.
 function insertRow(conversation) {
-  const started = Date.parse(String(conversation.startedAt).replace(/(\.\d{3})\d+/, '$1'));
+  const started = parseTime(conversation.startedAt);
   const row = renderRow(conversation);
   const before = [...$('rows').children].find(
-    (tr) => Date.parse(tr.dataset.startedAt.replace(/(\.\d{3})\d+/, '$1')) <= started,
+    (tr) => parseTime(tr.dataset.startedAt) <= started,
   );
   if (before) $('rows').insertBefore(row, before);
   else if (!state.list.hasNextPage) $('rows').append(row);
