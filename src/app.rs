@@ -56,6 +56,12 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// Browser origins allowed to call the API and open WebSockets.
     pub cors_origins: Arc<Vec<String>>,
+    /// The origins of this server's own pages as it listens (GraphiQL and
+    /// `/admin` open WebSockets from them); never taken from a request's
+    /// `Host`, which a DNS-rebinding page chooses.
+    pub own_origins: Arc<Vec<String>>,
+    /// Open WebSockets per API key.
+    pub socket_counts: Arc<web::socket::SocketCounts>,
 }
 
 /// A server bound to its address and ready to run.
@@ -66,6 +72,7 @@ pub struct Application {
     state: AppState,
     sql_statements: Arc<AtomicU64>,
     shutdown: watch::Sender<bool>,
+    connection_limits: web::serve::ConnectionLimits,
 }
 
 impl Application {
@@ -143,6 +150,8 @@ impl Application {
             socket_init_timeout: config.socket_init_timeout,
             request_timeout: config.request_timeout,
             cors_origins: Arc::new(config.cors_origins.clone()),
+            own_origins: Arc::new(web::own_origins(listener.local_addr().ok())),
+            socket_counts: Arc::default(),
         };
         Ok(Self {
             instance_lock,
@@ -150,6 +159,11 @@ impl Application {
             state,
             sql_statements,
             shutdown,
+            connection_limits: web::serve::ConnectionLimits {
+                header_read: config.header_read_timeout,
+                // A request past its timeout has been answered 504 already.
+                drain: config.request_timeout + std::time::Duration::from_secs(1),
+            },
         })
     }
 
@@ -167,8 +181,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests
-    /// and closes open WebSockets with a close frame (clients reconnect
-    /// elsewhere with their cursor).
+    /// (for at most the request timeout) and closes open WebSockets with a
+    /// close frame (clients reconnect elsewhere with their cursor).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -178,16 +192,20 @@ impl Application {
         let sockets = self.state.sockets.clone();
         let router = web::router(self.state);
         let stop = self.shutdown;
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move {
+        web::serve::serve(
+            self.listener,
+            router,
+            async move {
                 shutdown.await;
                 let _ = stop.send(true);
-            })
-            .await;
+            },
+            self.connection_limits,
+        )
+        .await;
         sockets.close();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), sockets.wait()).await;
         drop(instance_lock);
-        served
+        Ok(())
     }
 }
 

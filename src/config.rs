@@ -52,7 +52,7 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantsCommand,
     },
-    /// Manage the keys that sign link tokens (when no --link-secret is set).
+    /// Manage the keys that seal link tokens (when no --link-secret is set).
     LinkKeys {
         #[command(subcommand)]
         command: LinkKeysCommand,
@@ -63,11 +63,12 @@ pub enum Command {
 pub enum LinkKeysCommand {
     /// List the stored keys (never their secrets).
     List,
-    /// Create a new signing key; the older ones keep verifying their tokens.
+    /// Create a new link key; the older ones keep opening their tokens.
     Rotate,
-    /// Remove a key: every token it signed stops working, on every server.
+    /// Remove a key: every token it sealed stops working, on every server.
     Remove {
-        /// The key id, as `link-keys list` shows it.
+        /// The key id, as `link-keys list` shows it (it may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }
@@ -101,6 +102,11 @@ pub enum TenantsCommand {
         /// A channel's confirmation window, e.g. `EMAIL=14400`. Repeatable.
         #[arg(long = "confirmation-window", value_name = "CHANNEL=SECONDS")]
         confirmation_windows: Vec<String>,
+        /// Replaces the hosts link targets must be on: comma-separated
+        /// `book.example.com` or `*.example.com`; an empty value allows any
+        /// public host again.
+        #[arg(long = "link-target-hosts", value_name = "HOSTS")]
+        link_target_hosts: Option<String>,
     },
 }
 
@@ -113,6 +119,7 @@ impl TenantsCommand {
             clear_record_urls,
             inactivity_timeouts,
             confirmation_windows,
+            link_target_hosts,
             ..
         } = self
         else {
@@ -120,6 +127,14 @@ impl TenantsCommand {
         };
         let mut change = SettingsChange {
             attribution_window_days: *attribution_window_days,
+            link_target_hosts: link_target_hosts.as_ref().map(|hosts| {
+                hosts
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }),
             ..Default::default()
         };
         for pair in record_urls {
@@ -172,9 +187,9 @@ pub struct ServeArgs {
     #[arg(long, env = "CONVTRACK_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: String,
 
-    /// Secrets that sign link tokens, comma-separated, each at least 32
-    /// bytes: the first signs, all verify (drop one to stop trusting its
-    /// tokens). Without it the keys live in the database (`link-keys`).
+    /// Secrets of the keys that seal link tokens, comma-separated, each at
+    /// least 32 bytes: the first seals, all open (drop one to stop trusting
+    /// its tokens). Without it the keys live in the database (`link-keys`).
     #[arg(
         long = "link-secret",
         env = "CONVTRACK_LINK_SECRET",
@@ -192,6 +207,11 @@ pub struct ServeArgs {
     /// 504; PostgreSQL statements are cut off a little before.
     #[arg(long, env = "CONVTRACK_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+
+    /// Longest a client may take to send a request's headers, in seconds;
+    /// also how long an idle keep-alive connection stays open.
+    #[arg(long, env = "CONVTRACK_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
 
     /// Each API key's request budget: how much query complexity it may
     /// spend at once (a field costs 1, a connection `first` times its
@@ -254,6 +274,9 @@ pub struct ServerConfig {
     /// Longest an HTTP request may take (504 after); PostgreSQL statements
     /// are cut off a little before.
     pub request_timeout: std::time::Duration,
+    /// Longest a client may take to send a request's headers, and how long
+    /// an idle keep-alive connection is kept.
+    pub header_read_timeout: std::time::Duration,
     /// Each API key's request budget on this instance.
     pub rate_limit: crate::domain::rate_limit::Budget,
     /// Browser origins allowed to call the API (CORS) and open WebSockets.
@@ -283,6 +306,8 @@ pub fn parse_origin(origin: &str) -> Result<String, String> {
 impl ServerConfig {
     /// How long a WebSocket client may take to send `connection_init`.
     pub const DEFAULT_SOCKET_INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+    /// How long a client may take to send a request's headers.
+    pub const DEFAULT_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 }
 
 #[cfg(test)]

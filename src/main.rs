@@ -45,6 +45,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 socket_init_timeout: ServerConfig::DEFAULT_SOCKET_INIT_TIMEOUT,
                 introspection: !args.disable_introspection,
                 request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
+                header_read_timeout: std::time::Duration::from_secs(
+                    args.header_read_timeout_secs.max(1),
+                ),
                 cors_origins: args.cors_origins,
                 rate_limit: convtrack::domain::rate_limit::Budget {
                     capacity: args.rate_limit_burst.max(1) as f64,
@@ -93,6 +96,7 @@ async fn tenants(services: Services, command: TenantsCommand) -> Result<(), Stri
         "attributionWindowDays": settings.attribution_window_days(),
         "recordUrlTemplates": settings.record_url_templates,
         "channels": settings.channels,
+        "linkTargetHosts": settings.link_target_hosts,
     });
     println!(
         "{}",

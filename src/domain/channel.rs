@@ -48,7 +48,7 @@ impl FromStr for Channel {
         Channel::ALL
             .into_iter()
             .find(|c| c.as_str() == s)
-            .ok_or_else(|| InvalidInput::new(format!("unknown channel {s:?}")))
+            .ok_or_else(|| InvalidInput::new(format!("unknown channel {}", super::text::quoted(s))))
     }
 }
 

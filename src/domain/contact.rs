@@ -4,6 +4,7 @@
 
 use super::InvalidInput;
 use super::channel::Channel;
+use super::text::quoted;
 
 /// Parses the `contact` of a `startSession` for the given channel.
 /// EMAIL and WHATSAPP need one (it is how the session is found again); VOICE
@@ -27,7 +28,12 @@ pub fn parse(channel: Channel, contact: Option<&str>) -> Result<Option<String>, 
 /// An email address, lower-cased.
 pub fn email(value: &str) -> Result<String, InvalidInput> {
     let value = value.trim().to_lowercase();
-    let invalid = || InvalidInput::new(format!("contact {value:?} is not an email address"));
+    let invalid = || {
+        InvalidInput::new(format!(
+            "contact {} is not an email address",
+            quoted(&value)
+        ))
+    };
     if value.len() > 254 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid());
     }
@@ -58,7 +64,8 @@ pub fn e164(value: &str) -> Result<String, InvalidInput> {
         Ok(compact)
     } else {
         Err(InvalidInput::new(format!(
-            "contact {value:?} is not a phone number in E.164 form, e.g. +447700900123"
+            "contact {} is not a phone number in E.164 form, e.g. +447700900123",
+            quoted(value)
         )))
     }
 }

@@ -153,7 +153,7 @@ fn parse_by_name<T: Copy>(
     all.iter()
         .copied()
         .find(|v| name(*v) == s)
-        .ok_or_else(|| InvalidInput::new(format!("unknown {what} {s:?}")))
+        .ok_or_else(|| InvalidInput::new(format!("unknown {what} {}", super::text::quoted(s))))
 }
 
 impl FromStr for ConversionKind {

@@ -1,18 +1,29 @@
-//! Call-to-action links: the actions an AI offers, and the signed token that
+//! Call-to-action links: the actions an AI offers, and the token that
 //! carries a session into the checkout, tour form or booking flow.
 //!
-//! Token format (URL-safe, 144 characters):
-//! `ct1.<kid>.<payload>.<signature>` where `kid` names the signing key,
-//! `payload` is base64url of tenant id (16 bytes) ‖ link id (16) ‖ session
-//! ID's random bytes (24) ‖ action (1) ‖ issue time in microseconds (8, big
-//! endian), and `signature` is base64url of HMAC-SHA256 over everything
-//! before the last dot.
+//! A token is opaque: whoever sees the link (the target site's analytics, a
+//! referrer log, a forwarded email) learns nothing from it, and any change
+//! is detected. Format (URL-safe, 153 characters):
+//! `ct2.<kid>.<sealed>` where `kid` names the link key and `sealed` is
+//! base64url of a random 24-byte nonce ‖ XChaCha20-Poly1305 ciphertext and
+//! tag of the claims (tenant id 16 bytes ‖ link id 16 ‖ session ID's random
+//! bytes 24 ‖ action 1 ‖ issue time in microseconds 8, big endian), with
+//! `ct2.<kid>` as associated data. The cipher key is derived from the link
+//! key's secret with HKDF-SHA256.
+//!
+//! Tokens issued before encryption (`ct1.<kid>.<payload>.<signature>`,
+//! HMAC-SHA256 over readable claims) still verify, but only until their
+//! link's attribution window ends (see [`LinkClaims::legacy`]); nothing
+//! issues them any more.
 
 use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -83,7 +94,9 @@ impl FromStr for CtaAction {
         Self::ALL
             .into_iter()
             .find(|a| a.as_str() == s)
-            .ok_or_else(|| InvalidInput::new(format!("unknown call-to-action {s:?}")))
+            .ok_or_else(|| {
+                InvalidInput::new(format!("unknown call-to-action {}", super::text::quoted(s)))
+            })
     }
 }
 
@@ -91,9 +104,14 @@ impl FromStr for CtaAction {
 pub const TOKEN_PARAMETER: &str = "ai_session";
 /// Longest token this server issues or reads.
 pub const MAX_TOKEN_CHARS: usize = 200;
-const VERSION: &str = "ct1";
+const SEALED: &str = "ct2";
+const LEGACY: &str = "ct1";
 const PAYLOAD_BYTES: usize = 16 + 16 + session_id::RANDOM_BYTES + 1 + 8;
+const NONCE_BYTES: usize = 24;
+const TAG_BYTES: usize = 16;
 const MIN_SECRET_BYTES: usize = 32;
+/// HKDF `info`: the cipher key is for link tokens of this format only.
+const CIPHER_KEY_INFO: &[u8] = b"convtrack link token ct2 XChaCha20-Poly1305";
 
 /// What a token says. Only trustworthy once verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,9 +122,50 @@ pub struct LinkClaims {
     pub action: CtaAction,
     /// Microseconds since the Unix epoch.
     pub issued_at: i64,
+    /// A signed (readable) token of the format before encryption: accepted
+    /// only while its link's attribution window is open, since its session
+    /// ID may have been read by whoever saw the link.
+    pub legacy: bool,
 }
 
-/// A key that signs and verifies tokens.
+impl LinkClaims {
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(PAYLOAD_BYTES);
+        payload.extend_from_slice(self.tenant_id.as_bytes());
+        payload.extend_from_slice(self.link_id.as_bytes());
+        payload.extend_from_slice(&self.session_id.to_bytes());
+        payload.push(self.action.code());
+        payload.extend_from_slice(&self.issued_at.to_be_bytes());
+        payload
+    }
+
+    fn from_bytes(p: &[u8], legacy: bool) -> Result<Self, InvalidToken> {
+        if p.len() != PAYLOAD_BYTES {
+            return Err(InvalidToken);
+        }
+        let uuid_at = |at: usize| {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(&p[at..at + 16]);
+            Uuid::from_bytes(bytes)
+        };
+        let mut session = [0u8; session_id::RANDOM_BYTES];
+        session.copy_from_slice(&p[32..32 + session_id::RANDOM_BYTES]);
+        let action_at = 32 + session_id::RANDOM_BYTES;
+        let mut issued = [0u8; 8];
+        issued.copy_from_slice(&p[action_at + 1..action_at + 9]);
+        Ok(LinkClaims {
+            tenant_id: uuid_at(0),
+            link_id: uuid_at(16),
+            session_id: SessionId::from_bytes(session),
+            action: CtaAction::from_code(p[action_at]).ok_or(InvalidToken)?,
+            issued_at: i64::from_be_bytes(issued),
+            legacy,
+        })
+    }
+}
+
+/// A link key: seals new tokens and opens them (and verifies tokens of the
+/// signed format before encryption).
 #[derive(Clone)]
 pub struct SigningKey {
     pub kid: String,
@@ -169,14 +228,43 @@ impl SigningKey {
             .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
     }
 
-    pub fn sign(&self, claims: &LinkClaims) -> String {
-        let mut payload = Vec::with_capacity(PAYLOAD_BYTES);
-        payload.extend_from_slice(claims.tenant_id.as_bytes());
-        payload.extend_from_slice(claims.link_id.as_bytes());
-        payload.extend_from_slice(&claims.session_id.to_bytes());
-        payload.push(claims.action.code());
-        payload.extend_from_slice(&claims.issued_at.to_be_bytes());
-        let signed = format!("{VERSION}.{}.{}", self.kid, URL_SAFE_NO_PAD.encode(payload));
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        let mut key = [0u8; 32];
+        Hkdf::<Sha256>::new(None, &self.secret)
+            .expand(CIPHER_KEY_INFO, &mut key)
+            .unwrap_or_else(|_| unreachable!("32 bytes is a valid HKDF-SHA256 length"));
+        XChaCha20Poly1305::new(&key.into())
+    }
+
+    /// An opaque token for `claims`: encrypted and authenticated.
+    pub fn seal(&self, claims: &LinkClaims) -> Result<String, getrandom::Error> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut nonce)?;
+        let header = format!("{SEALED}.{}", self.kid);
+        let ciphertext = self
+            .cipher()
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: &claims.to_bytes(),
+                    aad: header.as_bytes(),
+                },
+            )
+            .unwrap_or_else(|_| unreachable!("XChaCha20-Poly1305 seals any short message"));
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&ciphertext);
+        Ok(format!("{header}.{}", URL_SAFE_NO_PAD.encode(sealed)))
+    }
+
+    /// A token of the signed format before encryption. The server no longer
+    /// issues these; tests and migration tools make them to check that
+    /// tokens already out in the world keep their rules.
+    pub fn sign_legacy(&self, claims: &LinkClaims) -> String {
+        let signed = format!(
+            "{LEGACY}.{}.{}",
+            self.kid,
+            URL_SAFE_NO_PAD.encode(claims.to_bytes())
+        );
         let mut mac = self.mac();
         mac.update(signed.as_bytes());
         let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
@@ -184,13 +272,24 @@ impl SigningKey {
     }
 }
 
-/// A token whose shape is right but whose signature is not checked yet.
+/// A token whose shape is right but which is not opened or verified yet.
 #[derive(Debug)]
 pub struct UnverifiedToken<'a> {
     pub kid: &'a str,
-    signed: &'a str,
-    payload: Vec<u8>,
-    signature: Vec<u8>,
+    form: Form<'a>,
+}
+
+#[derive(Debug)]
+enum Form<'a> {
+    Sealed {
+        header: &'a str,
+        sealed: Vec<u8>,
+    },
+    Legacy {
+        signed: &'a str,
+        payload: Vec<u8>,
+        signature: Vec<u8>,
+    },
 }
 
 /// Why a token was refused. Callers answer the same whatever the reason.
@@ -203,55 +302,74 @@ impl<'a> UnverifiedToken<'a> {
         if token.len() > MAX_TOKEN_CHARS {
             return Err(InvalidToken);
         }
-        let (signed, signature) = token.rsplit_once('.').ok_or(InvalidToken)?;
-        let mut parts = signed.split('.');
-        let (Some(VERSION), Some(kid), Some(payload), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(InvalidToken);
+        let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| InvalidToken);
+        let parts: Vec<&str> = token.split('.').collect();
+        let (kid, form) = match parts.as_slice() {
+            [SEALED, kid, sealed] => {
+                let sealed = decode(sealed)?;
+                if sealed.len() != NONCE_BYTES + PAYLOAD_BYTES + TAG_BYTES {
+                    return Err(InvalidToken);
+                }
+                let header = &token[..SEALED.len() + 1 + kid.len()];
+                (*kid, Form::Sealed { header, sealed })
+            }
+            [LEGACY, kid, payload, signature] => {
+                let payload = decode(payload)?;
+                let signature = decode(signature)?;
+                if payload.len() != PAYLOAD_BYTES {
+                    return Err(InvalidToken);
+                }
+                let signed = &token[..token.len() - parts[3].len() - 1];
+                (
+                    *kid,
+                    Form::Legacy {
+                        signed,
+                        payload,
+                        signature,
+                    },
+                )
+            }
+            _ => return Err(InvalidToken),
         };
-        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| InvalidToken)?;
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| InvalidToken)?;
-        if payload.len() != PAYLOAD_BYTES || kid.is_empty() {
+        if kid.is_empty() {
             return Err(InvalidToken);
         }
-        Ok(Self {
-            kid,
-            signed,
-            payload,
-            signature,
-        })
+        Ok(Self { kid, form })
     }
 
-    /// Checks the signature in constant time, then reads the claims.
+    /// Opens a sealed token (or checks a legacy signature in constant
+    /// time), then reads the claims.
     pub fn verify(self, key: &SigningKey) -> Result<LinkClaims, InvalidToken> {
         if key.kid != self.kid {
             return Err(InvalidToken);
         }
-        let mut mac = key.mac();
-        mac.update(self.signed.as_bytes());
-        mac.verify_slice(&self.signature)
-            .map_err(|_| InvalidToken)?;
-        let p = &self.payload;
-        let uuid_at = |at: usize| {
-            let mut bytes = [0u8; 16];
-            bytes.copy_from_slice(&p[at..at + 16]);
-            Uuid::from_bytes(bytes)
-        };
-        let mut session = [0u8; session_id::RANDOM_BYTES];
-        session.copy_from_slice(&p[32..32 + session_id::RANDOM_BYTES]);
-        let action_at = 32 + session_id::RANDOM_BYTES;
-        let mut issued = [0u8; 8];
-        issued.copy_from_slice(&p[action_at + 1..action_at + 9]);
-        Ok(LinkClaims {
-            tenant_id: uuid_at(0),
-            link_id: uuid_at(16),
-            session_id: SessionId::from_bytes(session),
-            action: CtaAction::from_code(p[action_at]).ok_or(InvalidToken)?,
-            issued_at: i64::from_be_bytes(issued),
-        })
+        match self.form {
+            Form::Sealed { header, sealed } => {
+                let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
+                let nonce: [u8; NONCE_BYTES] = nonce.try_into().map_err(|_| InvalidToken)?;
+                let claims = key
+                    .cipher()
+                    .decrypt(
+                        &XNonce::from(nonce),
+                        Payload {
+                            msg: ciphertext,
+                            aad: header.as_bytes(),
+                        },
+                    )
+                    .map_err(|_| InvalidToken)?;
+                LinkClaims::from_bytes(&claims, false)
+            }
+            Form::Legacy {
+                signed,
+                payload,
+                signature,
+            } => {
+                let mut mac = key.mac();
+                mac.update(signed.as_bytes());
+                mac.verify_slice(&signature).map_err(|_| InvalidToken)?;
+                LinkClaims::from_bytes(&payload, true)
+            }
+        }
     }
 }
 
@@ -285,28 +403,32 @@ pub fn with_token(target: &str, token: &str) -> String {
     url
 }
 
-/// A link target: an absolute http(s) URL of at most 2,000 characters.
+/// Longest link target.
+pub const MAX_TARGET_CHARS: usize = 2000;
+
+/// A link target: a public http(s) URL of at most 2,000 characters (see
+/// [`super::public_url`]), normalised so it can go in a `Location` header
+/// as it is.
 pub fn parse_target(target: &str) -> Result<String, InvalidInput> {
-    let target = target.trim();
-    let refuse = || {
-        InvalidInput::new(format!(
-            "targetUrl {target:?} is not an absolute http(s) URL of at most 2000 characters"
-        ))
-    };
-    if target.len() > 2000 || target.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(refuse());
+    super::public_url::parse("targetUrl", target, MAX_TARGET_CHARS).map(String::from)
+}
+
+/// Refuses a parsed target whose host is not on the tenant's allowlist of
+/// link target hosts (an empty allowlist allows every public host).
+pub fn target_host_allowed(target: &str, allowed_hosts: &[String]) -> Result<(), InvalidInput> {
+    let host = url::Url::parse(target)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    if super::public_url::host_allowed(&host, allowed_hosts) {
+        Ok(())
+    } else {
+        Err(InvalidInput::new(format!(
+            "targetUrl host {} is not among this tenant's link target hosts ({})",
+            super::text::quoted(&host),
+            allowed_hosts.join(", ")
+        )))
     }
-    let url = url::Url::parse(target).map_err(|_| refuse())?;
-    let authority = target
-        .strip_prefix("https://")
-        .or_else(|| target.strip_prefix("http://"));
-    if !matches!(url.scheme(), "http" | "https")
-        || url.host_str().is_none_or(str::is_empty)
-        || authority.is_none_or(|rest| rest.is_empty() || rest.starts_with('/'))
-    {
-        return Err(refuse());
-    }
-    Ok(target.to_owned())
 }
 
 #[cfg(test)]
@@ -320,15 +442,21 @@ mod tests {
             session_id: SessionId::generate().expect("os rng"),
             action: CtaAction::TourRequest,
             issued_at: 1_750_000_000_123_456,
+            legacy: false,
         }
     }
 
+    fn seal(key: &SigningKey, claims: &LinkClaims) -> String {
+        key.seal(claims).expect("os rng")
+    }
+
     #[test]
-    fn a_signed_token_verifies_and_round_trips() {
+    fn a_sealed_token_opens_and_round_trips() {
         let key = SigningKey::generate().expect("os rng");
         let claims = claims();
-        let token = key.sign(&claims);
+        let token = seal(&key, &claims);
         assert!(token.len() <= MAX_TOKEN_CHARS, "{}", token.len());
+        assert!(token.starts_with("ct2."), "{token}");
         assert!(
             token
                 .bytes()
@@ -336,14 +464,59 @@ mod tests {
         );
         let parsed = UnverifiedToken::parse(&token).expect("shape");
         assert_eq!(parsed.kid, key.kid);
-        assert_eq!(parsed.verify(&key), Ok(claims));
+        assert_eq!(parsed.verify(&key), Ok(claims.clone()));
+        assert_ne!(seal(&key, &claims), token, "a fresh nonce every time");
+    }
+
+    #[test]
+    fn a_sealed_token_reveals_nothing_of_its_claims() {
+        let key = SigningKey::generate().expect("os rng");
+        let claims = claims();
+        let token = seal(&key, &claims);
+        let sealed = token.rsplit('.').next().expect("parts");
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).expect("base64url");
+        let session = claims.session_id.to_bytes();
+        for needle in [
+            &session[..],
+            claims.tenant_id.as_bytes(),
+            claims.link_id.as_bytes(),
+        ] {
+            assert!(!bytes.windows(8).any(|w| needle.windows(8).any(|n| n == w)));
+        }
+        assert!(!token.contains(claims.session_id.as_str()));
+        assert!(!token.contains(&URL_SAFE_NO_PAD.encode(&session[..12])));
+    }
+
+    #[test]
+    fn legacy_signed_tokens_still_verify_and_say_so() {
+        let key = SigningKey::generate().expect("os rng");
+        let claims = claims();
+        let token = key.sign_legacy(&claims);
+        assert!(token.starts_with("ct1."));
+        let opened = UnverifiedToken::parse(&token)
+            .and_then(|t| t.verify(&key))
+            .expect("valid");
+        assert!(opened.legacy);
+        assert_eq!(
+            LinkClaims {
+                legacy: false,
+                ..opened
+            },
+            claims
+        );
     }
 
     #[test]
     fn any_change_is_refused() {
         let key = SigningKey::generate().expect("os rng");
-        let token = key.sign(&claims());
-        let verify = |t: &str| UnverifiedToken::parse(t).and_then(|u| u.verify(&key));
+        for token in [seal(&key, &claims()), key.sign_legacy(&claims())] {
+            every_change_of(&key, &token);
+        }
+    }
+
+    fn every_change_of(key: &SigningKey, token: &str) {
+        let token = token.to_owned();
+        let verify = |t: &str| UnverifiedToken::parse(t).and_then(|u| u.verify(key));
         for i in 0..token.len() {
             let mut bytes = token.clone().into_bytes();
             bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
@@ -401,18 +574,25 @@ mod tests {
     }
 
     #[test]
-    fn targets_must_be_http() {
-        assert!(parse_target("https://book.example.com/tour?office=3").is_ok());
+    fn targets_must_be_public_http_on_the_allowlist() {
+        assert_eq!(
+            parse_target("https://Book.example.com/tour?office=3"),
+            Ok("https://book.example.com/tour?office=3".to_owned())
+        );
         for bad in [
             "ftp://x.example/",
             "javascript:alert(1)",
-            "//x.example/",
-            "/relative",
             "https:///x",
-            "http://a b",
+            "http://[::1]/",
         ] {
             assert!(parse_target(bad).is_err(), "{bad}");
         }
+        let allow = vec!["*.example.com".to_owned()];
+        assert!(target_host_allowed("https://book.example.com/", &allow).is_ok());
+        assert!(target_host_allowed("https://evil.example/", &[]).is_ok());
+        let refused =
+            target_host_allowed("https://evil.example/", &allow).expect_err("not allowed");
+        assert!(refused.0.contains("link target hosts"), "{}", refused.0);
     }
 
     #[test]

@@ -45,7 +45,9 @@ impl FromStr for MessageRole {
         ]
         .into_iter()
         .find(|r| r.as_str() == s)
-        .ok_or_else(|| InvalidInput::new(format!("unknown message role {s:?}")))
+        .ok_or_else(|| {
+            InvalidInput::new(format!("unknown message role {}", super::text::quoted(s)))
+        })
     }
 }
 
@@ -56,6 +58,10 @@ pub enum ContentError {
     Empty,
     #[error("{0}")]
     TooLarge(String),
+    #[error(
+        "content contains the control character U+{0:04X}; only tabs and line breaks may appear among the text"
+    )]
+    ControlCharacter(u32),
 }
 
 /// Checks a message's content against its role's limit. Content is kept as
@@ -63,6 +69,9 @@ pub enum ContentError {
 pub fn check_content(role: MessageRole, content: &str) -> Result<(), ContentError> {
     if content.trim().is_empty() {
         return Err(ContentError::Empty);
+    }
+    if let Some(c) = super::text::forbidden_control(content) {
+        return Err(ContentError::ControlCharacter(u32::from(c)));
     }
     match role {
         MessageRole::Visitor if content.chars().count() > MAX_VISITOR_CHARS => {
@@ -100,6 +109,15 @@ mod tests {
             check_content(MessageRole::Visitor, &over),
             Err(ContentError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn content_keeps_lines_but_refuses_nul() {
+        assert_eq!(check_content(MessageRole::Visitor, "hi\n\tthere"), Ok(()));
+        assert_eq!(
+            check_content(MessageRole::Visitor, "hi\0"),
+            Err(ContentError::ControlCharacter(0))
+        );
     }
 
     #[test]

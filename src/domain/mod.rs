@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod link;
 pub mod message;
 pub mod opening;
+pub mod public_url;
 pub mod query_text;
 pub mod rate_limit;
 pub mod role;

@@ -1,8 +1,10 @@
-//! Per-key request budgets: a token bucket per API key, charged with each
-//! request's cost (its GraphQL complexity, so aliases and batching cannot
-//! dodge it). Time comes from the caller, so tests move it.
+//! Token buckets: per API key, charged with each request's cost (its
+//! GraphQL complexity, so aliases and batching cannot dodge it); also per
+//! link and visitor, so a link's follows count once a minute. Time comes
+//! from the caller, so tests move it.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -22,39 +24,67 @@ struct Bucket {
     at: DateTime<Utc>,
 }
 
-/// The buckets of one server instance.
-#[derive(Debug)]
-pub struct RateLimiter {
-    budget: Budget,
-    buckets: Mutex<HashMap<Uuid, Bucket>>,
+impl Bucket {
+    /// The bucket's units at `now`, refilled since it was last charged.
+    fn units_at(&self, budget: Budget, now: DateTime<Utc>) -> f64 {
+        let elapsed = (now - self.at)
+            .num_microseconds()
+            .unwrap_or(i64::MAX)
+            .max(0) as f64
+            / 1e6;
+        (self.units + elapsed * budget.per_second).min(budget.capacity)
+    }
 }
 
-impl RateLimiter {
+/// Fewest buckets before full ones are dropped.
+const PRUNE_FLOOR: usize = 4096;
+
+#[derive(Debug)]
+struct Buckets<K> {
+    map: HashMap<K, Bucket>,
+    /// Full buckets are dropped (a missing bucket is a full one) when the
+    /// map grows past this; it then doubles what is left, so pruning costs
+    /// O(1) per charge on average.
+    prune_at: usize,
+}
+
+/// The buckets of one server instance, one per key.
+#[derive(Debug)]
+pub struct RateLimiter<K = Uuid> {
+    budget: Budget,
+    buckets: Mutex<Buckets<K>>,
+}
+
+impl<K: Hash + Eq> RateLimiter<K> {
     pub fn new(budget: Budget) -> Self {
         Self {
             budget,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets {
+                map: HashMap::new(),
+                prune_at: PRUNE_FLOOR,
+            }),
         }
     }
 
     /// Charges `cost` to `key`. `Err(seconds)` when the bucket cannot pay:
     /// nothing is charged, and the request may be retried after that long.
-    pub fn charge(&self, key: Uuid, cost: f64, now: DateTime<Utc>) -> Result<(), u64> {
+    pub fn charge(&self, key: K, cost: f64, now: DateTime<Utc>) -> Result<(), u64> {
         let budget = self.budget;
         // A request never costs more than a full bucket, so it can always
         // run after waiting.
         let cost = cost.min(budget.capacity);
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let bucket = buckets.entry(key).or_insert(Bucket {
+        if buckets.map.len() >= buckets.prune_at {
+            buckets
+                .map
+                .retain(|_, b| b.units_at(budget, now) < budget.capacity);
+            buckets.prune_at = (buckets.map.len() * 2).max(PRUNE_FLOOR);
+        }
+        let bucket = buckets.map.entry(key).or_insert(Bucket {
             units: budget.capacity,
             at: now,
         });
-        let elapsed = (now - bucket.at)
-            .num_microseconds()
-            .unwrap_or(i64::MAX)
-            .max(0) as f64
-            / 1e6;
-        bucket.units = (bucket.units + elapsed * budget.per_second).min(budget.capacity);
+        bucket.units = bucket.units_at(budget, now);
         bucket.at = now;
         if cost <= bucket.units {
             bucket.units -= cost;
@@ -113,6 +143,30 @@ mod tests {
         assert_eq!(limiter.charge(a, 100.0, t0), Ok(()));
         assert!(limiter.charge(a, 1.0, t0).is_err());
         assert_eq!(limiter.charge(b, 100.0, t0), Ok(()));
+    }
+
+    #[test]
+    fn full_buckets_are_forgotten_so_memory_stays_bounded() {
+        let limiter = RateLimiter::<u32>::new(Budget {
+            capacity: 1.0,
+            per_second: 1.0 / 60.0,
+        });
+        let t0 = DateTime::from_timestamp(1_750_000_000, 0).expect("valid");
+        for i in 0..10_000 {
+            assert_eq!(limiter.charge(i, 1.0, t0), Ok(()));
+        }
+        assert_eq!(limiter.charge(7, 1.0, t0), Err(60), "charged a minute ago");
+        let later = t0 + TimeDelta::seconds(61);
+        for i in 10_000..20_000 {
+            assert_eq!(limiter.charge(i, 1.0, later), Ok(()));
+        }
+        let held = limiter.buckets.lock().expect("lock").map.len();
+        assert!(held < 12_000, "{held} buckets held");
+        assert_eq!(
+            limiter.charge(7, 1.0, later),
+            Ok(()),
+            "a minute later it counts again"
+        );
     }
 
     #[test]

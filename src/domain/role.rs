@@ -85,7 +85,8 @@ impl FromStr for Role {
             .find(|r| r.as_str() == upper)
             .ok_or_else(|| {
                 InvalidInput::new(format!(
-                    "unknown role {s:?}; use ADMIN, AGENT, CHECKOUT or INTEGRATOR"
+                    "unknown role {}; use ADMIN, AGENT, CHECKOUT or INTEGRATOR",
+                    super::text::quoted(s)
                 ))
             })
     }

@@ -40,7 +40,8 @@ impl SessionId {
             Ok(Self(value.to_owned()))
         } else {
             Err(InvalidInput::new(format!(
-                "sessionId {value:?} is not a session ID (they look like cs_ followed by 32 URL-safe characters)"
+                "sessionId {} is not a session ID (they look like cs_ followed by 32 URL-safe characters)",
+                super::text::quoted(value)
             )))
         }
     }

@@ -39,6 +39,10 @@ pub struct TenantSettings {
     /// Channel name (`CHAT`, …) → overridden timings.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub channels: BTreeMap<String, ChannelOverride>,
+    /// Hosts call-to-action links may point to (`book.example.com`, or
+    /// `*.example.com` for its subdomains); empty: any public host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_target_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +61,13 @@ pub struct SettingsChange {
     /// `Some(template)` sets a template, `None` removes it.
     pub record_url_templates: Vec<(RecordType, Option<String>)>,
     pub channels: Vec<(Channel, ChannelOverride)>,
+    /// `Some(hosts)` replaces the allowlist of link target hosts (an empty
+    /// list allows any public host again).
+    pub link_target_hosts: Option<Vec<String>>,
 }
+
+/// Most entries in a tenant's allowlist of link target hosts.
+pub const MAX_LINK_TARGET_HOSTS: usize = 100;
 
 impl TenantSettings {
     /// Reads the stored document. Unknown fields are ignored so an older
@@ -130,6 +140,20 @@ impl TenantSettings {
                 }
             }
         }
+        if let Some(hosts) = change.link_target_hosts {
+            if hosts.len() > MAX_LINK_TARGET_HOSTS {
+                return Err(InvalidInput::new(format!(
+                    "linkTargetHosts may list at most {MAX_LINK_TARGET_HOSTS} hosts"
+                )));
+            }
+            let mut parsed = hosts
+                .iter()
+                .map(|h| super::public_url::parse_allowed_host(h))
+                .collect::<Result<Vec<_>, _>>()?;
+            parsed.sort();
+            parsed.dedup();
+            next.link_target_hosts = parsed;
+        }
         for (channel, o) in change.channels {
             check_seconds(
                 "inactivityTimeoutSeconds",
@@ -165,13 +189,16 @@ fn check_seconds(field: &str, value: Option<i64>, max: i64) -> Result<(), Invali
     }
 }
 
-/// A record URL template: an absolute http(s) URL with exactly one `{id}`.
+/// A record URL template: a public http(s) URL (see
+/// [`super::public_url`]) with exactly one `{id}`, in its path, query or
+/// fragment (never in the host, where a record id could choose the site).
 pub fn parse_url_template(template: &str) -> Result<String, InvalidInput> {
     let template = template.trim();
     let refuse = |why: &str| {
         InvalidInput::new(format!(
-            "URL template {template:?} {why}; use an http(s) URL with exactly one {{id}}, \
-             e.g. https://admin.example.com/visitors/{{id}}"
+            "URL template {} {why}; use an http(s) URL with exactly one {{id}}, \
+             e.g. https://admin.example.com/visitors/{{id}}",
+            super::text::quoted(template)
         ))
     };
     if template.chars().count() > MAX_TEMPLATE_CHARS {
@@ -182,17 +209,17 @@ pub fn parse_url_template(template: &str) -> Result<String, InvalidInput> {
         0 => return Err(refuse("has no {id}")),
         _ => return Err(refuse("has more than one {id}")),
     }
-    let authority = template
-        .strip_prefix("https://")
-        .or_else(|| template.strip_prefix("http://"));
-    if authority.is_none_or(|rest| rest.is_empty() || rest.starts_with('/')) {
-        return Err(refuse("is not an absolute http(s) URL"));
+    if template
+        .find("{id}")
+        .is_some_and(|at| at < super::public_url::authority_end(template))
+    {
+        return Err(refuse("puts {id} before the path"));
     }
-    let sample = template.replace("{id}", "record-1");
-    let url = url::Url::parse(&sample).map_err(|_| refuse("is not a URL"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(refuse("is not an http(s) URL"));
-    }
+    super::public_url::parse(
+        "URL template",
+        &template.replace("{id}", "record-1"),
+        MAX_TEMPLATE_CHARS,
+    )?;
     Ok(template.to_owned())
 }
 
@@ -203,7 +230,7 @@ mod tests {
     #[test]
     fn templates_need_http_and_exactly_one_id() {
         assert!(parse_url_template("https://admin.example.com/visitors/{id}").is_ok());
-        assert!(parse_url_template("http://crm.local:8080/c?id={id}&tab=1").is_ok());
+        assert!(parse_url_template("http://crm.example.com:8080/c?id={id}&tab=1").is_ok());
         for bad in [
             "https://admin.example.com/visitors",
             "https://admin.example.com/{id}/{id}",
@@ -212,6 +239,12 @@ mod tests {
             "/visitors/{id}",
             "https:///{id}",
             "not a url {id}",
+            "https://{id}.example.com/",
+            "https://admin.example.com@{id}/x",
+            "https://admin.example.com:{id}/x",
+            "https://10.0.0.1/visitors/{id}",
+            "http://localhost:8080/visitors/{id}",
+            "https://admin.example.com/\u{202E}/{id}",
         ] {
             assert!(parse_url_template(bad).is_err(), "{bad}");
         }
@@ -255,10 +288,12 @@ mod tests {
                         confirmation_window_seconds: None,
                     },
                 )],
+                link_target_hosts: Some(vec!["*.Example.com".into(), "book.example".into()]),
             })
             .expect("valid");
         let stored = TenantSettings::from_json(&with.to_json()).expect("json");
         assert_eq!(stored, with);
+        assert_eq!(stored.link_target_hosts, ["*.example.com", "book.example"]);
         assert_eq!(stored.attribution_window(), TimeDelta::days(14));
         assert_eq!(
             stored.policy(Channel::Chat).inactivity_timeout,

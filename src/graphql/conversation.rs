@@ -108,7 +108,7 @@ impl Conversation {
 
     /// The thread, oldest first. Tool calls are left out unless
     /// `includeToolCalls` is true, which only ADMIN keys may ask for.
-    #[graphql(complexity = "first.unwrap_or(500).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "super::limits::connection_complexity(first, 500, child_complexity)")]
     async fn messages(
         &self,
         ctx: &Context<'_>,
@@ -250,7 +250,7 @@ pub struct ConversationQuery;
 impl ConversationQuery {
     /// The AI Conversations list: one row per conversation, newest first,
     /// 250 by default. Page on with `after: pageInfo.endCursor`.
-    #[graphql(complexity = "first.unwrap_or(250).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "super::limits::connection_complexity(first, 250, child_complexity)")]
     async fn conversations(
         &self,
         ctx: &Context<'_>,

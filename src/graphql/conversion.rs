@@ -197,7 +197,7 @@ pub struct ConversionQuery;
 impl ConversionQuery {
     /// Conversions kept for review rather than credited (for example a link
     /// followed after its attribution window), newest first (ADMIN only).
-    #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "super::limits::connection_complexity(first, 50, child_complexity)")]
     async fn unattributed_conversions(
         &self,
         ctx: &Context<'_>,
@@ -257,10 +257,10 @@ pub struct ConversionMutation;
 #[Object]
 impl ConversionMutation {
     /// Records an outcome (roles CHECKOUT, AGENT, ADMIN), by session ID or by
-    /// link token. With a token inside the session's attribution window the
-    /// conversion is attributed; past it, it is stored unattributed
-    /// (`ATTRIBUTION_EXPIRED`, no badge); a changed, malformed or foreign
-    /// token gets `INVALID_LINK_TOKEN` and nothing is stored. Recording the
+    /// link token. Inside the session's attribution window the conversion is
+    /// attributed; past it, it is stored unattributed (`ATTRIBUTION_EXPIRED`,
+    /// no badge); a changed, malformed or foreign token gets
+    /// `INVALID_LINK_TOKEN` and nothing is stored. Recording the
     /// same (session, kind, record) again returns the existing conversion
     /// with `created: false`.
     async fn record_conversion(
@@ -280,6 +280,7 @@ impl ConversionMutation {
                     record_id: input.record_id,
                     new_customer_id: input.new_customer_id,
                     idempotency_key: input.idempotency_key,
+                    attribution_window: r.settings().await?.attribution_window(),
                 },
             )
             .await?;

@@ -64,11 +64,24 @@ impl From<&AppError> for async_graphql::Error {
     }
 }
 
+/// Longest error message sent: the engine's parse and validation messages
+/// quote the document (a 60 KB field name would come back whole).
+pub const MAX_MESSAGE_CHARS: usize = 300;
+
+/// `message` cut to [`MAX_MESSAGE_CHARS`] characters, at a character.
+fn shortened(message: &mut String) {
+    if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        message.truncate(cut);
+        message.push('…');
+    }
+}
+
 /// Gives every error of a response a code (parse and validation errors from
-/// the GraphQL engine come without one: they are the caller's to fix) and
-/// tags internal errors with the request id.
+/// the GraphQL engine come without one: they are the caller's to fix),
+/// keeps its message short, and tags internal errors with the request id.
 pub fn finish_response(response: &mut Response, request_id: &str) {
     for error in &mut response.errors {
+        shortened(&mut error.message);
         let refusal = super::limits::engine_refusal(&error.message);
         let extensions = error.extensions.get_or_insert_with(Default::default);
         let code = match (extensions.get("code"), refusal) {
@@ -117,6 +130,16 @@ mod tests {
         assert_eq!(code_of(error), Some(Value::from(INTERNAL_SERVER_ERROR)));
         let extensions = error.extensions.as_ref().expect("extensions");
         assert_eq!(extensions.get("requestId"), Some(&Value::from("req-42")));
+    }
+
+    #[test]
+    fn long_messages_are_cut_at_a_character() {
+        let long = format!("Unknown field \"{}\"", "é".repeat(30_000));
+        let mut response = Response::from_errors(vec![ServerError::new(long, None)]);
+        finish_response(&mut response, "req-1");
+        let message = &response.errors[0].message;
+        assert_eq!(message.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(message.ends_with('…'));
     }
 
     #[test]

@@ -154,7 +154,7 @@ impl FeedQuery {
     /// The conversion event feed, for integrators that poll (INTEGRATOR,
     /// ADMIN): the events after `after` (from the first without it), in the
     /// order the subscription delivers them.
-    #[graphql(complexity = "first.unwrap_or(100).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "super::limits::connection_complexity(first, 100, child_complexity)")]
     async fn conversions_since(
         &self,
         ctx: &Context<'_>,

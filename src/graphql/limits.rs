@@ -2,16 +2,20 @@
 //! answers `QUERY_TOO_COMPLEX` with a message naming the limit.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_graphql::ValidationResult;
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
 };
-use async_graphql::parser::Positioned;
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ErrorExtensions, ServerError, ServerResult, Variables};
 
 use super::context::RequestContext;
+use super::errors::BAD_USER_INPUT;
+use super::shape::{
+    ForbiddenCharacter, ShapeError, forbidden_in_document, forbidden_in_variables, measure,
+};
 use crate::domain::query_text::count_tokens;
 use crate::domain::rate_limit::RateLimiter;
 
@@ -26,11 +30,36 @@ pub const MAX_DIRECTIVES: usize = 20;
 /// Most lexical tokens in a document.
 pub const MAX_TOKENS: usize = 3_000;
 
+/// Most selections a document may expand to, fragment spreads counted as
+/// the fragments they stand for.
+pub const MAX_EXPANDED_SELECTIONS: u64 = 2_000;
+
 pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+
+/// Most complexity one connection field is counted at. Far above
+/// [`MAX_COMPLEXITY`], and low enough that the engine's plain (unchecked)
+/// sum over a document's fields can never overflow and wrap round to a
+/// small number that would pass the limit.
+const CONNECTION_COMPLEXITY_CAP: usize = 1 << 32;
+
+/// A connection's complexity: `first` (or the field's default page) times
+/// its selection, capped: a client may send `first: 2147483647`.
+pub fn connection_complexity(first: Option<i32>, default: i32, child: usize) -> usize {
+    usize::try_from(first.unwrap_or(default).max(0))
+        .unwrap_or(0)
+        .saturating_mul(child)
+        .min(CONNECTION_COMPLEXITY_CAP)
+}
 
 pub fn too_complex(message: impl Into<String>) -> ServerError {
     async_graphql::Error::new(message)
         .extend_with(|_, e| e.set("code", QUERY_TOO_COMPLEX))
+        .into_server_error(Default::default())
+}
+
+fn bad_input(message: impl Into<String>) -> ServerError {
+    async_graphql::Error::new(message)
+        .extend_with(|_, e| e.set("code", BAD_USER_INPUT))
         .into_server_error(Default::default())
 }
 
@@ -39,47 +68,39 @@ pub struct QueryLimits;
 
 impl ExtensionFactory for QueryLimits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DocumentLimits)
+        Arc::new(DocumentLimits::default())
     }
 }
 
-pub struct DocumentLimits;
-
+/// The limits of one request (a fresh one per request and per subscription).
 #[derive(Default)]
-struct Counts {
-    aliases: usize,
-    directives: usize,
+pub struct DocumentLimits {
+    /// The document's size with its fragments expanded.
+    expanded: AtomicU64,
 }
 
-fn count_selection_set(set: &Positioned<SelectionSet>, counts: &mut Counts) {
-    for item in &set.node.items {
-        match &item.node {
-            Selection::Field(field) => {
-                counts.aliases += usize::from(field.node.alias.is_some());
-                counts.directives += field.node.directives.len();
-                count_selection_set(&field.node.selection_set, counts);
-            }
-            Selection::FragmentSpread(spread) => counts.directives += spread.node.directives.len(),
-            Selection::InlineFragment(inline) => {
-                counts.directives += inline.node.directives.len();
-                count_selection_set(&inline.node.selection_set, counts);
-            }
-        }
+impl DocumentLimits {
+    /// Charges `units` to the request's key; refused when its budget is spent.
+    fn charge(&self, ctx: &ExtensionContext<'_>, units: u64) -> Result<(), ServerError> {
+        let (Some(limiter), Some(request)) = (
+            ctx.data_opt::<Arc<RateLimiter>>(),
+            ctx.data_opt::<Arc<RequestContext>>(),
+        ) else {
+            return Ok(());
+        };
+        let now = request.services.clock.now();
+        limiter
+            .charge(request.caller.key_id, units as f64, now)
+            .map_err(rate_limited)
     }
 }
 
-/// Aliases and directives of a whole document, fragments included.
-fn count(document: &ExecutableDocument) -> Counts {
-    let mut counts = Counts::default();
-    for (_, operation) in document.operations.iter() {
-        counts.directives += operation.node.directives.len();
-        count_selection_set(&operation.node.selection_set, &mut counts);
-    }
-    for fragment in document.fragments.values() {
-        counts.directives += fragment.node.directives.len();
-        count_selection_set(&fragment.node.selection_set, &mut counts);
-    }
-    counts
+fn refuse_text(found: ForbiddenCharacter) -> ServerError {
+    bad_input(format!(
+        "{} contains the control character U+{:04X}; text inputs may hold tabs and line breaks but no other control characters",
+        found.place,
+        u32::from(found.character)
+    ))
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -96,41 +117,57 @@ impl Extension for DocumentLimits {
                 "the document has more than {MAX_TOKENS} tokens"
             )));
         }
-        let document = next.run(ctx, query, variables).await?;
-        let counts = count(&document);
-        if counts.aliases > MAX_ALIASES {
+        if let Some(found) = forbidden_in_variables(variables.iter()) {
+            return Err(refuse_text(found));
+        }
+        // Parsed here first: the engine's own parse step walks fragment
+        // spreads as they expand (its recursion-depth check), so a document
+        // must be measured before the engine sees it. Parsing twice costs
+        // microseconds for a document within the token limit.
+        let document = async_graphql::parser::parse_query(query)?;
+        let shape = measure(&document).map_err(|ShapeError::FragmentCycle(name)| {
+            bad_input(format!(
+                "fragment {name} spreads itself (directly or through other fragments)"
+            ))
+        })?;
+        self.expanded.store(shape.expanded, Ordering::Relaxed);
+        if shape.expanded > MAX_EXPANDED_SELECTIONS {
+            // Refused before validation walks it, and still paid for: a
+            // client probing the limit spends its budget doing so.
+            self.charge(ctx, MAX_EXPANDED_SELECTIONS)?;
+            return Err(too_complex(format!(
+                "the document expands to more than {MAX_EXPANDED_SELECTIONS} selections (each fragment spread counts as the whole fragment)"
+            )));
+        }
+        if shape.aliases > MAX_ALIASES {
             return Err(too_complex(format!(
                 "the document has {} aliases; at most {MAX_ALIASES} are allowed",
-                counts.aliases
+                shape.aliases
             )));
         }
-        if counts.directives > MAX_DIRECTIVES {
+        if shape.directives > MAX_DIRECTIVES {
             return Err(too_complex(format!(
                 "the document has {} directives; at most {MAX_DIRECTIVES} are allowed",
-                counts.directives
+                shape.directives
             )));
         }
-        Ok(document)
+        if let Some(found) = forbidden_in_document(&document) {
+            return Err(refuse_text(found));
+        }
+        next.run(ctx, query, variables).await
     }
 
-    /// Charges the query's complexity to its key's budget, after validation
-    /// computed it and before anything runs.
+    /// Charges the query to its key's budget after validation computed its
+    /// complexity and before anything runs: its complexity or its expanded
+    /// size, whichever is larger.
     async fn validation(
         &self,
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await?;
-        if let (Some(limiter), Some(request)) = (
-            ctx.data_opt::<Arc<RateLimiter>>(),
-            ctx.data_opt::<Arc<RequestContext>>(),
-        ) {
-            let cost = result.complexity.max(1) as f64;
-            let now = request.services.clock.now();
-            if let Err(wait) = limiter.charge(request.caller.key_id, cost, now) {
-                return Err(vec![rate_limited(wait)]);
-            }
-        }
+        let cost = (result.complexity.max(1) as u64).max(self.expanded.load(Ordering::Relaxed));
+        self.charge(ctx, cost).map_err(|e| vec![e])?;
         Ok(result)
     }
 }
@@ -159,5 +196,20 @@ pub fn engine_refusal(message: &str) -> Option<String> {
             "the query's complexity exceeds {MAX_COMPLEXITY} (a connection costs `first` times its selection); ask for fewer rows or fields"
         )),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_complexity_is_capped_so_sums_cannot_wrap() {
+        assert_eq!(connection_complexity(None, 50, 3), 150);
+        assert_eq!(connection_complexity(Some(-5), 50, 3), 0);
+        let huge = connection_complexity(Some(i32::MAX), 50, usize::MAX);
+        assert_eq!(huge, CONNECTION_COMPLEXITY_CAP);
+        // 2,000 selections (the expansion limit) of capped connections.
+        assert!(huge.checked_mul(2_000).is_some());
     }
 }

@@ -15,6 +15,7 @@ mod node;
 pub mod observe;
 mod policy;
 mod session;
+mod shape;
 mod stats;
 mod tenant;
 

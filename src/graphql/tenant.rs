@@ -20,6 +20,9 @@ pub struct TenantSettings {
     pub record_url_templates: Vec<RecordUrlTemplate>,
     /// The channel rules in force, overrides applied.
     pub channel_policies: Vec<ChannelPolicy>,
+    /// Hosts `createCtaLink` targets must be on (`book.example.com`, or
+    /// `*.example.com` for its subdomains); empty: any public host.
+    pub link_target_hosts: Vec<String>,
 }
 
 /// Where records of one type live in the operator's admin.
@@ -45,6 +48,7 @@ impl From<&domain::settings::TenantSettings> for TenantSettings {
                 })
                 .collect(),
             channel_policies: policies(s),
+            link_target_hosts: s.link_target_hosts.clone(),
         }
     }
 }
@@ -58,6 +62,10 @@ pub struct UpdateTenantSettingsInput {
     pub record_url_templates: Option<Vec<RecordUrlTemplateInput>>,
     /// Channel timings to override.
     pub channel_policies: Option<Vec<ChannelPolicyInput>>,
+    /// Replaces the hosts link targets must be on (at most 100 entries,
+    /// `book.example.com` or `*.example.com`); an empty list allows any
+    /// public host again.
+    pub link_target_hosts: Option<Vec<String>>,
 }
 
 /// A record URL template to set or remove.
@@ -115,6 +123,7 @@ impl UpdateTenantSettingsInput {
                     )
                 })
                 .collect(),
+            link_target_hosts: self.link_target_hosts,
         })
     }
 }

@@ -33,7 +33,7 @@ impl Services {
         summary: &str,
     ) -> Result<confirmation::Model, AppError> {
         caller.require(Operation::ManageSessions, "request confirmations")?;
-        let summary = text::required("summary", summary, MAX_SUMMARY_CHARS)?;
+        let summary = text::multiline("summary", summary, MAX_SUMMARY_CHARS)?;
         let now = self.clock.now();
         let txn = self.begin_write().await?;
         let OpenSession {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use entity::{conversation, conversion, idempotency_key};
 use sea_orm::sea_query::{Condition, Expr, Func};
 use sea_orm::{
@@ -44,6 +44,10 @@ pub struct RecordConversion {
     /// records `CUSTOMER_CREATED` too, in the same transaction.
     pub new_customer_id: Option<String>,
     pub idempotency_key: Option<String>,
+    /// The tenant's attribution window (from the settings read with the
+    /// key): a recording by session ID after it is stored unattributed,
+    /// like a link's.
+    pub attribution_window: TimeDelta,
 }
 
 #[derive(Debug, Clone)]
@@ -80,7 +84,7 @@ impl Attribution {
     }
 }
 
-/// The reason stored on a link conversion that arrived after its session's
+/// The reason stored on a conversion that arrived after its session's
 /// attribution window.
 pub const ATTRIBUTION_EXPIRED: &str = "ATTRIBUTION_EXPIRED";
 
@@ -139,14 +143,7 @@ impl Services {
         };
         let key = idempotency_key.map(|k| (k, payload));
         retry_raced(|| {
-            self.record_once(
-                caller,
-                &input.origin,
-                claims.as_ref(),
-                &planned,
-                key.clone(),
-                now,
-            )
+            self.record_once(caller, &input, claims.as_ref(), &planned, key.clone(), now)
         })
         .await
     }
@@ -156,13 +153,13 @@ impl Services {
     async fn record_once(
         &self,
         caller: &Caller,
-        origin: &Origin,
+        input: &RecordConversion,
         claims: Option<&LinkClaims>,
         planned: &[Planned],
         idempotency: Option<(String, String)>,
         now: DateTime<Utc>,
     ) -> Result<Recorded, AppError> {
-        let (conversation, attribution) = match (origin, claims) {
+        let (conversation, attribution) = match (&input.origin, claims) {
             (Origin::LinkToken(_), Some(claims)) => {
                 let (conversation, link) = self
                     .resolve_link_claims(&self.db, caller.tenant_id, claims)
@@ -182,10 +179,14 @@ impl Services {
                 let conversation = find_by_session_id(&self.db, caller.tenant_id, session_id)
                     .await?
                     .ok_or(AppError::NotFound("session"))?;
-                (
-                    conversation,
-                    Attribution::credited(ConversionSource::Direct),
-                )
+                let within = now <= from_micros(conversation.started_at) + input.attribution_window;
+                let attribution = Attribution {
+                    source: ConversionSource::Direct,
+                    attributed: within,
+                    unattributed_reason: (!within).then_some(ATTRIBUTION_EXPIRED),
+                    link: None,
+                };
+                (conversation, attribution)
             }
             (Origin::LinkToken(_), None) => return Err(AppError::InvalidLinkToken),
         };
@@ -466,9 +467,9 @@ pub(crate) async fn plan<C: ConnectionTrait>(
             && existing.iter().any(|c| same_record(&c))
         {
             return Err(AppError::Conflict(format!(
-                "{} {:?} is already attributed to another conversation",
+                "{} {} is already attributed to another conversation",
                 p.kind.record_type().as_str(),
-                p.record_id
+                crate::domain::text::quoted(&p.record_id)
             )));
         }
         new_rows.push(result.len());

@@ -183,9 +183,10 @@ async fn insert_tenant<C: ConnectionTrait>(
     .insert(db)
     .await
     .map_err(|e| match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            AppError::Conflict(format!("tenant {name:?} exists already"))
-        }
+        Some(SqlErr::UniqueConstraintViolation(_)) => AppError::Conflict(format!(
+            "tenant {} exists already",
+            crate::domain::text::quoted(name)
+        )),
         _ => e.into(),
     })
 }

@@ -6,13 +6,16 @@ use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
+use std::net::IpAddr;
+
 use uuid::Uuid;
 
 use super::sessions::{OpenSession, lock_open_session};
 use super::{Caller, Services};
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::link::{
-    CtaAction, LinkClaims, SigningKey, UnverifiedToken, parse_target, with_token,
+    CtaAction, LinkClaims, SigningKey, UnverifiedToken, parse_target, target_host_allowed,
+    with_token,
 };
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
@@ -154,7 +157,8 @@ impl Services {
     }
 
     /// The conversation and link verified claims stand for, within the
-    /// caller's tenant. Another tenant's token answers exactly like a forged one.
+    /// caller's tenant. Another tenant's token answers exactly like a forged
+    /// one, and so does a legacy signed token past its link's window.
     pub(crate) async fn resolve_link_claims<C: ConnectionTrait>(
         &self,
         db: &C,
@@ -173,6 +177,9 @@ impl Services {
             .one(db)
             .await?
             .ok_or(AppError::InvalidLinkToken)?;
+        if claims.legacy && to_micros(self.clock.now()) > link.expires_at {
+            return Err(AppError::InvalidLinkToken);
+        }
         Ok((conversation, link))
     }
 
@@ -195,6 +202,7 @@ impl Services {
             settings,
             ..
         } = lock_open_session(&txn, caller.tenant_id, session_id, now).await?;
+        target_host_allowed(&target, &settings.link_target_hosts)?;
         let link = cta_link::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(caller.tenant_id),
@@ -212,13 +220,14 @@ impl Services {
         .insert(&*txn)
         .await?;
         txn.commit().await?;
-        let token = key.sign(&LinkClaims {
+        let token = key.seal(&LinkClaims {
             tenant_id: caller.tenant_id,
             link_id: link.id,
             session_id: session_id.clone(),
             action,
             issued_at: link.issued_at,
-        });
+            legacy: false,
+        })?;
         Ok(IssuedLink {
             url: with_token(&link.target_url, &token),
             token,
@@ -226,35 +235,78 @@ impl Services {
         })
     }
 
-    /// Counts a click on a link and gives the URL to send the person to:
-    /// always the target stored when the link was issued, with the token.
-    /// `None` for anything that is not a live link.
-    pub async fn follow_link(&self, token: &str) -> Result<Option<String>, AppError> {
+    /// Where a link sends the person: always the target stored when the
+    /// link was issued, with the token. `None` for anything that is not a
+    /// live link. `count` says whether this visit is a click to count (a
+    /// GET; HEAD requests and link previews are not); a click counts once a
+    /// minute per link and `client` address.
+    pub async fn follow_link(
+        &self,
+        token: &str,
+        client: IpAddr,
+        count: bool,
+    ) -> Result<Option<String>, AppError> {
         let claims = match self.verify_token(&self.db, token).await {
             Ok(claims) => claims,
             Err(AppError::InvalidLinkToken) => return Ok(None),
             Err(other) => return Err(other),
         };
         let now = to_micros(self.clock.now());
-        let followed = cta_link::Entity::update_many()
-            .col_expr(
-                cta_link::Column::FirstFollowedAt,
-                Func::coalesce([
-                    Expr::col(cta_link::Column::FirstFollowedAt),
-                    Expr::value(now),
-                ])
-                .into(),
-            )
-            .col_expr(cta_link::Column::LastFollowedAt, Expr::value(now))
-            .col_expr(
-                cta_link::Column::FollowCount,
-                Expr::col(cta_link::Column::FollowCount).add(1),
-            )
-            .filter(cta_link::Column::Id.eq(claims.link_id))
-            .filter(cta_link::Column::TenantId.eq(claims.tenant_id))
-            .exec_with_returning(&self.db)
-            .await?
-            .pop();
-        Ok(followed.map(|link| with_token(&link.target_url, token)))
+        let counted = count
+            && self
+                .recent_follows
+                .charge((claims.link_id, client), 1.0, self.clock.now())
+                .is_ok();
+        let this_link = Expr::col(cta_link::Column::Id)
+            .eq(claims.link_id)
+            .and(Expr::col(cta_link::Column::TenantId).eq(claims.tenant_id));
+        // A legacy token may have been read by whoever saw it: it works only
+        // within its link's window.
+        let live = if claims.legacy {
+            this_link.and(Expr::col(cta_link::Column::ExpiresAt).gte(now))
+        } else {
+            this_link
+        };
+        let link = if counted {
+            cta_link::Entity::update_many()
+                .col_expr(
+                    cta_link::Column::FirstFollowedAt,
+                    Func::coalesce([
+                        Expr::col(cta_link::Column::FirstFollowedAt),
+                        Expr::value(now),
+                    ])
+                    .into(),
+                )
+                .col_expr(cta_link::Column::LastFollowedAt, Expr::value(now))
+                .col_expr(
+                    cta_link::Column::FollowCount,
+                    Expr::col(cta_link::Column::FollowCount).add(1),
+                )
+                .filter(live)
+                .exec_with_returning(&self.db)
+                .await?
+                .pop()
+        } else {
+            cta_link::Entity::find().filter(live).one(&self.db).await?
+        };
+        let Some(link) = link else {
+            return Ok(None);
+        };
+        // Targets stored before they were checked as strictly as now are
+        // checked again: the redirect goes only to a public http(s) URL.
+        match parse_target(&link.target_url) {
+            Ok(target) => Ok(Some(with_token(&target, token))),
+            Err(refused) => {
+                tracing::warn!(link = %link.id, reason = %refused.0, "stored link target refused");
+                Ok(None)
+            }
+        }
     }
 }
+
+/// How often a follow of one link from one client address counts: once,
+/// then again a minute later.
+pub const FOLLOWS_COUNTED: crate::domain::rate_limit::Budget = crate::domain::rate_limit::Budget {
+    capacity: 1.0,
+    per_second: 1.0 / 60.0,
+};

@@ -29,7 +29,9 @@ impl Services {
     ) -> Result<(message::Model, conversation::Model), AppError> {
         caller.require(Operation::ManageSessions, "append messages")?;
         check_content(role, &content).map_err(|e| match e {
-            ContentError::Empty => AppError::BadInput(e.to_string()),
+            ContentError::Empty | ContentError::ControlCharacter(_) => {
+                AppError::BadInput(e.to_string())
+            }
             ContentError::TooLarge(m) => AppError::PayloadTooLarge(m),
         })?;
         let now = self.clock.now();

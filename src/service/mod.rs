@@ -14,6 +14,7 @@ pub mod sessions;
 pub mod stats;
 pub mod tenants;
 
+use std::net::IpAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ use uuid::Uuid;
 
 use crate::domain::clock::Clock;
 use crate::domain::link::SigningKey;
+use crate::domain::rate_limit::RateLimiter;
 use crate::domain::role::{Operation, Role};
 use crate::error::AppError;
 use crate::events::EventBus;
@@ -92,6 +94,8 @@ pub struct Services {
     /// rest wait here, so that stats requests never drain the pool that
     /// recordings and lists need.
     stats_slots: Arc<Semaphore>,
+    /// One counted follow per link and client address a minute.
+    recent_follows: Arc<RateLimiter<(Uuid, IpAddr)>>,
 }
 
 /// Connections one conversion-stats request uses at once.
@@ -107,6 +111,7 @@ impl Services {
             hub: Arc::new(FeedHub::default()),
             write_turn: Arc::new(Mutex::new(())),
             stats_slots: Arc::new(Semaphore::new(1)),
+            recent_follows: Arc::new(RateLimiter::new(links::FOLLOWS_COUNTED)),
         }
     }
 

@@ -1,10 +1,13 @@
 //! `GET /l/{token}`: count the click, then send the person on. Only ever to
 //! the target stored when the link was issued, never to a URL taken from
-//! the request.
+//! the request. HEAD (link previews, crawlers checking a URL) redirects
+//! the same way without counting.
 
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, REFERRER_POLICY};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
@@ -13,8 +16,16 @@ use crate::graphql::errors::log;
 const NOT_FOUND_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Link not found</title>\
 <p>This link is not valid. Please ask for a new one.</p>";
 
-pub async fn follow(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    match state.services.follow_link(&token).await {
+pub async fn follow(
+    State(state): State<AppState>,
+    method: Method,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+) -> Response {
+    let count = method == Method::GET;
+    match state.services.follow_link(&token, client.ip(), count).await {
+        // The target was normalised when stored and checked again on the way
+        // out, so it is ASCII; a value a header cannot carry is not a link.
         Ok(Some(url)) => match HeaderValue::from_str(&url) {
             Ok(location) => (
                 StatusCode::FOUND,

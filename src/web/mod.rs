@@ -6,6 +6,7 @@ mod graphql;
 pub mod guards;
 mod health;
 mod links;
+pub mod serve;
 pub mod socket;
 
 use axum::Router;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::map_request(drop_unsafe_request_id))
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                     let id = request_id_of(req.headers());
@@ -59,6 +61,31 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::middleware::from_fn(graphql::catch_panics))
                 .layer(cors),
         )
+}
+
+/// Longest request id kept from a client.
+const MAX_REQUEST_ID_CHARS: usize = 64;
+
+/// Whether a client's `X-Request-Id` may be kept: a short token of safe
+/// characters. Anything else would be copied into log lines (forging
+/// them) and error answers, so the server makes its own id instead.
+fn safe_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_CHARS).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+}
+
+async fn drop_unsafe_request_id<B>(mut request: Request<B>) -> Request<B> {
+    let headers = request.headers_mut();
+    let all_safe = headers
+        .get_all(REQUEST_ID_HEADER)
+        .iter()
+        .all(|v| safe_request_id(v.as_bytes()));
+    if !all_safe || headers.get_all(REQUEST_ID_HEADER).iter().count() > 1 {
+        headers.remove(REQUEST_ID_HEADER);
+    }
+    request
 }
 
 /// The request id the outer layer assigned (or the client sent).
@@ -85,8 +112,10 @@ fn cors(origins: &[String]) -> CorsLayer {
 }
 
 /// Whether a browser page from `origin` may open a WebSocket: an allowed
-/// origin, or the server's own (a page it served, like GraphiQL).
-pub fn origin_allowed(headers: &axum::http::HeaderMap, allowed: &[String]) -> bool {
+/// origin, or one of the server's own (`own`, from the address it listens
+/// on). The `Host` header is not trusted for this: a page on a rebound DNS
+/// name sends a `Host` equal to its own origin.
+pub fn origin_allowed(headers: &axum::http::HeaderMap, allowed: &[String], own: &[String]) -> bool {
     let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
         // No Origin: a server-side client, which still needs a key.
         return true;
@@ -95,12 +124,84 @@ pub fn origin_allowed(headers: &axum::http::HeaderMap, allowed: &[String]) -> bo
         return false;
     };
     let origin = origin.to_ascii_lowercase();
-    let own = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|host| {
-            let host = host.to_ascii_lowercase();
-            origin == format!("http://{host}") || origin == format!("https://{host}")
-        });
-    own || allowed.contains(&origin)
+    own.contains(&origin) || allowed.contains(&origin)
+}
+
+/// The origins a browser uses for pages of a server listening on `addr`:
+/// `http://127.0.0.1:PORT` and `http://localhost:PORT` on loopback (and
+/// on every address, where the public name is unknown: that one goes in
+/// `CONVTRACK_CORS_ORIGINS`), and the address itself otherwise.
+pub fn own_origins(addr: Option<std::net::SocketAddr>) -> Vec<String> {
+    let Some(addr) = addr else {
+        return Vec::new();
+    };
+    let port = addr.port();
+    let mut origins = vec![format!("http://{addr}")];
+    if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+        origins.push(format!("http://localhost:{port}"));
+        origins.push(format!("http://127.0.0.1:{port}"));
+        origins.push(format!("http://[::1]:{port}"));
+    }
+    origins.sort();
+    origins.dedup();
+    origins
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::*;
+
+    fn with_origin(origin: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("origin", HeaderValue::from_str(origin).expect("header"));
+        headers.insert("host", HeaderValue::from_static("rebound.example:8000"));
+        headers
+    }
+
+    #[test]
+    fn only_short_safe_request_ids_are_kept() {
+        assert!(safe_request_id(b"req-7"));
+        assert!(safe_request_id(b"0f8c1a2e-9b7d-4c3e-8f6a-1b2c3d4e5f60"));
+        for bad in [&b""[..], b"a b", b"x\ny=1", b"id\"}", &[b'a'; 65]] {
+            assert!(!safe_request_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_own_and_allowed_origins_open_sockets() {
+        let own = own_origins(Some("127.0.0.1:8000".parse().expect("addr")));
+        let allowed = vec!["https://admin.example.com".to_owned()];
+        assert!(origin_allowed(
+            &with_origin("http://localhost:8000"),
+            &allowed,
+            &own
+        ));
+        assert!(origin_allowed(
+            &with_origin("http://127.0.0.1:8000"),
+            &allowed,
+            &own
+        ));
+        assert!(origin_allowed(
+            &with_origin("https://admin.example.com"),
+            &allowed,
+            &own
+        ));
+        // A DNS-rebinding page: its Origin matches the Host it sends.
+        assert!(!origin_allowed(
+            &with_origin("http://rebound.example:8000"),
+            &allowed,
+            &own
+        ));
+        assert!(!origin_allowed(
+            &with_origin("http://localhost:9000"),
+            &allowed,
+            &own
+        ));
+        assert!(
+            origin_allowed(&HeaderMap::new(), &allowed, &own),
+            "server-side clients"
+        );
+    }
 }

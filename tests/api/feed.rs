@@ -28,6 +28,7 @@ impl TestApp {
                     record_id: record_id.to_owned(),
                     new_customer_id: None,
                     idempotency_key: None,
+                    attribution_window: chrono::TimeDelta::days(30),
                 },
             )
             .await

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::helpers::*;
 
 /// How long each fuzz loop runs.
-fn budget(default: Duration) -> Duration {
+pub fn budget(default: Duration) -> Duration {
     std::env::var("CONVTRACK_FUZZ_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -31,10 +31,10 @@ fn budget(default: Duration) -> Duration {
 }
 
 /// SplitMix64: small, seeded, reproducible.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -42,7 +42,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
 
@@ -83,15 +83,19 @@ impl Rng {
 fn decoders_of_outside_input_never_panic() {
     let key = SigningKey::generate().expect("os rng");
     let tenant = Uuid::now_v7();
-    let token = key.sign(&LinkClaims {
+    let claims = LinkClaims {
         tenant_id: tenant,
         link_id: Uuid::now_v7(),
         session_id: SessionId::generate().expect("os rng"),
         action: CtaAction::DayPass,
         issued_at: 1,
-    });
+        legacy: false,
+    };
+    let token = key.seal(&claims).expect("os rng");
+    let legacy = key.sign_legacy(&claims);
     let seeds = vec![
         token.clone(),
+        legacy.clone(),
         EventCursor {
             tenant_id: tenant,
             seq: 5,

@@ -151,6 +151,7 @@ async fn start_server(
         socket_init_timeout: std::time::Duration::from_millis(500),
         introspection: true,
         request_timeout: std::time::Duration::from_secs(30),
+        header_read_timeout: ServerConfig::DEFAULT_HEADER_READ_TIMEOUT,
         rate_limit: convtrack::domain::rate_limit::Budget {
             capacity: 1e9,
             per_second: 1e9,

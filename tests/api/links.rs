@@ -10,7 +10,7 @@ use crate::helpers::*;
 
 const TARGET: &str = "https://book.example.com/day-pass?plan=day%20pass&ref=ai#pay";
 
-fn no_redirects() -> reqwest::Client {
+pub fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -122,7 +122,7 @@ test_both!(
 );
 
 /// The stored signing key, as the server would load it.
-async fn stored_key(app: &TestApp) -> SigningKey {
+pub async fn stored_key(app: &TestApp) -> SigningKey {
     let row = entity::link_signing_key::Entity::find()
         .one(&app.services.db)
         .await
@@ -153,6 +153,7 @@ test_both!(
         forged.push(format!("{token}.x"));
         forged.push(String::new());
         forged.push("ct1.....".to_owned());
+        forged.push("ct2...".to_owned());
         // Another key's id on this key's signature.
         let real = stored_key(&app).await;
         let other = SigningKey::generate().expect("os rng");
@@ -162,7 +163,8 @@ test_both!(
             .and_then(|t| t.verify(&real))
             .expect("genuine");
         let impostor = SigningKey::from_stored(&real.kid, &other.stored_secret()).expect("key");
-        forged.push(impostor.sign(&claims));
+        forged.push(impostor.seal(&claims).expect("os rng"));
+        forged.push(impostor.sign_legacy(&claims));
 
         let mut messages = std::collections::HashSet::new();
         for bad in &forged {

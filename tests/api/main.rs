@@ -5,24 +5,31 @@
 /// Declares a test that runs once per backend: `name::sqlite` and
 /// `name::postgres`. The PostgreSQL variant does nothing unless
 /// `CONVTRACK_TEST_POSTGRES` is set, and fails if it is set but unreachable.
+/// `test_both!(name, with tweak, |app| …)` starts the servers with
+/// `tweak(&mut ServerConfig)` applied.
 macro_rules! test_both {
     ($name:ident, |$app:ident| $body:block) => {
+        test_both!($name, with | _ | {}, |$app| $body);
+    };
+    ($name:ident, with $tweak:expr, |$app:ident| $body:block) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let $app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Sqlite)
-                    .await
-                    .expect("SQLite is always available");
+                let $app =
+                    crate::helpers::TestApp::spawn_with(crate::helpers::Backend::Sqlite, $tweak)
+                        .await
+                        .expect("SQLite is always available");
                 $body
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let Some($app) =
-                    crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await
+                    crate::helpers::TestApp::spawn_with(crate::helpers::Backend::Postgres, $tweak)
+                        .await
                 else {
                     return;
                 };
@@ -39,6 +46,8 @@ mod conversions;
 mod feed;
 mod filters;
 mod fuzz;
+mod fuzz_documents;
+mod hardening;
 mod helpers;
 mod http;
 mod interop;

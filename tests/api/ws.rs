@@ -100,6 +100,14 @@ impl Socket {
             .expect("send");
     }
 
+    /// Sends `text` as it is, JSON or not.
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .expect("send");
+    }
+
     pub async fn init(&mut self, key: &str) {
         self.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } }))
             .await;
