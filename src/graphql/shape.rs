@@ -26,6 +26,16 @@ pub struct Shape {
     /// Fields, inline fragments and spreads, with every spread counted as
     /// the selections it expands to, for the operation that expands most.
     pub expanded: u64,
+    /// Deepest nesting of selection sets, a spread or inline fragment
+    /// counting as a level as a field with a selection does.
+    pub nesting: usize,
+}
+
+/// A selection set's expanded size and nesting.
+#[derive(Debug, Default, Clone, Copy)]
+struct Size {
+    selections: u64,
+    nesting: usize,
 }
 
 /// Why a document cannot be measured.
@@ -45,8 +55,9 @@ pub fn measure(document: &ExecutableDocument) -> Result<Shape, ShapeError> {
     for (_, operation) in document.operations.iter() {
         shape.directives += operation.node.directives.len();
         count_written(&operation.node.selection_set, &mut shape);
-        let expanded = sizes.of_set(&operation.node.selection_set)?;
-        shape.expanded = shape.expanded.max(expanded);
+        let size = sizes.of_set(&operation.node.selection_set)?;
+        shape.expanded = shape.expanded.max(size.selections);
+        shape.nesting = shape.nesting.max(size.nesting);
     }
     for fragment in document.fragments.values() {
         shape.directives += fragment.node.directives.len();
@@ -77,26 +88,35 @@ fn count_written(set: &Positioned<SelectionSet>, shape: &mut Shape) {
 struct FragmentSizes<'a> {
     fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
     /// `None` while a fragment is being measured: meeting it again is a cycle.
-    known: HashMap<&'a str, Option<u64>>,
+    known: HashMap<&'a str, Option<Size>>,
 }
 
 impl<'a> FragmentSizes<'a> {
-    fn of_set(&mut self, set: &'a Positioned<SelectionSet>) -> Result<u64, ShapeError> {
-        let mut total: u64 = 0;
+    fn of_set(&mut self, set: &'a Positioned<SelectionSet>) -> Result<Size, ShapeError> {
+        let mut total = Size::default();
         for item in &set.node.items {
             let inner = match &item.node {
-                Selection::Field(field) => self.of_set(&field.node.selection_set)?,
-                Selection::InlineFragment(inline) => self.of_set(&inline.node.selection_set)?,
+                Selection::Field(field) if field.node.selection_set.node.items.is_empty() => None,
+                Selection::Field(field) => Some(self.of_set(&field.node.selection_set)?),
+                Selection::InlineFragment(inline) => Some(self.of_set(&inline.node.selection_set)?),
                 Selection::FragmentSpread(spread) => {
-                    self.of_fragment(spread.node.fragment_name.node.as_str())?
+                    Some(self.of_fragment(spread.node.fragment_name.node.as_str())?)
                 }
             };
-            total = total.saturating_add(inner).saturating_add(1);
+            let inner = inner.map_or(Size::default(), |size| Size {
+                nesting: size.nesting + 1,
+                ..size
+            });
+            total.selections = total
+                .selections
+                .saturating_add(inner.selections)
+                .saturating_add(1);
+            total.nesting = total.nesting.max(inner.nesting);
         }
         Ok(total)
     }
 
-    fn of_fragment(&mut self, name: &'a str) -> Result<u64, ShapeError> {
+    fn of_fragment(&mut self, name: &'a str) -> Result<Size, ShapeError> {
         match self.known.get(name) {
             Some(Some(size)) => return Ok(*size),
             Some(None) => return Err(ShapeError::FragmentCycle(name.to_owned())),
@@ -104,7 +124,7 @@ impl<'a> FragmentSizes<'a> {
         }
         // An unknown fragment is the validator's to report.
         let Some(fragment) = self.fragments.get(name) else {
-            return Ok(0);
+            return Ok(Size::default());
         };
         self.known.insert(name, None);
         let size = self.of_set(&fragment.node.selection_set)?;
@@ -265,6 +285,18 @@ mod tests {
             shape(&doubling_chain(200, 3)).expect("shape").expanded,
             u64::MAX
         );
+    }
+
+    #[test]
+    fn nesting_counts_fields_with_selections_and_every_spread() {
+        assert_eq!(shape("{ badgeKinds { kind } }").expect("shape").nesting, 1);
+        assert_eq!(
+            shape("{ ...A } fragment A on Query { conversations { nodes { id } } }")
+                .expect("shape")
+                .nesting,
+            3
+        );
+        assert_eq!(shape(&doubling_chain(30, 1)).expect("shape").nesting, 32);
     }
 
     #[test]

@@ -63,6 +63,11 @@ test_both!(a_fragment_bomb_is_refused_at_once_and_charged, with tight_budget, |a
         "a fragment bomb is charged to the rate limiter"
     );
 
+    // Deeper than the engine's recursion limit: refused by the same pass.
+    let deep = fragment_bomb("query", "Query", "badgeKinds { kind }", 40);
+    let body = app.gql(&app.admin, &deep, json!({})).await;
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+
     // A fragment that spreads itself is a mistake of the caller's.
     let cycle = app
         .gql(
