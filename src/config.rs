@@ -1,5 +1,7 @@
 //! Command line and environment. Every flag has an environment twin.
 
+use std::fmt;
+
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
@@ -13,7 +15,7 @@ use crate::domain::settings::{ChannelOverride, SettingsChange};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://convtrack.db?mode=rwc";
 
 /// convtrack: which AI conversations drove which business outcomes, over GraphQL.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "convtrack", version, about)]
 pub struct Cli {
     /// Database: `sqlite://FILE?mode=rwc` (embedded; one server instance) or
@@ -32,6 +34,25 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+// `{:?}` of the command line or of a server's configuration ends up in logs,
+// panics and test failures: the database password and the link secrets are
+// hidden there. The impls destructure `self` so that a new field does not
+// compile until someone decides whether it is shown.
+impl fmt::Debug for Cli {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            database_url,
+            db_max_connections,
+            command,
+        } = self;
+        f.debug_struct("Cli")
+            .field("database_url", &redacted_url(database_url))
+            .field("db_max_connections", db_max_connections)
+            .field("command", command)
+            .finish()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,7 +202,7 @@ fn parse_upper<T: std::str::FromStr<Err = InvalidInput>>(value: &str) -> Result<
         .map_err(|e: InvalidInput| e.0)
 }
 
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "CONVTRACK_LISTEN", default_value = "127.0.0.1:8000")]
@@ -234,6 +255,31 @@ pub struct ServeArgs {
     pub cors_origins: Vec<String>,
 }
 
+impl fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            listen,
+            link_secrets,
+            disable_introspection,
+            request_timeout_secs,
+            header_read_timeout_secs,
+            rate_limit_burst,
+            rate_limit_per_second,
+            cors_origins,
+        } = self;
+        f.debug_struct("ServeArgs")
+            .field("listen", listen)
+            .field("link_secrets", &redacted_each(link_secrets))
+            .field("disable_introspection", disable_introspection)
+            .field("request_timeout_secs", request_timeout_secs)
+            .field("header_read_timeout_secs", header_read_timeout_secs)
+            .field("rate_limit_burst", rate_limit_burst)
+            .field("rate_limit_per_second", rate_limit_per_second)
+            .field("cors_origins", cors_origins)
+            .finish()
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create a key; creates the tenant if it is new. The key is printed
@@ -260,7 +306,7 @@ fn parse_role(value: &str) -> Result<Role, String> {
 }
 
 /// What a server needs to start.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     pub database_url: String,
     pub db_max_connections: u32,
@@ -281,6 +327,88 @@ pub struct ServerConfig {
     pub rate_limit: crate::domain::rate_limit::Budget,
     /// Browser origins allowed to call the API (CORS) and open WebSockets.
     pub cors_origins: Vec<String>,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            database_url,
+            db_max_connections,
+            listen,
+            link_secrets,
+            socket_init_timeout,
+            introspection,
+            request_timeout,
+            header_read_timeout,
+            rate_limit,
+            cors_origins,
+        } = self;
+        f.debug_struct("ServerConfig")
+            .field("database_url", &redacted_url(database_url))
+            .field("db_max_connections", db_max_connections)
+            .field("listen", listen)
+            .field("link_secrets", &redacted_each(link_secrets))
+            .field("socket_init_timeout", socket_init_timeout)
+            .field("introspection", introspection)
+            .field("request_timeout", request_timeout)
+            .field("header_read_timeout", header_read_timeout)
+            .field("rate_limit", rate_limit)
+            .field("cors_origins", cors_origins)
+            .finish()
+    }
+}
+
+/// Stands in for a secret in `{:?}` output.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// One `[redacted]` per secret: how many are set helps whoever debugs a
+/// deployment, what they are must not show.
+fn redacted_each(secrets: &[String]) -> Vec<Redacted> {
+    secrets.iter().map(|_| Redacted).collect()
+}
+
+/// A database URL with its password shown as `***`
+/// (`postgres://app:***@db/convtrack`). One that does not parse, or whose
+/// `user:password@` the parser would take for a scheme and a path, is
+/// hidden whole: where its password is cannot be told.
+fn redacted_url(raw: &str) -> String {
+    const HIDDEN: &str = "***";
+    let url = url::Url::parse(raw)
+        .ok()
+        .filter(|url| !(url.cannot_be_a_base() && raw.contains('@')));
+    let Some(mut url) = url else {
+        return format!("{Redacted:?}");
+    };
+    let mut changed = false;
+    if url.password().is_some() {
+        // Refused only by URLs that cannot have a password in the first place.
+        let _ = url.set_password(Some(HIDDEN));
+        changed = true;
+    }
+    // PostgreSQL also takes the password as a query parameter.
+    if url.query_pairs().any(|(name, _)| name == "password") {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if name == "password" {
+                    HIDDEN.to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+        changed = true;
+    }
+    // Unchanged URLs are shown as given, not as the parser normalises them.
+    if changed { url.into() } else { raw.to_owned() }
 }
 
 /// Checks an allowed origin: `scheme://host[:port]`, nothing else (no `*`:
@@ -313,6 +441,87 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PASSWORD: &str = "hunter2-db-password";
+    const LINK_SECRET: &str = "link-secret-0123456789-0123456789-0123456789";
+
+    #[test]
+    fn database_urls_lose_their_password_only() {
+        assert_eq!(
+            redacted_url(&format!(
+                "postgres://app:{PASSWORD}@db.example:5432/convtrack"
+            )),
+            "postgres://app:***@db.example:5432/convtrack"
+        );
+        let in_query = redacted_url(&format!(
+            "postgres://app@db.example/convtrack?sslmode=require&password={PASSWORD}"
+        ));
+        assert!(!in_query.contains(PASSWORD), "{in_query}");
+        assert!(in_query.contains("sslmode=require"), "{in_query}");
+        for unchanged in [
+            DEFAULT_DATABASE_URL,
+            "sqlite::memory:",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        ] {
+            assert_eq!(redacted_url(unchanged), unchanged);
+        }
+        for broken in [
+            format!("app:{PASSWORD}@db.example/convtrack"),
+            format!("postgres://app:{PASSWORD}@[db.example/convtrack"),
+        ] {
+            assert_eq!(redacted_url(&broken), "[redacted]");
+        }
+    }
+
+    #[test]
+    fn a_server_config_debugs_without_its_secrets() {
+        let config = ServerConfig {
+            database_url: format!("postgres://app:{PASSWORD}@db.example/convtrack"),
+            db_max_connections: 16,
+            listen: "127.0.0.1:8000".to_owned(),
+            link_secrets: vec![LINK_SECRET.to_owned(), LINK_SECRET.to_uppercase()],
+            socket_init_timeout: ServerConfig::DEFAULT_SOCKET_INIT_TIMEOUT,
+            introspection: true,
+            request_timeout: std::time::Duration::from_secs(30),
+            header_read_timeout: ServerConfig::DEFAULT_HEADER_READ_TIMEOUT,
+            rate_limit: crate::domain::rate_limit::Budget {
+                capacity: 10.0,
+                per_second: 1.0,
+            },
+            cors_origins: vec!["https://admin.example.com".to_owned()],
+        };
+        let debug = format!("{config:?}");
+        assert!(!debug.contains(PASSWORD), "{debug}");
+        assert!(!debug.to_lowercase().contains(LINK_SECRET), "{debug}");
+        assert!(
+            debug.contains("postgres://app:***@db.example/convtrack"),
+            "{debug}"
+        );
+        assert!(debug.contains("[[redacted], [redacted]]"), "{debug}");
+        assert!(debug.contains("127.0.0.1:8000"), "{debug}");
+        assert!(debug.contains("https://admin.example.com"), "{debug}");
+    }
+
+    #[test]
+    fn the_command_line_debugs_without_its_secrets() {
+        let database_url = format!("postgres://app:{PASSWORD}@db.example/convtrack");
+        let cli = Cli::try_parse_from([
+            "convtrack",
+            "--database-url",
+            &database_url,
+            "serve",
+            "--link-secret",
+            LINK_SECRET,
+            "--listen",
+            "127.0.0.1:9000",
+        ])
+        .expect("valid command line");
+        let debug = format!("{cli:?}");
+        assert!(!debug.contains(PASSWORD), "{debug}");
+        assert!(!debug.contains(LINK_SECRET), "{debug}");
+        assert!(debug.contains("[[redacted]]"), "{debug}");
+        assert!(debug.contains("127.0.0.1:9000"), "{debug}");
+    }
 
     #[test]
     fn origins_are_scheme_host_and_port_only() {

@@ -315,14 +315,13 @@ mod tests {
 
     #[test]
     fn a_second_lock_on_the_same_file_is_refused_until_the_first_is_gone() {
-        let dir = std::env::temp_dir().join(format!("convtrack-lock-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let db = dir.join("one.db");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("one.db");
         let first = InstanceLock::acquire(&db).expect("first lock");
         let second = InstanceLock::acquire(&db).expect_err("second lock refused");
         assert!(second.to_string().contains("already serving"), "{second}");
         drop(first);
         InstanceLock::acquire(&db).expect("free again");
-        std::fs::remove_dir_all(&dir).expect("clean up");
+        dir.close().expect("clean up");
     }
 }

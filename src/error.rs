@@ -1,9 +1,113 @@
-//! What can go wrong in a service call, as types. The one place that turns
-//! these into client-facing GraphQL errors is `graphql::errors`.
+//! What can go wrong in a service call, as types, and the codes clients
+//! see. [`ErrorCode`] is the contract's one table of codes and HTTP
+//! statuses; `graphql::errors` turns an [`AppError`] into a GraphQL error
+//! and `web::error` into an HTTP answer.
 
+use std::sync::Arc;
+
+use axum::http::StatusCode;
 use sea_orm::DbErr;
 
 use crate::domain::InvalidInput;
+
+/// The `extensions.code` of every error the API answers, with the HTTP
+/// status of an answer that this error ends on its own (a GraphQL response
+/// with data keeps 200).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadUserInput,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    SessionExpired,
+    SessionClosed,
+    Conflict,
+    InvalidLinkToken,
+    ConfirmationExpired,
+    IdempotencyKeyReused,
+    PayloadTooLarge,
+    QueryTooComplex,
+    RateLimited,
+    ServiceUnavailable,
+    InternalServerError,
+}
+
+impl ErrorCode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadUserInput => "BAD_USER_INPUT",
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::SessionExpired => "SESSION_EXPIRED",
+            ErrorCode::SessionClosed => "SESSION_CLOSED",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::InvalidLinkToken => "INVALID_LINK_TOKEN",
+            ErrorCode::ConfirmationExpired => "CONFIRMATION_EXPIRED",
+            ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ErrorCode::InternalServerError => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    /// The HTTP status of an answer this error ends as a whole.
+    pub const fn http_status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadUserInput
+            | ErrorCode::SessionExpired
+            | ErrorCode::SessionClosed
+            | ErrorCode::InvalidLinkToken
+            | ErrorCode::ConfirmationExpired
+            | ErrorCode::QueryTooComplex => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Conflict | ErrorCode::IdempotencyKeyReused => StatusCode::CONFLICT,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::InternalServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The code a client sent back names, if it is one of ours.
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+
+    pub const ALL: [ErrorCode; 15] = [
+        ErrorCode::BadUserInput,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::SessionExpired,
+        ErrorCode::SessionClosed,
+        ErrorCode::Conflict,
+        ErrorCode::InvalidLinkToken,
+        ErrorCode::ConfirmationExpired,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::QueryTooComplex,
+        ErrorCode::RateLimited,
+        ErrorCode::ServiceUnavailable,
+        ErrorCode::InternalServerError,
+    ];
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a client reads after an internal error, whatever its cause.
+pub const INTERNAL_MESSAGE: &str = "internal server error; quote the requestId when reporting it";
+
+/// The cause behind an internal error, kept for the log.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AppError {
@@ -45,8 +149,90 @@ pub enum AppError {
     #[error("a concurrent request wrote the same record; nothing was committed, retry the request")]
     Raced,
     /// Anything else: logged with details, answered generically.
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error: {context}")]
+    Internal {
+        context: String,
+        #[source]
+        source: Option<Cause>,
+    },
+}
+
+impl AppError {
+    /// A bug or corrupt data, described for the log.
+    pub fn internal(context: impl Into<String>) -> Self {
+        AppError::Internal {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// An internal error caused by `source`, whose chain reaches the log.
+    pub fn internal_from(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        AppError::Internal {
+            context: context.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// The code a client sees for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AppError::BadInput(_) => ErrorCode::BadUserInput,
+            AppError::Forbidden { .. } => ErrorCode::Forbidden,
+            AppError::NotFound(_) => ErrorCode::NotFound,
+            AppError::SessionExpired(_) => ErrorCode::SessionExpired,
+            AppError::SessionClosed => ErrorCode::SessionClosed,
+            AppError::Conflict(_) => ErrorCode::Conflict,
+            AppError::InvalidLinkToken => ErrorCode::InvalidLinkToken,
+            AppError::ConfirmationExpired(_) => ErrorCode::ConfirmationExpired,
+            AppError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            AppError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            AppError::RateLimited(_) => ErrorCode::RateLimited,
+            AppError::Unavailable(_) | AppError::Raced => ErrorCode::ServiceUnavailable,
+            AppError::Internal { .. } => ErrorCode::InternalServerError,
+        }
+    }
+
+    /// The message a client sees. Internal errors say nothing of their cause.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Internal { .. } => INTERNAL_MESSAGE.to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Logs what the client will not see, with the whole cause chain. Called
+    /// once, where the answer carrying this error is finished, inside the
+    /// request's span (so the line carries the request id).
+    pub fn log(&self) {
+        match self {
+            AppError::Internal { .. } => {
+                tracing::error!(error = %Chain(self), "internal error");
+            }
+            AppError::Unavailable(_) => {
+                tracing::warn!(error = %Chain(self), "database unavailable");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// An error and its sources, `: `-separated.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
 }
 
 /// Reads a value the server wrote to the database. One that does not parse
@@ -57,7 +243,7 @@ where
 {
     value
         .parse()
-        .map_err(|_| AppError::Internal(format!("stored {column} {value:?} is not valid")))
+        .map_err(|e| AppError::internal_from(format!("stored {column} {value:?}"), e))
 }
 
 impl From<InvalidInput> for AppError {
@@ -71,14 +257,14 @@ impl From<DbErr> for AppError {
         if is_transient(&e) {
             AppError::Unavailable(e)
         } else {
-            AppError::Internal(format!("database: {e}"))
+            AppError::internal_from("database", e)
         }
     }
 }
 
 impl From<getrandom::Error> for AppError {
     fn from(e: getrandom::Error) -> Self {
-        AppError::Internal(format!("random number generator: {e}"))
+        AppError::internal_from("random number generator", e)
     }
 }
 

@@ -13,19 +13,44 @@ use crate::generate::{self, GenerateArgs};
 use crate::load::{self, Convtrack, Row};
 use crate::peers::{self, PostGraphile};
 
+#[derive(clap::Args)]
 pub struct CompareArgs {
-    /// A PostgreSQL server, without a database name.
+    /// A PostgreSQL server (no database name): databases
+    /// convtrack_bench_<size> are created there, or reused when they hold
+    /// the right dataset.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
     pub postgres: String,
+    /// Conversations in the small dataset (scale comparison).
+    #[arg(long, default_value_t = 10_000)]
     pub small: u64,
+    /// Conversations in the large dataset (every scenario and peer).
+    #[arg(long, default_value_t = 1_000_000)]
     pub large: u64,
+    /// Conversations in the SQLite dataset (a temporary file); 0 skips SQLite.
+    #[arg(long, default_value_t = 10_000)]
     pub sqlite_conversations: u64,
+    /// Concurrency levels, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [8, 32])]
     pub concurrency: Vec<usize>,
+    /// Seconds per scenario and concurrency.
+    #[arg(long, default_value_t = 10)]
     pub seconds: u64,
-    /// Rounds of the compared scenarios; each figure is the median round.
+    /// Rounds of the compared scenarios (list and record on every
+    /// target); each figure is the median round.
+    #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// A folder where PostGraphile 5 is installed (bench/README.md);
+    /// without it PostGraphile is not measured.
+    #[arg(long)]
     pub postgraphile_dir: Option<PathBuf>,
+    /// Generate the datasets again even when they exist.
+    #[arg(long)]
     pub regenerate: bool,
+    /// Drop the PostgreSQL datasets at the end.
+    #[arg(long)]
     pub drop_after: bool,
+    /// The server binary (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/convtrack")]
     pub server_bin: PathBuf,
 }
 
@@ -36,214 +61,329 @@ struct Line {
     row: Row,
 }
 
-pub async fn run(args: CompareArgs) -> Result<(), String> {
+pub async fn run(mut args: CompareArgs) -> Result<(), String> {
+    // A median needs a round.
+    args.rounds = args.rounds.max(1);
     let base = args.postgres.trim_end_matches('/').to_owned();
     let admin = Database::connect(format!("{base}/postgres"))
         .await
         .map_err(|e| format!("cannot connect to {base}/postgres: {e}"))?;
     let large_url = dataset(&admin, &base, args.large, args.regenerate).await?;
     let small_url = dataset(&admin, &base, args.small, args.regenerate).await?;
-    let large = size_label(args.large);
-    let small = size_label(args.small);
-    let pg_large = format!("PG {large}");
-    let max_workers = args.concurrency.iter().copied().max().unwrap_or(1);
-    let mut samples = Samples::default();
-    let mut notes = Vec::new();
-
-    let ours = Convtrack::start(&args.server_bin, &large_url, max_workers).await?;
-    let peer = match &args.postgraphile_dir {
-        Some(dir) => Some(PostGraphile::start(dir, &large_url).await?),
-        None => {
-            notes.push(
-                "PostGraphile not measured: pass --postgraphile-dir (bench/README.md says how to install it)"
-                    .to_owned(),
-            );
-            None
-        }
-    };
-    let db = Database::connect(&large_url)
-        .await
-        .map_err(|e| format!("cannot connect to {large_url}: {e}"))?;
-    // Fresh planner statistics and no dead rows from earlier runs, as
-    // autovacuum keeps a production database (this machine runs
-    // PostgreSQL with autovacuum off; without it, a tenant that grew by
-    // 300,000 recordings still looks empty to the planner).
-    db.execute_unprepared("VACUUM ANALYZE")
-        .await
-        .map_err(|e| format!("VACUUM ANALYZE: {e}"))?;
-    let http = load::client()?;
-    let tenant = scalar(&db, "SELECT id::text FROM tenant WHERE name = 'bench-a'").await?;
-    let recorder = scalar(
-        &db,
-        "SELECT id::text FROM tenant WHERE name = 'bench-record'",
-    )
-    .await?;
-    let conversation = scalar(
-        &db,
-        &format!(
-            "SELECT id::text FROM conversation WHERE tenant_id = '{recorder}' \
-             ORDER BY started_at DESC LIMIT 1"
-        ),
-    )
-    .await?;
-
-    // The shared machine's speed drifts by tens of percent within minutes:
-    // the targets compared are measured back to back, in rounds, and each
-    // figure is the median round.
-    let mut list_rss = None;
-    let mut pgbench_failed = false;
-    for round in 1..=args.rounds {
-        for scenario in ["list", "record"] {
-            for &c in &args.concurrency {
-                eprintln!("round {round}/{}: {scenario} c={c}", args.rounds);
-                let row = ours.measure(scenario, c, args.seconds).await?;
-                samples.add("convtrack", &pg_large, row);
-                if let Some(peer) = &peer {
-                    let make = if scenario == "list" {
-                        peer.list(&http, &tenant)
-                    } else {
-                        let next = scalar(
-                            &db,
-                            &format!(
-                                "SELECT (COALESCE(MAX(feed_seq), 0) + 1)::text FROM conversion \
-                                 WHERE tenant_id = '{recorder}'"
-                            ),
-                        )
-                        .await?
-                        .parse()
-                        .map_err(|_| "feed_seq is not a number")?;
-                        peer.record(&http, &recorder, &conversation, next)
-                    };
-                    let measured = drive(c, secs(args.seconds), make).await;
-                    samples.add("PostGraphile", &pg_large, peer_row(scenario, c, measured));
-                    if scenario == "record" {
-                        // PostGraphile's rows took feed numbers behind
-                        // convtrack's back; move the tenant's cursor past them.
-                        db.execute_unprepared(&format!(
-                            "UPDATE tenant SET conversion_seq = (SELECT MAX(feed_seq) FROM conversion \
-                             WHERE tenant_id = '{recorder}') WHERE id = '{recorder}'"
-                        ))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    }
-                }
-                if !pgbench_failed {
-                    let measured = if scenario == "list" {
-                        peers::pgbench_list(&db, &large_url, c, args.seconds).await
-                    } else {
-                        peers::pgbench_record(&db, &large_url, c, args.seconds).await
-                    };
-                    match measured {
-                        Ok(m) => samples.add("pgbench", &pg_large, peer_row(scenario, c, m)),
-                        Err(e) => {
-                            notes.push(format!("pgbench not measured: {e}"));
-                            pgbench_failed = true;
-                        }
-                    }
-                }
-            }
-            if scenario == "list" && list_rss.is_none() {
-                list_rss = ours.peak_rss_mb();
-            }
-        }
-    }
-    for scenario in ["detail", "search", "stats"] {
-        for &c in &args.concurrency {
-            eprintln!("convtrack {scenario} c={c}");
-            samples.add(
-                "convtrack",
-                &pg_large,
-                ours.measure(scenario, c, args.seconds).await?,
-            );
-        }
-    }
-    notes.push(format!(
-        "convtrack peak RSS: {:.0} MB under (a), {:.0} MB after every scenario (PostgreSQL, {large})",
-        list_rss.unwrap_or(f64::NAN),
-        ours.peak_rss_mb().unwrap_or(f64::NAN)
-    ));
-    if let Some(peak) = peer.as_ref().and_then(PostGraphile::peak_rss_mb) {
-        notes.push(format!("PostGraphile peak RSS: {peak:.0} MB"));
-    }
-    drop((ours, peer, db));
-
-    let small_target = Convtrack::start(&args.server_bin, &small_url, max_workers).await?;
-    for round in 1..=args.rounds {
-        for &c in &args.concurrency {
-            eprintln!(
-                "round {round}/{}: list c={c}, {small} conversations",
-                args.rounds
-            );
-            let row = small_target.measure("list", c, args.seconds).await?;
-            samples.add("convtrack", &format!("PG {small}"), row);
-        }
-    }
-    drop(small_target);
-
+    let mut run = Run::new(&args);
+    let list_rss = run.postgres_large(&large_url).await?;
+    run.postgres_small(&small_url).await?;
     if args.sqlite_conversations > 0 {
-        let sqlite = format!("SQLite {}", size_label(args.sqlite_conversations));
-        let file =
-            std::env::temp_dir().join(format!("convtrack-compare-{}.db", std::process::id()));
-        let sqlite_url = format!("sqlite://{}?mode=rwc", file.display());
-        generate::run(GenerateArgs {
-            database_url: sqlite_url.clone(),
-            conversations: args.sqlite_conversations,
-            seed: 1,
-        })
-        .await?;
-        let measured = async {
-            let target = Convtrack::start(&args.server_bin, &sqlite_url, max_workers).await?;
-            for round in 1..=args.rounds {
-                for scenario in ["list", "record"] {
-                    for &c in &args.concurrency {
-                        eprintln!("round {round}/{}: {sqlite} {scenario} c={c}", args.rounds);
-                        let row = target.measure(scenario, c, args.seconds).await?;
-                        samples.add("convtrack", &sqlite, row);
-                    }
-                }
-            }
-            Ok::<(), String>(())
-        }
-        .await;
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-        }
-        measured?;
+        run.sqlite().await?;
     }
-
     if args.drop_after {
         for n in [args.large, args.small] {
             drop_database(&admin, &database_name(n)).await?;
         }
     }
+    run.report(list_rss)
+}
 
-    let lines = samples.medians();
-    println!(
-        "Median of {} round(s) of {} s each (after a {} s warm-up), {}",
-        args.rounds,
-        args.seconds,
-        crate::drive::WARMUP.as_secs(),
-        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
-    );
-    println!();
-    println!("{}", table(&lines));
-    for note in &notes {
-        println!("{note}");
+/// One `bench compare`: its arguments and what it has measured so far.
+struct Run<'a> {
+    args: &'a CompareArgs,
+    /// Workers at the highest concurrency: convtrack starts a recording
+    /// session for each.
+    max_workers: usize,
+    /// Size labels of the two PostgreSQL datasets ("1M", "10k").
+    large: String,
+    small: String,
+    /// The large dataset's name in the table.
+    pg_large: String,
+    samples: Samples,
+    /// Printed under the table.
+    notes: Vec<String>,
+}
+
+impl<'a> Run<'a> {
+    fn new(args: &'a CompareArgs) -> Self {
+        let large = size_label(args.large);
+        Self {
+            args,
+            max_workers: args.concurrency.iter().copied().max().unwrap_or(1),
+            pg_large: format!("PG {large}"),
+            large,
+            small: size_label(args.small),
+            samples: Samples::default(),
+            notes: Vec::new(),
+        }
     }
-    println!();
-    println!("{}", targets(&lines, &large, &small, list_rss));
-    // A benchmark of a server that answers with errors measures nothing.
-    let failed: u64 = lines
-        .iter()
-        .filter(|l| l.target == "convtrack")
-        .map(|l| l.row.measured.errors)
-        .sum();
-    if failed > 0 {
-        return Err(format!(
-            "convtrack answered {failed} measured requests with errors (the first of each run is printed above)"
+
+    /// Every target on the large dataset: the compared scenarios in rounds,
+    /// then convtrack's other scenarios. Returns convtrack's peak RSS after
+    /// the list scenario (a).
+    async fn postgres_large(&mut self, url: &str) -> Result<Option<f64>, String> {
+        let args = self.args;
+        let mut large = Large::open(self, url).await?;
+        let list_rss = self.compared_rounds(&mut large).await?;
+        for scenario in ["detail", "search", "stats"] {
+            for &c in &args.concurrency {
+                eprintln!("convtrack {scenario} c={c}");
+                let row = large.ours.measure(scenario, c, args.seconds).await?;
+                self.samples.add("convtrack", &self.pg_large, row);
+            }
+        }
+        self.notes.push(format!(
+            "convtrack peak RSS: {:.0} MB under (a), {:.0} MB after every scenario (PostgreSQL, {})",
+            list_rss.unwrap_or(f64::NAN),
+            large.ours.peak_rss_mb().unwrap_or(f64::NAN),
+            self.large
         ));
+        if let Some(peak) = large.peer.as_ref().and_then(PostGraphile::peak_rss_mb) {
+            self.notes
+                .push(format!("PostGraphile peak RSS: {peak:.0} MB"));
+        }
+        Ok(list_rss)
     }
-    Ok(())
+
+    /// List and record on every target, back to back: the shared machine's
+    /// speed drifts by tens of percent within minutes, so the targets
+    /// compared are measured in rounds and each figure is the median round.
+    /// Returns convtrack's peak RSS after the first list scenario.
+    async fn compared_rounds(&mut self, large: &mut Large) -> Result<Option<f64>, String> {
+        let args = self.args;
+        let mut list_rss = None;
+        for round in 1..=args.rounds {
+            for scenario in ["list", "record"] {
+                for &c in &args.concurrency {
+                    eprintln!("round {round}/{}: {scenario} c={c}", args.rounds);
+                    let row = large.ours.measure(scenario, c, args.seconds).await?;
+                    self.samples.add("convtrack", &self.pg_large, row);
+                    if let Some(row) = large.postgraphile(scenario, c, args.seconds).await? {
+                        self.samples.add("PostGraphile", &self.pg_large, row);
+                    }
+                    self.pgbench(large, scenario, c).await;
+                }
+                if scenario == "list" && list_rss.is_none() {
+                    list_rss = large.ours.peak_rss_mb();
+                }
+            }
+        }
+        Ok(list_rss)
+    }
+
+    /// Raw SQL's figure for `scenario`. pgbench's first failure becomes a
+    /// note, and pgbench is not run again.
+    async fn pgbench(&mut self, large: &mut Large, scenario: &str, c: usize) {
+        if large.pgbench_failed {
+            return;
+        }
+        let seconds = self.args.seconds;
+        let measured = if scenario == "list" {
+            peers::pgbench_list(&large.db, &large.url, c, seconds).await
+        } else {
+            peers::pgbench_record(&large.db, &large.url, c, seconds).await
+        };
+        match measured {
+            Ok(m) => self
+                .samples
+                .add("pgbench", &self.pg_large, peer_row(scenario, c, m)),
+            Err(e) => {
+                self.notes.push(format!("pgbench not measured: {e}"));
+                large.pgbench_failed = true;
+            }
+        }
+    }
+
+    /// convtrack's list on the small dataset, for how latency grows with size.
+    async fn postgres_small(&mut self, url: &str) -> Result<(), String> {
+        let args = self.args;
+        let target = Convtrack::start(&args.server_bin, url, self.max_workers).await?;
+        let dataset = format!("PG {}", self.small);
+        for round in 1..=args.rounds {
+            for &c in &args.concurrency {
+                eprintln!(
+                    "round {round}/{}: list c={c}, {} conversations",
+                    args.rounds, self.small
+                );
+                let row = target.measure("list", c, args.seconds).await?;
+                self.samples.add("convtrack", &dataset, row);
+            }
+        }
+        Ok(())
+    }
+
+    /// convtrack's list and record on a SQLite dataset of its own.
+    async fn sqlite(&mut self) -> Result<(), String> {
+        let args = self.args;
+        let dataset = format!("SQLite {}", size_label(args.sqlite_conversations));
+        // The database with its -wal and -shm files goes with the folder,
+        // on every path out, after the server (declared later, dropped first).
+        let folder = tempfile::Builder::new()
+            .prefix("convtrack-compare-")
+            .tempdir()
+            .map_err(|e| format!("creating a temporary folder: {e}"))?;
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            folder.path().join("compare.db").display()
+        );
+        generate::run(GenerateArgs {
+            database_url: url.clone(),
+            conversations: args.sqlite_conversations,
+            seed: 1,
+        })
+        .await?;
+        let target = Convtrack::start(&args.server_bin, &url, self.max_workers).await?;
+        for round in 1..=args.rounds {
+            for scenario in ["list", "record"] {
+                for &c in &args.concurrency {
+                    eprintln!("round {round}/{}: {dataset} {scenario} c={c}", args.rounds);
+                    let row = target.measure(scenario, c, args.seconds).await?;
+                    self.samples.add("convtrack", &dataset, row);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Prints the table, the notes and the targets.
+    fn report(self, list_rss: Option<f64>) -> Result<(), String> {
+        let args = self.args;
+        let lines = self.samples.medians();
+        println!(
+            "Median of {} round(s) of {} s each (after a {} s warm-up), {}",
+            args.rounds,
+            args.seconds,
+            crate::drive::WARMUP.as_secs(),
+            chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+        );
+        println!();
+        println!("{}", table(&lines));
+        for note in &self.notes {
+            println!("{note}");
+        }
+        println!();
+        println!("{}", targets(&lines, &self.large, &self.small, list_rss));
+        // A benchmark of a server that answers with errors measures nothing.
+        let failed: u64 = lines
+            .iter()
+            .filter(|l| l.target == "convtrack")
+            .map(|l| l.row.measured.errors)
+            .sum();
+        if failed > 0 {
+            return Err(format!(
+                "convtrack answered {failed} measured requests with errors (the first of each run is printed above)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The targets side by side on the large PostgreSQL dataset, and what the
+/// peers need to send the same requests as convtrack.
+struct Large {
+    ours: Convtrack,
+    peer: Option<PostGraphile>,
+    db: DatabaseConnection,
+    url: String,
+    http: reqwest::Client,
+    /// bench-a, whose list is compared.
+    tenant: String,
+    /// bench-record, and its newest conversation, which the peers record on.
+    recorder: String,
+    conversation: String,
+    pgbench_failed: bool,
+}
+
+impl Large {
+    /// Starts convtrack, and PostGraphile when it is installed (else a note
+    /// says it is not measured).
+    async fn open(run: &mut Run<'_>, url: &str) -> Result<Self, String> {
+        let args = run.args;
+        let ours = Convtrack::start(&args.server_bin, url, run.max_workers).await?;
+        let peer = match &args.postgraphile_dir {
+            Some(dir) => Some(PostGraphile::start(dir, url).await?),
+            None => {
+                run.notes.push(
+                    "PostGraphile not measured: pass --postgraphile-dir (bench/README.md says how to install it)"
+                        .to_owned(),
+                );
+                None
+            }
+        };
+        let db = Database::connect(url)
+            .await
+            .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+        // Fresh planner statistics and no dead rows from earlier runs, as
+        // autovacuum keeps a production database (this machine runs
+        // PostgreSQL with autovacuum off; without it, a tenant that grew by
+        // 300,000 recordings still looks empty to the planner).
+        db.execute_unprepared("VACUUM ANALYZE")
+            .await
+            .map_err(|e| format!("VACUUM ANALYZE: {e}"))?;
+        let http = load::client()?;
+        let tenant = scalar(&db, "SELECT id::text FROM tenant WHERE name = 'bench-a'").await?;
+        let recorder = scalar(
+            &db,
+            "SELECT id::text FROM tenant WHERE name = 'bench-record'",
+        )
+        .await?;
+        let conversation = scalar(
+            &db,
+            &format!(
+                "SELECT id::text FROM conversation WHERE tenant_id = '{recorder}' \
+                 ORDER BY started_at DESC LIMIT 1"
+            ),
+        )
+        .await?;
+        Ok(Self {
+            ours,
+            peer,
+            db,
+            url: url.to_owned(),
+            http,
+            tenant,
+            recorder,
+            conversation,
+            pgbench_failed: false,
+        })
+    }
+
+    /// PostGraphile's figure for `scenario`, when it is measured.
+    async fn postgraphile(
+        &self,
+        scenario: &str,
+        c: usize,
+        seconds: u64,
+    ) -> Result<Option<Row>, String> {
+        let Some(peer) = &self.peer else {
+            return Ok(None);
+        };
+        let recorder = &self.recorder;
+        let make = if scenario == "list" {
+            peer.list(&self.http, &self.tenant)
+        } else {
+            let next = scalar(
+                &self.db,
+                &format!(
+                    "SELECT (COALESCE(MAX(feed_seq), 0) + 1)::text FROM conversion \
+                     WHERE tenant_id = '{recorder}'"
+                ),
+            )
+            .await?
+            .parse()
+            .map_err(|_| "feed_seq is not a number")?;
+            peer.record(&self.http, recorder, &self.conversation, next)
+        };
+        let row = peer_row(scenario, c, drive(c, secs(seconds), make).await);
+        if scenario == "record" {
+            // PostGraphile's rows took feed numbers behind convtrack's back;
+            // move the tenant's cursor past them.
+            self.db
+                .execute_unprepared(&format!(
+                    "UPDATE tenant SET conversion_seq = (SELECT MAX(feed_seq) FROM conversion \
+                     WHERE tenant_id = '{recorder}') WHERE id = '{recorder}'"
+                ))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(Some(row))
+    }
 }
 
 /// Every measurement, grouped by target, data and scenario.

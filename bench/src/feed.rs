@@ -12,15 +12,28 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::queries::{Server, create_key, free_port, percentile_ms, wait_ready};
+use crate::queries::percentile_ms;
+use crate::server::{Server, create_key, free_port, wait_ready};
 
+#[derive(clap::Args)]
 pub struct FeedArgs {
+    #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
+    /// Subscribers connected at once.
+    #[arg(long, default_value_t = 100)]
     pub subscribers: usize,
+    /// Conversions recorded, one after the other.
+    #[arg(long, default_value_t = 200)]
     pub events: usize,
-    /// 1: subscribers on the recording instance; 2: on a second instance.
+    /// 1: subscribers on the recording server; 2: on a second server
+    /// sharing the PostgreSQL database.
+    #[arg(long, default_value_t = 1)]
     pub instances: u8,
-    pub interval: Duration,
+    /// Pause between recordings, in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    pub interval_ms: u64,
+    /// The server binary (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/convtrack")]
     pub server_bin: PathBuf,
 }
 
@@ -167,7 +180,7 @@ pub async fn run(args: FeedArgs) -> Result<(), String> {
         if answer.get("errors").is_some() {
             return Err(format!("recording failed: {answer}"));
         }
-        tokio::time::sleep(args.interval).await;
+        tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
     }
 
     let expected = args.subscribers * args.events;

@@ -77,9 +77,17 @@ const CONVERSION_ROWS_PER_INSERT: usize = 500;
 /// Conversions per transaction in the final pass.
 const CONVERSIONS_PER_TRANSACTION: usize = 20_000;
 
+#[derive(clap::Args)]
 pub struct GenerateArgs {
+    /// sqlite://FILE?mode=rwc or postgres://user@host:port/db
+    #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
+    /// How many conversations (about 3 messages each, ~10% converted).
+    #[arg(long, default_value_t = 100_000)]
     pub conversations: u64,
+    /// Seed of the generator: the same seed gives the same rows (times
+    /// are relative to now).
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 

@@ -12,13 +12,24 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::drive::{MakeRequest, Measured, drive};
-use crate::queries::{Server, create_key, free_port, wait_ready};
+use crate::server::{Server, create_key, free_port, wait_ready};
 
+#[derive(clap::Args)]
 pub struct LoadArgs {
+    #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
+    /// Concurrency levels, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [8, 32])]
     pub concurrency: Vec<usize>,
+    /// Seconds per scenario and concurrency.
+    #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Scenarios, comma-separated: list (a), detail (b), record (c),
+    /// search and stats (d).
+    #[arg(long, value_delimiter = ',', default_values_t = SCENARIOS.map(str::to_owned))]
     pub scenarios: Vec<String>,
+    /// The server binary (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/convtrack")]
     pub server_bin: PathBuf,
 }
 

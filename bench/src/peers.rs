@@ -3,7 +3,7 @@
 //! their choice, never into this repository) and raw SQL through `pgbench`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 
 use crate::drive::{MakeRequest, Measured};
-use crate::queries::free_port;
+use crate::server::{Process, free_port, peak_rss_mb};
 
 /// The equivalent of scenario (a) in PostGraphile's generated schema (with
 /// `@graphile/simplify-inflection`): the 50 newest conversations of a
@@ -42,16 +42,8 @@ export default {
 
 /// A running PostGraphile; killed when dropped.
 pub struct PostGraphile {
-    child: Child,
+    process: Process,
     pub url: String,
-    log: PathBuf,
-}
-
-impl Drop for PostGraphile {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl PostGraphile {
@@ -76,34 +68,26 @@ impl PostGraphile {
         std::fs::write(&config, CONFIG)
             .map_err(|e| format!("writing {}: {e}", config.display()))?;
         let port = free_port()?;
-        let log = std::env::temp_dir().join(format!("postgraphile-bench-{port}.log"));
-        let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(&node)
+        let mut command = Command::new(&node);
+        command
             .arg(&cli)
             .arg("-C")
             .arg(&config)
             .current_dir(dir)
             .env("DATABASE_URL", database_url)
             .env("PORT", port.to_string())
-            .env("NODE_ENV", "production")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", node.display()))?;
+            .env("NODE_ENV", "production");
         let mut peer = Self {
-            child,
+            process: Process::spawn(&mut command, &format!("postgraphile-bench-{port}-"))?,
             url: format!("http://127.0.0.1:{port}/graphql"),
-            log,
         };
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(Some(status)) = peer.child.try_wait() {
+            if let Some(status) = peer.process.exited() {
                 return Err(format!(
                     "PostGraphile exited ({status}); its output is in {}",
-                    peer.log.display()
+                    peer.process.keep_log().display()
                 ));
             }
             let answered = http
@@ -118,7 +102,7 @@ impl PostGraphile {
             if Instant::now() > deadline {
                 return Err(format!(
                     "PostGraphile did not answer within 60 s; its output is in {}",
-                    peer.log.display()
+                    peer.process.keep_log().display()
                 ));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -126,7 +110,7 @@ impl PostGraphile {
     }
 
     pub fn peak_rss_mb(&self) -> Option<f64> {
-        peak_rss_mb(self.child.id())
+        peak_rss_mb(self.process.pid())
     }
 
     pub fn list(&self, http: &reqwest::Client, tenant_id: &str) -> MakeRequest {
@@ -165,20 +149,6 @@ impl PostGraphile {
                 .json(&json!({ "query": PG_RECORD, "variables": { "c": conversion } }))
         })
     }
-}
-
-/// Peak resident set size of a process, in MB.
-pub fn peak_rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
 }
 
 /// What scenario (a) costs the database alone: the statements convtrack
@@ -280,15 +250,18 @@ fn pgbench(
     concurrency: usize,
     seconds: u64,
 ) -> Result<Measured, String> {
-    let dir = std::env::temp_dir().join(format!("convtrack-pgbench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let file = dir.join("script.sql");
+    // The script and pgbench's per-thread logs: removed on drop, also when
+    // pgbench fails.
+    let dir = tempfile::Builder::new()
+        .prefix("convtrack-pgbench-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let file = dir.path().join("script.sql");
     std::fs::write(&file, script).map_err(|e| e.to_string())?;
     let url = url::Url::parse(database_url).map_err(|e| e.to_string())?;
     let output = Command::new("pgbench")
         .args(["-n", "-M", "prepared", "-j", "2", "-l"])
-        .arg(format!("--log-prefix={}", dir.join("log").display()))
+        .arg(format!("--log-prefix={}", dir.path().join("log").display()))
         .arg(format!("-c{concurrency}"))
         .arg(format!("-T{seconds}"))
         .arg("-f")
@@ -330,7 +303,7 @@ fn pgbench(
         .unwrap_or(0);
     // Per-transaction logs: "client transaction latency_us script epoch us".
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
-    for entry in std::fs::read_dir(&dir).map_err(|e| e.to_string())? {
+    for entry in std::fs::read_dir(dir.path()).map_err(|e| e.to_string())? {
         let path = entry.map_err(|e| e.to_string())?.path();
         if !path
             .file_name()
@@ -345,7 +318,6 @@ fn pgbench(
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     Ok(Measured {
         sent: histogram.len(),

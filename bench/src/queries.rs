@@ -1,22 +1,30 @@
 //! `bench queries`: starts the release server on a generated database and
 //! times the list, filter, search and stats queries one request at a time.
 
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::generate::TENANTS;
+use crate::server::{Server, create_key, free_port, wait_ready};
 
+#[derive(clap::Args)]
 pub struct QueriesArgs {
+    #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
+    /// Timed requests per scenario.
+    #[arg(long, default_value_t = 200)]
     pub requests: usize,
+    /// Untimed requests per scenario before the timed ones.
+    #[arg(long, default_value_t = 10)]
     pub warmup: usize,
+    /// The server binary (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/convtrack")]
     pub server_bin: PathBuf,
-    /// Run only these scenarios (all when empty).
+    /// Run only these scenarios (comma-separated): list, list-filtered,
+    /// search-common, search-rare, search-short, stats.
+    #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 }
 
@@ -71,141 +79,6 @@ struct Outcome {
     first_error: Option<String>,
     /// `conversations.nodes` of the first measured response, when there is one.
     nodes: Option<usize>,
-}
-
-/// The server process; killed when dropped, on every path out.
-pub(crate) struct Server {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    pub(crate) fn start(bin: &Path, database_url: &str, addr: &str) -> Result<Self, String> {
-        let log = std::env::temp_dir().join(format!(
-            "convtrack-bench-{}-{}.log",
-            std::process::id(),
-            addr.replace([':', '.'], "_")
-        ));
-        let out = File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| format!("opening {}: {e}", log.display()))?;
-        let child = Command::new(bin)
-            .args(["serve", "--listen", addr])
-            .env("DATABASE_URL", database_url)
-            // Per-request log lines would be part of what is measured; keep
-            // the user's RUST_LOG if set, else warnings only.
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
-            )
-            // The benchmark measures the server, not its per-key budget.
-            .env("CONVTRACK_RATE_LIMIT_BURST", "1000000000000")
-            .env("CONVTRACK_RATE_LIMIT_PER_SECOND", "1000000000000")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
-        Ok(Self { child, log })
-    }
-
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Why the process is gone, if it is.
-    pub(crate) fn exited(&mut self) -> Option<String> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Some(format!(
-                "the server exited ({status}); its output is in {}",
-                self.log.display()
-            )),
-            _ => None,
-        }
-    }
-
-    /// Peak resident set size (VmHWM) in MB.
-    pub(crate) fn peak_rss_mb(&self) -> Option<f64> {
-        crate::peers::peak_rss_mb(self.child.id())
-    }
-
-    /// Peak and current resident set size, from /proc.
-    pub(crate) fn memory(&self) -> Option<(String, String)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_owned())
-        };
-        Some((field("VmHWM:")?, field("VmRSS:")?))
-    }
-}
-
-pub(crate) fn free_port() -> Result<u16, String> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("finding a free port: {e}"))
-}
-
-pub(crate) async fn wait_ready(
-    client: &reqwest::Client,
-    server: &mut Server,
-    base: &str,
-) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(exit) = server.exited() {
-            return Err(exit);
-        }
-        if let Ok(response) = client.get(format!("{base}/readyz")).send().await
-            && response.status() == reqwest::StatusCode::OK
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "the server did not answer /readyz with 200 within 2 minutes; its output is in {}",
-                server.log.display()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-pub(crate) fn create_key(bin: &Path, database_url: &str, tenant: &str) -> Result<String, String> {
-    let output = Command::new(bin)
-        .args(["keys", "create", "--tenant", tenant, "--role", "ADMIN"])
-        .env("DATABASE_URL", database_url)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("running {} keys create: {e}", bin.display()))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{} keys create failed ({}): {}",
-            bin.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| "keys create printed no key".to_owned())
 }
 
 struct Client {
@@ -448,11 +321,12 @@ pub async fn run(args: QueriesArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("building the HTTP client: {e}"))?;
     let mut server = Server::start(&args.server_bin, &args.database_url, &addr)?;
+    let pid = server.pid();
+    // The log is named here for the user to read, during the run or after.
     println!(
-        "server {} pid {} on {base}, log {}",
+        "server {} pid {pid} on {base}, log {}",
         args.server_bin.display(),
-        server.child.id(),
-        server.log.display()
+        server.keep_log().display()
     );
     let ready_started = Instant::now();
     wait_ready(&http, &mut server, &base).await?;

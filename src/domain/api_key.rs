@@ -1,6 +1,8 @@
 //! API keys: 256 random bits shown once; only their SHA-256 is stored.
 //! A fast hash is enough because the secret is random, not a password.
 
+use std::fmt;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -10,11 +12,22 @@ const PREFIX: &str = "ctk_";
 const SHOWN_PREFIX_CHARS: usize = 12;
 
 /// A freshly generated key: the secret to hand out, and what is stored.
-#[derive(Debug)]
 pub struct NewApiKey {
     pub secret: String,
     pub hash: String,
     pub prefix: String,
+}
+
+// The secret is shown once, to whoever created the key; a `{:?}` in a log
+// line or a test failure must not show it again.
+impl fmt::Debug for NewApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewApiKey")
+            .field("secret", &format_args!("[redacted]"))
+            .field("hash", &self.hash)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
 }
 
 pub fn generate() -> Result<NewApiKey, getrandom::Error> {
@@ -54,6 +67,15 @@ mod tests {
         assert_eq!(a.hash.len(), 64);
         assert!(a.secret.starts_with(&a.prefix));
         assert!(!a.hash.contains(&a.secret));
+    }
+
+    #[test]
+    fn debug_shows_the_prefix_but_not_the_secret() {
+        let key = generate().expect("os rng");
+        let debug = format!("{key:?}");
+        assert!(!debug.contains(&key.secret), "{debug}");
+        assert!(debug.contains("[redacted]"), "{debug}");
+        assert!(debug.contains(&key.prefix), "{debug}");
     }
 
     #[test]

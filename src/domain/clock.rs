@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::locked;
 use chrono::{DateTime, TimeDelta, Utc};
 
 /// The source of the current time.
@@ -35,27 +36,17 @@ impl ManualClock {
     }
 
     pub fn advance(&self, by: TimeDelta) {
-        let mut now = self
-            .now
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *now += by;
+        *locked(&self.now) += by;
     }
 
     pub fn set(&self, to: DateTime<Utc>) {
-        *self
-            .now
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = truncate_to_micros(to);
+        *locked(&self.now) = truncate_to_micros(to);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self
-            .now
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        *locked(&self.now)
     }
 }
 

@@ -172,11 +172,14 @@ pub struct SigningKey {
     secret: Vec<u8>,
 }
 
+// Keys end up in `{:?}` through the structs that hold them (services, test
+// failures, panics); whoever reads those must not be able to forge links.
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey")
             .field("kid", &self.kid)
-            .finish_non_exhaustive()
+            .field("secret", &format_args!("[redacted]"))
+            .finish()
     }
 }
 
@@ -551,6 +554,22 @@ mod tests {
         assert!(SigningKey::from_operator_secret("short").is_err());
         let stored = SigningKey::from_stored(&a.kid, &a.stored_secret()).expect("stored");
         assert_eq!(stored.secret, a.secret);
+    }
+
+    #[test]
+    fn debug_shows_the_kid_but_not_the_secret() {
+        let operator_secret = "operator-secret-".repeat(3);
+        for key in [
+            SigningKey::generate().expect("os rng"),
+            SigningKey::from_operator_secret(&operator_secret).expect("long enough"),
+        ] {
+            let debug = format!("{key:?}");
+            assert!(debug.contains(&key.kid), "{debug}");
+            assert!(debug.contains("[redacted]"), "{debug}");
+            assert!(!debug.contains(&key.stored_secret()), "{debug}");
+            assert!(!debug.contains(&format!("{:?}", key.secret)), "{debug}");
+            assert!(!debug.contains("operator-secret"), "{debug}");
+        }
     }
 
     #[test]

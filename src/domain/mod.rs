@@ -30,3 +30,12 @@ impl InvalidInput {
         Self(message.into())
     }
 }
+
+/// Locks a mutex whose holder may have panicked. Every mutex here guards
+/// state that stays consistent between statements (counters, maps, a
+/// clock), so what a panicking holder left is still good to use.
+pub fn locked<T: ?Sized>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

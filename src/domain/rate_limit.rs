@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
 
+use super::locked;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -73,7 +74,7 @@ impl<K: Hash + Eq> RateLimiter<K> {
         // A request never costs more than a full bucket, so it can always
         // run after waiting.
         let cost = cost.min(budget.capacity);
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = locked(&self.buckets);
         if buckets.map.len() >= buckets.prune_at {
             buckets
                 .map

@@ -3,12 +3,12 @@
 //! only the news that a tenant's feed moved. In-process on one instance;
 //! PostgreSQL `LISTEN/NOTIFY` carries the news between instances.
 
-pub mod hub;
 pub mod postgres;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::domain::locked;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -24,7 +24,7 @@ pub struct EventBus {
 impl EventBus {
     /// A receiver that changes whenever `tenant_id`'s feed may have moved.
     pub fn watch(&self, tenant_id: Uuid) -> watch::Receiver<u64> {
-        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tenants = locked(&self.tenants);
         tenants
             .entry(tenant_id)
             .or_insert_with(|| watch::channel(0).0)
@@ -32,7 +32,7 @@ impl EventBus {
     }
 
     pub fn wake(&self, tenant_id: Uuid) {
-        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tenants = locked(&self.tenants);
         if let Some(sender) = tenants.get(&tenant_id) {
             if sender.receiver_count() == 0 {
                 tenants.remove(&tenant_id);
@@ -44,7 +44,7 @@ impl EventBus {
 
     /// Wakes everyone: after a lost NOTIFY connection, news may have been missed.
     pub fn wake_all(&self) {
-        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tenants = locked(&self.tenants);
         tenants.retain(|_, sender| sender.receiver_count() > 0);
         for sender in tenants.values() {
             sender.send_modify(|n| *n = n.wrapping_add(1));

@@ -8,6 +8,7 @@ use async_graphql::dataloader::{DataLoader, HashMapCache};
 use tokio::sync::OnceCell;
 
 use super::loaders::{ConversationLoader, ConversionsLoader};
+use crate::domain::locked;
 use crate::domain::settings::TenantSettings;
 use crate::error::AppError;
 use crate::service::{Caller, Services};
@@ -43,17 +44,13 @@ impl RequestContext {
     ) -> Arc<Self> {
         let context = Self::new(caller, services);
         let cell = OnceCell::new_with(Some(Arc::new(settings)));
-        *context.settings.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(cell);
+        *locked(&context.settings) = Arc::new(cell);
         context
     }
 
     /// Concurrent resolvers share one read.
     pub async fn settings(&self) -> Result<Arc<TenantSettings>, AppError> {
-        let cell = self
-            .settings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let cell = locked(&self.settings).clone();
         cell.get_or_try_init(|| async {
             Ok::<_, AppError>(Arc::new(self.services.tenant_settings(&self.caller).await?))
         })
@@ -66,7 +63,7 @@ impl RequestContext {
     pub fn forget(&self) {
         self.conversions.clear::<uuid::Uuid>();
         self.conversations.clear::<uuid::Uuid>();
-        *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(OnceCell::new());
+        *locked(&self.settings) = Arc::new(OnceCell::new());
     }
 }
 
@@ -75,5 +72,5 @@ impl RequestContext {
 pub fn request<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext, AppError> {
     ctx.data::<Arc<RequestContext>>()
         .map(|arc| arc.as_ref())
-        .map_err(|_| AppError::Internal("request context missing".into()))
+        .map_err(|_| AppError::internal("request context missing"))
 }

@@ -1,29 +1,29 @@
 //! Conversations: the `Conversation` type, the AI Conversations list and
 //! single-conversation lookups.
 
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::conversation;
 
 use super::context::{RequestContext, request};
 use super::conversion::{Badge, Conversion};
 use super::enums::{Channel, ConversionKind, RecordType};
 use super::message::Message;
-use crate::domain;
-use crate::domain::clock::from_micros;
+use super::pagination;
+use crate::domain::clock::to_micros;
 use crate::domain::cursor::{
     ConversationCursor, NodeType, decode_message_cursor, encode_message_cursor, global_id,
     parse_global_id,
 };
 use crate::domain::session_id::SessionId;
-use crate::error::{AppError, stored};
-use crate::service::{listing, messages, sessions};
+use crate::error::AppError;
+use crate::service::listing;
+use crate::service::read_model;
 
 /// One AI-assistant conversation (a session) on one channel, with its thread
 /// and the business outcomes it led to.
 #[derive(Clone)]
-pub struct Conversation(pub conversation::Model);
+pub struct Conversation(pub read_model::Conversation);
 
 /// The member who was logged in when the conversation started.
 #[derive(SimpleObject)]
@@ -43,29 +43,28 @@ impl Conversation {
     }
 
     /// The session ID the agent runtime and call-to-action links carry.
-    async fn session_id(&self) -> &str {
+    async fn session_id(&self) -> &SessionId {
         &self.0.session_id
     }
 
     /// The channel the conversation happens on.
-    async fn channel(&self) -> Result<Channel> {
-        let channel: domain::channel::Channel = stored("conversation.channel", &self.0.channel)?;
-        Ok(channel.into())
+    async fn channel(&self) -> Channel {
+        self.0.channel.into()
     }
 
     /// When the session started.
     async fn started_at(&self) -> DateTime<Utc> {
-        from_micros(self.0.started_at)
+        self.0.started_at
     }
 
     /// When the last message arrived (or the session was resumed).
     async fn last_activity_at(&self) -> DateTime<Utc> {
-        from_micros(self.0.last_activity_at)
+        self.0.last_activity_at
     }
 
     /// When the session was closed; null while it is not.
     async fn closed_at(&self) -> Option<DateTime<Utc>> {
-        self.0.closed_at.map(from_micros)
+        self.0.closed_at
     }
 
     /// True while the session takes messages: not closed and not past its
@@ -73,7 +72,7 @@ impl Conversation {
     async fn active(&self, ctx: &Context<'_>) -> Result<bool> {
         let r = request(ctx)?;
         let now = r.services.clock.now();
-        Ok(sessions::is_active(&self.0, now, &*r.settings().await?)?)
+        Ok(self.0.is_active(now, &*r.settings().await?))
     }
 
     /// The first visitor message, cut to 120 characters (never inside a
@@ -108,7 +107,9 @@ impl Conversation {
 
     /// The thread, oldest first. Tool calls are left out unless
     /// `includeToolCalls` is true, which only ADMIN keys may ask for.
-    #[graphql(complexity = "super::limits::connection_complexity(first, 500, child_complexity)")]
+    #[graphql(
+        complexity = "super::limits::connection_complexity(first, super::pagination::THREAD.default, child_complexity)"
+    )]
     async fn messages(
         &self,
         ctx: &Context<'_>,
@@ -118,7 +119,7 @@ impl Conversation {
         include_tool_calls: bool,
     ) -> Result<Connection<String, Message>> {
         let r = request(ctx)?;
-        let first = page_size(first, messages::MAX_THREAD_PAGE, messages::MAX_THREAD_PAGE)?;
+        let first = pagination::THREAD.first(first)?;
         let after_seq = after
             .as_deref()
             .map(decode_message_cursor)
@@ -128,13 +129,9 @@ impl Conversation {
             .services
             .thread_page(&r.caller, self.0.id, first, after_seq, include_tool_calls)
             .await?;
-        let mut connection = Connection::new(after_seq.is_some(), page.has_next_page);
-        connection.edges.extend(
-            page.items
-                .into_iter()
-                .map(|m| Edge::new(encode_message_cursor(m.seq), Message(m))),
-        );
-        Ok(connection)
+        Ok(pagination::connection(page, after_seq.is_some(), |m| {
+            (encode_message_cursor(m.seq), Message(m))
+        }))
     }
 
     /// Badges of the outcomes credited to this conversation, oldest first;
@@ -147,8 +144,8 @@ impl Conversation {
             .unwrap_or_default()
             .into_iter()
             .filter(|c| c.attributed)
-            .map(|c| Badge::of(c, &settings))
-            .collect::<std::result::Result<_, AppError>>()?;
+            .map(|c| Badge::of(&c, &settings))
+            .collect();
         Ok(badges)
     }
 
@@ -175,7 +172,7 @@ pub struct ConversationFilter {
     /// Only conversations with (true) or without (false) a badge.
     pub converted: Option<bool>,
     /// Only the conversation with exactly this session ID.
-    pub session_id: Option<String>,
+    pub session_id: Option<SessionId>,
     /// Only conversations on these channels.
     pub channels: Option<Vec<Channel>>,
     /// Only conversations started at or after this time.
@@ -192,28 +189,13 @@ impl ConversationFilter {
                 .badges
                 .map(|kinds| kinds.into_iter().map(Into::into).collect()),
             converted: self.converted,
-            session_id: self
-                .session_id
-                .as_deref()
-                .map(SessionId::parse)
-                .transpose()?,
+            session_id: self.session_id,
             channels: self
                 .channels
                 .map(|cs| cs.into_iter().map(Into::into).collect()),
             started_after: self.started_after,
             started_before: self.started_before,
         })
-    }
-}
-
-/// Checks a `first` argument against a page limit.
-pub fn page_size(first: Option<i32>, default: u64, max: u64) -> Result<u64, AppError> {
-    match first {
-        None => Ok(default),
-        Some(n) if n >= 1 && (n as u64) <= max => Ok(n as u64),
-        Some(n) => Err(AppError::BadInput(format!(
-            "first must be between 1 and {max}, not {n}"
-        ))),
     }
 }
 
@@ -232,7 +214,7 @@ fn wants_conversions(ctx: &Context<'_>) -> bool {
 /// loader's timer alone, a slow poll of 250 rows can split the batch.
 async fn prime_conversions(
     r: &RequestContext,
-    conversations: &[conversation::Model],
+    conversations: &[read_model::Conversation],
 ) -> Result<(), AppError> {
     let ids: Vec<_> = conversations.iter().map(|c| c.id).collect();
     let mut found = r.services.conversions_of(r.caller.tenant_id, &ids).await?;
@@ -250,7 +232,9 @@ pub struct ConversationQuery;
 impl ConversationQuery {
     /// The AI Conversations list: one row per conversation, newest first,
     /// 250 by default. Page on with `after: pageInfo.endCursor`.
-    #[graphql(complexity = "super::limits::connection_complexity(first, 250, child_complexity)")]
+    #[graphql(
+        complexity = "super::limits::connection_complexity(first, super::pagination::CONVERSATIONS.default, child_complexity)"
+    )]
     async fn conversations(
         &self,
         ctx: &Context<'_>,
@@ -259,7 +243,7 @@ impl ConversationQuery {
         filter: Option<ConversationFilter>,
     ) -> Result<Connection<String, Conversation>> {
         let r = request(ctx)?;
-        let first = page_size(first, listing::DEFAULT_PAGE, listing::MAX_PAGE)?;
+        let first = pagination::CONVERSATIONS.first(first)?;
         let after = after
             .as_deref()
             .map(ConversationCursor::decode)
@@ -273,15 +257,13 @@ impl ConversationQuery {
         if wants_conversions(ctx) {
             prime_conversions(r, &page.items).await?;
         }
-        let mut connection = Connection::new(after.is_some(), page.has_next_page);
-        connection.edges.extend(page.items.into_iter().map(|c| {
+        Ok(pagination::connection(page, after.is_some(), |c| {
             let cursor = ConversationCursor {
-                started_at: c.started_at,
+                started_at: to_micros(c.started_at),
                 id: c.id,
             };
-            Edge::new(cursor.encode(), Conversation(c))
-        }));
-        Ok(connection)
+            (cursor.encode(), Conversation(c))
+        }))
     }
 
     /// One conversation, by its `id` or by its `sessionId` (give exactly
@@ -290,7 +272,7 @@ impl ConversationQuery {
         &self,
         ctx: &Context<'_>,
         id: Option<ID>,
-        session_id: Option<String>,
+        session_id: Option<SessionId>,
     ) -> Result<Option<Conversation>> {
         let r = request(ctx)?;
         let found = match (id, session_id) {
@@ -301,7 +283,6 @@ impl ConversationQuery {
                 _ => None,
             },
             (None, Some(session_id)) => {
-                let session_id = SessionId::parse(&session_id).map_err(AppError::from)?;
                 r.services
                     .conversation_by_session_id(&r.caller, &session_id)
                     .await?

@@ -1,24 +1,24 @@
 //! Conversions and badges: the `Conversion` and `Badge` types and
 //! `recordConversion`.
 
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::conversion;
 
 use super::context::request;
-use super::conversation::{Conversation, page_size};
+use super::conversation::Conversation;
 use super::enums::{BadgeColour, ConversionKind, ConversionSource, CtaAction, RecordType};
+use super::pagination;
 use crate::domain;
-use crate::domain::clock::from_micros;
 use crate::domain::cursor::{
     NodeType, decode_conversion_cursor, encode_conversion_cursor, global_id,
 };
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
 use crate::domain::settings::TenantSettings;
-use crate::error::{AppError, stored};
+use crate::error::AppError;
 use crate::service::conversions::{Origin, RecordConversion, Recorded};
+use crate::service::read_model;
 
 /// A record in the operator's system that an outcome created.
 #[derive(SimpleObject)]
@@ -48,36 +48,30 @@ pub struct Badge {
     pub recorded_at: DateTime<Utc>,
 }
 
-fn kind_of(model: &conversion::Model) -> Result<domain::conversion::ConversionKind, AppError> {
-    stored("conversion.kind", &model.kind)
-}
-
-fn record_of(model: &conversion::Model, settings: &TenantSettings) -> Result<Record, AppError> {
-    let record_type: domain::conversion::RecordType =
-        stored("conversion.record_type", &model.record_type)?;
-    Ok(Record {
-        record_type: record_type.into(),
-        id: model.record_id.clone(),
-        url: settings.record_url(record_type, &model.record_id),
-    })
+fn record_of(conversion: &read_model::Conversion, settings: &TenantSettings) -> Record {
+    Record {
+        record_type: conversion.record_type.into(),
+        id: conversion.record_id.clone(),
+        url: settings.record_url(conversion.record_type, &conversion.record_id),
+    }
 }
 
 impl Badge {
-    pub fn of(model: conversion::Model, settings: &TenantSettings) -> Result<Self, AppError> {
-        let kind = kind_of(&model)?;
-        Ok(Badge {
+    pub fn of(conversion: &read_model::Conversion, settings: &TenantSettings) -> Self {
+        let kind = conversion.kind;
+        Badge {
             kind: kind.into(),
             label: kind.badge_label(),
             colour: kind.badge_colour().into(),
-            record: record_of(&model, settings)?,
-            recorded_at: from_micros(model.recorded_at),
-        })
+            record: record_of(conversion, settings),
+            recorded_at: conversion.recorded_at,
+        }
     }
 }
 
 /// A business outcome recorded by convtrack.
 #[derive(Clone)]
-pub struct Conversion(pub conversion::Model);
+pub struct Conversion(pub read_model::Conversion);
 
 #[Object]
 impl Conversion {
@@ -87,19 +81,19 @@ impl Conversion {
     }
 
     /// The outcome.
-    async fn kind(&self) -> Result<ConversionKind> {
-        Ok(kind_of(&self.0)?.into())
+    async fn kind(&self) -> ConversionKind {
+        self.0.kind.into()
     }
 
     /// The record it created in the operator's system.
     async fn record(&self, ctx: &Context<'_>) -> Result<Record> {
         let settings = request(ctx)?.settings().await?;
-        Ok(record_of(&self.0, &settings)?)
+        Ok(record_of(&self.0, &settings))
     }
 
     /// When it was recorded.
     async fn recorded_at(&self) -> DateTime<Utc> {
-        from_micros(self.0.recorded_at)
+        self.0.recorded_at
     }
 
     /// True when credited to a conversation (and shown as a badge).
@@ -113,19 +107,13 @@ impl Conversion {
     }
 
     /// How it reached convtrack.
-    async fn source(&self) -> Result<ConversionSource> {
-        let source: domain::conversion::ConversionSource =
-            stored("conversion.source", &self.0.source)?;
-        Ok(source.into())
+    async fn source(&self) -> ConversionSource {
+        self.0.source.into()
     }
 
     /// The call to action whose link led to it (`LINK` conversions only).
-    async fn link_action(&self) -> Result<Option<CtaAction>> {
-        let Some(action) = &self.0.link_action else {
-            return Ok(None);
-        };
-        let action: domain::link::CtaAction = stored("conversion.link_action", action)?;
-        Ok(Some(action.into()))
+    async fn link_action(&self) -> Option<CtaAction> {
+        self.0.link_action.map(Into::into)
     }
 
     /// The conversation it came from. For an unattributed conversion this is
@@ -147,7 +135,7 @@ impl Conversion {
 #[derive(InputObject)]
 pub struct RecordConversionInput {
     /// The session the outcome came from.
-    pub session_id: Option<String>,
+    pub session_id: Option<SessionId>,
     /// The `ai_session` value of the call-to-action link the person followed,
     /// exactly as it arrived.
     pub link_token: Option<String>,
@@ -167,7 +155,7 @@ pub struct RecordConversionInput {
 impl RecordConversionInput {
     fn origin(&self) -> Result<Origin, AppError> {
         match (&self.session_id, &self.link_token) {
-            (Some(session_id), None) => Ok(Origin::Session(SessionId::parse(session_id)?)),
+            (Some(session_id), None) => Ok(Origin::Session(session_id.clone())),
             (None, Some(token)) => Ok(Origin::LinkToken(token.clone())),
             _ => Err(AppError::BadInput(
                 "give exactly one of sessionId or linkToken".into(),
@@ -197,7 +185,9 @@ pub struct ConversionQuery;
 impl ConversionQuery {
     /// Conversions kept for review rather than credited (for example a link
     /// followed after its attribution window), newest first (ADMIN only).
-    #[graphql(complexity = "super::limits::connection_complexity(first, 50, child_complexity)")]
+    #[graphql(
+        complexity = "super::limits::connection_complexity(first, super::pagination::UNATTRIBUTED.default, child_complexity)"
+    )]
     async fn unattributed_conversions(
         &self,
         ctx: &Context<'_>,
@@ -205,7 +195,7 @@ impl ConversionQuery {
         #[graphql(desc = "Cursor of the last conversion already seen.")] after: Option<String>,
     ) -> Result<Connection<String, Conversion>> {
         let r = request(ctx)?;
-        let first = page_size(first, 50, 250)?;
+        let first = pagination::UNATTRIBUTED.first(first)?;
         let after = after
             .as_deref()
             .map(decode_conversion_cursor)
@@ -215,13 +205,9 @@ impl ConversionQuery {
             .services
             .unattributed_page(&r.caller, first, after)
             .await?;
-        let mut connection = Connection::new(after.is_some(), page.has_next_page);
-        connection.edges.extend(
-            page.items
-                .into_iter()
-                .map(|c| Edge::new(encode_conversion_cursor(c.feed_seq), Conversion(c))),
-        );
-        Ok(connection)
+        Ok(pagination::connection(page, after.is_some(), |c| {
+            (encode_conversion_cursor(c.feed_seq), Conversion(c))
+        }))
     }
 
     /// Every outcome kind with its badge label and colour, for legends.
@@ -295,7 +281,7 @@ impl RecordConversionPayload {
         let primary = conversions
             .first()
             .map(|c| Conversion(c.0.clone()))
-            .ok_or_else(|| AppError::Internal("recording returned no conversion".into()))?;
+            .ok_or_else(|| AppError::internal("recording returned no conversion"))?;
         Ok(RecordConversionPayload {
             conversion: primary,
             conversions,

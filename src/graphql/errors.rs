@@ -2,65 +2,43 @@
 //! [`AppError`] gets its `extensions.code` and a message that says what to
 //! change. Internal details are logged, never sent.
 
+use std::sync::Arc;
+
 use async_graphql::{ErrorExtensions, Response, Value};
 
-use crate::error::AppError;
-
-pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
-pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
-pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
-pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
+use crate::error::{AppError, ErrorCode};
 
 /// The `extensions.code` of an error.
 pub fn code(e: &AppError) -> &'static str {
-    match e {
-        AppError::BadInput(_) => BAD_USER_INPUT,
-        AppError::Forbidden { .. } => "FORBIDDEN",
-        AppError::NotFound(_) => "NOT_FOUND",
-        AppError::SessionExpired(_) => "SESSION_EXPIRED",
-        AppError::SessionClosed => "SESSION_CLOSED",
-        AppError::Conflict(_) => "CONFLICT",
-        AppError::InvalidLinkToken => "INVALID_LINK_TOKEN",
-        AppError::ConfirmationExpired(_) => "CONFIRMATION_EXPIRED",
-        AppError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
-        AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
-        AppError::RateLimited(_) => "RATE_LIMITED",
-        AppError::Unavailable(_) | AppError::Raced => SERVICE_UNAVAILABLE,
-        AppError::Internal(_) => INTERNAL_SERVER_ERROR,
-    }
+    e.code().as_str()
 }
 
-/// The message a client sees. Internal errors say nothing of their cause.
-pub fn public_message(e: &AppError) -> String {
-    match e {
-        AppError::Internal(_) => {
-            "internal server error; quote the requestId when reporting it".to_owned()
-        }
-        other => other.to_string(),
-    }
-}
-
-/// Logs what the client will not see. Runs inside the request's span, so
-/// the log line carries the same request id as the response.
-pub fn log(e: &AppError) {
-    match e {
-        AppError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
-        AppError::Unavailable(source) => tracing::warn!(error = %source, "database unavailable"),
-        _ => {}
-    }
+/// An error with its code, refused by the GraphQL layer itself.
+pub fn refusal(code: ErrorCode, message: impl Into<String>) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code.as_str()))
 }
 
 impl From<AppError> for async_graphql::Error {
     fn from(e: AppError) -> Self {
-        Self::from(&e)
+        let mut error = refusal(e.code(), e.public_message());
+        // Kept (never sent) for the log line written when the response is done.
+        error.source = Some(Arc::new(e));
+        error
     }
 }
 
 impl From<&AppError> for async_graphql::Error {
     fn from(e: &AppError) -> Self {
-        log(e);
-        let code = code(e);
-        async_graphql::Error::new(public_message(e)).extend_with(|_, ext| ext.set("code", code))
+        e.clone().into()
+    }
+}
+
+/// Logs the causes of a finished response's errors, once each.
+pub fn log_causes(response: &Response) {
+    for error in &response.errors {
+        if let Some(cause) = error.source::<AppError>() {
+            cause.log();
+        }
     }
 }
 
@@ -84,19 +62,19 @@ pub fn finish_response(response: &mut Response, request_id: &str) {
         shortened(&mut error.message);
         let refusal = super::limits::engine_refusal(&error.message);
         let extensions = error.extensions.get_or_insert_with(Default::default);
-        let code = match (extensions.get("code"), refusal) {
-            (Some(Value::String(code)), _) => code.clone(),
+        let internal = match (extensions.get("code"), refusal) {
+            (Some(Value::String(code)), _) => code == ErrorCode::InternalServerError.as_str(),
             (_, Some(message)) => {
-                extensions.set("code", super::limits::QUERY_TOO_COMPLEX);
+                extensions.set("code", ErrorCode::QueryTooComplex.as_str());
                 error.message = message;
-                super::limits::QUERY_TOO_COMPLEX.to_owned()
+                false
             }
             _ => {
-                extensions.set("code", BAD_USER_INPUT);
-                BAD_USER_INPUT.to_owned()
+                extensions.set("code", ErrorCode::BadUserInput.as_str());
+                false
             }
         };
-        if code == INTERNAL_SERVER_ERROR {
+        if internal {
             extensions.set("requestId", request_id);
         }
     }
@@ -121,13 +99,13 @@ mod tests {
 
     #[test]
     fn internal_errors_say_nothing_of_their_cause_and_carry_the_request_id() {
-        let mut response = Response::from_errors(vec![error_of(AppError::Internal(
-            "database: relation \"conversion\" does not exist".into(),
+        let mut response = Response::from_errors(vec![error_of(AppError::internal(
+            "database: relation \"conversion\" does not exist",
         ))]);
         finish_response(&mut response, "req-42");
         let error = &response.errors[0];
         assert!(!error.message.contains("relation"));
-        assert_eq!(code_of(error), Some(Value::from(INTERNAL_SERVER_ERROR)));
+        assert_eq!(code_of(error), Some(Value::from("INTERNAL_SERVER_ERROR")));
         let extensions = error.extensions.as_ref().expect("extensions");
         assert_eq!(extensions.get("requestId"), Some(&Value::from("req-42")));
     }
@@ -148,7 +126,7 @@ mod tests {
         finish_response(&mut response, "req-1");
         assert_eq!(
             code_of(&response.errors[0]),
-            Some(Value::from(BAD_USER_INPUT))
+            Some(Value::from("BAD_USER_INPUT"))
         );
         assert!(
             response.errors[0]

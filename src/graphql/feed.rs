@@ -11,9 +11,10 @@ use async_graphql::{Context, Object, Result, SimpleObject, Subscription};
 use uuid::Uuid;
 
 use super::context::{RequestContext, request};
-use super::conversation::{Conversation, page_size};
+use super::conversation::Conversation;
 use super::conversion::Conversion;
 use super::enums::{Channel, ConversionKind};
+use super::pagination;
 use crate::domain::cursor::EventCursor;
 use crate::error::AppError;
 use crate::service::feed::{FeedEvent, FeedFilter};
@@ -36,7 +37,7 @@ impl ConversionEvent {
         ConversionEvent {
             cursor: EventCursor {
                 tenant_id,
-                seq: event.conversion.feed_seq,
+                seq: event.seq(),
             }
             .encode(),
             conversion: Conversion(event.conversion),
@@ -111,24 +112,12 @@ fn feed_filter(kinds: Option<Vec<ConversionKind>>, channels: Option<Vec<Channel>
     }
 }
 
-/// The position an `after` cursor names. A cursor beyond the newest event
-/// was not handed out by this server: refused, rather than waited on.
-fn after_seq(
-    r: &RequestContext,
-    after: Option<&str>,
-    latest: i64,
-) -> Result<Option<i64>, AppError> {
-    let Some(after) = after else {
-        return Ok(None);
-    };
-    let cursor = EventCursor::decode_for(after, r.caller.tenant_id)?;
-    if cursor.seq > latest {
-        return Err(AppError::BadInput(
-            "after is not an event cursor of this tenant; pass the cursor of the last event you received"
-                .into(),
-        ));
-    }
-    Ok(Some(cursor.seq))
+/// An `after` argument read as an event cursor of the caller's tenant.
+fn event_cursor(r: &RequestContext, after: Option<&str>) -> Result<Option<EventCursor>, AppError> {
+    after
+        .map(|after| EventCursor::decode_for(after, r.caller.tenant_id))
+        .transpose()
+        .map_err(AppError::from)
 }
 
 #[derive(Default)]
@@ -142,19 +131,15 @@ impl FeedQuery {
     /// missed in between.
     async fn feed_cursor(&self, ctx: &Context<'_>) -> Result<String> {
         let r = request(ctx)?;
-        r.services.may_follow_feed(&r.caller)?;
-        let latest = r.services.latest_event_seq(r.caller.tenant_id).await?;
-        Ok(EventCursor {
-            tenant_id: r.caller.tenant_id,
-            seq: latest,
-        }
-        .encode())
+        Ok(r.services.feed_cursor(&r.caller).await?.encode())
     }
 
     /// The conversion event feed, for integrators that poll (INTEGRATOR,
     /// ADMIN): the events after `after` (from the first without it), in the
     /// order the subscription delivers them.
-    #[graphql(complexity = "super::limits::connection_complexity(first, 100, child_complexity)")]
+    #[graphql(
+        complexity = "super::limits::connection_complexity(first, super::pagination::FEED_EVENTS.default, child_complexity)"
+    )]
     async fn conversions_since(
         &self,
         ctx: &Context<'_>,
@@ -164,27 +149,26 @@ impl FeedQuery {
         channels: Option<Vec<Channel>>,
     ) -> Result<ConversionEventConnection> {
         let r = request(ctx)?;
-        r.services.may_follow_feed(&r.caller)?;
-        let first = page_size(first, 100, 500)?;
-        let latest = r.services.latest_event_seq(r.caller.tenant_id).await?;
-        let start = after_seq(r, after.as_deref(), latest)?.unwrap_or(0);
+        let first = pagination::FEED_EVENTS.first(first)?;
+        let cursor = event_cursor(r, after.as_deref())?;
         let filter = feed_filter(kinds, channels);
-        let mut events = r
+        let page = r
             .services
-            .events_after(r.caller.tenant_id, start, &filter, first + 1)
+            .feed_page(&r.caller, cursor, first, &filter)
             .await?;
-        let has_next_page = events.len() as u64 > first;
-        events.truncate(usize::try_from(first).unwrap_or(usize::MAX));
-        let nodes: Vec<ConversionEvent> = events
+        let tenant_id = r.caller.tenant_id;
+        let nodes: Vec<ConversionEvent> = page
+            .events
+            .items
             .into_iter()
-            .map(|e| ConversionEvent::of(e, r.caller.tenant_id))
+            .map(|e| ConversionEvent::of(e, tenant_id))
             .collect();
         let end_cursor = match (nodes.last(), after) {
             (Some(last), _) => last.cursor.clone(),
             (None, Some(after)) => after,
             (None, None) => EventCursor {
-                tenant_id: r.caller.tenant_id,
-                seq: start,
+                tenant_id,
+                seq: page.start,
             }
             .encode(),
         };
@@ -198,7 +182,7 @@ impl FeedQuery {
                 .collect(),
             nodes,
             page_info: EventPageInfo {
-                has_next_page,
+                has_next_page: page.events.has_next_page,
                 end_cursor,
             },
         })
@@ -223,20 +207,18 @@ impl Subscription {
     ) -> Result<impl Stream<Item = Result<ConversionEvent>> + use<>> {
         let r = ctx
             .data::<Arc<RequestContext>>()
-            .map_err(|_| AppError::Internal("subscription without a connection context".into()))?
+            .map_err(|_| AppError::internal("subscription without a connection context"))?
             .clone();
-        r.services.may_follow_feed(&r.caller)?;
         let slot = ctx
             .data::<SubscriptionBudget>()
-            .map_err(|_| AppError::Internal("subscription without a budget".into()))?
+            .map_err(|_| AppError::internal("subscription without a budget"))?
             .take()?;
-        let latest = r.services.latest_event_seq(r.caller.tenant_id).await?;
-        let start = after_seq(&r, after.as_deref(), latest)?.unwrap_or(latest);
+        let cursor = event_cursor(&r, after.as_deref())?;
         let tenant_id = r.caller.tenant_id;
-        let events =
-            r.services
-                .hub
-                .subscribe(&r.services, tenant_id, start, feed_filter(kinds, channels));
+        let events = r
+            .services
+            .follow_feed(&r.caller, cursor, feed_filter(kinds, channels))
+            .await?;
         Ok(events.map(move |event| {
             // Holding the slot for as long as the subscription lives.
             let _open = &slot;

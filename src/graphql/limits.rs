@@ -12,12 +12,13 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ErrorExtensions, ServerError, ServerResult, Variables};
 
 use super::context::RequestContext;
-use super::errors::BAD_USER_INPUT;
+use super::errors::refusal;
 use super::shape::{
     ForbiddenCharacter, ShapeError, forbidden_in_document, forbidden_in_variables, measure,
 };
 use crate::domain::query_text::count_tokens;
 use crate::domain::rate_limit::RateLimiter;
+use crate::error::ErrorCode;
 
 /// Deepest nesting of fields.
 pub const MAX_DEPTH: usize = 10;
@@ -37,8 +38,6 @@ pub const MAX_NESTING: usize = 32;
 /// the fragments they stand for.
 pub const MAX_EXPANDED_SELECTIONS: u64 = 2_000;
 
-pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
-
 /// Most complexity one connection field is counted at. Far above
 /// [`MAX_COMPLEXITY`], and low enough that the engine's plain (unchecked)
 /// sum over a document's fields can never overflow and wrap round to a
@@ -47,23 +46,20 @@ const CONNECTION_COMPLEXITY_CAP: usize = 1 << 32;
 
 /// A connection's complexity: `first` (or the field's default page) times
 /// its selection, capped: a client may send `first: 2147483647`.
-pub fn connection_complexity(first: Option<i32>, default: i32, child: usize) -> usize {
-    usize::try_from(first.unwrap_or(default).max(0))
-        .unwrap_or(0)
+pub fn connection_complexity(first: Option<i32>, default: u64, child: usize) -> usize {
+    let rows = first.map_or(default, |n| u64::try_from(n).unwrap_or(0));
+    usize::try_from(rows)
+        .unwrap_or(usize::MAX)
         .saturating_mul(child)
         .min(CONNECTION_COMPLEXITY_CAP)
 }
 
 pub fn too_complex(message: impl Into<String>) -> ServerError {
-    async_graphql::Error::new(message)
-        .extend_with(|_, e| e.set("code", QUERY_TOO_COMPLEX))
-        .into_server_error(Default::default())
+    refusal(ErrorCode::QueryTooComplex, message).into_server_error(Default::default())
 }
 
 fn bad_input(message: impl Into<String>) -> ServerError {
-    async_graphql::Error::new(message)
-        .extend_with(|_, e| e.set("code", BAD_USER_INPUT))
-        .into_server_error(Default::default())
+    refusal(ErrorCode::BadUserInput, message).into_server_error(Default::default())
 }
 
 /// Installs [`DocumentLimits`] on each request.
@@ -180,16 +176,14 @@ impl Extension for DocumentLimits {
     }
 }
 
-pub const RATE_LIMITED: &str = "RATE_LIMITED";
-
 fn rate_limited(retry_after_seconds: u64) -> ServerError {
-    async_graphql::Error::new(format!(
-        "this API key's request budget is spent; retry after {retry_after_seconds} s (each request costs its complexity)"
-    ))
-    .extend_with(|_, e| {
-        e.set("code", RATE_LIMITED);
-        e.set("retryAfter", retry_after_seconds);
-    })
+    refusal(
+        ErrorCode::RateLimited,
+        format!(
+            "this API key's request budget is spent; retry after {retry_after_seconds} s (each request costs its complexity)"
+        ),
+    )
+    .extend_with(|_, e| e.set("retryAfter", retry_after_seconds))
     .into_server_error(Default::default())
 }
 

@@ -15,7 +15,7 @@ use crate::error::AppError;
 #[derive(InputObject)]
 pub struct CreateCtaLinkInput {
     /// The session the link belongs to.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// What the AI asks the person to do.
     pub action: CtaAction,
     /// Where the link leads: an absolute http(s) URL (its query and fragment
@@ -42,7 +42,7 @@ pub struct CreateCtaLinkPayload {
 #[derive(InputObject)]
 pub struct RequestConfirmationInput {
     /// The session.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// What is being confirmed; confirming records its outcome (a
     /// BOOKING_CONFIRMATION records BOOKING_CREATED).
     pub action: CtaAction,
@@ -82,7 +82,7 @@ impl LinkMutation {
         input: CreateCtaLinkInput,
     ) -> Result<CreateCtaLinkPayload> {
         let r = request(ctx)?;
-        let session_id = SessionId::parse(&input.session_id).map_err(AppError::from)?;
+        let session_id = input.session_id;
         let issued = r
             .services
             .create_cta_link(
@@ -108,7 +108,7 @@ impl LinkMutation {
         input: RequestConfirmationInput,
     ) -> Result<RequestConfirmationPayload> {
         let r = request(ctx)?;
-        let session_id = SessionId::parse(&input.session_id).map_err(AppError::from)?;
+        let session_id = input.session_id;
         let opened = r
             .services
             .request_confirmation(&r.caller, &session_id, input.action.into(), &input.summary)

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{conversation, conversion};
 use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::service::Services;
+use crate::service::read_model::{Conversation, Conversion};
 
 /// Keeps `IN (…)` lists far below every backend's bind-parameter limit.
 const MAX_BATCH: usize = 500;
@@ -21,7 +21,7 @@ pub struct ConversionsLoader {
 }
 
 impl Loader<Uuid> for ConversionsLoader {
-    type Value = Vec<conversion::Model>;
+    type Value = Vec<Conversion>;
     type Error = AppError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
@@ -36,7 +36,7 @@ pub struct ConversationLoader {
 }
 
 impl Loader<Uuid> for ConversationLoader {
-    type Value = conversation::Model;
+    type Value = Conversation;
     type Error = AppError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {

@@ -1,23 +1,14 @@
 //! The `Message` type.
 
-use async_graphql::{ID, Object, Result};
+use async_graphql::{ID, Object};
 use chrono::{DateTime, Utc};
-use entity::message;
 
 use super::enums::MessageRole;
-use crate::domain;
-use crate::domain::clock::from_micros;
 use crate::domain::cursor::{NodeType, global_id};
-use crate::error::{AppError, stored};
+use crate::service::read_model;
 
 /// One message of a conversation's thread.
-pub struct Message(pub message::Model);
-
-impl Message {
-    fn domain_role(&self) -> Result<domain::message::MessageRole, AppError> {
-        stored("message.role", &self.0.role)
-    }
-}
+pub struct Message(pub read_model::Message);
 
 #[Object]
 impl Message {
@@ -27,13 +18,13 @@ impl Message {
     }
 
     /// Who wrote it.
-    async fn role(&self) -> Result<MessageRole> {
-        Ok(self.domain_role()?.into())
+    async fn role(&self) -> MessageRole {
+        self.0.role.into()
     }
 
     /// How the thread labels it: "Visitor", "AI agent" or "Tool".
-    async fn label(&self) -> Result<&'static str> {
-        Ok(self.domain_role()?.label())
+    async fn label(&self) -> &'static str {
+        self.0.role.label()
     }
 
     /// The text, exactly as appended.
@@ -48,6 +39,6 @@ impl Message {
 
     /// When it was appended.
     async fn created_at(&self) -> DateTime<Utc> {
-        from_micros(self.0.created_at)
+        self.0.created_at
     }
 }

@@ -1,13 +1,17 @@
-//! Prometheus figures per GraphQL operation: request count and latency,
-//! labelled by operation type and root field (`query:conversations`), a
-//! bounded set, unlike client-chosen operation names.
+//! What a finished GraphQL response leaves behind: Prometheus figures per
+//! operation (request count and latency, labelled by operation type and
+//! root field (`query:conversations`), a bounded set, unlike client-chosen
+//! operation names) and one log line per internal error, over HTTP and
+//! WebSocket alike.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest,
+    NextSubscribe,
 };
+use async_graphql::futures_util::stream::{BoxStream, StreamExt};
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use async_graphql::{Response, ServerResult, Variables};
 
@@ -58,6 +62,7 @@ impl Extension for OperationMetricsExtension {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = Instant::now();
         let response = next.run(ctx).await;
+        super::errors::log_causes(&response);
         let label = self
             .chosen
             .lock()
@@ -74,6 +79,19 @@ impl Extension for OperationMetricsExtension {
         metrics::histogram!("convtrack_graphql_request_duration_seconds", "operation" => label)
             .record(started.elapsed().as_secs_f64());
         response
+    }
+
+    /// Every message of a WebSocket operation (subscription events, and
+    /// queries sent over the socket) passes here, not through `request`.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream)
+            .inspect(super::errors::log_causes)
+            .boxed()
     }
 
     async fn parse_query(

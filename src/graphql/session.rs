@@ -7,7 +7,6 @@ use super::conversation::Conversation;
 use super::enums::{Channel, MessageRole};
 use super::message::Message;
 use crate::domain::session_id::SessionId;
-use crate::error::AppError;
 use crate::service::sessions::StartSession;
 
 /// A conversation beginning (or continuing) on a channel.
@@ -34,7 +33,7 @@ pub struct StartSessionPayload {
     /// The conversation.
     pub conversation: Conversation,
     /// Its session ID, to pass to every later call and link.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// True when an open EMAIL / WHATSAPP conversation was continued instead
     /// of a new one started.
     pub resumed: bool,
@@ -44,7 +43,7 @@ pub struct StartSessionPayload {
 #[derive(InputObject)]
 pub struct AppendMessageInput {
     /// The session.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// Who wrote it.
     pub role: MessageRole,
     /// The text: up to 4,000 characters from a VISITOR, 32 KiB otherwise.
@@ -64,7 +63,7 @@ pub struct AppendMessagePayload {
 #[derive(InputObject)]
 pub struct CloseSessionInput {
     /// The session.
-    pub session_id: String,
+    pub session_id: SessionId,
 }
 
 /// The result of `closeSession`.
@@ -115,7 +114,7 @@ impl SessionMutation {
         input: AppendMessageInput,
     ) -> Result<AppendMessagePayload> {
         let r = request(ctx)?;
-        let session_id = SessionId::parse(&input.session_id).map_err(AppError::from)?;
+        let session_id = input.session_id;
         let (message, conversation) = r
             .services
             .append_message(&r.caller, &session_id, input.role.into(), input.content)
@@ -133,7 +132,7 @@ impl SessionMutation {
         input: CloseSessionInput,
     ) -> Result<CloseSessionPayload> {
         let r = request(ctx)?;
-        let session_id = SessionId::parse(&input.session_id).map_err(AppError::from)?;
+        let session_id = input.session_id;
         let conversation = r.services.close_session(&r.caller, &session_id).await?;
         Ok(CloseSessionPayload {
             conversation: Conversation(conversation),

@@ -6,9 +6,9 @@ use entity::{confirmation, conversation, conversion};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
 
-use super::conversions::{
-    Attribution, MAX_RECORD_ID_CHARS, Planned, Recorded, plan, retry_raced, write,
-};
+use super::conversions::plan::{Attribution, Planned, plan};
+use super::conversions::write::{retry_raced, write};
+use super::conversions::{MAX_RECORD_ID_CHARS, Recorded};
 use super::sessions::{OpenSession, lock_open_session};
 use super::{Caller, Services};
 use crate::domain::clock::{from_micros, to_micros};
@@ -94,11 +94,11 @@ impl Services {
                 .one(&*txn)
                 .await?
                 .ok_or_else(|| {
-                    AppError::Internal("a confirmed confirmation lost its conversion".into())
+                    AppError::internal("a confirmed confirmation lost its conversion")
                 })?;
             return Ok(Recorded {
                 attributed: conversion.attributed,
-                conversions: vec![conversion],
+                conversions: vec![conversion.try_into()?],
                 created: false,
             });
         }
@@ -130,13 +130,13 @@ impl Services {
         write(&*txn, &mut plan).await?;
         let conversion_id = plan
             .first_id()
-            .ok_or_else(|| AppError::Internal("confirming recorded nothing".into()))?;
+            .ok_or_else(|| AppError::internal("confirming recorded nothing"))?;
         let mut confirmed: confirmation::ActiveModel = found.into();
         confirmed.confirmed_at = Set(Some(to_micros(now)));
         confirmed.conversion_id = Set(Some(conversion_id));
         confirmed.update(&*txn).await?;
         txn.commit().await?;
         plan.committed(&self.events);
-        Ok(plan.into_recorded())
+        plan.into_recorded()
     }
 }

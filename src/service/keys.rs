@@ -26,12 +26,22 @@ pub struct KeyListing {
     pub tenant_name: String,
 }
 
-#[derive(Debug)]
 pub struct CreatedKey {
     pub key: api_key::Model,
     pub tenant: tenant::Model,
     /// Shown once; only its hash is stored.
     pub secret: String,
+}
+
+// Shown once means not again in a `{:?}` (a log line, a test failure).
+impl std::fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKey")
+            .field("key", &self.key)
+            .field("tenant", &self.tenant)
+            .field("secret", &format_args!("[redacted]"))
+            .finish()
+    }
 }
 
 impl Services {
@@ -69,10 +79,8 @@ impl Services {
             role: stored("api_key.role", &row.try_get::<String>("", "role")?)?,
             key_id: row.try_get("", "key_id")?,
         };
-        let settings =
-            TenantSettings::from_json(&row.try_get::<String>("", "settings")?).map_err(|e| {
-                AppError::Internal(format!("stored tenant settings are not valid: {e}"))
-            })?;
+        let settings = TenantSettings::from_json(&row.try_get::<String>("", "settings")?)
+            .map_err(|e| AppError::internal_from("stored tenant settings", e))?;
         Ok(Some((caller, settings)))
     }
 
@@ -210,4 +218,39 @@ async fn insert_key<C: ConnectionTrait>(
     .insert(db)
     .await?;
     Ok((key, generated.secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_created_key_debugs_without_its_secret() {
+        let generated = secrets::generate().expect("os rng");
+        let tenant = tenant::Model {
+            id: Uuid::now_v7(),
+            name: "acme".to_owned(),
+            conversion_seq: 0,
+            created_at: 0,
+            settings: "{}".to_owned(),
+        };
+        let created = CreatedKey {
+            key: api_key::Model {
+                id: Uuid::now_v7(),
+                tenant_id: tenant.id,
+                role: Role::Admin.as_str().to_owned(),
+                key_hash: generated.hash,
+                key_prefix: generated.prefix.clone(),
+                created_at: 0,
+                revoked_at: None,
+            },
+            tenant,
+            secret: generated.secret,
+        };
+        let debug = format!("{created:?}");
+        assert!(!debug.contains(&created.secret), "{debug}");
+        assert!(debug.contains("[redacted]"), "{debug}");
+        assert!(debug.contains(&generated.prefix), "{debug}");
+        assert!(debug.contains("acme"), "{debug}");
+    }
 }

@@ -109,7 +109,7 @@ impl Services {
         newest
             .map(|k| {
                 SigningKey::from_stored(&k.kid, &k.secret).ok_or_else(|| {
-                    AppError::Internal(format!("stored link key {} is not valid", k.kid))
+                    AppError::internal(format!("stored link key {} is not valid", k.kid))
                 })
             })
             .transpose()
@@ -120,7 +120,7 @@ impl Services {
             return Ok(key.clone());
         }
         self.stored_signing_key().await?.ok_or_else(|| {
-            AppError::Internal("no link signing key; the server creates one at start".into())
+            AppError::internal("no link signing key; the server creates one at start")
         })
     }
 

@@ -6,6 +6,7 @@ use entity::{conversation, conversion};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{ColumnTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
+use super::read_model::{Conversation, read_all};
 use super::{Caller, Page, Services};
 use crate::domain::channel::Channel;
 use crate::domain::clock::to_micros;
@@ -14,9 +15,6 @@ use crate::domain::cursor::ConversationCursor;
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
 use crate::error::AppError;
-
-pub const DEFAULT_PAGE: u64 = 250;
-pub const MAX_PAGE: u64 = 250;
 
 /// Longest accepted search text.
 pub const MAX_SEARCH_CHARS: usize = 200;
@@ -46,7 +44,7 @@ impl Services {
         first: u64,
         after: Option<ConversationCursor>,
         filter: ConversationFilter,
-    ) -> Result<Page<conversation::Model>, AppError> {
+    ) -> Result<Page<Conversation>, AppError> {
         caller.require(Operation::BrowseConversations, "list conversations")?;
         let mut query = conversation::Entity::find()
             .filter(conversation::Column::TenantId.eq(caller.tenant_id));
@@ -108,7 +106,7 @@ impl Services {
             .limit(first + 1)
             .all(&self.db)
             .await?;
-        Ok(Page::from_overfetch(rows, first))
+        Ok(Page::from_overfetch(read_all(rows)?, first))
     }
 }
 

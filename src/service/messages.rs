@@ -6,6 +6,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::read_model::{self, Conversation, Message};
 use super::sessions::{lock_open_session, touch_for_message};
 use super::{Caller, Page, Services};
 use crate::domain::clock::to_micros;
@@ -14,9 +15,6 @@ use crate::domain::opening::opening_message;
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
 use crate::error::AppError;
-use entity::conversation;
-
-pub const MAX_THREAD_PAGE: u64 = 500;
 
 impl Services {
     #[tracing::instrument(skip(self, caller, session_id, content), fields(tenant = %caller.tenant_id, role = role.as_str()))]
@@ -26,7 +24,7 @@ impl Services {
         session_id: &SessionId,
         role: MessageRole,
         content: String,
-    ) -> Result<(message::Model, conversation::Model), AppError> {
+    ) -> Result<(Message, Conversation), AppError> {
         caller.require(Operation::ManageSessions, "append messages")?;
         check_content(role, &content).map_err(|e| match e {
             ContentError::Empty | ContentError::ControlCharacter(_) => {
@@ -57,7 +55,7 @@ impl Services {
         .insert(&*txn)
         .await?;
         txn.commit().await?;
-        Ok((message, conversation))
+        Ok((message.try_into()?, conversation.try_into()?))
     }
 
     /// Messages of a conversation the caller has already been allowed to see,
@@ -69,7 +67,7 @@ impl Services {
         first: u64,
         after_seq: Option<i32>,
         include_tool_calls: bool,
-    ) -> Result<Page<message::Model>, AppError> {
+    ) -> Result<Page<Message>, AppError> {
         if include_tool_calls {
             caller.require(Operation::ReadToolCalls, "read tool calls")?;
         }
@@ -84,7 +82,7 @@ impl Services {
             .limit(first + 1)
             .all(&self.db)
             .await?;
-        Ok(Page::from_overfetch(rows, first))
+        Ok(Page::from_overfetch(read_model::read_all(rows)?, first))
     }
 }
 
@@ -95,7 +93,7 @@ impl Services {
         &self,
         caller: &Caller,
         id: Uuid,
-    ) -> Result<Option<message::Model>, AppError> {
+    ) -> Result<Option<Message>, AppError> {
         caller.require(Operation::ReadConversation, "read conversations")?;
         let Some(found) = message::Entity::find_by_id(id).one(&self.db).await? else {
             return Ok(None);
@@ -107,6 +105,6 @@ impl Services {
             .conversation_by_id(caller, found.conversation_id)
             .await?
             .is_some();
-        Ok(visible.then_some(found))
+        visible.then(|| found.try_into()).transpose()
     }
 }

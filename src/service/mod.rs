@@ -10,6 +10,7 @@ pub mod keys;
 pub mod links;
 pub mod listing;
 pub mod messages;
+pub mod read_model;
 pub mod sessions;
 pub mod stats;
 pub mod tenants;
@@ -31,7 +32,7 @@ use crate::domain::rate_limit::RateLimiter;
 use crate::domain::role::{Operation, Role};
 use crate::error::AppError;
 use crate::events::EventBus;
-use crate::events::hub::FeedHub;
+use feed::hub::FeedHub;
 
 /// Who is calling: resolved from the API key on every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

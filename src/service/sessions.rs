@@ -9,6 +9,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::read_model::Conversation;
 use super::tenants::settings_of;
 use super::{Caller, Services, lock_key};
 use crate::domain::channel::{Channel, ChannelPolicy, SessionRule};
@@ -31,23 +32,9 @@ pub struct StartSession {
 
 #[derive(Debug, Clone)]
 pub struct Started {
-    pub conversation: conversation::Model,
+    pub conversation: Conversation,
     /// True when an open EMAIL / WHATSAPP conversation was continued.
     pub resumed: bool,
-}
-
-/// Whether the conversation can still take messages at `now`, under its
-/// tenant's rules.
-pub fn is_active(
-    conversation: &conversation::Model,
-    now: DateTime<Utc>,
-    settings: &TenantSettings,
-) -> Result<bool, AppError> {
-    let channel: Channel = stored("conversation.channel", &conversation.channel)?;
-    Ok(conversation.closed_at.is_none()
-        && !settings
-            .policy(channel)
-            .has_expired(from_micros(conversation.last_activity_at), now))
 }
 
 impl Services {
@@ -118,7 +105,7 @@ impl Services {
                 let conversation = active.update(&*txn).await?;
                 txn.commit().await?;
                 return Ok(Started {
-                    conversation,
+                    conversation: conversation.try_into()?,
                     resumed: true,
                 });
             }
@@ -144,7 +131,7 @@ impl Services {
         .await?;
         txn.commit().await?;
         Ok(Started {
-            conversation,
+            conversation: conversation.try_into()?,
             resumed: false,
         })
     }
@@ -155,7 +142,7 @@ impl Services {
         &self,
         caller: &Caller,
         session_id: &SessionId,
-    ) -> Result<conversation::Model, AppError> {
+    ) -> Result<Conversation, AppError> {
         caller.require(Operation::ManageSessions, "close sessions")?;
         let now = to_micros(self.clock.now());
         let txn = self.begin_write().await?;
@@ -163,13 +150,13 @@ impl Services {
             .await?
             .ok_or(AppError::NotFound("session"))?;
         if found.closed_at.is_some() {
-            return Ok(found);
+            return found.try_into();
         }
         let mut active: conversation::ActiveModel = found.into();
         active.closed_at = Set(Some(now));
         let closed = active.update(&*txn).await?;
         txn.commit().await?;
-        Ok(closed)
+        closed.try_into()
     }
 
     /// A conversation of the caller's tenant by its id; `None` for an id that
@@ -178,21 +165,26 @@ impl Services {
         &self,
         caller: &Caller,
         id: Uuid,
-    ) -> Result<Option<conversation::Model>, AppError> {
+    ) -> Result<Option<Conversation>, AppError> {
         caller.require(Operation::ReadConversation, "read conversations")?;
-        Ok(conversation::Entity::find_by_id(id)
+        conversation::Entity::find_by_id(id)
             .filter(conversation::Column::TenantId.eq(caller.tenant_id))
             .one(&self.db)
-            .await?)
+            .await?
+            .map(Conversation::try_from)
+            .transpose()
     }
 
     pub async fn conversation_by_session_id(
         &self,
         caller: &Caller,
         session_id: &SessionId,
-    ) -> Result<Option<conversation::Model>, AppError> {
+    ) -> Result<Option<Conversation>, AppError> {
         caller.require(Operation::ReadConversation, "read conversations")?;
-        Ok(find_by_session_id(&self.db, caller.tenant_id, session_id).await?)
+        find_by_session_id(&self.db, caller.tenant_id, session_id)
+            .await?
+            .map(Conversation::try_from)
+            .transpose()
     }
 }
 

@@ -105,7 +105,7 @@ impl Services {
             .stats_slots
             .acquire()
             .await
-            .map_err(|_| AppError::Internal("the stats queue is closed".into()))?;
+            .map_err(|_| AppError::internal("the stats queue is closed"))?;
 
         // Five independent statements, run at once on separate connections.
         let (channel_rows, kind_rows, median_rows, unattributed_rows, funnel_rows) = tokio::try_join!(

@@ -19,17 +19,13 @@ pub(crate) async fn settings_of<C: ConnectionTrait>(
     let found = tenant::Entity::find_by_id(tenant_id)
         .one(db)
         .await?
-        .ok_or_else(|| AppError::Internal(format!("tenant {tenant_id} is missing")))?;
+        .ok_or_else(|| AppError::internal(format!("tenant {tenant_id} is missing")))?;
     parse(&found)
 }
 
 fn parse(tenant: &tenant::Model) -> Result<TenantSettings, AppError> {
-    TenantSettings::from_json(&tenant.settings).map_err(|e| {
-        AppError::Internal(format!(
-            "stored settings of tenant {} are not valid: {e}",
-            tenant.id
-        ))
-    })
+    TenantSettings::from_json(&tenant.settings)
+        .map_err(|e| AppError::internal_from(format!("stored settings of tenant {}", tenant.id), e))
 }
 
 impl Services {

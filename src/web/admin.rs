@@ -7,7 +7,7 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::app::AppState;
+use super::AppState;
 
 const INDEX_HTML: &str = include_str!("admin/index.html");
 const ADMIN_JS: &str = include_str!("admin/admin.js");

@@ -1,19 +1,16 @@
 //! `Authorization: Bearer <key>` → the caller, on every GraphQL request.
 
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
-use super::graphql::error_response;
-use super::request_id_of;
 use std::sync::Arc;
 
-use crate::app::AppState;
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::error::{app_error_response, unauthenticated};
+use super::{AppState, request_id_of};
 use crate::domain::api_key::from_authorization_header;
 use crate::domain::settings::TenantSettings;
-use crate::graphql::errors::UNAUTHENTICATED;
 use crate::service::Caller;
 
 /// Who is calling, with the tenant settings read in the same statement.
@@ -46,16 +43,6 @@ pub async fn require_api_key(
             next.run(request).await
         }
         Ok(None) => unauthenticated("the API key is unknown or revoked"),
-        Err(e) => error_response(&e, &request_id_of(request.headers())),
+        Err(e) => app_error_response(&e, &request_id_of(request.headers())),
     }
-}
-
-fn unauthenticated(message: &str) -> Response {
-    let body = super::graphql::error_body(message, UNAUTHENTICATED, None);
-    (
-        StatusCode::UNAUTHORIZED,
-        [(WWW_AUTHENTICATE, "Bearer")],
-        axum::Json(body),
-    )
-        .into_response()
 }

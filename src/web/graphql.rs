@@ -1,7 +1,5 @@
-//! `POST /graphql`, GraphiQL, and GraphQL-shaped answers for failures that
-//! happen outside the engine (database down during auth, a panic).
+//! `POST /graphql`, GraphiQL, and the panic guard around every request.
 
-use std::any::Any;
 use std::panic::AssertUnwindSafe;
 
 use async_graphql::http::GraphiQLSource;
@@ -14,16 +12,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use futures_util::FutureExt;
-use serde_json::{Value, json};
 
-use super::request_id_of;
-use crate::app::AppState;
-use crate::error::AppError;
+use super::error::{error_response, panic_response, too_large};
+use super::guards::MAX_BODY_BYTES;
+use super::{AppState, request_id_of};
+use crate::error::ErrorCode;
 use crate::graphql::RequestContext;
-use crate::graphql::errors::{
-    BAD_USER_INPUT, INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE, code, finish_response, log,
-    public_message,
-};
+use crate::graphql::errors::finish_response;
 
 pub async fn execute(
     State(state): State<AppState>,
@@ -34,12 +29,11 @@ pub async fn execute(
     let request = match request {
         Ok(request) => request.into_inner(),
         Err(rejection) if rejection.0.to_string().contains("length limit") => {
-            return super::guards::too_large();
+            return too_large(MAX_BODY_BYTES);
         }
         Err(rejection) => {
             let message = format!("the body is not a GraphQL request: {}", rejection.0);
-            let body = error_body(&message, BAD_USER_INPUT, None);
-            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+            return error_response(ErrorCode::BadUserInput, &message);
         }
     };
     let context = RequestContext::with_settings(
@@ -49,33 +43,8 @@ pub async fn execute(
     );
     let mut response = state.schema.execute(request.data(context)).await;
     finish_response(&mut response, &request_id_of(&headers));
-    let retry_after = response.errors.iter().find_map(|e| {
-        let extensions = e.extensions.as_ref()?;
-        match (extensions.get("code"), extensions.get("retryAfter")) {
-            (Some(async_graphql::Value::String(code)), Some(async_graphql::Value::Number(n)))
-                if code == "RATE_LIMITED" =>
-            {
-                n.as_u64()
-            }
-            _ => None,
-        }
-    });
-    // A request that failed as a whole because the database was busy or
-    // away answers 503, as it would before the engine ran: HTTP clients and
-    // proxies retry on it without reading the body.
-    let unavailable = response.data == async_graphql::Value::Null
-        && response.errors.iter().any(|e| {
-            e.extensions.as_ref().and_then(|x| x.get("code"))
-                == Some(&async_graphql::Value::String(
-                    SERVICE_UNAVAILABLE.to_owned(),
-                ))
-        });
+    let status_and_wait = whole_answer_status(&response);
     let mut answer = GraphQLResponse::from(response).into_response();
-    let status_and_wait = match retry_after {
-        Some(seconds) => Some((StatusCode::TOO_MANY_REQUESTS, seconds)),
-        None if unavailable => Some((StatusCode::SERVICE_UNAVAILABLE, 1)),
-        None => None,
-    };
     if let Some((status, seconds)) = status_and_wait {
         *answer.status_mut() = status;
         answer.headers_mut().insert(
@@ -86,6 +55,34 @@ pub async fn execute(
     answer
 }
 
+/// The status (and `Retry-After` seconds) of an answer that is not 200: a
+/// spent rate budget, or a request that failed as a whole because the
+/// database was busy or away, which answers 503 as it would before the
+/// engine ran (HTTP clients and proxies retry on it without reading the
+/// body).
+fn whole_answer_status(response: &async_graphql::Response) -> Option<(StatusCode, u64)> {
+    let code_of = |e: &async_graphql::ServerError| match e.extensions.as_ref()?.get("code") {
+        Some(async_graphql::Value::String(code)) => ErrorCode::parse(code),
+        _ => None,
+    };
+    let retry_after = response.errors.iter().find_map(|e| {
+        let wait = e.extensions.as_ref()?.get("retryAfter");
+        match (code_of(e), wait) {
+            (Some(ErrorCode::RateLimited), Some(async_graphql::Value::Number(n))) => n.as_u64(),
+            _ => None,
+        }
+    });
+    if let Some(seconds) = retry_after {
+        return Some((ErrorCode::RateLimited.http_status(), seconds));
+    }
+    let unavailable = response.data == async_graphql::Value::Null
+        && response
+            .errors
+            .iter()
+            .any(|e| code_of(e) == Some(ErrorCode::ServiceUnavailable));
+    unavailable.then_some((ErrorCode::ServiceUnavailable.http_status(), 1))
+}
+
 pub async fn graphiql() -> Html<String> {
     Html(
         GraphiQLSource::build()
@@ -93,26 +90,6 @@ pub async fn graphiql() -> Html<String> {
             .title("convtrack GraphiQL")
             .finish(),
     )
-}
-
-pub fn error_body(message: &str, code: &str, request_id: Option<&str>) -> Value {
-    let mut extensions = json!({ "code": code });
-    if let Some(id) = request_id {
-        extensions["requestId"] = json!(id);
-    }
-    json!({ "errors": [{ "message": message, "extensions": extensions }] })
-}
-
-/// An [`AppError`] raised before the GraphQL engine ran.
-pub fn error_response(e: &AppError, request_id: &str) -> Response {
-    log(e);
-    let code = code(e);
-    let status = match e {
-        AppError::Unavailable(_) | AppError::Raced => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let id = (code == INTERNAL_SERVER_ERROR).then_some(request_id);
-    (status, axum::Json(error_body(&public_message(e), code, id))).into_response()
 }
 
 /// A panic anywhere in a request: logged with the request id, answered 500
@@ -125,27 +102,13 @@ pub async fn catch_panics(request: Request, next: Next) -> Response {
     }
 }
 
-fn panic_response(panic: Box<dyn Any + Send + 'static>, request_id: &str) -> Response {
-    let detail = panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("non-text panic");
-    tracing::error!(panic = %detail, "request handler panicked");
-    let body = error_body(
-        "internal server error; quote the requestId when reporting it",
-        INTERNAL_SERVER_ERROR,
-        Some(request_id),
-    );
-    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use axum::Router;
     use axum::body::Body;
     use axum::http::Request as HttpRequest;
     use axum::routing::get;
+    use serde_json::Value;
     use tower::ServiceExt;
 
     use super::*;
@@ -172,7 +135,7 @@ mod tests {
         let body: Value = serde_json::from_slice(&bytes).expect("json");
         assert_eq!(
             body["errors"][0]["extensions"]["code"],
-            INTERNAL_SERVER_ERROR
+            "INTERNAL_SERVER_ERROR"
         );
         assert_eq!(body["errors"][0]["extensions"]["requestId"], "req-7");
         assert!(!String::from_utf8_lossy(&bytes).contains("secret"));

@@ -7,29 +7,19 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http_body_util::Limited;
 
-use super::graphql::error_body;
-use crate::graphql::errors::BAD_USER_INPUT;
+use super::error::{refusal, too_large};
+use crate::error::ErrorCode;
 
 /// Largest GraphQL request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
 
 fn is_json(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim();
     essence.eq_ignore_ascii_case("application/json")
         || essence.eq_ignore_ascii_case("application/graphql-response+json")
-}
-
-pub fn too_large() -> Response {
-    let message = format!("the request body is larger than {MAX_BODY_BYTES} bytes");
-    (
-        StatusCode::PAYLOAD_TOO_LARGE,
-        axum::Json(error_body(&message, PAYLOAD_TOO_LARGE, None)),
-    )
-        .into_response()
 }
 
 pub async fn json_only(request: Request, next: Next) -> Response {
@@ -39,12 +29,11 @@ pub async fn json_only(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if !is_json(content_type) {
-        let body = error_body(
+        return refusal(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadUserInput,
             "send GraphQL requests as POST with Content-Type: application/json",
-            BAD_USER_INPUT,
-            None,
         );
-        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, axum::Json(body)).into_response();
     }
     let declared = request
         .headers()
@@ -52,7 +41,7 @@ pub async fn json_only(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return too_large();
+        return too_large(MAX_BODY_BYTES);
     }
     // A body without a Content-Length (chunked) is cut off at the limit
     // while it is read; the handler answers 413 then.

@@ -10,8 +10,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, REFERRER_POLICY}
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
-use crate::graphql::errors::log;
+use super::AppState;
 
 const NOT_FOUND_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Link not found</title>\
 <p>This link is not valid. Please ask for a new one.</p>";
@@ -40,7 +39,7 @@ pub async fn follow(
         },
         Ok(None) => not_found(),
         Err(e) => {
-            log(&e);
+            e.log();
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(CONTENT_TYPE, "text/plain; charset=utf-8")],

@@ -2,12 +2,16 @@
 
 mod admin;
 pub mod auth;
+pub mod error;
 mod graphql;
 pub mod guards;
 mod health;
 mod links;
 pub mod serve;
 pub mod socket;
+mod state;
+
+pub use state::AppState;
 
 use axum::Router;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -18,8 +22,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-
-use crate::app::AppState;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 

@@ -30,7 +30,7 @@ pub enum Backend {
 
 /// A database made for one test and removed after it.
 pub enum TestDatabase {
-    Sqlite { path: std::path::PathBuf },
+    Sqlite { dir: tempfile::TempDir },
     Postgres { admin_url: String, name: String },
 }
 
@@ -41,9 +41,10 @@ impl TestDatabase {
         let unique = Uuid::now_v7().simple().to_string();
         match backend {
             Backend::Sqlite => {
-                let path = std::env::temp_dir().join(format!("convtrack-test-{unique}.db"));
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join("convtrack.db");
                 let url = format!("sqlite://{}?mode=rwc", path.display());
-                Some((TestDatabase::Sqlite { path }, url))
+                Some((TestDatabase::Sqlite { dir }, url))
             }
             Backend::Postgres => {
                 let admin_url = std::env::var(POSTGRES_ENV).ok()?;
@@ -72,13 +73,8 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         match self {
-            TestDatabase::Sqlite { path } => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let mut file = path.clone().into_os_string();
-                    file.push(suffix);
-                    let _ = std::fs::remove_file(file);
-                }
-            }
+            // The TempDir goes next, with the file and its -wal and -shm.
+            TestDatabase::Sqlite { .. } => {}
             TestDatabase::Postgres { admin_url, name } => {
                 let (admin_url, name) = (admin_url.clone(), name.clone());
                 // Drop runs inside the test's runtime; the drop needs its own.

@@ -86,7 +86,7 @@ test_both!(
                 .expect("start");
             if n % 3 == 0 {
                 let session = Session {
-                    session_id: started.conversation.session_id.clone(),
+                    session_id: started.conversation.session_id.to_string(),
                     id: String::new(),
                 };
                 data(

@@ -8,19 +8,30 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cli::{Backend, seconds};
+use super::findings::Findings;
 use super::instance::Instance;
 use super::ledger::{Follower, Ledger, Tenant, WriterSetup, Writers, verify};
-use super::{Backend, Findings, Scratch};
+use super::scratch::Scratch;
 
+#[derive(clap::Args)]
 pub struct ClusterArgs {
+    /// A PostgreSQL server (no database name) for the scratch database.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
     pub postgres: String,
+    /// The server binary (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/convtrack")]
+    pub server_bin: PathBuf,
+    #[arg(long, default_value_t = 3)]
     pub instances: usize,
     /// Subscribers per instance.
+    #[arg(long, default_value_t = 5)]
     pub subscribers: usize,
+    #[arg(long, default_value_t = 9)]
     pub writers: usize,
-    /// Load before the kill, and after it.
+    /// Seconds of load before the kill, and after it.
+    #[arg(long, default_value = "10", value_parser = seconds)]
     pub interval: Duration,
-    pub server_bin: PathBuf,
 }
 
 pub async fn run(args: ClusterArgs) -> Result<(), String> {

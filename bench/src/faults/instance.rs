@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::queries::{Server, free_port, wait_ready};
+use crate::server::{Server, free_port, wait_ready};
 
 pub struct Instance {
     bin: PathBuf,
@@ -57,17 +57,12 @@ impl Instance {
 
     /// Whether the process runs: not after `kill9`, nor if it exited.
     pub fn running(&mut self) -> bool {
-        self.server.as_mut().is_some_and(|s| s.exited().is_none())
+        self.server.as_mut().is_some_and(Server::running)
     }
 
     /// Resident memory now, in kB.
     pub fn rss_kb(&self) -> Option<u64> {
-        let pid = self.server.as_ref()?.pid();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        self.server.as_ref()?.rss_kb()
     }
 
     /// Open file descriptors now.

@@ -4,43 +4,47 @@
 //! server must be ready again within 5 s, and a SQLite file must pass
 //! `PRAGMA integrity_check`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cli::{Place, seconds};
+use super::findings::{Findings, settle_with_subscriber};
 use super::instance::Instance;
-use super::ledger::{Follower, Ledger, Tenant, WriterSetup, Writers, settle_with_subscriber};
-use super::{Backend, Findings, Scratch, sqlite_integrity};
+use super::ledger::{Follower, Ledger, Tenant, WriterSetup, Writers};
+use super::scratch::{Scratch, sqlite_integrity};
 
+#[derive(clap::Args)]
 pub struct KillArgs {
-    pub backend: Backend,
-    pub postgres: String,
+    #[command(flatten)]
+    pub place: Place,
+    #[arg(long, default_value_t = 5)]
     pub kills: usize,
+    #[arg(long, default_value_t = 8)]
     pub writers: usize,
-    /// Load between two kills.
+    /// Seconds of load between two kills.
+    #[arg(long, default_value = "5", value_parser = seconds)]
     pub interval: Duration,
-    pub server_bin: PathBuf,
 }
 
 /// The longest a restarted server may take to be ready.
 const READY_WITHIN: Duration = Duration::from_secs(5);
 
 pub async fn run(args: KillArgs) -> Result<(), String> {
-    Scratch::around(args.backend, &args.postgres, async |scratch| {
+    Scratch::around(args.place.database, &args.place.postgres, async |scratch| {
         scenario(&args, scratch).await
     })
     .await
 }
 
 async fn scenario(args: &KillArgs, scratch: &Scratch) -> Result<(), String> {
-    let name = format!("kill -9 ({:?})", args.backend).to_lowercase();
+    let name = format!("kill -9 ({:?})", args.place.database).to_lowercase();
     println!(
         "{name}: {} kills, {} writers, {:?} of load between kills",
         args.kills, args.writers, args.interval
     );
-    let mut server = Instance::start(&args.server_bin, &scratch.url).await?;
-    let tenant =
-        Tenant::create(&args.server_bin, &scratch.url, &server.base(), args.writers).await?;
+    let bin = &args.place.server_bin;
+    let mut server = Instance::start(bin, &scratch.url).await?;
+    let tenant = Tenant::create(bin, &scratch.url, &server.base(), args.writers).await?;
     let ledger = Arc::new(Ledger::temporary("kill")?);
     let follower = Follower::start(
         vec![server.socket()],

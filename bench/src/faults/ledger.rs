@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use sea_orm::{ConnectionTrait, Database, DatabaseBackend, Statement};
 use serde_json::{Value, json};
+use tempfile::TempPath;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::feed::subscribe;
 use crate::load::post;
+use crate::server::create_key;
 
 /// The tenant every scenario records into.
 pub const TENANT: &str = "faults";
@@ -104,7 +106,8 @@ pub fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Acknowledged recordings, one `key<TAB>conversion id` line each, written
 /// as they arrive.
 pub struct Ledger {
-    path: PathBuf,
+    /// Removes the file when dropped.
+    path: TempPath,
     file: Mutex<File>,
 }
 
@@ -112,11 +115,12 @@ impl Ledger {
     /// A new ledger in the temporary directory for `scenario`, removed
     /// when dropped (also when the scenario ends early with an error).
     pub fn temporary(scenario: &str) -> Result<Self, String> {
-        let path = std::env::temp_dir().join(format!(
-            "convtrack-faults-{scenario}-{}.ledger",
-            std::process::id()
-        ));
-        let file = File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        let (file, path) = tempfile::Builder::new()
+            .prefix(&format!("convtrack-faults-{scenario}-"))
+            .suffix(".ledger")
+            .tempfile()
+            .map_err(|e| format!("creating the {scenario} ledger in the temp directory: {e}"))?
+            .into_parts();
         Ok(Self {
             path,
             file: Mutex::new(file),
@@ -150,12 +154,6 @@ impl Ledger {
             }
         }
         Ok((acked, contradictions))
-    }
-}
-
-impl Drop for Ledger {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -215,7 +213,7 @@ impl Tally {
             first(&self.first_unavailable),
             self.transport.load(Ordering::Relaxed),
             first(&self.first_transport),
-            self.refused.lock().map(|r| r.len()).unwrap_or(0),
+            locked(&self.refused).len(),
         )
     }
 }
@@ -520,7 +518,7 @@ impl Follower {
     }
 
     pub fn count(&self) -> usize {
-        self.seen.lock().map(|s| s.len()).unwrap_or(0)
+        locked(&self.seen).len()
     }
 
     /// Waits up to `limit` until it has seen `expected` events, then stops.
@@ -550,11 +548,9 @@ async fn follow(
     let mut target = first % sockets.len();
     let mut connected_once = false;
     while !stop.load(Ordering::Relaxed) {
-        let cursor = seen
-            .lock()
-            .ok()
-            .and_then(|s| s.last().map(|e| e.cursor.clone()))
-            .unwrap_or_else(|| after.clone());
+        let cursor = locked(&seen)
+            .last()
+            .map_or_else(|| after.clone(), |e| e.cursor.clone());
         if connected_once {
             reconnects.fetch_add(1, Ordering::Relaxed);
         }
@@ -627,7 +623,7 @@ impl Tenant {
         base: &str,
         sessions: usize,
     ) -> Result<Self, String> {
-        let api_key = crate::queries::create_key(bin, database_url, TENANT)?;
+        let api_key = create_key(bin, database_url, TENANT)?;
         let http = reqwest::Client::new();
         let mut started = Vec::new();
         for _ in 0..sessions.max(1) {
@@ -734,35 +730,6 @@ async fn stored(database_url: &str) -> Result<HashMap<String, i64>, String> {
     }
     db.close().await.map_err(|e| e.to_string())?;
     Ok(stored)
-}
-
-/// The common ending with one live subscriber: waits until it has seen
-/// every acknowledged recording, runs the verifier, and adds its problems
-/// and the writers' to `findings`.
-pub async fn settle_with_subscriber(
-    findings: &mut super::Findings,
-    follower: Follower,
-    ledger: &Path,
-    database_url: &str,
-    base: &str,
-    tenant: &Tenant,
-    tallies: &[&Tally],
-) -> Result<(), String> {
-    let expected: u64 = tallies.iter().map(|t| t.acked()).sum();
-    let seen = follower
-        .finish(expected as usize, Duration::from_secs(30))
-        .await;
-    let verdict = verify(
-        ledger,
-        database_url,
-        base,
-        tenant,
-        &[("the live subscriber".to_owned(), seen)],
-    )
-    .await?;
-    println!("  verifier: {}", verdict.line());
-    findings.settle(verdict.problems, tallies);
-    Ok(())
 }
 
 /// The verifier's figures and what it found wrong.

@@ -11,20 +11,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::Findings;
-use super::instance::Instance;
-use super::ledger::{
-    Follower, Ledger, Tenant, WriterSetup, Writers, locked, settle_with_subscriber,
-};
-use crate::queries::free_port;
+use tempfile::TempDir;
 
+use super::cli::seconds;
+use super::findings::{Findings, settle_with_subscriber};
+use super::instance::Instance;
+use super::ledger::{Follower, Ledger, Tenant, WriterSetup, Writers, locked};
+use crate::server::free_port;
+
+#[derive(clap::Args)]
 pub struct PgRestartArgs {
-    pub restarts: usize,
-    pub outage: Duration,
-    pub writers: usize,
-    /// Load before the first restart, between restarts and after the last.
-    pub interval: Duration,
+    /// The server binary (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/convtrack")]
     pub server_bin: PathBuf,
+    /// Restarts; odd ones stop PostgreSQL cleanly, even ones crash it.
+    #[arg(long, default_value_t = 2)]
+    pub restarts: usize,
+    /// Seconds PostgreSQL stays down each time.
+    #[arg(long, default_value = "5", value_parser = seconds)]
+    pub outage: Duration,
+    #[arg(long, default_value_t = 8)]
+    pub writers: usize,
+    /// Seconds of load before, between and after the restarts.
+    #[arg(long, default_value = "5", value_parser = seconds)]
+    pub interval: Duration,
 }
 
 /// The longest convtrack may take to write again once PostgreSQL is back.
@@ -33,7 +43,8 @@ const RECOVER_WITHIN: Duration = Duration::from_secs(10);
 /// A PostgreSQL cluster of this run's own in a temporary folder, removed
 /// when dropped.
 struct PrivatePostgres {
-    folder: PathBuf,
+    /// Removed after `drop` has stopped the server.
+    folder: TempDir,
     data: PathBuf,
     port: u16,
     /// initdb and the server refuse to run as root: run them as `postgres`.
@@ -42,20 +53,23 @@ struct PrivatePostgres {
 
 impl PrivatePostgres {
     fn start() -> Result<Self, String> {
-        let folder =
-            std::env::temp_dir().join(format!("convtrack-faults-pg-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&folder);
-        std::fs::create_dir_all(&folder)
-            .map_err(|e| format!("creating {}: {e}", folder.display()))?;
+        let folder = tempfile::Builder::new()
+            .prefix("convtrack-faults-pg-")
+            .tempdir()
+            .map_err(|e| format!("creating a temporary folder: {e}"))?;
         let as_postgres = is_root();
         let cluster = Self {
-            data: folder.join("data"),
+            data: folder.path().join("data"),
             folder,
             port: free_port()?,
             as_postgres,
         };
         if as_postgres {
-            execute(Command::new("chown").arg("postgres").arg(&cluster.folder))?;
+            execute(
+                Command::new("chown")
+                    .arg("postgres")
+                    .arg(cluster.folder.path()),
+            )?;
         }
         let data = cluster.data.display().to_string();
         execute(cluster.tool("initdb").args([
@@ -91,11 +105,16 @@ impl PrivatePostgres {
     /// `start`, or `stop` in mode `fast` / `immediate`; waits until done.
     fn pg_ctl(&self, action: &str) -> Result<(), String> {
         let data = self.data.display().to_string();
-        let log = self.folder.join("postgres.log").display().to_string();
+        let log = self
+            .folder
+            .path()
+            .join("postgres.log")
+            .display()
+            .to_string();
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1",
             self.port,
-            self.folder.display()
+            self.folder.path().display()
         );
         let mut command = self.tool("pg_ctl");
         command.args(["-D", &data, "-l", &log, "-o", &options, "-w"]);
@@ -110,7 +129,6 @@ impl PrivatePostgres {
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         let _ = self.pg_ctl("stop immediate");
-        let _ = std::fs::remove_dir_all(&self.folder);
     }
 }
 

@@ -6,30 +6,36 @@
 //! in-use gauge is reported, not judged: sqlx counts a connection in use
 //! while it pings it on release).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::cli::{Place, seconds};
+use super::findings::{Findings, settle_with_subscriber};
 use super::instance::Instance;
-use super::ledger::{Follower, Ledger, Tenant, WriterSetup, Writers, settle_with_subscriber};
-use super::{Backend, Findings, Scratch};
+use super::ledger::{Follower, Ledger, Tenant, WriterSetup, Writers};
+use super::scratch::Scratch;
 
 /// How many more descriptors the second half may hold open at its lowest:
 /// one more SQLite pool connection (database and WAL file) opened late is
 /// bounded by the pool, not a leak; a leak grows by far more in minutes.
 const FD_SLACK: usize = 4;
 
+#[derive(clap::Args)]
 pub struct SoakArgs {
-    pub backend: Backend,
-    pub postgres: String,
+    #[command(flatten)]
+    pub place: Place,
+    /// Seconds; the warm-up is a tenth of it, at least 30 s and at most
+    /// 60 s (half of a run shorter than a minute).
+    #[arg(long = "seconds", value_name = "SECONDS", default_value = "600", value_parser = seconds)]
     pub duration: Duration,
+    #[arg(long, default_value_t = 8)]
     pub writers: usize,
-    /// The most RSS may grow after the warm-up, in per cent.
+    /// The most the server's RSS may grow after the warm-up, in per cent.
+    #[arg(long, default_value_t = 10.0)]
     pub rss_growth_limit: f64,
-    pub server_bin: PathBuf,
 }
 
 /// One look at the server.
@@ -42,17 +48,17 @@ struct Sample {
 }
 
 pub async fn run(args: SoakArgs) -> Result<(), String> {
-    Scratch::around(args.backend, &args.postgres, async |scratch| {
+    Scratch::around(args.place.database, &args.place.postgres, async |scratch| {
         scenario(&args, scratch).await
     })
     .await
 }
 
 async fn scenario(args: &SoakArgs, scratch: &Scratch) -> Result<(), String> {
-    let name = format!("soak ({:?})", args.backend).to_lowercase();
-    let mut server = Instance::start(&args.server_bin, &scratch.url).await?;
-    let tenant =
-        Tenant::create(&args.server_bin, &scratch.url, &server.base(), args.writers).await?;
+    let name = format!("soak ({:?})", args.place.database).to_lowercase();
+    let bin = &args.place.server_bin;
+    let mut server = Instance::start(bin, &scratch.url).await?;
+    let tenant = Tenant::create(bin, &scratch.url, &server.base(), args.writers).await?;
     let ledger = Arc::new(Ledger::temporary("soak")?);
     let setup = WriterSetup {
         bases: Arc::new(vec![server.base()]),

@@ -5,35 +5,39 @@
 //! session: every one stored once.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::cli::Place;
+use super::findings::Findings;
 use super::instance::Instance;
 use super::ledger::{Answer, Ledger, Tenant, WriterSetup, Writers, read_feed, record, verify};
-use super::{Backend, Findings, Scratch};
+use super::scratch::Scratch;
 
+#[derive(clap::Args)]
 pub struct StormArgs {
-    pub backend: Backend,
-    pub postgres: String,
-    /// Clients in the retry storm and writers in the same-session storm.
+    #[command(flatten)]
+    pub place: Place,
+    /// Clients in the retry storm, writers in the same-session storm.
+    #[arg(long, default_value_t = 50)]
     pub clients: usize,
     /// Records per writer in the same-session storm.
+    #[arg(long, default_value_t = 200)]
     pub records: u64,
-    pub server_bin: PathBuf,
 }
 
 pub async fn run(args: StormArgs) -> Result<(), String> {
-    Scratch::around(args.backend, &args.postgres, async |scratch| {
+    Scratch::around(args.place.database, &args.place.postgres, async |scratch| {
         scenario(&args, scratch).await
     })
     .await
 }
 
 async fn scenario(args: &StormArgs, scratch: &Scratch) -> Result<(), String> {
-    let name = format!("storms ({:?})", args.backend).to_lowercase();
-    let mut server = Instance::start(&args.server_bin, &scratch.url).await?;
-    let tenant = Tenant::create(&args.server_bin, &scratch.url, &server.base(), 2).await?;
+    let name = format!("storms ({:?})", args.place.database).to_lowercase();
+    let bin = &args.place.server_bin;
+    let mut server = Instance::start(bin, &scratch.url).await?;
+    let tenant = Tenant::create(bin, &scratch.url, &server.base(), 2).await?;
     let mut findings = Findings::default();
 
     // The retry storm, on its own session.
@@ -70,12 +74,9 @@ async fn scenario(args: &StormArgs, scratch: &Scratch) -> Result<(), String> {
         feed.len()
     );
     for (what, outcome) in [("same key", &same_key), ("different keys", &different_keys)] {
-        findings.0.extend(
-            outcome
-                .errors
-                .iter()
-                .map(|e| format!("retry storm ({what}): {e}")),
-        );
+        for e in &outcome.errors {
+            findings.add(format!("retry storm ({what}): {e}"));
+        }
     }
     findings.check(
         ids.len() == 1,

@@ -7,6 +7,7 @@
 //! by its socket.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,9 +15,28 @@ use futures_util::Stream;
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
+use super::event::{FeedEvent, FeedFilter};
+use crate::domain::locked;
 use crate::error::AppError;
-use crate::service::Services;
-use crate::service::feed::{FeedEvent, FeedFilter};
+
+/// Where the hub reads a tenant's events: the conversion table in service,
+/// a fake in tests.
+pub trait FeedSource: Clone + Send + Sync + 'static {
+    /// The newest event's position (0 before the first).
+    fn latest(&self, tenant_id: Uuid) -> impl Future<Output = Result<i64, AppError>> + Send;
+
+    /// Up to `limit` events after `after` that match `filter`, oldest first.
+    fn after(
+        &self,
+        tenant_id: Uuid,
+        after: i64,
+        filter: &FeedFilter,
+        limit: u64,
+    ) -> impl Future<Output = Result<Vec<FeedEvent>, AppError>> + Send;
+
+    /// Changes whenever the tenant's feed may have moved.
+    fn wake_ups(&self, tenant_id: Uuid) -> watch::Receiver<u64>;
+}
 
 /// Events a subscriber may be behind the live broadcast before it goes back
 /// to reading the table.
@@ -48,15 +68,15 @@ impl std::fmt::Debug for FeedHub {
 
 impl FeedHub {
     /// Joins (or starts) the tenant's live broadcast.
-    fn join(
+    fn join<S: FeedSource>(
         self: &Arc<Self>,
-        services: &Services,
+        source: &S,
         tenant_id: Uuid,
     ) -> (
         broadcast::Receiver<Arc<FeedEvent>>,
         watch::Receiver<Option<i64>>,
     ) {
-        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tenants = locked(&self.tenants);
         if let Some(feed) = tenants.get(&tenant_id) {
             return (feed.events.subscribe(), feed.start.clone());
         }
@@ -71,7 +91,7 @@ impl FeedHub {
         );
         tokio::spawn(read_tenant(
             self.clone(),
-            services.clone(),
+            source.clone(),
             tenant_id,
             events,
             start_tx,
@@ -86,7 +106,7 @@ impl FeedHub {
         tenant_id: Uuid,
         events: &broadcast::Sender<Arc<FeedEvent>>,
     ) -> bool {
-        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tenants = locked(&self.tenants);
         if events.receiver_count() > 0 {
             return false;
         }
@@ -100,16 +120,16 @@ impl FeedHub {
     }
 
     /// A tenant's events after `after`, matching `filter`, without end.
-    pub fn subscribe(
+    pub fn subscribe<S: FeedSource>(
         self: &Arc<Self>,
-        services: &Services,
+        source: S,
         tenant_id: Uuid,
         after: i64,
         filter: FeedFilter,
-    ) -> impl Stream<Item = Result<FeedEvent, AppError>> + Send + use<> {
-        let (live, start) = self.join(services, tenant_id);
+    ) -> impl Stream<Item = Result<FeedEvent, AppError>> + Send + use<S> {
+        let (live, start) = self.join(&source, tenant_id);
         let state = Subscriber {
-            services: services.clone(),
+            source,
             tenant_id,
             cursor: after,
             filter,
@@ -134,8 +154,8 @@ impl FeedHub {
     }
 }
 
-struct Subscriber {
-    services: Services,
+struct Subscriber<S> {
+    source: S,
     tenant_id: Uuid,
     /// The last event this subscriber has passed (delivered or filtered out).
     cursor: i64,
@@ -147,7 +167,7 @@ struct Subscriber {
     done: bool,
 }
 
-impl Subscriber {
+impl<S: FeedSource> Subscriber<S> {
     async fn next(&mut self) -> Result<FeedEvent, AppError> {
         loop {
             if let Some(event) = self.buffer.pop_front() {
@@ -161,16 +181,16 @@ impl Subscriber {
                         break start;
                     }
                     if self.start.changed().await.is_err() {
-                        return Err(AppError::Internal("the live reader stopped".into()));
+                        return Err(AppError::internal("the live reader stopped"));
                     }
                 };
                 let batch = self
-                    .services
-                    .events_after(self.tenant_id, self.cursor, &self.filter, BATCH)
+                    .source
+                    .after(self.tenant_id, self.cursor, &self.filter, BATCH)
                     .await?;
                 match batch.last() {
                     Some(last) => {
-                        self.cursor = last.conversion.feed_seq;
+                        self.cursor = last.seq();
                         self.buffer.extend(batch);
                     }
                     None => {
@@ -182,8 +202,8 @@ impl Subscriber {
             }
             match self.live.recv().await {
                 Ok(event) => {
-                    if event.conversion.feed_seq > self.cursor {
-                        self.cursor = event.conversion.feed_seq;
+                    if event.seq() > self.cursor {
+                        self.cursor = event.seq();
                         if self.filter.matches(&event) {
                             self.buffer.push_back(event.as_ref().clone());
                         }
@@ -196,7 +216,7 @@ impl Subscriber {
                     self.catching_up = true;
                 }
                 Err(broadcast::error::RecvError::Closed) => {
-                    return Err(AppError::Internal("the live reader stopped".into()));
+                    return Err(AppError::internal("the live reader stopped"));
                 }
             }
         }
@@ -205,17 +225,17 @@ impl Subscriber {
 
 /// Follows one tenant's conversion table and broadcasts every event, in
 /// cursor order, until nobody listens.
-async fn read_tenant(
+async fn read_tenant<S: FeedSource>(
     hub: Arc<FeedHub>,
-    services: Services,
+    source: S,
     tenant_id: Uuid,
     events: broadcast::Sender<Arc<FeedEvent>>,
     start: watch::Sender<Option<i64>>,
 ) {
-    let mut wake = services.events.watch(tenant_id);
+    let mut wake = source.wake_ups(tenant_id);
     let mut cursor = loop {
         wake.borrow_and_update();
-        match services.latest_event_seq(tenant_id).await {
+        match source.latest(tenant_id).await {
             Ok(seq) => break seq,
             Err(e) => {
                 tracing::warn!(error = %e, "live reader cannot start; retrying");
@@ -229,13 +249,13 @@ async fn read_tenant(
     let _ = start.send(Some(cursor));
     loop {
         wake.borrow_and_update();
-        match services
-            .events_after(tenant_id, cursor, &FeedFilter::default(), BATCH)
+        match source
+            .after(tenant_id, cursor, &FeedFilter::default(), BATCH)
             .await
         {
             Ok(batch) if !batch.is_empty() => {
                 for event in batch {
-                    cursor = event.conversion.feed_seq;
+                    cursor = event.seq();
                     let _ = events.send(Arc::new(event));
                 }
                 continue;

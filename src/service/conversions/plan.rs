@@ -1,0 +1,214 @@
+//! What a recording will do, decided from reads alone.
+
+use entity::{conversation, conversion, idempotency_key};
+use sea_orm::sea_query::Condition;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use super::Recorded;
+use crate::domain::conversion::{ConversionKind, ConversionSource};
+use crate::domain::link::CtaAction;
+use crate::error::AppError;
+use crate::events::EventBus;
+use crate::service::read_model::read_all;
+
+/// One record the request wants credited.
+pub(crate) struct Planned {
+    pub kind: ConversionKind,
+    pub record_id: String,
+}
+
+/// How the new rows are credited.
+pub(crate) struct Attribution {
+    pub source: ConversionSource,
+    pub attributed: bool,
+    pub unattributed_reason: Option<&'static str>,
+    pub link: Option<(Uuid, CtaAction)>,
+}
+
+impl Attribution {
+    pub fn credited(source: ConversionSource) -> Self {
+        Self {
+            source,
+            attributed: true,
+            unattributed_reason: None,
+            link: None,
+        }
+    }
+}
+
+/// What a recording will do, decided by [`plan`] from reads alone.
+pub(crate) struct Plan {
+    pub(super) tenant_id: Uuid,
+    pub(super) conversation_id: Uuid,
+    /// The answer: the rows that already existed and the new ones, in the
+    /// order requested. New rows get their feed cursor when written.
+    pub(super) result: Vec<conversion::Model>,
+    /// Positions in `result` of the rows to insert.
+    pub(super) new_rows: Vec<usize>,
+    /// An idempotency key used for the first time, with its payload.
+    pub(super) new_key: Option<(String, String)>,
+    /// This recording is the conversation's first attributed conversion.
+    pub(super) first_conversion: bool,
+    pub(super) now: i64,
+}
+
+impl Plan {
+    /// Whether anything is to be written: new rows, or only a first-seen
+    /// idempotency key (a replay under a new key still binds the key).
+    pub fn writes(&self) -> bool {
+        !self.new_rows.is_empty() || self.new_key.is_some()
+    }
+
+    pub fn into_recorded(self) -> Result<Recorded, AppError> {
+        Ok(Recorded {
+            attributed: self.result.first().is_some_and(|c| c.attributed),
+            created: !self.new_rows.is_empty(),
+            conversions: read_all(self.result)?,
+        })
+    }
+
+    /// The first row of the answer (the requested record's conversion).
+    pub fn first_id(&self) -> Option<Uuid> {
+        self.result.first().map(|c| c.id)
+    }
+
+    /// After the commit: wake this instance's subscribers, count and log.
+    pub fn committed(&self, events: &EventBus) {
+        if self.new_rows.is_empty() {
+            return;
+        }
+        events.wake(self.tenant_id);
+        for &at in &self.new_rows {
+            metrics::counter!("convtrack_conversions_recorded_total", "kind" => self.result[at].kind.clone())
+                .increment(1);
+        }
+        tracing::info!(
+            inserted = self.new_rows.len(),
+            conversation = %self.conversation_id,
+            "conversion recorded"
+        );
+    }
+}
+
+/// Decides what recording `planned` against `conversation` means, with
+/// every rule of "Conversions and badges": natural-key replays, one
+/// conversation per record (Visitors excepted), idempotency keys. Reads
+/// only, without locks: a concurrent request that passes the same checks
+/// meets the unique indexes when writing, and is retried ([`Raced`]).
+///
+/// [`Raced`]: AppError::Raced
+pub(crate) async fn plan<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    conversation: &conversation::Model,
+    planned: &[Planned],
+    attribution: &Attribution,
+    idempotency: Option<(String, String)>,
+    now: i64,
+) -> Result<Plan, AppError> {
+    // Stripe semantics: a key stands for the payload it was first used
+    // with, whether that first use created anything or was a replay.
+    let mut new_key = None;
+    if let Some((key, payload)) = &idempotency {
+        match idempotency_key::Entity::find_by_id((tenant_id, key.clone()))
+            .one(db)
+            .await?
+        {
+            Some(seen) if &seen.payload_fingerprint != payload => {
+                return Err(AppError::IdempotencyKeyReused);
+            }
+            Some(_) => {}
+            None => new_key = Some((key.clone(), payload.clone())),
+        }
+    }
+
+    // Everything that could make this request a replay or a conflict, in one query.
+    let mut related = Condition::any();
+    for p in planned {
+        related = related.add(
+            // The record type is implied by the kind; naming it lets the
+            // (tenant, record type, record id) index serve even a generic
+            // prepared plan.
+            Condition::all()
+                .add(conversion::Column::RecordType.eq(p.kind.record_type().as_str()))
+                .add(conversion::Column::RecordId.eq(p.record_id.clone()))
+                .add(conversion::Column::Kind.eq(p.kind.as_str())),
+        );
+    }
+    // Sorted here, not in SQL: an ORDER BY feed_seq invites PostgreSQL to
+    // walk the tenant's feed index and filter, which its statistics can
+    // make look cheap right after a tenant grew fast (seen: 78 ms instead
+    // of 0.1 ms at 160,000 conversions).
+    let mut existing = conversion::Entity::find()
+        .filter(conversion::Column::TenantId.eq(tenant_id))
+        .filter(related)
+        .all(db)
+        .await?;
+    existing.sort_by_key(|c| c.feed_seq);
+
+    let mut result = Vec::with_capacity(planned.len());
+    let mut new_rows = Vec::new();
+    for p in planned {
+        let same_record =
+            |c: &&conversion::Model| c.kind == p.kind.as_str() && c.record_id == p.record_id;
+        if let Some(mine) = existing
+            .iter()
+            .filter(same_record)
+            .find(|c| c.conversation_id == Some(conversation.id))
+        {
+            result.push(mine.clone());
+            continue;
+        }
+        if !p.kind.record_reusable_across_conversations()
+            && existing.iter().any(|c| same_record(&c))
+        {
+            return Err(AppError::Conflict(format!(
+                "{} {} is already attributed to another conversation",
+                p.kind.record_type().as_str(),
+                crate::domain::text::quoted(&p.record_id)
+            )));
+        }
+        new_rows.push(result.len());
+        result.push(conversion::Model {
+            id: Uuid::now_v7(),
+            tenant_id,
+            conversation_id: Some(conversation.id),
+            kind: p.kind.as_str().to_owned(),
+            record_type: p.kind.record_type().as_str().to_owned(),
+            record_id: p.record_id.clone(),
+            source: attribution.source.as_str().to_owned(),
+            attributed: attribution.attributed,
+            unattributed_reason: attribution.unattributed_reason.map(str::to_owned),
+            idempotency_key: idempotency.as_ref().map(|(k, _)| k.clone()),
+            payload_fingerprint: idempotency.as_ref().map(|(_, p)| p.clone()),
+            // Numbered when written, under the tenant's lock.
+            feed_seq: 0,
+            recorded_at: now,
+            link_id: attribution.link.map(|(id, _)| id),
+            link_action: attribution.link.map(|(_, a)| a.as_str().to_owned()),
+            conversation_started_at: Some(conversation.started_at),
+            conversation_channel: Some(conversation.channel.clone()),
+        });
+    }
+    let first_conversion =
+        !new_rows.is_empty() && attribution.attributed && conversation.first_converted_at.is_none();
+    Ok(Plan {
+        tenant_id,
+        conversation_id: conversation.id,
+        result,
+        new_rows,
+        new_key,
+        first_conversion,
+        now,
+    })
+}
+
+impl Plan {
+    /// Gives the new rows consecutive feed cursors from `first`.
+    pub(super) fn number_rows(&mut self, first: i64) {
+        for (seq, &at) in (first..).zip(&self.new_rows) {
+            self.result[at].feed_seq = seq;
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! `recordConversion`: a checkout, form or agent reporting an outcome.
+
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseBackend;
+
+use super::plan::{Attribution, Planned, plan};
+use super::write::{retry_raced, write};
+use super::{ATTRIBUTION_EXPIRED, MAX_RECORD_ID_CHARS, Origin, RecordConversion, Recorded};
+use crate::domain::clock::{from_micros, to_micros};
+use crate::domain::conversion::{ConversionKind, ConversionSource};
+use crate::domain::idempotency::{self, fingerprint};
+use crate::domain::link::{CtaAction, LinkClaims};
+use crate::domain::role::Operation;
+use crate::domain::text;
+use crate::error::{AppError, stored};
+use crate::service::sessions::find_by_session_id;
+use crate::service::{Caller, Services};
+
+impl Services {
+    #[tracing::instrument(skip(self, caller, input), fields(tenant = %caller.tenant_id, kind = %input.kind))]
+    pub async fn record_conversion(
+        &self,
+        caller: &Caller,
+        input: RecordConversion,
+    ) -> Result<Recorded, AppError> {
+        caller.require(Operation::RecordConversions, "record conversions")?;
+        let record_id = text::required("recordId", &input.record_id, MAX_RECORD_ID_CHARS)?;
+        let new_customer_id = text::optional(
+            "newCustomerId",
+            input.new_customer_id.as_deref(),
+            MAX_RECORD_ID_CHARS,
+        )?;
+        if new_customer_id.is_some() && input.kind != ConversionKind::ContractCreated {
+            return Err(AppError::BadInput(
+                "newCustomerId goes with kind CONTRACT_CREATED (a membership sign-up by a new customer)"
+                    .into(),
+            ));
+        }
+        let idempotency_key = text::optional(
+            "idempotencyKey",
+            input.idempotency_key.as_deref(),
+            idempotency::MAX_KEY_CHARS,
+        )?;
+        let origin_text = match &input.origin {
+            Origin::Session(id) => format!("session:{id}"),
+            Origin::LinkToken(token) => format!("link:{token}"),
+        };
+        let payload = fingerprint(&[
+            Some(&origin_text),
+            Some(input.kind.as_str()),
+            Some(&record_id),
+            new_customer_id.as_deref(),
+        ]);
+        let mut planned = vec![Planned {
+            kind: input.kind,
+            record_id,
+        }];
+        if let Some(customer) = new_customer_id {
+            planned.push(Planned {
+                kind: ConversionKind::CustomerCreated,
+                record_id: customer,
+            });
+        }
+        let now = self.clock.now();
+
+        // A token's signature is checked before the write transaction: a
+        // forged token must not hold the write lock, even briefly.
+        let claims = match &input.origin {
+            Origin::LinkToken(token) => Some(self.verify_token(&self.db, token).await?),
+            Origin::Session(_) => None,
+        };
+        let key = idempotency_key.map(|k| (k, payload));
+        retry_raced(|| {
+            self.record_once(caller, &input, claims.as_ref(), &planned, key.clone(), now)
+        })
+        .await
+    }
+
+    /// One attempt of [`Self::record_conversion`]: the checks read without
+    /// locks, then the rows are written at once (see [`write`]).
+    async fn record_once(
+        &self,
+        caller: &Caller,
+        input: &RecordConversion,
+        claims: Option<&LinkClaims>,
+        planned: &[Planned],
+        idempotency: Option<(String, String)>,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, AppError> {
+        let (conversation, attribution) = match (&input.origin, claims) {
+            (Origin::LinkToken(_), Some(claims)) => {
+                let (conversation, link) = self
+                    .resolve_link_claims(&self.db, caller.tenant_id, claims)
+                    .await?;
+                // The expiry the link was issued with, whatever the window is now.
+                let within = now <= from_micros(link.expires_at);
+                let action: CtaAction = stored("cta_link.action", &link.action)?;
+                let attribution = Attribution {
+                    source: ConversionSource::Link,
+                    attributed: within,
+                    unattributed_reason: (!within).then_some(ATTRIBUTION_EXPIRED),
+                    link: Some((link.id, action)),
+                };
+                (conversation, attribution)
+            }
+            (Origin::Session(session_id), _) => {
+                let conversation = find_by_session_id(&self.db, caller.tenant_id, session_id)
+                    .await?
+                    .ok_or(AppError::NotFound("session"))?;
+                let within = now <= from_micros(conversation.started_at) + input.attribution_window;
+                let attribution = Attribution {
+                    source: ConversionSource::Direct,
+                    attributed: within,
+                    unattributed_reason: (!within).then_some(ATTRIBUTION_EXPIRED),
+                    link: None,
+                };
+                (conversation, attribution)
+            }
+            (Origin::LinkToken(_), None) => return Err(AppError::InvalidLinkToken),
+        };
+        let mut plan = plan(
+            &self.db,
+            caller.tenant_id,
+            &conversation,
+            planned,
+            &attribution,
+            idempotency,
+            to_micros(now),
+        )
+        .await?;
+        if plan.writes() {
+            if self.db.get_database_backend() == DatabaseBackend::Postgres {
+                write(&self.db, &mut plan).await?;
+            } else {
+                let txn = self.begin_write().await?;
+                write(&*txn, &mut plan).await?;
+                txn.commit().await?;
+            }
+            plan.committed(&self.events);
+        }
+        plan.into_recorded()
+    }
+}

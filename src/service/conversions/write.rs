@@ -1,0 +1,223 @@
+//! Writing a [`Plan`]: one statement on PostgreSQL, a few inside the
+//! caller's transaction on SQLite; a write that lost a race is retried.
+
+use std::future::Future;
+
+use entity::{conversation, conversion, idempotency_key};
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    QueryFilter, Set, SqlErr,
+};
+
+use super::plan::Plan;
+use crate::error::AppError;
+use crate::events::{NOTIFY_CHANNEL, notify_payload};
+use crate::service::statement;
+
+/// How often a recording lost to a concurrent identical one is retried.
+/// The retry sees the winner's rows, so one retry normally settles it.
+const RACE_RETRIES: usize = 3;
+
+/// Runs a recording transaction again when a concurrent one wrote the same
+/// row first: the next attempt answers as a replay or a conflict.
+pub(crate) async fn retry_raced<T, F, Fut>(mut attempt: F) -> Result<T, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AppError>>,
+{
+    for _ in 0..RACE_RETRIES {
+        match attempt().await {
+            Err(AppError::Raced) => tracing::debug!("recording raced a concurrent one; retrying"),
+            other => return other,
+        }
+    }
+    attempt().await
+}
+
+/// Writes `plan`. On PostgreSQL it is one statement, atomic by itself, so
+/// `db` may be the pool or a transaction the caller holds. On SQLite it is
+/// several statements: `db` must be a write transaction ([`Services::begin_write`]).
+pub(crate) async fn write<C: ConnectionTrait>(db: &C, plan: &mut Plan) -> Result<(), AppError> {
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        write_in_one_statement(db, plan).await
+    } else {
+        write_statement_by_statement(db, plan).await
+    }
+}
+
+/// SQLite: the statements of [`write_in_one_statement`], one at a time,
+/// inside the caller's transaction.
+async fn write_statement_by_statement<C: ConnectionTrait>(
+    txn: &C,
+    plan: &mut Plan,
+) -> Result<(), AppError> {
+    if let Some((key, payload)) = &plan.new_key {
+        idempotency_key::ActiveModel {
+            tenant_id: Set(plan.tenant_id),
+            key: Set(key.clone()),
+            payload_fingerprint: Set(payload.clone()),
+            created_at: Set(plan.now),
+        }
+        .insert(txn)
+        .await
+        .map_err(raced_on_unique)?;
+    }
+    if plan.new_rows.is_empty() {
+        return Ok(());
+    }
+    // Before the tenant's lock: every path locks a conversation before its
+    // tenant, never the reverse.
+    if plan.first_conversion {
+        // "Converted" and conversion stats read this column instead of
+        // joining conversions. Once set, it never changes.
+        conversation::Entity::update_many()
+            .col_expr(
+                conversation::Column::FirstConvertedAt,
+                Func::coalesce([
+                    Expr::col(conversation::Column::FirstConvertedAt),
+                    Expr::value(plan.now),
+                ])
+                .into(),
+            )
+            .filter(conversation::Column::Id.eq(plan.conversation_id))
+            .exec(txn)
+            .await?;
+    }
+    // The tenant's row is locked last and held only for the insert and the
+    // commit: it orders this tenant's feed cursors by commit, and it is the
+    // one place all of a tenant's recordings queue.
+    let count = plan.new_rows.len() as i64;
+    let row = txn
+        .query_one_raw(statement(
+            DatabaseBackend::Sqlite,
+            "UPDATE tenant SET conversion_seq = conversion_seq + ? WHERE id = ? \
+             RETURNING conversion_seq",
+            vec![count.into(), plan.tenant_id.into()],
+        ))
+        .await?
+        .ok_or_else(|| AppError::internal("caller's tenant row is missing"))?;
+    let last: i64 = row.try_get("", "conversion_seq")?;
+    plan.number_rows(last - count + 1);
+    let rows = plan.new_rows.iter().map(|&at| plan.result[at].clone());
+    conversion::Entity::insert_many(rows.map(conversion::ActiveModel::from))
+        .exec_without_returning(txn)
+        .await
+        .map_err(raced_on_unique)?;
+    Ok(())
+}
+
+/// PostgreSQL: writes `plan` in one statement. On its own it is its own
+/// transaction: one round trip instead of five (BEGIN, key, cursor, insert,
+/// COMMIT), and the tenant's row is locked for that one statement only. The
+/// notification is delivered at commit, and only if it commits.
+async fn write_in_one_statement<C: ConnectionTrait>(
+    db: &C,
+    plan: &mut Plan,
+) -> Result<(), AppError> {
+    let count = plan.new_rows.len() as i64;
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let mut parts: Vec<String> = Vec::new();
+    // Data-modifying CTEs all run, referenced or not. The conversation
+    // row is updated first (the cursor CTE reads it) so that this
+    // statement, too, locks the conversation before the tenant.
+    let after_conversation = if plan.first_conversion {
+        parts.push(
+            "conv AS (UPDATE conversation SET first_converted_at = COALESCE(first_converted_at, ?) \
+             WHERE id = ? RETURNING id)"
+                .into(),
+        );
+        values.push(plan.now.into());
+        values.push(plan.conversation_id.into());
+        " AND EXISTS (SELECT 1 FROM conv)"
+    } else {
+        ""
+    };
+    if let Some((key, payload)) = &plan.new_key {
+        parts.push(
+            "idem AS (INSERT INTO idempotency_key (tenant_id, key, payload_fingerprint, created_at) \
+             VALUES (?, ?, ?, ?))"
+                .into(),
+        );
+        values.extend([
+            plan.tenant_id.into(),
+            key.clone().into(),
+            payload.clone().into(),
+            plan.now.into(),
+        ]);
+    }
+    if count > 0 {
+        parts.push(format!(
+            "seq AS (UPDATE tenant SET conversion_seq = conversion_seq + ? WHERE id = ?{after_conversation} \
+             RETURNING conversion_seq - ? AS base, pg_notify(?, ?)::text AS notified)"
+        ));
+        values.extend([
+            count.into(),
+            plan.tenant_id.into(),
+            count.into(),
+            NOTIFY_CHANNEL.into(),
+            notify_payload(plan.tenant_id).into(),
+        ]);
+        let mut selects = Vec::new();
+        for (n, &at) in plan.new_rows.iter().enumerate() {
+            let c = &plan.result[at];
+            selects.push(
+                "SELECT ?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?::boolean, ?, ?, ?, seq.base + ?, \
+                 ?::bigint, ?::uuid, ?, ?::bigint, ? FROM seq"
+                    .to_owned(),
+            );
+            values.extend([
+                c.id.into(),
+                c.tenant_id.into(),
+                c.conversation_id.into(),
+                c.kind.clone().into(),
+                c.record_type.clone().into(),
+                c.record_id.clone().into(),
+                c.source.clone().into(),
+                c.attributed.into(),
+                c.unattributed_reason.clone().into(),
+                c.idempotency_key.clone().into(),
+                c.payload_fingerprint.clone().into(),
+                (n as i64 + 1).into(),
+                c.recorded_at.into(),
+                c.link_id.into(),
+                c.link_action.clone().into(),
+                c.conversation_started_at.into(),
+                c.conversation_channel.clone().into(),
+            ]);
+        }
+        parts.push(format!(
+            "ins AS (INSERT INTO conversion (id, tenant_id, conversation_id, kind, record_type, \
+             record_id, source, attributed, unattributed_reason, idempotency_key, \
+             payload_fingerprint, feed_seq, recorded_at, link_id, link_action, \
+             conversation_started_at, conversation_channel) {})",
+            selects.join(" UNION ALL ")
+        ));
+    }
+    let main = if count > 0 {
+        "SELECT base + 1 AS first_seq FROM seq"
+    } else {
+        "SELECT NULL::bigint AS first_seq"
+    };
+    let sql = format!("WITH {} {main}", parts.join(", "));
+    let row = db
+        .query_one_raw(statement(DatabaseBackend::Postgres, &sql, values))
+        .await
+        .map_err(raced_on_unique)?;
+    if count > 0 {
+        let first: i64 = row
+            .ok_or_else(|| AppError::internal("caller's tenant row is missing"))?
+            .try_get("", "first_seq")?;
+        plan.number_rows(first);
+    }
+    Ok(())
+}
+
+/// A unique index refused a row the checks had not seen: a concurrent
+/// request wrote it first.
+fn raced_on_unique(e: DbErr) -> AppError {
+    match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => AppError::Raced,
+        _ => AppError::from(e),
+    }
+}

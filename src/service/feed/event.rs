@@ -1,0 +1,45 @@
+//! What the feed carries: one committed conversion with its conversation,
+//! and the filter a subscriber narrows it with.
+
+use crate::domain::channel::Channel;
+use crate::domain::conversion::ConversionKind;
+use crate::service::read_model::{Conversation, Conversion};
+
+/// Narrows the feed. The cursor still counts every conversion.
+#[derive(Debug, Clone, Default)]
+pub struct FeedFilter {
+    pub kinds: Option<Vec<ConversionKind>>,
+    pub channels: Option<Vec<Channel>>,
+}
+
+impl FeedFilter {
+    /// Whether an event passes the filter (what `events_after` does in SQL).
+    pub fn matches(&self, event: &FeedEvent) -> bool {
+        let kind_ok = self
+            .kinds
+            .as_ref()
+            .is_none_or(|kinds| kinds.contains(&event.conversion.kind));
+        let channel_ok = self.channels.as_ref().is_none_or(|channels| {
+            event
+                .conversation
+                .as_ref()
+                .is_some_and(|c| channels.contains(&c.channel))
+        });
+        kind_ok && channel_ok
+    }
+}
+
+/// One conversion with the conversation it belongs to (none for an
+/// unattributed conversion without one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEvent {
+    pub conversion: Conversion,
+    pub conversation: Option<Conversation>,
+}
+
+impl FeedEvent {
+    /// Its position in the tenant's feed.
+    pub fn seq(&self) -> i64 {
+        self.conversion.feed_seq
+    }
+}

@@ -1,0 +1,181 @@
+//! The conversion event feed: every committed conversion of a tenant, in
+//! cursor order, read from the table after a cursor; paged for those who
+//! poll, followed live (through this instance's [`hub`]) for subscribers.
+
+mod event;
+pub mod hub;
+
+use entity::{api_key, conversation, conversion};
+use futures_util::Stream;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+pub use event::{FeedEvent, FeedFilter};
+
+use super::read_model::{Conversion, read_all};
+use super::{Caller, Page, Services};
+use crate::domain::cursor::EventCursor;
+use crate::domain::role::Operation;
+use crate::error::AppError;
+use hub::FeedSource;
+
+/// A page of the feed for a client that polls.
+#[derive(Debug)]
+pub struct FeedPage {
+    pub events: Page<FeedEvent>,
+    /// Where the page started: after the given cursor, or at the start of
+    /// the feed.
+    pub start: i64,
+}
+
+impl Services {
+    /// Refuses callers that may not follow the feed.
+    fn may_follow_feed(&self, caller: &Caller) -> Result<(), AppError> {
+        caller.require(
+            Operation::FollowConversionFeed,
+            "follow the conversion feed",
+        )
+    }
+
+    /// The cursor of the newest committed event, to subscribe after.
+    pub async fn feed_cursor(&self, caller: &Caller) -> Result<EventCursor, AppError> {
+        self.may_follow_feed(caller)?;
+        Ok(EventCursor {
+            tenant_id: caller.tenant_id,
+            seq: self.latest(caller.tenant_id).await?,
+        })
+    }
+
+    /// Up to `first` events after `after` (from the first without it).
+    pub async fn feed_page(
+        &self,
+        caller: &Caller,
+        after: Option<EventCursor>,
+        first: u64,
+        filter: &FeedFilter,
+    ) -> Result<FeedPage, AppError> {
+        self.may_follow_feed(caller)?;
+        let start = self.start_after(caller, after).await?.unwrap_or(0);
+        let rows = self
+            .after(caller.tenant_id, start, filter, first + 1)
+            .await?;
+        Ok(FeedPage {
+            events: Page::from_overfetch(rows, first),
+            start,
+        })
+    }
+
+    /// The caller's events after `after` (without it, those committed from
+    /// now on), replayed from the table and then live, without end.
+    pub async fn follow_feed(
+        &self,
+        caller: &Caller,
+        after: Option<EventCursor>,
+        filter: FeedFilter,
+    ) -> Result<impl Stream<Item = Result<FeedEvent, AppError>> + Send + use<>, AppError> {
+        self.may_follow_feed(caller)?;
+        let start = match self.start_after(caller, after).await? {
+            Some(seq) => seq,
+            None => self.latest(caller.tenant_id).await?,
+        };
+        Ok(self
+            .hub
+            .subscribe(self.clone(), caller.tenant_id, start, filter))
+    }
+
+    /// The position an `after` cursor names. A cursor beyond the newest
+    /// event was not handed out by this server: refused, rather than
+    /// waited on.
+    async fn start_after(
+        &self,
+        caller: &Caller,
+        after: Option<EventCursor>,
+    ) -> Result<Option<i64>, AppError> {
+        let Some(after) = after else {
+            return Ok(None);
+        };
+        if after.seq > self.latest(caller.tenant_id).await? {
+            return Err(AppError::BadInput(
+                "after is not an event cursor of this tenant; pass the cursor of the last event you received"
+                    .into(),
+            ));
+        }
+        Ok(Some(after.seq))
+    }
+
+    /// Whether an API key is still valid (checked by open sockets, so a
+    /// revoked key loses its subscriptions on every instance).
+    pub async fn key_is_active(&self, key_id: Uuid) -> Result<bool, AppError> {
+        let key = api_key::Entity::find_by_id(key_id).one(&self.db).await?;
+        Ok(key.is_some_and(|k| k.revoked_at.is_none()))
+    }
+}
+
+/// The conversion table, read by this instance's live readers and by the
+/// pages above.
+impl FeedSource for Services {
+    /// The cursor of the newest committed conversion (0 before the first).
+    async fn latest(&self, tenant_id: Uuid) -> Result<i64, AppError> {
+        let newest = conversion::Entity::find()
+            .filter(conversion::Column::TenantId.eq(tenant_id))
+            .order_by_desc(conversion::Column::FeedSeq)
+            .one(&self.db)
+            .await?;
+        Ok(newest.map_or(0, |c| c.feed_seq))
+    }
+
+    /// Up to `limit` events after `after`, oldest first: two statements.
+    async fn after(
+        &self,
+        tenant_id: Uuid,
+        after: i64,
+        filter: &FeedFilter,
+        limit: u64,
+    ) -> Result<Vec<FeedEvent>, AppError> {
+        let mut query = conversion::Entity::find()
+            .filter(conversion::Column::TenantId.eq(tenant_id))
+            .filter(conversion::Column::FeedSeq.gt(after));
+        if let Some(kinds) = &filter.kinds {
+            query = query.filter(conversion::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())));
+        }
+        if let Some(channels) = &filter.channels {
+            let on_channels = Query::select()
+                .column(conversation::Column::Id)
+                .from(conversation::Entity)
+                .and_where(Expr::col(conversation::Column::TenantId).eq(tenant_id))
+                .and_where(
+                    Expr::col(conversation::Column::Channel)
+                        .is_in(channels.iter().map(|c| c.as_str())),
+                )
+                .to_owned();
+            query = query.filter(conversion::Column::ConversationId.in_subquery(on_channels));
+        }
+        let rows = query
+            .order_by_asc(conversion::Column::FeedSeq)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        let rows: Vec<Conversion> = read_all(rows)?;
+        let ids: Vec<Uuid> = rows.iter().filter_map(|c| c.conversation_id).collect();
+        let conversations = if ids.is_empty() {
+            Default::default()
+        } else {
+            self.conversations_by_ids(tenant_id, &ids).await?
+        };
+        Ok(rows
+            .into_iter()
+            .map(|conversion| FeedEvent {
+                conversation: conversion
+                    .conversation_id
+                    .and_then(|id| conversations.get(&id).cloned()),
+                conversion,
+            })
+            .collect())
+    }
+
+    fn wake_ups(&self, tenant_id: Uuid) -> watch::Receiver<u64> {
+        self.events.watch(tenant_id)
+    }
+}

@@ -1,0 +1,140 @@
+//! What services hand to the layers above: the stored rows read once, their
+//! stored strings parsed into domain values. A stored value that does not
+//! parse is corrupt data, an internal error here, never at a call site.
+
+use chrono::{DateTime, Utc};
+use entity::{conversation, conversion, message};
+use uuid::Uuid;
+
+use crate::domain::channel::Channel;
+use crate::domain::clock::from_micros;
+use crate::domain::conversion::{ConversionKind, ConversionSource, RecordType};
+use crate::domain::link::CtaAction;
+use crate::domain::message::MessageRole;
+use crate::domain::session_id::SessionId;
+use crate::domain::settings::TenantSettings;
+use crate::error::{AppError, stored};
+
+/// One AI-assistant conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub id: Uuid,
+    pub session_id: SessionId,
+    pub channel: Channel,
+    pub thread_key: Option<String>,
+    pub contact: Option<String>,
+    pub user_id: Option<String>,
+    pub user_name: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub last_activity_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub opening_message: Option<String>,
+    pub message_count: i32,
+}
+
+impl Conversation {
+    /// Whether it can still take messages at `now`, under its tenant's rules.
+    pub fn is_active(&self, now: DateTime<Utc>, settings: &TenantSettings) -> bool {
+        self.closed_at.is_none()
+            && !settings
+                .policy(self.channel)
+                .has_expired(self.last_activity_at, now)
+    }
+}
+
+impl TryFrom<conversation::Model> for Conversation {
+    type Error = AppError;
+
+    fn try_from(row: conversation::Model) -> Result<Self, AppError> {
+        Ok(Conversation {
+            id: row.id,
+            session_id: SessionId::parse(&row.session_id).map_err(|e| {
+                AppError::internal_from(format!("stored conversation.session_id of {}", row.id), e)
+            })?,
+            channel: stored("conversation.channel", &row.channel)?,
+            thread_key: row.thread_key,
+            contact: row.contact,
+            user_id: row.user_id,
+            user_name: row.user_name,
+            started_at: from_micros(row.started_at),
+            last_activity_at: from_micros(row.last_activity_at),
+            closed_at: row.closed_at.map(from_micros),
+            opening_message: row.opening_message,
+            message_count: row.message_count,
+        })
+    }
+}
+
+/// One recorded business outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversion {
+    pub id: Uuid,
+    pub conversation_id: Option<Uuid>,
+    pub kind: ConversionKind,
+    pub record_type: RecordType,
+    pub record_id: String,
+    pub source: ConversionSource,
+    pub attributed: bool,
+    pub unattributed_reason: Option<String>,
+    /// Its position in the tenant's event feed.
+    pub feed_seq: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub link_action: Option<CtaAction>,
+}
+
+impl TryFrom<conversion::Model> for Conversion {
+    type Error = AppError;
+
+    fn try_from(row: conversion::Model) -> Result<Self, AppError> {
+        Ok(Conversion {
+            id: row.id,
+            conversation_id: row.conversation_id,
+            kind: stored("conversion.kind", &row.kind)?,
+            record_type: stored("conversion.record_type", &row.record_type)?,
+            record_id: row.record_id,
+            source: stored("conversion.source", &row.source)?,
+            attributed: row.attributed,
+            unattributed_reason: row.unattributed_reason,
+            feed_seq: row.feed_seq,
+            recorded_at: from_micros(row.recorded_at),
+            link_action: row
+                .link_action
+                .as_deref()
+                .map(|action| stored("conversion.link_action", action))
+                .transpose()?,
+        })
+    }
+}
+
+/// One message of a conversation's thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: Uuid,
+    /// 1-based position in the thread, counting tool calls.
+    pub seq: i32,
+    pub role: MessageRole,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<message::Model> for Message {
+    type Error = AppError;
+
+    fn try_from(row: message::Model) -> Result<Self, AppError> {
+        Ok(Message {
+            id: row.id,
+            seq: row.seq,
+            role: stored("message.role", &row.role)?,
+            content: row.content,
+            created_at: from_micros(row.created_at),
+        })
+    }
+}
+
+/// Reads every row of a list, failing on the first corrupt one.
+pub fn read_all<R, T>(rows: impl IntoIterator<Item = R>) -> Result<Vec<T>, AppError>
+where
+    T: TryFrom<R, Error = AppError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
