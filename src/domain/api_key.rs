@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::redact::Redacted;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -23,7 +24,7 @@ pub struct NewApiKey {
 impl fmt::Debug for NewApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewApiKey")
-            .field("secret", &format_args!("[redacted]"))
+            .field("secret", &Redacted)
             .field("hash", &self.hash)
             .field("prefix", &self.prefix)
             .finish()

@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use super::InvalidInput;
 use super::conversion::ConversionKind;
+use super::redact::Redacted;
 use super::session_id::{self, SessionId};
 
 /// What the AI asks the person to do.
@@ -178,7 +179,7 @@ impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey")
             .field("kid", &self.kid)
-            .field("secret", &format_args!("[redacted]"))
+            .field("secret", &Redacted)
             .finish()
     }
 }

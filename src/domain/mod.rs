@@ -15,6 +15,7 @@ pub mod opening;
 pub mod public_url;
 pub mod query_text;
 pub mod rate_limit;
+pub mod redact;
 pub mod role;
 pub mod session_id;
 pub mod settings;

@@ -1,164 +1,19 @@
-//! Conversations: the `Conversation` type, the AI Conversations list and
-//! single-conversation lookups.
+//! The AI Conversations list and single-conversation lookups.
 
 use async_graphql::connection::Connection;
-use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 
 use super::context::{RequestContext, request};
-use super::conversion::{Badge, Conversion};
 use super::enums::{Channel, ConversionKind, RecordType};
-use super::message::Message;
+use super::objects::Conversation;
 use super::pagination;
 use crate::domain::clock::to_micros;
-use crate::domain::cursor::{
-    ConversationCursor, NodeType, decode_message_cursor, encode_message_cursor, global_id,
-    parse_global_id,
-};
+use crate::domain::cursor::{ConversationCursor, NodeType, parse_global_id};
 use crate::domain::session_id::SessionId;
 use crate::error::AppError;
 use crate::service::listing;
 use crate::service::read_model;
-
-/// One AI-assistant conversation (a session) on one channel, with its thread
-/// and the business outcomes it led to.
-#[derive(Clone)]
-pub struct Conversation(pub read_model::Conversation);
-
-/// The member who was logged in when the conversation started.
-#[derive(SimpleObject)]
-pub struct User {
-    /// The member's id in the operator's system.
-    pub id: Option<String>,
-    /// The member's name as the agent runtime reported it.
-    pub name: Option<String>,
-}
-
-#[Object]
-impl Conversation {
-    /// Opaque global id of the conversation (the admin-facing identifier);
-    /// accepted by `conversation(id:)` and `node(id:)`.
-    pub async fn id(&self) -> ID {
-        ID(global_id(NodeType::Conversation, self.0.id))
-    }
-
-    /// The session ID the agent runtime and call-to-action links carry.
-    async fn session_id(&self) -> &SessionId {
-        &self.0.session_id
-    }
-
-    /// The channel the conversation happens on.
-    async fn channel(&self) -> Channel {
-        self.0.channel.into()
-    }
-
-    /// When the session started.
-    async fn started_at(&self) -> DateTime<Utc> {
-        self.0.started_at
-    }
-
-    /// When the last message arrived (or the session was resumed).
-    async fn last_activity_at(&self) -> DateTime<Utc> {
-        self.0.last_activity_at
-    }
-
-    /// When the session was closed; null while it is not.
-    async fn closed_at(&self) -> Option<DateTime<Utc>> {
-        self.0.closed_at
-    }
-
-    /// True while the session takes messages: not closed and not past its
-    /// channel's inactivity timeout.
-    async fn active(&self, ctx: &Context<'_>) -> Result<bool> {
-        let r = request(ctx)?;
-        let now = r.services.clock.now();
-        Ok(self.0.is_active(now, &*r.settings().await?))
-    }
-
-    /// The first visitor message, cut to 120 characters (never inside a
-    /// character); null until the visitor has said something.
-    async fn opening_message(&self) -> Option<&str> {
-        self.0.opening_message.as_deref()
-    }
-
-    /// The logged-in member; null for anonymous visitors.
-    async fn user(&self) -> Option<User> {
-        (self.0.user_id.is_some() || self.0.user_name.is_some()).then(|| User {
-            id: self.0.user_id.clone(),
-            name: self.0.user_name.clone(),
-        })
-    }
-
-    /// The email address (EMAIL) or E.164 phone number (WHATSAPP, VOICE) of
-    /// the person; free text or null on CHAT.
-    async fn contact(&self) -> Option<&str> {
-        self.0.contact.as_deref()
-    }
-
-    /// The email thread the session belongs to (EMAIL only).
-    async fn thread_key(&self) -> Option<&str> {
-        self.0.thread_key.as_deref()
-    }
-
-    /// Number of messages in the thread, tool calls included.
-    async fn message_count(&self) -> i32 {
-        self.0.message_count
-    }
-
-    /// The thread, oldest first. Tool calls are left out unless
-    /// `includeToolCalls` is true, which only ADMIN keys may ask for.
-    #[graphql(
-        complexity = "super::limits::connection_complexity(first, super::pagination::THREAD.default, child_complexity)"
-    )]
-    async fn messages(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "Page size, 1 to 500; default 500.")] first: Option<i32>,
-        #[graphql(desc = "Cursor of the last message already seen.")] after: Option<String>,
-        #[graphql(default = false, desc = "Include TOOL messages (ADMIN only).")]
-        include_tool_calls: bool,
-    ) -> Result<Connection<String, Message>> {
-        let r = request(ctx)?;
-        let first = pagination::THREAD.first(first)?;
-        let after_seq = after
-            .as_deref()
-            .map(decode_message_cursor)
-            .transpose()
-            .map_err(AppError::from)?;
-        let page = r
-            .services
-            .thread_page(&r.caller, self.0.id, first, after_seq, include_tool_calls)
-            .await?;
-        Ok(pagination::connection(page, after_seq.is_some(), |m| {
-            (encode_message_cursor(m.seq), Message(m))
-        }))
-    }
-
-    /// Badges of the outcomes credited to this conversation, oldest first;
-    /// one per conversion.
-    async fn badges(&self, ctx: &Context<'_>) -> Result<Vec<Badge>> {
-        let r = request(ctx)?;
-        let settings = r.settings().await?;
-        let conversions = r.conversions.load_one(self.0.id).await?;
-        let badges = conversions
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|c| c.attributed)
-            .map(|c| Badge::of(&c, &settings))
-            .collect();
-        Ok(badges)
-    }
-
-    /// Every conversion recorded against this conversation, oldest first.
-    async fn conversions(&self, ctx: &Context<'_>) -> Result<Vec<Conversion>> {
-        let conversions = request(ctx)?.conversions.load_one(self.0.id).await?;
-        Ok(conversions
-            .unwrap_or_default()
-            .into_iter()
-            .map(Conversion)
-            .collect())
-    }
-}
 
 /// Narrows the AI Conversations list. Given fields all apply.
 #[derive(InputObject, Default)]

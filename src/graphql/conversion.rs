@@ -1,134 +1,19 @@
-//! Conversions and badges: the `Conversion` and `Badge` types and
-//! `recordConversion`.
+//! `recordConversion`, unattributed conversions for review, and the badge
+//! legend.
 
 use async_graphql::connection::Connection;
-use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
+use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 
 use super::context::request;
-use super::conversation::Conversation;
-use super::enums::{BadgeColour, ConversionKind, ConversionSource, CtaAction, RecordType};
+use super::enums::{BadgeColour, ConversionKind, RecordType};
+use super::objects::Conversion;
 use super::pagination;
 use crate::domain;
-use crate::domain::cursor::{
-    NodeType, decode_conversion_cursor, encode_conversion_cursor, global_id,
-};
-use crate::domain::role::Operation;
+use crate::domain::cursor::decode_conversion_cursor;
+use crate::domain::cursor::encode_conversion_cursor;
 use crate::domain::session_id::SessionId;
-use crate::domain::settings::TenantSettings;
 use crate::error::AppError;
 use crate::service::conversions::{Origin, RecordConversion, Recorded};
-use crate::service::read_model;
-
-/// A record in the operator's system that an outcome created.
-#[derive(SimpleObject)]
-pub struct Record {
-    /// What kind of record it is.
-    #[graphql(name = "type")]
-    pub record_type: RecordType,
-    /// Its id in the operator's system.
-    pub id: String,
-    /// A link to it in the operator's admin, from the tenant's URL template
-    /// for this record type; null without a template.
-    pub url: Option<String>,
-}
-
-/// A coloured badge on a conversation: one outcome it led to.
-#[derive(SimpleObject)]
-pub struct Badge {
-    /// The outcome.
-    pub kind: ConversionKind,
-    /// The badge's text, e.g. "Day pass purchased".
-    pub label: &'static str,
-    /// The badge's colour, e.g. PEACH.
-    pub colour: BadgeColour,
-    /// The record the badge links to.
-    pub record: Record,
-    /// When the outcome was recorded.
-    pub recorded_at: DateTime<Utc>,
-}
-
-fn record_of(conversion: &read_model::Conversion, settings: &TenantSettings) -> Record {
-    Record {
-        record_type: conversion.record_type.into(),
-        id: conversion.record_id.clone(),
-        url: settings.record_url(conversion.record_type, &conversion.record_id),
-    }
-}
-
-impl Badge {
-    pub fn of(conversion: &read_model::Conversion, settings: &TenantSettings) -> Self {
-        let kind = conversion.kind;
-        Badge {
-            kind: kind.into(),
-            label: kind.badge_label(),
-            colour: kind.badge_colour().into(),
-            record: record_of(conversion, settings),
-            recorded_at: conversion.recorded_at,
-        }
-    }
-}
-
-/// A business outcome recorded by convtrack.
-#[derive(Clone)]
-pub struct Conversion(pub read_model::Conversion);
-
-#[Object]
-impl Conversion {
-    /// Opaque global id; accepted by `node(id:)`.
-    pub async fn id(&self) -> ID {
-        ID(global_id(NodeType::Conversion, self.0.id))
-    }
-
-    /// The outcome.
-    async fn kind(&self) -> ConversionKind {
-        self.0.kind.into()
-    }
-
-    /// The record it created in the operator's system.
-    async fn record(&self, ctx: &Context<'_>) -> Result<Record> {
-        let settings = request(ctx)?.settings().await?;
-        Ok(record_of(&self.0, &settings))
-    }
-
-    /// When it was recorded.
-    async fn recorded_at(&self) -> DateTime<Utc> {
-        self.0.recorded_at
-    }
-
-    /// True when credited to a conversation (and shown as a badge).
-    async fn attributed(&self) -> bool {
-        self.0.attributed
-    }
-
-    /// Why an unattributed conversion was not credited, e.g. `ATTRIBUTION_EXPIRED`.
-    async fn unattributed_reason(&self) -> Option<&str> {
-        self.0.unattributed_reason.as_deref()
-    }
-
-    /// How it reached convtrack.
-    async fn source(&self) -> ConversionSource {
-        self.0.source.into()
-    }
-
-    /// The call to action whose link led to it (`LINK` conversions only).
-    async fn link_action(&self) -> Option<CtaAction> {
-        self.0.link_action.map(Into::into)
-    }
-
-    /// The conversation it came from. For an unattributed conversion this is
-    /// the conversation whose (expired) link it came through, not credited.
-    /// Needs a role that may read conversations (not CHECKOUT).
-    async fn conversation(&self, ctx: &Context<'_>) -> Result<Option<Conversation>> {
-        let r = request(ctx)?;
-        r.caller
-            .require(Operation::ReadConversation, "read conversations")?;
-        let Some(id) = self.0.conversation_id else {
-            return Ok(None);
-        };
-        Ok(r.conversations.load_one(id).await?.map(Conversation))
-    }
-}
 
 /// An outcome to record: against a session given by its ID, or by the link
 /// token that came with the person (give exactly one of the two).

@@ -11,9 +11,9 @@ use async_graphql::{Context, Object, Result, SimpleObject, Subscription};
 use uuid::Uuid;
 
 use super::context::{RequestContext, request};
-use super::conversation::Conversation;
-use super::conversion::Conversion;
 use super::enums::{Channel, ConversionKind};
+use super::objects::Conversation;
+use super::objects::Conversion;
 use super::pagination;
 use crate::domain::cursor::EventCursor;
 use crate::error::AppError;

@@ -12,6 +12,7 @@ mod link;
 mod loaders;
 mod message;
 mod node;
+mod objects;
 pub mod observe;
 mod pagination;
 mod policy;

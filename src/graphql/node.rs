@@ -3,9 +3,9 @@
 use async_graphql::{Context, ID, Interface, Object, Result};
 
 use super::context::request;
-use super::conversation::Conversation;
-use super::conversion::Conversion;
 use super::message::Message;
+use super::objects::Conversation;
+use super::objects::Conversion;
 use crate::domain::cursor::{NodeType, parse_global_id};
 
 /// An object with a global id.

@@ -3,9 +3,9 @@
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 
 use super::context::request;
-use super::conversation::Conversation;
 use super::enums::{Channel, MessageRole};
 use super::message::Message;
+use super::objects::Conversation;
 use crate::domain::session_id::SessionId;
 use crate::service::sessions::StartSession;
 

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{Caller, Services, statement};
 use crate::domain::api_key as secrets;
 use crate::domain::clock::to_micros;
+use crate::domain::redact::Redacted;
 use crate::domain::role::Role;
 use crate::domain::settings::TenantSettings;
 use crate::domain::text;
@@ -39,7 +40,7 @@ impl std::fmt::Debug for CreatedKey {
         f.debug_struct("CreatedKey")
             .field("key", &self.key)
             .field("tenant", &self.tenant)
-            .field("secret", &format_args!("[redacted]"))
+            .field("secret", &Redacted)
             .finish()
     }
 }

@@ -2,7 +2,7 @@
 //! and a median in SQL), never by loading rows into the server.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::{ConnectionTrait, QueryResult, Value};
 
 use super::{Caller, Services, statement};
 use crate::domain::channel::Channel;
@@ -75,7 +75,53 @@ impl Services {
         {
             return Err(AppError::BadInput("from must be before to".into()));
         }
+        let sql = StatsSql::new(caller.tenant_id, range);
         let backend = self.db.get_database_backend();
+        let query = |text: &str| {
+            self.db
+                .query_all_raw(statement(backend, text, sql.values.clone()))
+        };
+        let _slot = self
+            .stats_slots
+            .acquire()
+            .await
+            .map_err(|_| AppError::internal("the stats queue is closed"))?;
+        // Five independent statements, run at once on separate connections.
+        let (channel_rows, kind_rows, median_rows, unattributed_rows, funnel_rows) = tokio::try_join!(
+            query(&sql.by_channel),
+            query(&sql.by_kind),
+            query(&sql.median),
+            query(&sql.unattributed),
+            query(&sql.funnel),
+        )?;
+        let by_channel = channel_counts(channel_rows)?;
+        Ok(ConversionStats {
+            conversations: by_channel.iter().map(|c| c.conversations).sum(),
+            converted: by_channel.iter().map(|c| c.converted).sum(),
+            by_kind: kind_counts(kind_rows)?,
+            by_channel,
+            median_seconds_to_convert: median_seconds(&median_rows)?,
+            unattributed: match unattributed_rows.first() {
+                Some(row) => row.try_get::<i64>("", "n")?,
+                None => 0,
+            },
+            funnel: funnel(funnel_rows)?,
+        })
+    }
+}
+
+/// The statements of one stats request, all bound to the same values.
+struct StatsSql {
+    values: Vec<Value>,
+    by_channel: String,
+    by_kind: String,
+    median: String,
+    unattributed: String,
+    funnel: String,
+}
+
+impl StatsSql {
+    fn new(tenant_id: uuid::Uuid, range: StatsRange) -> Self {
         let from = range.from.map_or(i64::MIN, to_micros);
         let to = range.to.map_or(i64::MAX, to_micros);
         // The cohort: conversations of the tenant started in range. Conversions
@@ -85,131 +131,118 @@ impl Services {
         let mut cohort_of_conversions = "v.tenant_id = ? AND v.conversation_started_at >= ? \
              AND v.conversation_started_at < ?"
             .to_owned();
-        let mut values: Vec<Value> = vec![caller.tenant_id.into(), from.into(), to.into()];
+        let mut unattributed = "SELECT COUNT(*) AS n FROM conversion v \
+             WHERE v.tenant_id = ? AND NOT v.attributed AND v.recorded_at >= ? AND v.recorded_at < ?"
+            .to_owned();
+        let mut values: Vec<Value> = vec![tenant_id.into(), from.into(), to.into()];
         if let Some(channel) = range.channel {
             cohort.push_str(" AND c.channel = ?");
             cohort_of_conversions.push_str(" AND v.conversation_channel = ?");
+            unattributed.push_str(" AND v.conversation_channel = ?");
             values.push(channel.as_str().into());
         }
-        let mut unattributed_sql = "SELECT COUNT(*) AS n FROM conversion v \
-             WHERE v.tenant_id = ? AND NOT v.attributed AND v.recorded_at >= ? AND v.recorded_at < ?"
-            .to_owned();
-        if range.channel.is_some() {
-            unattributed_sql.push_str(" AND v.conversation_channel = ?");
-        }
-        let query = |sql: String| {
-            self.db
-                .query_all_raw(statement(backend, &sql, values.clone()))
-        };
-        let _slot = self
-            .stats_slots
-            .acquire()
-            .await
-            .map_err(|_| AppError::internal("the stats queue is closed"))?;
-
-        // Five independent statements, run at once on separate connections.
-        let (channel_rows, kind_rows, median_rows, unattributed_rows, funnel_rows) = tokio::try_join!(
-            query(format!(
+        Self {
+            values,
+            by_channel: format!(
                 "SELECT c.channel AS channel, COUNT(*) AS conversations, \
                  COUNT(c.first_converted_at) AS converted \
                  FROM conversation c WHERE {cohort} GROUP BY c.channel"
-            )),
-            query(format!(
+            ),
+            by_kind: format!(
                 "SELECT v.kind AS kind, COUNT(*) AS count, \
                  COUNT(DISTINCT v.conversation_id) AS conversations \
                  FROM conversion v WHERE {cohort_of_conversions} AND v.attributed GROUP BY v.kind"
-            )),
+            ),
             // The median of (first conversion − start): the middle one or the
             // mean of the middle two, picked by LIMIT/OFFSET so it runs the
             // same on both databases.
-            query(format!(
+            median: format!(
                 "WITH d AS (SELECT c.first_converted_at - c.started_at AS s FROM conversation c \
                  WHERE {cohort} AND c.first_converted_at IS NOT NULL) \
                  SELECT CAST(AVG(s) AS DOUBLE PRECISION) AS median FROM \
                  (SELECT s FROM d ORDER BY s \
                   LIMIT 2 - (SELECT COUNT(*) FROM d) % 2 \
                   OFFSET ((SELECT COUNT(*) FROM d) - 1) / 2) m"
-            )),
-            query(unattributed_sql),
-            query(format!(
+            ),
+            unattributed,
+            funnel: format!(
                 "SELECT l.action AS action, COUNT(*) AS issued, \
                  COUNT(l.first_followed_at) AS followed, \
                  SUM(CASE WHEN EXISTS (SELECT 1 FROM conversion v WHERE v.link_id = l.id) \
                      THEN 1 ELSE 0 END) AS converted \
                  FROM cta_link l JOIN conversation c ON c.id = l.conversation_id \
                  WHERE {cohort} GROUP BY l.action"
-            )),
-        )?;
-
-        let mut by_channel = Vec::new();
-        for row in channel_rows {
-            by_channel.push(ChannelCount {
-                channel: stored(
-                    "conversation.channel",
-                    &row.try_get::<String>("", "channel")?,
-                )?,
-                conversations: row.try_get("", "conversations")?,
-                converted: row.try_get("", "converted")?,
-            });
+            ),
         }
-        by_channel.sort_by_key(|c| Channel::ALL.iter().position(|x| *x == c.channel));
-
-        let mut by_kind: Vec<KindCount> = ConversionKind::ALL
-            .into_iter()
-            .map(|kind| KindCount {
-                kind,
-                count: 0,
-                conversations: 0,
-            })
-            .collect();
-        for row in kind_rows {
-            let kind: ConversionKind =
-                stored("conversion.kind", &row.try_get::<String>("", "kind")?)?;
-            if let Some(entry) = by_kind.iter_mut().find(|k| k.kind == kind) {
-                entry.count = row.try_get("", "count")?;
-                entry.conversations = row.try_get("", "conversations")?;
-            }
-        }
-
-        let median = match median_rows.first() {
-            Some(row) => row.try_get::<Option<f64>>("", "median")?,
-            None => None,
-        }
-        .map(|micros| micros / 1_000_000.0);
-        let unattributed = match unattributed_rows.first() {
-            Some(row) => row.try_get::<i64>("", "n")?,
-            None => 0,
-        };
-
-        let mut funnel: Vec<FunnelStep> = CtaAction::ALL
-            .into_iter()
-            .map(|action| FunnelStep {
-                action,
-                issued: 0,
-                followed: 0,
-                converted: 0,
-            })
-            .collect();
-        for row in funnel_rows {
-            let action: CtaAction =
-                stored("cta_link.action", &row.try_get::<String>("", "action")?)?;
-            if let Some(step) = funnel.iter_mut().find(|f| f.action == action) {
-                step.issued = row.try_get("", "issued")?;
-                step.followed = row.try_get("", "followed")?;
-                step.converted = row.try_get("", "converted")?;
-            }
-        }
-
-        Ok(ConversionStats {
-            conversations: by_channel.iter().map(|c| c.conversations).sum(),
-            converted: by_channel.iter().map(|c| c.converted).sum(),
-            by_kind,
-            by_channel,
-            median_seconds_to_convert: median,
-            unattributed,
-            funnel,
-        })
     }
+}
+
+/// Every channel with conversations in range, in the product's order.
+fn channel_counts(rows: Vec<QueryResult>) -> Result<Vec<ChannelCount>, AppError> {
+    let mut by_channel = Vec::new();
+    for row in rows {
+        by_channel.push(ChannelCount {
+            channel: stored(
+                "conversation.channel",
+                &row.try_get::<String>("", "channel")?,
+            )?,
+            conversations: row.try_get("", "conversations")?,
+            converted: row.try_get("", "converted")?,
+        });
+    }
+    by_channel.sort_by_key(|c| Channel::ALL.iter().position(|x| *x == c.channel));
+    Ok(by_channel)
+}
+
+/// Every kind, zeros included, in the product's order.
+fn kind_counts(rows: Vec<QueryResult>) -> Result<Vec<KindCount>, AppError> {
+    let mut by_kind: Vec<KindCount> = ConversionKind::ALL
+        .into_iter()
+        .map(|kind| KindCount {
+            kind,
+            count: 0,
+            conversations: 0,
+        })
+        .collect();
+    for row in rows {
+        let kind: ConversionKind = stored("conversion.kind", &row.try_get::<String>("", "kind")?)?;
+        if let Some(entry) = by_kind.iter_mut().find(|k| k.kind == kind) {
+            entry.count = row.try_get("", "count")?;
+            entry.conversations = row.try_get("", "conversations")?;
+        }
+    }
+    Ok(by_kind)
+}
+
+/// The median in seconds; none without a converted conversation.
+fn median_seconds(rows: &[QueryResult]) -> Result<Option<f64>, AppError> {
+    let micros = match rows.first() {
+        Some(row) => row.try_get::<Option<f64>>("", "median")?,
+        None => None,
+    };
+    Ok(micros.map(|micros| micros / 1_000_000.0))
+}
+
+/// Every call to action, zeros included.
+fn funnel(rows: Vec<QueryResult>) -> Result<Vec<FunnelStep>, AppError> {
+    let mut funnel: Vec<FunnelStep> = CtaAction::ALL
+        .into_iter()
+        .map(|action| FunnelStep {
+            action,
+            issued: 0,
+            followed: 0,
+            converted: 0,
+        })
+        .collect();
+    for row in rows {
+        let action: CtaAction = stored("cta_link.action", &row.try_get::<String>("", "action")?)?;
+        if let Some(step) = funnel.iter_mut().find(|f| f.action == action) {
+            step.issued = row.try_get("", "issued")?;
+            step.followed = row.try_get("", "followed")?;
+            step.converted = row.try_get("", "converted")?;
+        }
+    }
+    Ok(funnel)
 }
 
 /// `part / whole`, 0 when there is no whole.

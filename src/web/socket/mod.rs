@@ -20,7 +20,7 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, Stream, StreamExt, future};
 
 pub use async_graphql::http::WebSocketProtocols as Protocols;
-pub use session::SocketCounts;
+pub use session::{MAX_SOCKETS_PER_KEY, SocketCounts};
 
 use self::session::{Closing, Ended, Session};
 use super::AppState;
@@ -35,8 +35,6 @@ use crate::service::Services;
 
 /// Largest inbound message; larger ones end the connection.
 pub const MAX_INBOUND_BYTES: usize = 64 * 1024;
-/// Most WebSocket connections one API key may hold open on one instance.
-pub const MAX_SOCKETS_PER_KEY: usize = 32;
 /// How often an open socket checks that its key is still valid.
 const KEY_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// A client that takes longer than this to accept a message is too slow.

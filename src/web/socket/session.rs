@@ -4,9 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use async_graphql::http::WebSocketProtocols as Protocols;
 use uuid::Uuid;
 
-use super::{MAX_SOCKETS_PER_KEY, Protocols};
 use crate::domain::locked;
 use crate::error::ErrorCode;
 use crate::service::Caller;
@@ -73,6 +73,9 @@ impl Closing {
         }
     }
 }
+
+/// Most WebSocket connections one API key may hold open on one instance.
+pub const MAX_SOCKETS_PER_KEY: usize = 32;
 
 /// Open sockets per API key on this instance.
 #[derive(Debug, Default)]

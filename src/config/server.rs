@@ -1,0 +1,102 @@
+//! What a server needs to start, gathered from the command line.
+
+use std::fmt;
+
+use crate::domain::redact::{redacted_each, redacted_url};
+
+/// What a server needs to start.
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub database_url: String,
+    pub db_max_connections: u32,
+    pub listen: String,
+    /// Operator-given link secrets; empty to use the database's keys.
+    pub link_secrets: Vec<String>,
+    /// Time a WebSocket client has to send `connection_init`.
+    pub socket_init_timeout: std::time::Duration,
+    /// Introspection and suggestions on (the default) or off.
+    pub introspection: bool,
+    /// Longest an HTTP request may take (504 after); PostgreSQL statements
+    /// are cut off a little before.
+    pub request_timeout: std::time::Duration,
+    /// Longest a client may take to send a request's headers, and how long
+    /// an idle keep-alive connection is kept.
+    pub header_read_timeout: std::time::Duration,
+    /// Each API key's request budget on this instance.
+    pub rate_limit: crate::domain::rate_limit::Budget,
+    /// Browser origins allowed to call the API (CORS) and open WebSockets.
+    pub cors_origins: Vec<String>,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            database_url,
+            db_max_connections,
+            listen,
+            link_secrets,
+            socket_init_timeout,
+            introspection,
+            request_timeout,
+            header_read_timeout,
+            rate_limit,
+            cors_origins,
+        } = self;
+        f.debug_struct("ServerConfig")
+            .field("database_url", &redacted_url(database_url))
+            .field("db_max_connections", db_max_connections)
+            .field("listen", listen)
+            .field("link_secrets", &redacted_each(link_secrets))
+            .field("socket_init_timeout", socket_init_timeout)
+            .field("introspection", introspection)
+            .field("request_timeout", request_timeout)
+            .field("header_read_timeout", header_read_timeout)
+            .field("rate_limit", rate_limit)
+            .field("cors_origins", cors_origins)
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    /// How long a WebSocket client may take to send `connection_init`.
+    pub const DEFAULT_SOCKET_INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+    /// How long a client may take to send a request's headers.
+    pub const DEFAULT_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWORD: &str = "hunter2-db-password";
+    const LINK_SECRET: &str = "link-secret-0123456789-0123456789-0123456789";
+
+    #[test]
+    fn a_server_config_debugs_without_its_secrets() {
+        let config = ServerConfig {
+            database_url: format!("postgres://app:{PASSWORD}@db.example/convtrack"),
+            db_max_connections: 16,
+            listen: "127.0.0.1:8000".to_owned(),
+            link_secrets: vec![LINK_SECRET.to_owned(), LINK_SECRET.to_uppercase()],
+            socket_init_timeout: ServerConfig::DEFAULT_SOCKET_INIT_TIMEOUT,
+            introspection: true,
+            request_timeout: std::time::Duration::from_secs(30),
+            header_read_timeout: ServerConfig::DEFAULT_HEADER_READ_TIMEOUT,
+            rate_limit: crate::domain::rate_limit::Budget {
+                capacity: 10.0,
+                per_second: 1.0,
+            },
+            cors_origins: vec!["https://admin.example.com".to_owned()],
+        };
+        let debug = format!("{config:?}");
+        assert!(!debug.contains(PASSWORD), "{debug}");
+        assert!(!debug.to_lowercase().contains(LINK_SECRET), "{debug}");
+        assert!(
+            debug.contains("postgres://app:***@db.example/convtrack"),
+            "{debug}"
+        );
+        assert!(debug.contains("[[redacted], [redacted]]"), "{debug}");
+        assert!(debug.contains("127.0.0.1:8000"), "{debug}");
+        assert!(debug.contains("https://admin.example.com"), "{debug}");
+    }
+}
