@@ -54,38 +54,9 @@ impl Application {
         let instance_lock = db::sqlite_file(&config.database_url)
             .map(|file| db::InstanceLock::acquire(&file))
             .transpose()?;
-        // Migrations run on their own connection, free of the statement
-        // timeout that protects the serving pool.
-        let migrator = db::connect(&config.database_url, 1).await?;
-        db::migrate(&migrator).await?;
-        db::refresh_statistics(&migrator).await?;
-        migrator.close().await?;
-        let statement_timeout = config
-            .request_timeout
-            .saturating_sub(std::time::Duration::from_secs(1))
-            .max(std::time::Duration::from_secs(1));
-        let mut connection = db::connect_with(
-            &config.database_url,
-            config.db_max_connections,
-            Some(statement_timeout),
-        )
-        .await?;
-        let counter = sql_statements.clone();
-        connection.set_metric_callback(move |_info| {
-            counter.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("convtrack_sql_statements_total").increment(1);
-        });
-        let link_keys = config
-            .link_secrets
-            .iter()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| {
-                SigningKey::from_operator_secret(s.trim())
-                    .map_err(|e| StartupError::LinkSecret(e.0))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let connection = open_database(config, sql_statements.clone()).await?;
         let services = Services::new(connection, clock)
-            .with_operator_link_keys(link_keys)
+            .with_operator_link_keys(operator_link_keys(config)?)
             .with_pool_size(config.db_max_connections);
         services
             .ensure_link_key()
@@ -179,6 +150,47 @@ impl Application {
         drop(instance_lock);
         Ok(())
     }
+}
+
+/// Migrates the database, then opens the serving pool, which counts its
+/// statements into `statements`.
+async fn open_database(
+    config: &ServerConfig,
+    statements: Arc<AtomicU64>,
+) -> Result<sea_orm::DatabaseConnection, StartupError> {
+    // Migrations run on their own connection, free of the statement
+    // timeout that protects the serving pool.
+    let migrator = db::connect(&config.database_url, 1).await?;
+    db::migrate(&migrator).await?;
+    db::refresh_statistics(&migrator).await?;
+    migrator.close().await?;
+    let statement_timeout = config
+        .request_timeout
+        .saturating_sub(std::time::Duration::from_secs(1))
+        .max(std::time::Duration::from_secs(1));
+    let mut connection = db::connect_with(
+        &config.database_url,
+        config.db_max_connections,
+        Some(statement_timeout),
+    )
+    .await?;
+    connection.set_metric_callback(move |_info| {
+        statements.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("convtrack_sql_statements_total").increment(1);
+    });
+    Ok(connection)
+}
+
+/// The link secrets the operator configured, the first signing.
+fn operator_link_keys(config: &ServerConfig) -> Result<Vec<SigningKey>, StartupError> {
+    config
+        .link_secrets
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            SigningKey::from_operator_secret(s.trim()).map_err(|e| StartupError::LinkSecret(e.0))
+        })
+        .collect()
 }
 
 /// The PostgreSQL pool behind a connection, for LISTEN.

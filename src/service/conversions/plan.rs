@@ -107,46 +107,8 @@ pub(crate) async fn plan<C: ConnectionTrait>(
     idempotency: Option<(String, String)>,
     now: i64,
 ) -> Result<Plan, AppError> {
-    // Stripe semantics: a key stands for the payload it was first used
-    // with, whether that first use created anything or was a replay.
-    let mut new_key = None;
-    if let Some((key, payload)) = &idempotency {
-        match idempotency_key::Entity::find_by_id((tenant_id, key.clone()))
-            .one(db)
-            .await?
-        {
-            Some(seen) if &seen.payload_fingerprint != payload => {
-                return Err(AppError::IdempotencyKeyReused);
-            }
-            Some(_) => {}
-            None => new_key = Some((key.clone(), payload.clone())),
-        }
-    }
-
-    // Everything that could make this request a replay or a conflict, in one query.
-    let mut related = Condition::any();
-    for p in planned {
-        related = related.add(
-            // The record type is implied by the kind; naming it lets the
-            // (tenant, record type, record id) index serve even a generic
-            // prepared plan.
-            Condition::all()
-                .add(conversion::Column::RecordType.eq(p.kind.record_type().as_str()))
-                .add(conversion::Column::RecordId.eq(p.record_id.clone()))
-                .add(conversion::Column::Kind.eq(p.kind.as_str())),
-        );
-    }
-    // Sorted here, not in SQL: an ORDER BY feed_seq invites PostgreSQL to
-    // walk the tenant's feed index and filter, which its statistics can
-    // make look cheap right after a tenant grew fast (seen: 78 ms instead
-    // of 0.1 ms at 160,000 conversions).
-    let mut existing = conversion::Entity::find()
-        .filter(conversion::Column::TenantId.eq(tenant_id))
-        .filter(related)
-        .all(db)
-        .await?;
-    existing.sort_by_key(|c| c.feed_seq);
-
+    let new_key = first_use_of_key(db, tenant_id, idempotency.as_ref()).await?;
+    let existing = related_conversions(db, tenant_id, planned).await?;
     let mut result = Vec::with_capacity(planned.len());
     let mut new_rows = Vec::new();
     for p in planned {
@@ -170,26 +132,14 @@ pub(crate) async fn plan<C: ConnectionTrait>(
             )));
         }
         new_rows.push(result.len());
-        result.push(conversion::Model {
-            id: Uuid::now_v7(),
+        let row = NewRow {
             tenant_id,
-            conversation_id: Some(conversation.id),
-            kind: p.kind.as_str().to_owned(),
-            record_type: p.kind.record_type().as_str().to_owned(),
-            record_id: p.record_id.clone(),
-            source: attribution.source.as_str().to_owned(),
-            attributed: attribution.attributed,
-            unattributed_reason: attribution.unattributed_reason.map(str::to_owned),
-            idempotency_key: idempotency.as_ref().map(|(k, _)| k.clone()),
-            payload_fingerprint: idempotency.as_ref().map(|(_, p)| p.clone()),
-            // Numbered when written, under the tenant's lock.
-            feed_seq: 0,
-            recorded_at: now,
-            link_id: attribution.link.map(|(id, _)| id),
-            link_action: attribution.link.map(|(_, a)| a.as_str().to_owned()),
-            conversation_started_at: Some(conversation.started_at),
-            conversation_channel: Some(conversation.channel.clone()),
-        });
+            conversation,
+            attribution,
+            idempotency: idempotency.as_ref(),
+            now,
+        };
+        result.push(row.of(p));
     }
     let first_conversion =
         !new_rows.is_empty() && attribution.attributed && conversation.first_converted_at.is_none();
@@ -202,6 +152,94 @@ pub(crate) async fn plan<C: ConnectionTrait>(
         first_conversion,
         now,
     })
+}
+
+/// The idempotency key and payload to bind, when the key is new. Stripe
+/// semantics: a key stands for the payload it was first used with,
+/// whether that first use created anything or was a replay.
+async fn first_use_of_key<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    idempotency: Option<&(String, String)>,
+) -> Result<Option<(String, String)>, AppError> {
+    let Some((key, payload)) = idempotency else {
+        return Ok(None);
+    };
+    match idempotency_key::Entity::find_by_id((tenant_id, key.clone()))
+        .one(db)
+        .await?
+    {
+        Some(seen) if &seen.payload_fingerprint != payload => Err(AppError::IdempotencyKeyReused),
+        Some(_) => Ok(None),
+        None => Ok(Some((key.clone(), payload.clone()))),
+    }
+}
+
+/// Every conversion that could make this request a replay or a conflict,
+/// oldest first, in one query.
+async fn related_conversions<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    planned: &[Planned],
+) -> Result<Vec<conversion::Model>, AppError> {
+    let mut related = Condition::any();
+    for p in planned {
+        related = related.add(
+            // The record type is implied by the kind; naming it lets the
+            // (tenant, record type, record id) index serve even a generic
+            // prepared plan.
+            Condition::all()
+                .add(conversion::Column::RecordType.eq(p.kind.record_type().as_str()))
+                .add(conversion::Column::RecordId.eq(p.record_id.clone()))
+                .add(conversion::Column::Kind.eq(p.kind.as_str())),
+        );
+    }
+    // Sorted here, not in SQL: an ORDER BY feed_seq invites PostgreSQL to
+    // walk the tenant's feed index and filter, which its statistics can
+    // make look cheap right after a tenant grew fast (seen: 78 ms instead
+    // of 0.1 ms at 160,000 conversions).
+    let mut existing = conversion::Entity::find()
+        .filter(conversion::Column::TenantId.eq(tenant_id))
+        .filter(related)
+        .all(db)
+        .await?;
+    existing.sort_by_key(|c| c.feed_seq);
+    Ok(existing)
+}
+
+/// What every new row of one recording shares.
+struct NewRow<'a> {
+    tenant_id: Uuid,
+    conversation: &'a conversation::Model,
+    attribution: &'a Attribution,
+    idempotency: Option<&'a (String, String)>,
+    now: i64,
+}
+
+impl NewRow<'_> {
+    fn of(&self, p: &Planned) -> conversion::Model {
+        let (conversation, attribution) = (self.conversation, self.attribution);
+        conversion::Model {
+            id: Uuid::now_v7(),
+            tenant_id: self.tenant_id,
+            conversation_id: Some(conversation.id),
+            kind: p.kind.as_str().to_owned(),
+            record_type: p.kind.record_type().as_str().to_owned(),
+            record_id: p.record_id.clone(),
+            source: attribution.source.as_str().to_owned(),
+            attributed: attribution.attributed,
+            unattributed_reason: attribution.unattributed_reason.map(str::to_owned),
+            idempotency_key: self.idempotency.map(|(k, _)| k.clone()),
+            payload_fingerprint: self.idempotency.map(|(_, p)| p.clone()),
+            // Numbered when written, under the tenant's lock.
+            feed_seq: 0,
+            recorded_at: self.now,
+            link_id: attribution.link.map(|(id, _)| id),
+            link_action: attribution.link.map(|(_, a)| a.as_str().to_owned()),
+            conversation_started_at: Some(conversation.started_at),
+            conversation_channel: Some(conversation.channel.clone()),
+        }
+    }
 }
 
 impl Plan {

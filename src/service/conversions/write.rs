@@ -158,40 +158,12 @@ async fn write_in_one_statement<C: ConnectionTrait>(
             NOTIFY_CHANNEL.into(),
             notify_payload(plan.tenant_id).into(),
         ]);
-        let mut selects = Vec::new();
-        for (n, &at) in plan.new_rows.iter().enumerate() {
-            let c = &plan.result[at];
-            selects.push(
-                "SELECT ?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?::boolean, ?, ?, ?, seq.base + ?, \
-                 ?::bigint, ?::uuid, ?, ?::bigint, ? FROM seq"
-                    .to_owned(),
-            );
-            values.extend([
-                c.id.into(),
-                c.tenant_id.into(),
-                c.conversation_id.into(),
-                c.kind.clone().into(),
-                c.record_type.clone().into(),
-                c.record_id.clone().into(),
-                c.source.clone().into(),
-                c.attributed.into(),
-                c.unattributed_reason.clone().into(),
-                c.idempotency_key.clone().into(),
-                c.payload_fingerprint.clone().into(),
-                (n as i64 + 1).into(),
-                c.recorded_at.into(),
-                c.link_id.into(),
-                c.link_action.clone().into(),
-                c.conversation_started_at.into(),
-                c.conversation_channel.clone().into(),
-            ]);
-        }
         parts.push(format!(
             "ins AS (INSERT INTO conversion (id, tenant_id, conversation_id, kind, record_type, \
              record_id, source, attributed, unattributed_reason, idempotency_key, \
              payload_fingerprint, feed_seq, recorded_at, link_id, link_action, \
              conversation_started_at, conversation_channel) {})",
-            selects.join(" UNION ALL ")
+            new_rows_selected(plan, &mut values)
         ));
     }
     let main = if count > 0 {
@@ -211,6 +183,39 @@ async fn write_in_one_statement<C: ConnectionTrait>(
         plan.number_rows(first);
     }
     Ok(())
+}
+
+/// The plan's new rows as `SELECT … FROM seq UNION ALL …`, each numbered
+/// after the base cursor the `seq` CTE reserved; their values go to `values`.
+fn new_rows_selected(plan: &Plan, values: &mut Vec<sea_orm::Value>) -> String {
+    let mut selects = Vec::with_capacity(plan.new_rows.len());
+    for (n, &at) in plan.new_rows.iter().enumerate() {
+        let c = &plan.result[at];
+        selects.push(
+            "SELECT ?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?::boolean, ?, ?, ?, seq.base + ?, \
+             ?::bigint, ?::uuid, ?, ?::bigint, ? FROM seq",
+        );
+        values.extend([
+            c.id.into(),
+            c.tenant_id.into(),
+            c.conversation_id.into(),
+            c.kind.clone().into(),
+            c.record_type.clone().into(),
+            c.record_id.clone().into(),
+            c.source.clone().into(),
+            c.attributed.into(),
+            c.unattributed_reason.clone().into(),
+            c.idempotency_key.clone().into(),
+            c.payload_fingerprint.clone().into(),
+            (n as i64 + 1).into(),
+            c.recorded_at.into(),
+            c.link_id.into(),
+            c.link_action.clone().into(),
+            c.conversation_started_at.into(),
+            c.conversation_channel.clone().into(),
+        ]);
+    }
+    selects.join(" UNION ALL ")
 }
 
 /// A unique index refused a row the checks had not seen: a concurrent
