@@ -300,3 +300,44 @@ pub fn is_transient(e: &DbErr) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_reads_back_and_refuses_with_a_client_or_server_status() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+            let status = code.http_status();
+            let server_side = matches!(
+                code,
+                ErrorCode::ServiceUnavailable | ErrorCode::InternalServerError
+            );
+            assert_eq!(status.is_server_error(), server_side, "{code}");
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{code}"
+            );
+        }
+        assert_eq!(ErrorCode::parse("NOT_A_CODE"), None);
+        assert_eq!(
+            ErrorCode::RateLimited.http_status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_for_the_log_but_not_the_client() {
+        let e =
+            AppError::internal_from("reading the ledger", std::io::Error::other("disk on fire"));
+        let cause = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("disk on fire"));
+        assert_eq!(
+            Chain(&e).to_string(),
+            "internal error: reading the ledger: disk on fire"
+        );
+        assert!(!e.public_message().contains("disk"));
+        assert_eq!(e.code(), ErrorCode::InternalServerError);
+    }
+}

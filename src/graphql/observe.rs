@@ -126,3 +126,86 @@ impl Extension for OperationMetricsExtension {
         next.run(ctx, operation_name).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use async_graphql::futures_util::Stream;
+    use async_graphql::{EmptyMutation, Object, Schema, Subscription};
+
+    use super::*;
+    use crate::domain::locked;
+    use crate::error::AppError;
+
+    /// Log output kept for the test to read.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            locked(&self.0).extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn ledger_on_fire() -> async_graphql::Error {
+        AppError::internal_from("reading the ledger", io::Error::other("disk on fire")).into()
+    }
+
+    struct Broken;
+
+    #[Object]
+    impl Broken {
+        async fn total(&self) -> async_graphql::Result<i32> {
+            Err(ledger_on_fire())
+        }
+    }
+
+    struct BrokenFeed;
+
+    #[Subscription]
+    impl BrokenFeed {
+        async fn totals(&self) -> impl Stream<Item = async_graphql::Result<i32>> {
+            futures_util::stream::once(async { Err(ledger_on_fire()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_is_logged_once_with_its_cause_over_http_and_websocket() {
+        let schema = Schema::build(Broken, EmptyMutation, BrokenFeed)
+            .extension(OperationMetrics)
+            .finish();
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer({
+                let captured = captured.clone();
+                move || captured.clone()
+            })
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let answer = schema.execute("{ total }").await;
+        assert!(!answer.errors[0].message.contains("disk"), "{answer:?}");
+        let events: Vec<Response> = schema
+            .execute_stream("subscription { totals }")
+            .collect()
+            .await;
+        assert!(!events[0].errors[0].message.contains("disk"), "{events:?}");
+
+        let log = String::from_utf8(locked(&captured.0).clone()).expect("utf-8");
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("disk on fire")).collect();
+        assert_eq!(lines.len(), 2, "one line per response:\n{log}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.contains("reading the ledger: disk on fire")),
+            "{log}"
+        );
+    }
+}

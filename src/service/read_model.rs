@@ -138,3 +138,45 @@ where
 {
     rows.into_iter().map(T::try_from).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored_conversion(kind: &str) -> conversion::Model {
+        conversion::Model {
+            id: Uuid::now_v7(),
+            tenant_id: Uuid::now_v7(),
+            conversation_id: None,
+            kind: kind.to_owned(),
+            record_type: "BOOKING".to_owned(),
+            record_id: "b-1".to_owned(),
+            source: "DIRECT".to_owned(),
+            attributed: true,
+            unattributed_reason: None,
+            idempotency_key: None,
+            payload_fingerprint: None,
+            feed_seq: 7,
+            recorded_at: 1_700_000_000_000_000,
+            link_id: None,
+            link_action: None,
+            conversation_started_at: None,
+            conversation_channel: None,
+        }
+    }
+
+    #[test]
+    fn stored_strings_are_read_once_into_domain_values() {
+        let read = Conversion::try_from(stored_conversion("BOOKING_CREATED")).expect("valid");
+        assert_eq!(read.kind, ConversionKind::BookingCreated);
+        assert_eq!(read.record_type, RecordType::Booking);
+        assert_eq!(read.source, ConversionSource::Direct);
+        assert_eq!(read.recorded_at, from_micros(1_700_000_000_000_000));
+    }
+
+    #[test]
+    fn a_corrupt_stored_value_is_an_internal_error_not_the_callers() {
+        let refused = Conversion::try_from(stored_conversion("NOT_A_KIND")).expect_err("corrupt");
+        assert!(matches!(refused, AppError::Internal { .. }), "{refused:?}");
+    }
+}

@@ -119,6 +119,12 @@ impl FeedHub {
         true
     }
 
+    /// How many tenants have a live reader.
+    #[cfg(test)]
+    fn readers(&self) -> usize {
+        locked(&self.tenants).len()
+    }
+
     /// A tenant's events after `after`, matching `filter`, without end.
     pub fn subscribe<S: FeedSource>(
         self: &Arc<Self>,
@@ -272,3 +278,7 @@ async fn read_tenant<S: FeedSource>(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "hub_tests.rs"]
+mod tests;

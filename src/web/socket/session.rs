@@ -270,4 +270,42 @@ mod tests {
             assert_eq!(session.closing.get(), Some(&Closing::InvalidMessage));
         }
     }
+
+    #[test]
+    fn the_close_frame_is_the_sessions_reason_when_it_decided_one() {
+        let quiet = Session::default();
+        assert_eq!(quiet.close_reason(Ended::ClientGone), None);
+        assert_eq!(quiet.close_reason(Ended::InputClosed), None);
+        assert_eq!(
+            quiet.close_reason(Ended::EngineClosed(4429)),
+            Some(Closing::TooManyInits)
+        );
+        assert_eq!(
+            quiet.close_reason(Ended::ShuttingDown),
+            Some(Closing::ShuttingDown)
+        );
+
+        let refused = Session::default();
+        refused.close_with(Closing::refused(ErrorCode::RateLimited));
+        for ended in [
+            Ended::Refused,
+            Ended::InputClosed,
+            Ended::EngineClosed(1011),
+        ] {
+            assert_eq!(
+                refused.close_reason(ended),
+                Some(Closing::TooManySockets),
+                "{ended:?}"
+            );
+        }
+        assert_eq!(
+            Closing::refused(ErrorCode::Forbidden).frame().0,
+            4403,
+            "a key that may not follow the feed"
+        );
+        assert_eq!(
+            Closing::refused(ErrorCode::ServiceUnavailable).frame().0,
+            1013
+        );
+    }
 }
