@@ -74,6 +74,7 @@ impl Application {
             tokio::spawn(events::postgres::listen(
                 pool,
                 services.events.clone(),
+                services.key_news.clone(),
                 shutdown_seen.clone(),
             ));
             tokio::spawn(db::keep_statistics(

@@ -8,6 +8,7 @@ mod m20261125_000001_create_core_tables;
 mod m20261125_000002_add_search_and_settings;
 mod m20261125_000003_create_links_and_confirmations;
 mod m20261125_000004_add_stats_columns;
+mod m20261205_000005_create_auth_version;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_add_search_and_settings::Migration),
             Box::new(m20261125_000003_create_links_and_confirmations::Migration),
             Box::new(m20261125_000004_add_stats_columns::Migration),
+            Box::new(m20261205_000005_create_auth_version::Migration),
         ]
     }
 }

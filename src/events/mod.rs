@@ -7,6 +7,7 @@ pub mod postgres;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::domain::locked;
 use tokio::sync::watch;
@@ -14,6 +15,25 @@ use uuid::Uuid;
 
 /// The NOTIFY channel instances tell each other on.
 pub const NOTIFY_CHANNEL: &str = "convtrack_conversions";
+/// The NOTIFY channel of changes to who may call (a key revoked, a
+/// tenant's settings changed).
+pub const KEYS_CHANNEL: &str = "convtrack_keys";
+
+/// Counts the news that keys or tenant settings may have changed elsewhere:
+/// a notification from another instance, or a (re)connected listener that
+/// may have missed some. Whoever keeps keys in memory compares the count.
+#[derive(Debug, Default)]
+pub struct KeyNews(AtomicU64);
+
+impl KeyNews {
+    pub fn heard(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 /// Wakes a tenant's subscribers when its feed moves.
 #[derive(Debug, Default)]

@@ -1,6 +1,7 @@
-//! The PostgreSQL side of the wake-ups: one LISTEN connection per instance.
-//! NOTIFY is lost for a listener that is not connected, so every
-//! (re)connection wakes all subscribers, who then catch up from the table.
+//! The PostgreSQL side of the wake-ups: one LISTEN connection per instance,
+//! for the feed and for key changes. NOTIFY is lost for a listener that is
+//! not connected, so every (re)connection wakes all subscribers, who then
+//! catch up from the table, and tells the key cache to forget everything.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,11 +11,16 @@ use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{EventBus, NOTIFY_CHANNEL};
+use super::{EventBus, KEYS_CHANNEL, KeyNews, NOTIFY_CHANNEL};
 
 /// Listens until `shutdown` turns true, reconnecting whenever the
 /// connection is lost.
-pub async fn listen(pool: PgPool, bus: Arc<EventBus>, mut shutdown: watch::Receiver<bool>) {
+pub async fn listen(
+    pool: PgPool,
+    bus: Arc<EventBus>,
+    key_news: Arc<KeyNews>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         if *shutdown.borrow() {
@@ -22,7 +28,7 @@ pub async fn listen(pool: PgPool, bus: Arc<EventBus>, mut shutdown: watch::Recei
         }
         let connected = async {
             let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(NOTIFY_CHANNEL).await?;
+            listener.listen_all([NOTIFY_CHANNEL, KEYS_CHANNEL]).await?;
             Ok::<_, sea_orm::sqlx::Error>(listener)
         }
         .await;
@@ -31,9 +37,13 @@ pub async fn listen(pool: PgPool, bus: Arc<EventBus>, mut shutdown: watch::Recei
                 backoff = Duration::from_millis(100);
                 tracing::debug!("listening for conversion notifications");
                 bus.wake_all();
+                key_news.heard();
                 loop {
                     tokio::select! {
                         received = listener.try_recv() => match received {
+                            Ok(Some(notification)) if notification.channel() == KEYS_CHANNEL => {
+                                key_news.heard();
+                            }
                             Ok(Some(notification)) => {
                                 if let Ok(tenant) = Uuid::parse_str(notification.payload()) {
                                     bus.wake(tenant);

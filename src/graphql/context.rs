@@ -40,10 +40,10 @@ impl RequestContext {
     pub fn with_settings(
         caller: Caller,
         services: Services,
-        settings: TenantSettings,
+        settings: Arc<TenantSettings>,
     ) -> Arc<Self> {
         let context = Self::new(caller, services);
-        let cell = OnceCell::new_with(Some(Arc::new(settings)));
+        let cell = OnceCell::new_with(Some(settings));
         *locked(&context.settings) = Arc::new(cell);
         context
     }

@@ -8,14 +8,14 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Caller, Services, statement};
+use super::Services;
+use super::auth::keys_changed;
 use crate::domain::api_key as secrets;
 use crate::domain::clock::to_micros;
 use crate::domain::redact::Redacted;
 use crate::domain::role::Role;
-use crate::domain::settings::TenantSettings;
 use crate::domain::text;
-use crate::error::{AppError, stored};
+use crate::error::AppError;
 
 /// The tenant a fresh install creates.
 pub const DEFAULT_TENANT: &str = "default";
@@ -46,45 +46,6 @@ impl std::fmt::Debug for CreatedKey {
 }
 
 impl Services {
-    /// Resolves a bearer key to its caller. Looked up on every request (a
-    /// primary-key probe), so a revoked key is refused at once by every
-    /// instance sharing the database.
-    pub async fn authenticate(&self, secret: &str) -> Result<Option<Caller>, AppError> {
-        Ok(self
-            .authenticate_with_settings(secret)
-            .await?
-            .map(|(caller, _)| caller))
-    }
-
-    /// The caller and its tenant's settings, in one statement: most requests
-    /// need both.
-    pub async fn authenticate_with_settings(
-        &self,
-        secret: &str,
-    ) -> Result<Option<(Caller, TenantSettings)>, AppError> {
-        let row = self
-            .db
-            .query_one_raw(statement(
-                self.db.get_database_backend(),
-                "SELECT k.id AS key_id, k.tenant_id AS tenant_id, k.role AS role, t.settings AS settings \
-                 FROM api_key k JOIN tenant t ON t.id = k.tenant_id \
-                 WHERE k.key_hash = ? AND k.revoked_at IS NULL",
-                vec![secrets::hash(secret).into()],
-            ))
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let caller = Caller {
-            tenant_id: row.try_get("", "tenant_id")?,
-            role: stored("api_key.role", &row.try_get::<String>("", "role")?)?,
-            key_id: row.try_get("", "key_id")?,
-        };
-        let settings = TenantSettings::from_json(&row.try_get::<String>("", "settings")?)
-            .map_err(|e| AppError::internal_from("stored tenant settings", e))?;
-        Ok(Some((caller, settings)))
-    }
-
     /// Creates a key for `tenant_name`, creating the tenant if it is new.
     pub async fn create_key(&self, tenant_name: &str, role: Role) -> Result<CreatedKey, AppError> {
         let tenant_name = text::required("tenant", tenant_name, 100)?;
@@ -152,10 +113,15 @@ impl Services {
     }
 
     /// Revokes a key by id. Revoking a revoked key changes nothing.
+    /// Every instance refuses it within [`VERSION_CHECK_EVERY`] (this one
+    /// at once).
+    ///
+    /// [`VERSION_CHECK_EVERY`]: super::auth::VERSION_CHECK_EVERY
     pub async fn revoke_key(&self, id: Uuid) -> Result<api_key::Model, AppError> {
         let now = to_micros(self.clock.now());
+        let txn = self.begin_write().await?;
         let found = api_key::Entity::find_by_id(id)
-            .one(&self.db)
+            .one(&*txn)
             .await?
             .ok_or(AppError::NotFound("API key"))?;
         if found.revoked_at.is_some() {
@@ -163,7 +129,11 @@ impl Services {
         }
         let mut active: api_key::ActiveModel = found.into();
         active.revoked_at = Set(Some(now));
-        Ok(active.update(&self.db).await?)
+        let revoked = active.update(&*txn).await?;
+        keys_changed(&txn).await?;
+        txn.commit().await?;
+        self.key_cache.forget_all();
+        Ok(revoked)
     }
 }
 

@@ -3,6 +3,7 @@
 //! [`AppError`]; they know nothing of HTTP or GraphQL, so they are testable
 //! without either.
 
+pub mod auth;
 pub mod confirmations;
 pub mod conversions;
 pub mod feed;
@@ -31,7 +32,7 @@ use crate::domain::link::SigningKey;
 use crate::domain::rate_limit::RateLimiter;
 use crate::domain::role::{Operation, Role};
 use crate::error::AppError;
-use crate::events::EventBus;
+use crate::events::{EventBus, KeyNews};
 use feed::hub::FeedHub;
 
 /// Who is calling: resolved from the API key on every request.
@@ -89,6 +90,10 @@ pub struct Services {
     pub events: Arc<EventBus>,
     /// This instance's live readers, shared by all its subscribers.
     pub hub: Arc<FeedHub>,
+    /// News from other instances that keys or tenant settings changed.
+    pub key_news: Arc<KeyNews>,
+    /// The keys this instance has verified.
+    key_cache: Arc<auth::KeyCache>,
     /// SQLite only: this process's writers wait here for their turn.
     write_turn: Arc<Mutex<()>>,
     /// Conversion stats running at once. Each takes five connections; the
@@ -110,6 +115,8 @@ impl Services {
             operator_link_keys: Arc::from(Vec::new()),
             events: Arc::new(EventBus::default()),
             hub: Arc::new(FeedHub::default()),
+            key_news: Arc::new(KeyNews::default()),
+            key_cache: Arc::new(auth::KeyCache::default()),
             write_turn: Arc::new(Mutex::new(())),
             stats_slots: Arc::new(Semaphore::new(1)),
             recent_follows: Arc::new(RateLimiter::new(links::FOLLOWS_COUNTED)),

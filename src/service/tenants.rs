@@ -83,7 +83,10 @@ impl Services {
         let mut active: tenant::ActiveModel = found.into();
         active.settings = Set(next.to_json());
         active.update(&*txn).await?;
+        // Instances keep each key's tenant settings with the key.
+        super::auth::keys_changed(&txn).await?;
         txn.commit().await?;
+        self.key_cache.forget_all();
         Ok(next)
     }
 }

@@ -1,8 +1,9 @@
 //! `Authorization: Bearer <key>` → the caller, on every GraphQL request.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -34,12 +35,19 @@ pub async fn require_api_key(
     let Some(key) = key else {
         return unauthenticated("send an API key: Authorization: Bearer <key>");
     };
-    match state.services.authenticate_with_settings(&key).await {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    match state
+        .services
+        .authenticate_with_settings(&key, client)
+        .await
+    {
         Ok(Some((caller, settings))) => {
-            request.extensions_mut().insert(Authenticated {
-                caller,
-                settings: Arc::new(settings),
-            });
+            request
+                .extensions_mut()
+                .insert(Authenticated { caller, settings });
             next.run(request).await
         }
         Ok(None) => unauthenticated("the API key is unknown or revoked"),

@@ -36,11 +36,7 @@ pub async fn execute(
             return error_response(ErrorCode::BadUserInput, &message);
         }
     };
-    let context = RequestContext::with_settings(
-        auth.caller,
-        state.services.clone(),
-        auth.settings.as_ref().clone(),
-    );
+    let context = RequestContext::with_settings(auth.caller, state.services.clone(), auth.settings);
     let mut response = state.schema.execute(request.data(context)).await;
     finish_response(&mut response, &request_id_of(&headers));
     let status_and_wait = whole_answer_status(&response);

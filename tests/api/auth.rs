@@ -2,10 +2,50 @@
 //! server's database, and the unauthenticated operational routes.
 
 use std::process::Command;
+use std::sync::Arc;
 
+use chrono::TimeDelta;
+use convtrack::domain::settings::SettingsChange;
+use convtrack::service::Services;
 use serde_json::json;
 
 use crate::helpers::*;
+use crate::ws::PATIENCE;
+
+/// The same database seen by another process (the CLI, another instance),
+/// with a memory of its own.
+async fn elsewhere(app: &TestApp) -> Services {
+    let db = convtrack::db::connect(&app.database_url, 1)
+        .await
+        .expect("second connection");
+    Services::new(db, Arc::new(app.clock.clone()))
+}
+
+/// A new AGENT key of acme, used once so that the server remembers it.
+async fn remembered_agent_key(app: &TestApp) -> convtrack::service::keys::CreatedKey {
+    let created = app
+        .services
+        .create_key("acme", convtrack::domain::role::Role::Agent)
+        .await
+        .expect("key");
+    let ok = app
+        .post_graphql(
+            Some(&created.secret),
+            "{ channelPolicies { channel } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+    created
+}
+
+const SETTINGS: &str = "{ tenantSettings { attributionWindowDays } }";
+
+fn window(body: &serde_json::Value) -> i64 {
+    data(body, "tenantSettings")["attributionWindowDays"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{body}"))
+}
 
 fn convtrack(app: &TestApp, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_convtrack"))
@@ -52,7 +92,7 @@ test_both!(requests_without_a_valid_key_get_401, |app| {
 });
 
 test_both!(
-    keys_created_and_revoked_by_the_cli_take_effect_at_once,
+    keys_created_and_revoked_by_the_cli_take_effect_within_a_second,
     |app| {
         let created = stdout(&convtrack(
             &app,
@@ -84,10 +124,17 @@ test_both!(
             .to_owned();
 
         stdout(&convtrack(&app, &["keys", "revoke", &id]));
+        // Another process revoked it: the server's memory of the key lasts
+        // until its next read of the change counter.
+        app.advance(TimeDelta::seconds(1));
         let response = app
             .post_graphql(Some(&key), "{ channelPolicies { channel } }", json!({}))
             .await;
-        assert_eq!(response.status(), 401, "a revoked key is refused at once");
+        assert_eq!(
+            response.status(),
+            401,
+            "a revoked key is refused within a second"
+        );
         let still = app
             .gql(&app.agent, "{ channelPolicies { channel } }", json!({}))
             .await;
@@ -176,5 +223,121 @@ test_both!(
             let json: serde_json::Value = response.json().await.expect("json");
             assert_eq!(error_code(&json), "BAD_USER_INPUT", "{body}");
         }
+    }
+);
+
+test_both!(a_verified_key_costs_no_statement_until_keys_change, |app| {
+    assert_eq!(window(&app.gql(&app.admin, SETTINGS, json!({})).await), 30);
+    let before = app.sql_statements();
+    for _ in 0..3 {
+        window(&app.gql(&app.admin, SETTINGS, json!({})).await);
+    }
+    assert_eq!(
+        app.sql_statements() - before,
+        0,
+        "key and tenant settings come from memory"
+    );
+
+    let change = SettingsChange {
+        attribution_window_days: Some(7),
+        ..Default::default()
+    };
+    elsewhere(&app)
+        .await
+        .update_tenant_settings_by_name("acme", change)
+        .await
+        .expect("settings changed elsewhere");
+    app.advance(TimeDelta::seconds(1));
+    assert_eq!(
+        window(&app.gql(&app.admin, SETTINGS, json!({})).await),
+        7,
+        "a change made elsewhere is seen within a second"
+    );
+});
+
+test_both!(
+    a_key_revoked_through_this_instance_is_refused_at_once,
+    |app| {
+        let created = remembered_agent_key(&app).await;
+        let query = "{ channelPolicies { channel } }";
+        app.services
+            .revoke_key(created.key.id)
+            .await
+            .expect("revoke");
+        let refused = app
+            .post_graphql(Some(&created.secret), query, json!({}))
+            .await;
+        assert_eq!(refused.status(), 401);
+    }
+);
+
+test_both!(
+    on_postgres_a_key_revoked_elsewhere_is_refused_on_notification,
+    |app| {
+        if app.backend != Backend::Postgres {
+            return;
+        }
+        let created = remembered_agent_key(&app).await;
+        let query = "{ channelPolicies { channel } }";
+        elsewhere(&app)
+            .await
+            .revoke_key(created.key.id)
+            .await
+            .expect("revoke elsewhere");
+        // The clock stands still: only the notification can tell.
+        let refused = tokio::time::timeout(PATIENCE, async {
+            loop {
+                let answer = app
+                    .post_graphql(Some(&created.secret), query, json!({}))
+                    .await;
+                if answer.status() == 401 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(refused.is_ok(), "the revocation was never heard");
+    }
+);
+
+test_both!(
+    a_flood_of_wrong_keys_costs_a_bounded_number_of_statements,
+    |app| {
+        let query = "{ channelPolicies { channel } }";
+        app.gql(&app.admin, query, json!({})).await;
+        let before = app.sql_statements();
+        let mut refused = 0;
+        let mut limited = 0;
+        for n in 0..100 {
+            let wrong = format!("ctk_wrong{n:04}");
+            let response = app.post_graphql(Some(&wrong), query, json!({})).await;
+            match response.status().as_u16() {
+                401 => refused += 1,
+                429 => {
+                    let body: serde_json::Value = response.json().await.expect("json");
+                    assert_eq!(error_code(&body), "RATE_LIMITED", "{body}");
+                    limited += 1;
+                }
+                other => panic!("status {other}"),
+            }
+        }
+        let statements = app.sql_statements() - before;
+        assert!(
+            statements <= 20,
+            "one lookup per key of a burst: {statements}"
+        );
+        assert_eq!(statements, refused, "each refusal cost its one lookup");
+        assert!(
+            limited >= 80,
+            "past the burst, no lookup: {refused} refused, {limited} limited"
+        );
+        let still = app.gql(&app.admin, query, json!({})).await;
+        data(&still, "channelPolicies");
+        app.advance(TimeDelta::seconds(5));
+        let later = app
+            .post_graphql(Some("ctk_wrong_again"), query, json!({}))
+            .await;
+        assert_eq!(later.status(), 401, "the budget refills");
     }
 );

@@ -5,14 +5,15 @@
 
 mod session;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::Data;
 use async_graphql::http::{WebSocket as GraphQLWebSocket, WsMessage};
-use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
 use axum::http::header::{ALLOW, SEC_WEBSOCKET_PROTOCOL};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -43,6 +44,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// `GET /graphql`: a WebSocket upgrade, or 405 (queries and mutations are POST only).
 pub async fn upgrade(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -75,7 +77,7 @@ pub async fn upgrade(
         .max_message_size(MAX_INBOUND_BYTES)
         .max_frame_size(MAX_INBOUND_BYTES)
         .on_upgrade(move |socket| async move {
-            serve(socket, protocol, state).await;
+            serve(socket, protocol, state, client.ip()).await;
             drop(tracked);
         })
 }
@@ -95,7 +97,7 @@ pub fn choose_protocol(headers: &HeaderMap) -> Option<Protocols> {
     }
 }
 
-async fn serve(socket: WebSocket, protocol: Protocols, state: AppState) {
+async fn serve(socket: WebSocket, protocol: Protocols, state: AppState, client: IpAddr) {
     let (mut sink, source) = socket.split();
     let session = Arc::new(Session::default());
     let input = screened(source, protocol, session.clone());
@@ -103,7 +105,7 @@ async fn serve(socket: WebSocket, protocol: Protocols, state: AppState) {
         let session = session.clone();
         let services = state.services.clone();
         let counts = state.socket_counts.clone();
-        move |payload| connection_init(payload, session, services, counts)
+        move |payload| connection_init(payload, session, services, counts, client)
     };
     let messages =
         GraphQLWebSocket::new(state.schema.clone(), input, protocol).on_connection_init(on_init);
@@ -165,6 +167,7 @@ async fn connection_init(
     session: Arc<Session>,
     services: Services,
     counts: Arc<SocketCounts>,
+    client: IpAddr,
 ) -> async_graphql::Result<Data> {
     let key = payload
         .get("authorization")
@@ -173,7 +176,7 @@ async fn connection_init(
         .and_then(from_authorization_header)
         .map(str::to_owned);
     let caller = match key {
-        Some(key) => services.authenticate(&key).await,
+        Some(key) => services.authenticate(&key, Some(client)).await,
         None => Ok(None),
     };
     let refused = |code: ErrorCode, message: String| {
