@@ -67,6 +67,23 @@ impl<K: Hash + Eq> RateLimiter<K> {
         }
     }
 
+    /// Whether `key` could pay `cost` now, charging nothing: for work that
+    /// is charged only when it turns out to be wasted. `Err(seconds)` as
+    /// for [`Self::charge`].
+    pub fn affords(&self, key: &K, cost: f64, now: DateTime<Utc>) -> Result<(), u64> {
+        let budget = self.budget;
+        let units = locked(&self.buckets)
+            .map
+            .get(key)
+            .map_or(budget.capacity, |b| b.units_at(budget, now));
+        let cost = cost.min(budget.capacity);
+        if cost <= units {
+            Ok(())
+        } else {
+            Err(wait_seconds(budget, cost - units))
+        }
+    }
+
     /// Charges `cost` to `key`. `Err(seconds)` when the bucket cannot pay:
     /// nothing is charged, and the request may be retried after that long.
     pub fn charge(&self, key: K, cost: f64, now: DateTime<Utc>) -> Result<(), u64> {
@@ -91,14 +108,18 @@ impl<K: Hash + Eq> RateLimiter<K> {
             bucket.units -= cost;
             return Ok(());
         }
-        let missing = cost - bucket.units;
-        let wait = if budget.per_second > 0.0 {
-            (missing / budget.per_second).ceil().max(1.0)
-        } else {
-            3600.0
-        };
-        Err(wait as u64)
+        Err(wait_seconds(budget, cost - bucket.units))
     }
+}
+
+/// Seconds until `missing` units have refilled.
+fn wait_seconds(budget: Budget, missing: f64) -> u64 {
+    let wait = if budget.per_second > 0.0 {
+        (missing / budget.per_second).ceil().max(1.0)
+    } else {
+        3600.0
+    };
+    wait as u64
 }
 
 #[cfg(test)]
@@ -177,5 +198,17 @@ mod tests {
         let key = Uuid::now_v7();
         assert_eq!(limiter.charge(key, 50.0, t0), Ok(()));
         assert_eq!(limiter.charge(key, 500.0, t0), Err(5));
+    }
+
+    #[test]
+    fn affording_charges_nothing() {
+        let limiter = limiter();
+        let key = Uuid::now_v7();
+        let now = Utc::now();
+        for _ in 0..100 {
+            assert!(limiter.affords(&key, 10.0, now).is_ok());
+        }
+        while limiter.charge(key, 10.0, now).is_ok() {}
+        assert!(limiter.affords(&key, 10.0, now).is_err());
     }
 }

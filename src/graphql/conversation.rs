@@ -4,7 +4,7 @@ use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 
-use super::context::{RequestContext, request};
+use super::context::request;
 use super::enums::{Channel, ConversionKind, RecordType};
 use super::objects::Conversation;
 use super::pagination;
@@ -13,7 +13,6 @@ use crate::domain::cursor::{ConversationCursor, NodeType, parse_global_id};
 use crate::domain::session_id::SessionId;
 use crate::error::AppError;
 use crate::service::listing;
-use crate::service::read_model;
 
 /// Narrows the AI Conversations list. Given fields all apply.
 #[derive(InputObject, Default)]
@@ -64,22 +63,6 @@ fn wants_conversions(ctx: &Context<'_>) -> bool {
         .any(|f| nodes.field(f).exists() || edge_nodes.field(f).exists())
 }
 
-/// Loads the conversions of a whole page in one statement and hands them to
-/// the request's loader, so each row's `badges` is a cache hit. Left to the
-/// loader's timer alone, a slow poll of 250 rows can split the batch.
-async fn prime_conversions(
-    r: &RequestContext,
-    conversations: &[read_model::Conversation],
-) -> Result<(), AppError> {
-    let ids: Vec<_> = conversations.iter().map(|c| c.id).collect();
-    let mut found = r.services.conversions_of(r.caller.tenant_id, &ids).await?;
-    let all = ids
-        .into_iter()
-        .map(|id| (id, found.remove(&id).unwrap_or_default()));
-    r.conversions.feed_many(all).await;
-    Ok(())
-}
-
 #[derive(Default)]
 pub struct ConversationQuery;
 
@@ -105,14 +88,16 @@ impl ConversationQuery {
             .transpose()
             .map_err(AppError::from)?;
         let filter = filter.unwrap_or_default().parse()?;
-        let page = r
+        let listed = r
             .services
-            .list_conversations(&r.caller, first, after, filter)
+            .list_conversations(&r.caller, first, after, filter, wants_conversions(ctx))
             .await?;
-        if wants_conversions(ctx) {
-            prime_conversions(r, &page.items).await?;
+        // Each row's `badges` and `conversions` are then cache hits: left
+        // to the loader's timer, a slow poll of 250 rows can split the batch.
+        if let Some(conversions) = listed.conversions {
+            r.conversions.feed_many(conversions).await;
         }
-        Ok(pagination::connection(page, after.is_some(), |c| {
+        Ok(pagination::connection(listed.page, after.is_some(), |c| {
             let cursor = ConversationCursor {
                 started_at: to_micros(c.started_at),
                 id: c.id,

@@ -7,9 +7,9 @@
 //! reconnects); and, on both databases, when the shared change counter
 //! (`auth_version`, moved in the same transaction as every revocation and
 //! settings change) has moved, read at most every [`VERSION_CHECK_EVERY`].
-//! Unknown keys are never remembered; looking one up costs a statement,
-//! charged to the client's address so that a flood of wrong keys cannot
-//! cost one statement each.
+//! Unknown keys are never remembered; a lookup that finds nothing is
+//! charged to the client's address, and an address whose budget is spent
+//! gets no lookup, so a flood of wrong keys cannot cost one statement each.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -116,17 +116,21 @@ impl Services {
         if let Some(known) = locked(&self.key_cache.memory).keys.get(&hash) {
             return Ok(Some((known.caller, known.settings.clone())));
         }
+        // Only lookups that find nothing are charged: a valid key's first
+        // requests, however many at once, never spend the address's budget.
+        let now = self.clock.now();
+        let lookups = &self.key_cache.lookups;
         if let Some(client) = client {
-            self.key_cache
-                .lookups
-                .charge(client, 1.0, self.clock.now())
-                .map_err(|seconds| {
-                    AppError::RateLimited(format!(
-                        "too many unknown API keys from this address; retry after {seconds} s"
-                    ))
-                })?;
+            lookups.affords(&client, 1.0, now).map_err(|seconds| {
+                AppError::RateLimited(format!(
+                    "too many unknown API keys from this address; retry after {seconds} s"
+                ))
+            })?;
         }
         let Some(verified) = self.look_up_key(&hash).await? else {
+            if let Some(client) = client {
+                let _ = lookups.charge(client, 1.0, now);
+            }
             return Ok(None);
         };
         let mut memory = locked(&self.key_cache.memory);

@@ -4,9 +4,13 @@
 use chrono::{DateTime, Utc};
 use entity::{conversation, conversion};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
-use sea_orm::{ColumnTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, IdenStatic,
+    Iterable, QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Select, Statement,
+};
+use uuid::Uuid;
 
-use super::read_model::{Conversation, read_all};
+use super::read_model::{Conversation, Conversion, ConversionsOf, read_all};
 use super::{Caller, Page, Services};
 use crate::domain::channel::Channel;
 use crate::domain::clock::to_micros;
@@ -36,7 +40,17 @@ pub struct ConversationFilter {
     pub started_before: Option<DateTime<Utc>>,
 }
 
+/// A page of the list, with every conversion of its rows when asked for.
+#[derive(Debug)]
+pub struct Listed {
+    pub page: Page<Conversation>,
+    /// By conversation, oldest first; every row of the page has an entry.
+    pub conversions: Option<ConversionsOf>,
+}
+
 impl Services {
+    /// One page of the list, in one statement: with `with_conversions`,
+    /// the rows' conversions (their badges) come in the same statement.
     #[tracing::instrument(skip(self, caller, filter), fields(tenant = %caller.tenant_id))]
     pub async fn list_conversations(
         &self,
@@ -44,70 +58,133 @@ impl Services {
         first: u64,
         after: Option<ConversationCursor>,
         filter: ConversationFilter,
-    ) -> Result<Page<Conversation>, AppError> {
+        with_conversions: bool,
+    ) -> Result<Listed, AppError> {
         caller.require(Operation::BrowseConversations, "list conversations")?;
-        let mut query = conversation::Entity::find()
-            .filter(conversation::Column::TenantId.eq(caller.tenant_id));
-        if let Some(after) = after {
-            // A row-value comparison, so the (tenant, started_at, id) index
-            // seeks straight to the cursor on both databases.
-            query = query.filter(
-                Expr::tuple([
-                    Expr::col((conversation::Entity, conversation::Column::StartedAt)),
-                    Expr::col((conversation::Entity, conversation::Column::Id)),
-                ])
-                .lt(Expr::tuple([
-                    Expr::value(after.started_at),
-                    Expr::value(after.id),
-                ])),
-            );
-        }
-        if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
-            if search.chars().count() > MAX_SEARCH_CHARS {
-                return Err(AppError::BadInput(format!(
-                    "search may be at most {MAX_SEARCH_CHARS} characters"
-                )));
-            }
-            query = query.filter(search_condition(self.db.get_database_backend(), search));
-        }
-        if let Some(kinds) = &filter.badges {
-            let with_badge = Query::select()
-                .column(conversion::Column::ConversationId)
-                .from(conversion::Entity)
-                .and_where(conversion::Column::TenantId.eq(caller.tenant_id))
-                .and_where(conversion::Column::Attributed.eq(true))
-                .and_where(conversion::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())))
-                .to_owned();
-            query = query.filter(conversation::Column::Id.in_subquery(with_badge));
-        }
-        match filter.converted {
-            Some(true) => {
-                query = query.filter(conversation::Column::FirstConvertedAt.is_not_null())
-            }
-            Some(false) => query = query.filter(conversation::Column::FirstConvertedAt.is_null()),
-            None => {}
-        }
-        if let Some(session_id) = &filter.session_id {
-            query = query.filter(conversation::Column::SessionId.eq(session_id.as_str()));
-        }
-        if let Some(channels) = &filter.channels {
-            query = query
-                .filter(conversation::Column::Channel.is_in(channels.iter().map(|c| c.as_str())));
-        }
-        if let Some(after) = filter.started_after {
-            query = query.filter(conversation::Column::StartedAt.gte(to_micros(after)));
-        }
-        if let Some(before) = filter.started_before {
-            query = query.filter(conversation::Column::StartedAt.lt(to_micros(before)));
-        }
-        let rows = query
+        let backend = self.db.get_database_backend();
+        let query = list_query(backend, caller, after, &filter)?
             .order_by_desc(conversation::Column::StartedAt)
             .order_by_desc(conversation::Column::Id)
-            .limit(first + 1)
-            .all(&self.db)
+            .limit(first + 1);
+        if !with_conversions {
+            let rows = query.all(&self.db).await?;
+            return Ok(Listed {
+                page: Page::from_overfetch(read_all(rows)?, first),
+                conversions: None,
+            });
+        }
+        let page = query.build(backend);
+        let sql = format!(
+            "WITH page AS ({}) SELECT {} FROM page LEFT JOIN conversion v ON v.conversation_id = page.id \
+             ORDER BY page.started_at DESC, page.id DESC, v.feed_seq",
+            page.sql,
+            joined_columns()
+        );
+        let values = page.values.map(|v| v.0).unwrap_or_default();
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
-        Ok(Page::from_overfetch(read_all(rows)?, first))
+        let (conversations, conversions) = rows_with_conversions(rows)?;
+        Ok(Listed {
+            page: Page::from_overfetch(conversations, first),
+            conversions: Some(conversions),
+        })
     }
+}
+
+/// The list's rows, filtered and after the cursor, not yet ordered.
+fn list_query(
+    backend: DatabaseBackend,
+    caller: &Caller,
+    after: Option<ConversationCursor>,
+    filter: &ConversationFilter,
+) -> Result<Select<conversation::Entity>, AppError> {
+    let mut query =
+        conversation::Entity::find().filter(conversation::Column::TenantId.eq(caller.tenant_id));
+    if let Some(after) = after {
+        // A row-value comparison, so the (tenant, started_at, id) index
+        // seeks straight to the cursor on both databases.
+        query = query.filter(
+            Expr::tuple([
+                Expr::col((conversation::Entity, conversation::Column::StartedAt)),
+                Expr::col((conversation::Entity, conversation::Column::Id)),
+            ])
+            .lt(Expr::tuple([
+                Expr::value(after.started_at),
+                Expr::value(after.id),
+            ])),
+        );
+    }
+    if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
+        if search.chars().count() > MAX_SEARCH_CHARS {
+            return Err(AppError::BadInput(format!(
+                "search may be at most {MAX_SEARCH_CHARS} characters"
+            )));
+        }
+        query = query.filter(search_condition(backend, search));
+    }
+    if let Some(kinds) = &filter.badges {
+        let with_badge = Query::select()
+            .column(conversion::Column::ConversationId)
+            .from(conversion::Entity)
+            .and_where(conversion::Column::TenantId.eq(caller.tenant_id))
+            .and_where(conversion::Column::Attributed.eq(true))
+            .and_where(conversion::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())))
+            .to_owned();
+        query = query.filter(conversation::Column::Id.in_subquery(with_badge));
+    }
+    match filter.converted {
+        Some(true) => query = query.filter(conversation::Column::FirstConvertedAt.is_not_null()),
+        Some(false) => query = query.filter(conversation::Column::FirstConvertedAt.is_null()),
+        None => {}
+    }
+    if let Some(session_id) = &filter.session_id {
+        query = query.filter(conversation::Column::SessionId.eq(session_id.as_str()));
+    }
+    if let Some(channels) = &filter.channels {
+        query =
+            query.filter(conversation::Column::Channel.is_in(channels.iter().map(|c| c.as_str())));
+    }
+    if let Some(after) = filter.started_after {
+        query = query.filter(conversation::Column::StartedAt.gte(to_micros(after)));
+    }
+    if let Some(before) = filter.started_before {
+        query = query.filter(conversation::Column::StartedAt.lt(to_micros(before)));
+    }
+    Ok(query)
+}
+
+/// Every column of a page row (`c_…`) and of one of its conversions
+/// (`v_…`, all null for a row without any).
+fn joined_columns() -> String {
+    let page =
+        conversation::Column::iter().map(|c| format!("page.\"{0}\" AS \"c_{0}\"", c.as_str()));
+    let conversions =
+        conversion::Column::iter().map(|c| format!("v.\"{0}\" AS \"v_{0}\"", c.as_str()));
+    page.chain(conversions).collect::<Vec<_>>().join(", ")
+}
+
+/// Folds the joined rows (a page row repeated once per conversion, in
+/// order) into the page and each row's conversions.
+fn rows_with_conversions(
+    rows: Vec<QueryResult>,
+) -> Result<(Vec<Conversation>, ConversionsOf), AppError> {
+    let mut conversations: Vec<Conversation> = Vec::new();
+    let mut conversions = ConversionsOf::new();
+    for row in rows {
+        let id: Uuid = row.try_get("", "c_id")?;
+        if conversations.last().is_none_or(|c| c.id != id) {
+            conversations.push(conversation::Model::from_query_result(&row, "c_")?.try_into()?);
+            conversions.entry(id).or_default();
+        }
+        if row.try_get::<Option<Uuid>>("", "v_id")?.is_some() {
+            let conversion: Conversion =
+                conversion::Model::from_query_result(&row, "v_")?.try_into()?;
+            conversions.entry(id).or_default().push(conversion);
+        }
+    }
+    Ok((conversations, conversions))
 }
 
 /// Conversations with a visitor or AI message containing `text`, whatever

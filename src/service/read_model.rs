@@ -131,6 +131,9 @@ impl TryFrom<message::Model> for Message {
     }
 }
 
+/// Conversions by the conversation they belong to, each list oldest first.
+pub type ConversionsOf = std::collections::HashMap<Uuid, Vec<Conversion>>;
+
 /// Reads every row of a list, failing on the first corrupt one.
 pub fn read_all<R, T>(rows: impl IntoIterator<Item = R>) -> Result<Vec<T>, AppError>
 where

@@ -341,3 +341,19 @@ test_both!(
         assert_eq!(later.status(), 401, "the budget refills");
     }
 );
+
+test_both!(a_new_keys_first_requests_at_once_all_pass, |app| {
+    let created = app
+        .services
+        .create_key("acme", convtrack::domain::role::Role::Agent)
+        .await
+        .expect("key");
+    let query = "{ channelPolicies { channel } }";
+    let answers = futures_util::future::join_all(
+        (0..40).map(|_| app.post_graphql(Some(&created.secret), query, json!({}))),
+    )
+    .await;
+    for answer in answers {
+        assert_eq!(answer.status(), 200, "a valid key is never rate limited");
+    }
+});

@@ -136,9 +136,9 @@ test_both!(
             costs.iter().all(|c| *c == costs[0]),
             "statements for 5 vs 250 rows, plain and through fragments: {costs:?}"
         );
-        assert!(
-            costs[0] <= 2,
-            "list + one batch of conversions (the key is in memory): {costs:?}"
+        assert_eq!(
+            costs[0], 1,
+            "one statement for the page and its conversions (the key is in memory): {costs:?}"
         );
     }
 );

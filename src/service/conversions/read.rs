@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::domain::conversion::RecordType;
 use crate::domain::role::Operation;
 use crate::error::AppError;
-use crate::service::read_model::{Conversation, Conversion, read_all};
+use crate::service::read_model::{Conversation, Conversion, ConversionsOf, read_all};
 use crate::service::{Caller, Page, Services};
 
 impl Services {
@@ -93,14 +93,14 @@ impl Services {
         &self,
         tenant_id: Uuid,
         conversation_ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, Vec<Conversion>>, AppError> {
+    ) -> Result<ConversionsOf, AppError> {
         let rows = conversion::Entity::find()
             .filter(conversion::Column::TenantId.eq(tenant_id))
             .filter(conversion::Column::ConversationId.is_in(conversation_ids.iter().copied()))
             .order_by_asc(conversion::Column::FeedSeq)
             .all(&self.db)
             .await?;
-        let mut by_conversation: HashMap<Uuid, Vec<Conversion>> = HashMap::new();
+        let mut by_conversation = ConversionsOf::new();
         for row in rows {
             if let Some(id) = row.conversation_id {
                 by_conversation.entry(id).or_default().push(row.try_into()?);
