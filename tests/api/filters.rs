@@ -339,3 +339,27 @@ test_both!(integrators_and_agents_may_not_read_tool_calls, |app| {
         "Tool"
     );
 });
+
+test_both!(
+    search_text_that_looks_like_placeholders_is_just_text,
+    |app| {
+        let session = app.start_session(Channel::Chat).await;
+        app.say(
+            &session,
+            "VISITOR",
+            "is it $1 or ? per hour, and 'why' \\n?",
+        )
+        .await;
+        for text in ["$1 or ?", "'why' \\n", "?", "$1"] {
+            let body = app
+            .gql(
+                &app.admin,
+                "query($s: String) { conversations(filter: { search: $s }) { nodes { sessionId } } }",
+                json!({ "s": text }),
+            )
+            .await;
+            let nodes = &data(&body, "conversations")["nodes"];
+            assert_eq!(nodes.as_array().map(Vec::len), Some(1), "{text}: {body}");
+        }
+    }
+);
