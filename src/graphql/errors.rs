@@ -8,11 +8,6 @@ use async_graphql::{ErrorExtensions, Response, Value};
 
 use crate::error::{AppError, ErrorCode};
 
-/// The `extensions.code` of an error.
-pub fn code(e: &AppError) -> &'static str {
-    e.code().as_str()
-}
-
 /// An error with its code, refused by the GraphQL layer itself.
 pub fn refusal(code: ErrorCode, message: impl Into<String>) -> async_graphql::Error {
     async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code.as_str()))
@@ -24,12 +19,6 @@ impl From<AppError> for async_graphql::Error {
         // Kept (never sent) for the log line written when the response is done.
         error.source = Some(Arc::new(e));
         error
-    }
-}
-
-impl From<&AppError> for async_graphql::Error {
-    fn from(e: &AppError) -> Self {
-        e.clone().into()
     }
 }
 
@@ -172,7 +161,7 @@ mod tests {
             (AppError::Raced, "SERVICE_UNAVAILABLE"),
         ];
         for (error, expected) in cases {
-            assert_eq!(code(&error), expected);
+            assert_eq!(error.code().as_str(), expected);
             assert_eq!(code_of(&error_of(error)), Some(Value::from(expected)));
         }
     }

@@ -54,7 +54,7 @@ pub fn connection_complexity(first: Option<i32>, default: u64, child: usize) -> 
         .min(CONNECTION_COMPLEXITY_CAP)
 }
 
-pub fn too_complex(message: impl Into<String>) -> ServerError {
+fn too_complex(message: impl Into<String>) -> ServerError {
     refusal(ErrorCode::QueryTooComplex, message).into_server_error(Default::default())
 }
 

@@ -167,8 +167,18 @@ impl Services {
         id: Uuid,
     ) -> Result<Option<Conversation>, AppError> {
         caller.require(Operation::ReadConversation, "read conversations")?;
+        self.conversation_in_tenant(caller.tenant_id, id).await
+    }
+
+    /// A conversation by id, if it belongs to `tenant_id`; the caller's
+    /// right to read it is checked by whoever asks.
+    pub(crate) async fn conversation_in_tenant(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<Conversation>, AppError> {
         conversation::Entity::find_by_id(id)
-            .filter(conversation::Column::TenantId.eq(caller.tenant_id))
+            .filter(conversation::Column::TenantId.eq(tenant_id))
             .one(&self.db)
             .await?
             .map(Conversation::try_from)

@@ -40,12 +40,8 @@ impl Services {
         let Some(conversation_id) = latest.and_then(|c| c.conversation_id) else {
             return Ok(None);
         };
-        conversation::Entity::find_by_id(conversation_id)
-            .filter(conversation::Column::TenantId.eq(caller.tenant_id))
-            .one(&self.db)
-            .await?
-            .map(Conversation::try_from)
-            .transpose()
+        self.conversation_in_tenant(caller.tenant_id, conversation_id)
+            .await
     }
 
     pub async fn conversion_by_id(
