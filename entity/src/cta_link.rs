@@ -19,6 +19,8 @@ pub struct Model {
     pub first_followed_at: Option<i64>,
     pub last_followed_at: Option<i64>,
     pub follow_count: i32,
+    /// When the link first led to a conversion (kept for the stats funnel).
+    pub first_converted_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

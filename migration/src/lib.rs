@@ -9,6 +9,10 @@ mod m20261125_000002_add_search_and_settings;
 mod m20261125_000003_create_links_and_confirmations;
 mod m20261125_000004_add_stats_columns;
 mod m20261205_000005_create_auth_version;
+mod m20261205_000006_create_stats_rollups;
+
+/// Counts rows written directly (a bulk load) into the stats rollups.
+pub use m20261205_000006_create_stats_rollups::backfill as backfill_stats_rollups;
 
 pub struct Migrator;
 
@@ -21,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_create_links_and_confirmations::Migration),
             Box::new(m20261125_000004_add_stats_columns::Migration),
             Box::new(m20261205_000005_create_auth_version::Migration),
+            Box::new(m20261205_000006_create_stats_rollups::Migration),
         ]
     }
 }

@@ -17,6 +17,7 @@ pub mod query_text;
 pub mod rate_limit;
 pub mod redact;
 pub mod role;
+pub mod rollup;
 pub mod session_id;
 pub mod settings;
 pub mod text;

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
+use super::rollups::Counted;
 use super::sessions::{OpenSession, lock_open_session};
 use super::{Caller, Services};
 use crate::domain::clock::{from_micros, to_micros};
@@ -18,6 +19,7 @@ use crate::domain::link::{
     with_token,
 };
 use crate::domain::role::Operation;
+use crate::domain::rollup::Metric;
 use crate::domain::session_id::SessionId;
 use crate::error::AppError;
 
@@ -216,9 +218,13 @@ impl Services {
             first_followed_at: Set(None),
             last_followed_at: Set(None),
             follow_count: Set(0),
+            first_converted_at: Set(None),
         }
         .insert(&*txn)
         .await?;
+        let mut counted = Counted::new(caller.tenant_id, &conversation.channel);
+        counted.add(conversation.started_at, Metric::Issued, action.as_str());
+        counted.save(&*txn).await?;
         txn.commit().await?;
         let token = key.seal(&LinkClaims {
             tenant_id: caller.tenant_id,
@@ -268,24 +274,7 @@ impl Services {
             this_link
         };
         let link = if counted {
-            cta_link::Entity::update_many()
-                .col_expr(
-                    cta_link::Column::FirstFollowedAt,
-                    Func::coalesce([
-                        Expr::col(cta_link::Column::FirstFollowedAt),
-                        Expr::value(now),
-                    ])
-                    .into(),
-                )
-                .col_expr(cta_link::Column::LastFollowedAt, Expr::value(now))
-                .col_expr(
-                    cta_link::Column::FollowCount,
-                    Expr::col(cta_link::Column::FollowCount).add(1),
-                )
-                .filter(live)
-                .exec_with_returning(&self.db)
-                .await?
-                .pop()
+            self.count_follow(live, now).await?
         } else {
             cta_link::Entity::find().filter(live).one(&self.db).await?
         };
@@ -301,6 +290,48 @@ impl Services {
                 Ok(None)
             }
         }
+    }
+}
+
+impl Services {
+    /// Counts a follow of the link `live` selects, if it is live. A link's
+    /// first follow also counts in the stats funnel, in the same transaction.
+    async fn count_follow(
+        &self,
+        live: sea_orm::sea_query::SimpleExpr,
+        now: i64,
+    ) -> Result<Option<cta_link::Model>, AppError> {
+        let txn = self.begin_write().await?;
+        let link = cta_link::Entity::update_many()
+            .col_expr(
+                cta_link::Column::FirstFollowedAt,
+                Func::coalesce([
+                    Expr::col(cta_link::Column::FirstFollowedAt),
+                    Expr::value(now),
+                ])
+                .into(),
+            )
+            .col_expr(cta_link::Column::LastFollowedAt, Expr::value(now))
+            .col_expr(
+                cta_link::Column::FollowCount,
+                Expr::col(cta_link::Column::FollowCount).add(1),
+            )
+            .filter(live)
+            .exec_with_returning(&*txn)
+            .await?
+            .pop();
+        // The count moved under the row's lock: 1 is this follow's alone.
+        if let Some(link) = link.as_ref().filter(|link| link.follow_count == 1) {
+            let conversation = conversation::Entity::find_by_id(link.conversation_id)
+                .one(&*txn)
+                .await?
+                .ok_or_else(|| AppError::internal("a link's conversation is missing"))?;
+            let mut counted = Counted::new(link.tenant_id, &conversation.channel);
+            counted.add(conversation.started_at, Metric::Followed, &link.action);
+            counted.save(&*txn).await?;
+        }
+        txn.commit().await?;
+        Ok(link)
     }
 }
 

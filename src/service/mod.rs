@@ -12,6 +12,7 @@ pub mod links;
 pub mod listing;
 pub mod messages;
 pub mod read_model;
+pub(crate) mod rollups;
 pub mod sessions;
 pub mod stats;
 pub mod tenants;

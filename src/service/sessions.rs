@@ -10,11 +10,13 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::read_model::Conversation;
+use super::rollups::Counted;
 use super::tenants::settings_of;
 use super::{Caller, Services, lock_key};
 use crate::domain::channel::{Channel, ChannelPolicy, SessionRule};
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::role::Operation;
+use crate::domain::rollup::Metric;
 use crate::domain::session_id::SessionId;
 use crate::domain::settings::TenantSettings;
 use crate::domain::{contact, text};
@@ -129,6 +131,9 @@ impl Services {
         }
         .insert(&*txn)
         .await?;
+        let mut counted = Counted::new(caller.tenant_id, channel.as_str());
+        counted.add(conversation.started_at, Metric::Conversations, "");
+        counted.save(&*txn).await?;
         txn.commit().await?;
         Ok(Started {
             conversation: conversation.try_into()?,

@@ -1,5 +1,7 @@
-//! Conversion stats over a date range, computed by the database (GROUP BY
-//! and a median in SQL), never by loading rows into the server.
+//! Conversion stats over a date range, read from the rollups (whole days
+//! and months) and, for the parts of days at either end, from the rows.
+//! The median comes from a histogram whose buckets are within 2% of every
+//! value in them.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, QueryResult, Value};
@@ -10,6 +12,7 @@ use crate::domain::clock::to_micros;
 use crate::domain::conversion::ConversionKind;
 use crate::domain::link::CtaAction;
 use crate::domain::role::Operation;
+use crate::domain::rollup::{self, Cover, Interval, Metric, Span};
 use crate::error::{AppError, stored};
 
 /// Which conversations the stats are about: those started in
@@ -63,6 +66,8 @@ pub struct ConversionStats {
 }
 
 impl Services {
+    /// The stats of `range`: whole days and months from the rollups, the
+    /// parts of days at either end from the rows, in one statement.
     #[tracing::instrument(skip(self, caller), fields(tenant = %caller.tenant_id))]
     pub async fn conversion_stats(
         &self,
@@ -75,174 +80,294 @@ impl Services {
         {
             return Err(AppError::BadInput("from must be before to".into()));
         }
-        let sql = StatsSql::new(caller.tenant_id, range);
-        let backend = self.db.get_database_backend();
-        let query = |text: &str| {
-            self.db
-                .query_all_raw(statement(backend, text, sql.values.clone()))
-        };
+        let cover = rollup::cover(range.from.map(to_micros), range.to.map(to_micros));
+        let (sql, values) = stats_statement(caller.tenant_id, range.channel, &cover);
         let _slot = self
             .stats_slots
             .acquire()
             .await
             .map_err(|_| AppError::internal("the stats queue is closed"))?;
-        // Five independent statements, run at once on separate connections.
-        let (channel_rows, kind_rows, median_rows, unattributed_rows, funnel_rows) = tokio::try_join!(
-            query(&sql.by_channel),
-            query(&sql.by_kind),
-            query(&sql.median),
-            query(&sql.unattributed),
-            query(&sql.funnel),
-        )?;
-        let by_channel = channel_counts(channel_rows)?;
-        Ok(ConversionStats {
-            conversations: by_channel.iter().map(|c| c.conversations).sum(),
-            converted: by_channel.iter().map(|c| c.converted).sum(),
-            by_kind: kind_counts(kind_rows)?,
-            by_channel,
-            median_seconds_to_convert: median_seconds(&median_rows)?,
-            unattributed: match unattributed_rows.first() {
-                Some(row) => row.try_get::<i64>("", "n")?,
-                None => 0,
-            },
-            funnel: funnel(funnel_rows)?,
-        })
+        let rows = self
+            .db
+            .query_all_raw(statement(self.db.get_database_backend(), &sql, values))
+            .await?;
+        Tally::of(rows)
     }
 }
 
-/// The statements of one stats request, all bound to the same values.
-struct StatsSql {
-    values: Vec<Value>,
-    by_channel: String,
-    by_kind: String,
-    median: String,
-    unattributed: String,
-    funnel: String,
+/// One statement for the stats of `cover`, returning rows (channel, metric,
+/// key, n, representative): counters, and for metric `delay` the
+/// conversations whose first conversion came after about `representative`
+/// µs.
+fn stats_statement(
+    tenant_id: uuid::Uuid,
+    channel: Option<Channel>,
+    cover: &Cover,
+) -> (String, Vec<Value>) {
+    let mut parts = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let mut periods: Vec<(Span, Interval)> =
+        cover.months.map(|m| (Span::Month, m)).into_iter().collect();
+    periods.extend(cover.days.iter().map(|&d| (Span::Day, d)));
+    if !periods.is_empty() {
+        for table in ["stats_rollup", "delay_rollup"] {
+            let mut filter = "r.tenant_id = ?".to_owned();
+            values.push(tenant_id.into());
+            if let Some(channel) = channel {
+                filter.push_str(" AND r.channel = ?");
+                values.push(channel.as_str().into());
+            }
+            let any_period: Vec<&str> = periods
+                .iter()
+                .map(|&(span, (from, to))| {
+                    values.extend([span.as_str().into(), from.into(), to.into()]);
+                    "(r.span = ? AND r.period_start >= ? AND r.period_start < ?)"
+                })
+                .collect();
+            let filter = format!("{filter} AND ({})", any_period.join(" OR "));
+            parts.push(if table == "stats_rollup" {
+                format!(
+                    "SELECT r.channel, r.metric, r.key, CAST(SUM(r.n) AS BIGINT) AS n, \
+                     CAST(NULL AS DOUBLE PRECISION) AS representative \
+                     FROM stats_rollup r WHERE {filter} GROUP BY r.channel, r.metric, r.key"
+                )
+            } else {
+                format!(
+                    "SELECT '', 'delay', '', CAST(SUM(r.n) AS BIGINT), b.representative_micros \
+                     FROM delay_rollup r JOIN delay_bucket b ON b.bucket = r.bucket \
+                     WHERE {filter} GROUP BY b.bucket, b.representative_micros"
+                )
+            });
+        }
+    }
+    if !cover.edges.is_empty() {
+        parts.extend(edge_selects(tenant_id, channel, &cover.edges, &mut values));
+    }
+    if parts.is_empty() {
+        // An empty range: still a statement, so the answer has its shape.
+        parts.push(
+            "SELECT '' AS channel, '' AS metric, '' AS key, CAST(0 AS BIGINT) AS n, \
+             CAST(NULL AS DOUBLE PRECISION) AS representative WHERE 1 = 0"
+                .into(),
+        );
+    }
+    (parts.join(" UNION ALL "), values)
 }
 
-impl StatsSql {
-    fn new(tenant_id: uuid::Uuid, range: StatsRange) -> Self {
-        let from = range.from.map_or(i64::MIN, to_micros);
-        let to = range.to.map_or(i64::MAX, to_micros);
-        // The cohort: conversations of the tenant started in range. Conversions
-        // carry copies of their conversation's start and channel, so the same
-        // cohort needs no join there.
-        let mut cohort = "c.tenant_id = ? AND c.started_at >= ? AND c.started_at < ?".to_owned();
-        let mut cohort_of_conversions = "v.tenant_id = ? AND v.conversation_started_at >= ? \
-             AND v.conversation_started_at < ?"
-            .to_owned();
-        let mut unattributed = "SELECT COUNT(*) AS n FROM conversion v \
-             WHERE v.tenant_id = ? AND NOT v.attributed AND v.recorded_at >= ? AND v.recorded_at < ?"
-            .to_owned();
-        let mut values: Vec<Value> = vec![tenant_id.into(), from.into(), to.into()];
-        if let Some(channel) = range.channel {
-            cohort.push_str(" AND c.channel = ?");
-            cohort_of_conversions.push_str(" AND v.conversation_channel = ?");
-            unattributed.push_str(" AND v.conversation_channel = ?");
+/// The same rows as the rollups', counted from the rows of conversations
+/// (and their conversions and links) that started within `edges` (each
+/// part of one day).
+fn edge_selects(
+    tenant_id: uuid::Uuid,
+    channel: Option<Channel>,
+    edges: &[Interval],
+    values: &mut Vec<Value>,
+) -> Vec<String> {
+    // Conversions carry copies of their conversation's start and channel,
+    // so the cohort needs no join there.
+    let within = |column: &str, channel_column: &str, values: &mut Vec<Value>| {
+        let alias = &column[..1];
+        let mut filter = format!("{alias}.tenant_id = ?");
+        values.push(tenant_id.into());
+        if let Some(channel) = channel {
+            filter.push_str(&format!(" AND {channel_column} = ?"));
             values.push(channel.as_str().into());
         }
-        Self {
-            values,
-            by_channel: format!(
-                "SELECT c.channel AS channel, COUNT(*) AS conversations, \
-                 COUNT(c.first_converted_at) AS converted \
-                 FROM conversation c WHERE {cohort} GROUP BY c.channel"
-            ),
-            by_kind: format!(
-                "SELECT v.kind AS kind, COUNT(*) AS count, \
-                 COUNT(DISTINCT v.conversation_id) AS conversations \
-                 FROM conversion v WHERE {cohort_of_conversions} AND v.attributed GROUP BY v.kind"
-            ),
-            // The median of (first conversion − start): the middle one or the
-            // mean of the middle two, picked by LIMIT/OFFSET so it runs the
-            // same on both databases.
-            median: format!(
-                "WITH d AS (SELECT c.first_converted_at - c.started_at AS s FROM conversation c \
-                 WHERE {cohort} AND c.first_converted_at IS NOT NULL) \
-                 SELECT CAST(AVG(s) AS DOUBLE PRECISION) AS median FROM \
-                 (SELECT s FROM d ORDER BY s \
-                  LIMIT 2 - (SELECT COUNT(*) FROM d) % 2 \
-                  OFFSET ((SELECT COUNT(*) FROM d) - 1) / 2) m"
-            ),
-            unattributed,
-            funnel: format!(
-                "SELECT l.action AS action, COUNT(*) AS issued, \
-                 COUNT(l.first_followed_at) AS followed, \
-                 SUM(CASE WHEN EXISTS (SELECT 1 FROM conversion v WHERE v.link_id = l.id) \
-                     THEN 1 ELSE 0 END) AS converted \
-                 FROM cta_link l JOIN conversation c ON c.id = l.conversation_id \
-                 WHERE {cohort} GROUP BY l.action"
-            ),
-        }
-    }
-}
-
-/// Every channel with conversations in range, in the product's order.
-fn channel_counts(rows: Vec<QueryResult>) -> Result<Vec<ChannelCount>, AppError> {
-    let mut by_channel = Vec::new();
-    for row in rows {
-        by_channel.push(ChannelCount {
-            channel: stored(
-                "conversation.channel",
-                &row.try_get::<String>("", "channel")?,
-            )?,
-            conversations: row.try_get("", "conversations")?,
-            converted: row.try_get("", "converted")?,
-        });
-    }
-    by_channel.sort_by_key(|c| Channel::ALL.iter().position(|x| *x == c.channel));
-    Ok(by_channel)
-}
-
-/// Every kind, zeros included, in the product's order.
-fn kind_counts(rows: Vec<QueryResult>) -> Result<Vec<KindCount>, AppError> {
-    let mut by_kind: Vec<KindCount> = ConversionKind::ALL
-        .into_iter()
-        .map(|kind| KindCount {
-            kind,
-            count: 0,
-            conversations: 0,
-        })
-        .collect();
-    for row in rows {
-        let kind: ConversionKind = stored("conversion.kind", &row.try_get::<String>("", "kind")?)?;
-        if let Some(entry) = by_kind.iter_mut().find(|k| k.kind == kind) {
-            entry.count = row.try_get("", "count")?;
-            entry.conversations = row.try_get("", "conversations")?;
-        }
-    }
-    Ok(by_kind)
-}
-
-/// The median in seconds; none without a converted conversation.
-fn median_seconds(rows: &[QueryResult]) -> Result<Option<f64>, AppError> {
-    let micros = match rows.first() {
-        Some(row) => row.try_get::<Option<f64>>("", "median")?,
-        None => None,
+        let any: Vec<String> = edges
+            .iter()
+            .map(|&(from, to)| {
+                values.extend([from.into(), to.into()]);
+                format!("({column} >= ? AND {column} < ?)")
+            })
+            .collect();
+        format!("{filter} AND ({})", any.join(" OR "))
     };
-    Ok(micros.map(|micros| micros / 1_000_000.0))
+    let counted = |select: &str, from: &str, filter: String, group: &str| {
+        format!(
+            "SELECT {select}, CAST(NULL AS DOUBLE PRECISION) FROM {from} WHERE {filter} GROUP BY {group}"
+        )
+    };
+    let mut parts = Vec::new();
+    let started = within("c.started_at", "c.channel", values);
+    parts.push(counted(
+        "c.channel, 'conversations', '', COUNT(*)",
+        "conversation c",
+        started,
+        "c.channel",
+    ));
+    let started = within("c.started_at", "c.channel", values);
+    parts.push(counted(
+        "c.channel, 'converted', '', COUNT(*)",
+        "conversation c",
+        format!("{started} AND c.first_converted_at IS NOT NULL"),
+        "c.channel",
+    ));
+    for (metric, count) in [
+        ("kind", "COUNT(*)"),
+        ("kind_conversations", "COUNT(DISTINCT v.conversation_id)"),
+    ] {
+        let started = within(
+            "v.conversation_started_at",
+            "v.conversation_channel",
+            values,
+        );
+        parts.push(counted(
+            &format!("v.conversation_channel, '{metric}', v.kind, {count}"),
+            "conversion v",
+            format!("{started} AND v.attributed"),
+            "v.conversation_channel, v.kind",
+        ));
+    }
+    let recorded = within("v.recorded_at", "v.conversation_channel", values);
+    parts.push(counted(
+        "COALESCE(v.conversation_channel, ''), 'unattributed', '', COUNT(*)",
+        "conversion v",
+        format!("{recorded} AND NOT v.attributed"),
+        "v.conversation_channel",
+    ));
+    for (metric, filter) in [
+        ("issued", "1 = 1"),
+        ("followed", "l.first_followed_at IS NOT NULL"),
+        ("link_converted", "l.first_converted_at IS NOT NULL"),
+    ] {
+        let started = within("c.started_at", "c.channel", values);
+        parts.push(counted(
+            &format!("c.channel, '{metric}', l.action, COUNT(*)"),
+            "cta_link l JOIN conversation c ON c.id = l.conversation_id",
+            format!("{started} AND {filter}"),
+            "c.channel, l.action",
+        ));
+    }
+    let started = within("c.started_at", "c.channel", values);
+    parts.push(format!(
+        "SELECT '', 'delay', '', d.n, b.representative_micros FROM \
+         (SELECT (SELECT MAX(x.bucket) FROM delay_bucket x \
+                  WHERE x.lower_micros <= c.first_converted_at - c.started_at) AS bucket, \
+                 COUNT(*) AS n \
+          FROM conversation c WHERE {started} AND c.first_converted_at IS NOT NULL GROUP BY 1) d \
+         JOIN delay_bucket b ON b.bucket = d.bucket"
+    ));
+    parts
 }
 
-/// Every call to action, zeros included.
-fn funnel(rows: Vec<QueryResult>) -> Result<Vec<FunnelStep>, AppError> {
-    let mut funnel: Vec<FunnelStep> = CtaAction::ALL
-        .into_iter()
-        .map(|action| FunnelStep {
-            action,
-            issued: 0,
-            followed: 0,
-            converted: 0,
-        })
-        .collect();
-    for row in rows {
-        let action: CtaAction = stored("cta_link.action", &row.try_get::<String>("", "action")?)?;
-        if let Some(step) = funnel.iter_mut().find(|f| f.action == action) {
-            step.issued = row.try_get("", "issued")?;
-            step.followed = row.try_get("", "followed")?;
-            step.converted = row.try_get("", "converted")?;
+/// The answer, added up from counter rows.
+struct Tally {
+    by_channel: Vec<ChannelCount>,
+    by_kind: Vec<KindCount>,
+    funnel: Vec<FunnelStep>,
+    unattributed: i64,
+    /// (representative µs, conversations), one entry per row read.
+    delays: Vec<(f64, i64)>,
+}
+
+impl Tally {
+    fn of(rows: Vec<QueryResult>) -> Result<ConversionStats, AppError> {
+        let mut tally = Tally {
+            by_channel: Vec::new(),
+            by_kind: ConversionKind::ALL
+                .into_iter()
+                .map(|kind| KindCount {
+                    kind,
+                    count: 0,
+                    conversations: 0,
+                })
+                .collect(),
+            funnel: CtaAction::ALL
+                .into_iter()
+                .map(|action| FunnelStep {
+                    action,
+                    issued: 0,
+                    followed: 0,
+                    converted: 0,
+                })
+                .collect(),
+            unattributed: 0,
+            delays: Vec::new(),
+        };
+        for row in rows {
+            tally.add(&row)?;
+        }
+        Ok(tally.finish())
+    }
+
+    fn add(&mut self, row: &QueryResult) -> Result<(), AppError> {
+        let metric: String = row.try_get_by_index(1)?;
+        let key: String = row.try_get_by_index(2)?;
+        let n: i64 = row.try_get_by_index(3)?;
+        if metric == "delay" {
+            let representative: f64 = row.try_get_by_index(4)?;
+            self.delays.push((representative, n));
+            return Ok(());
+        }
+        let metric = Metric::parse(&metric)
+            .ok_or_else(|| AppError::internal(format!("stored stats metric {metric:?}")))?;
+        if metric == Metric::Unattributed {
+            self.unattributed += n;
+            return Ok(());
+        }
+        match metric {
+            Metric::Conversations | Metric::Converted => {
+                let channel: Channel =
+                    stored("stats_rollup.channel", &row.try_get_by_index::<String>(0)?)?;
+                let at = match self.by_channel.iter().position(|c| c.channel == channel) {
+                    Some(at) => at,
+                    None => {
+                        self.by_channel.push(ChannelCount {
+                            channel,
+                            conversations: 0,
+                            converted: 0,
+                        });
+                        self.by_channel.len() - 1
+                    }
+                };
+                let count = &mut self.by_channel[at];
+                if metric == Metric::Conversations {
+                    count.conversations += n;
+                } else {
+                    count.converted += n;
+                }
+            }
+            Metric::Kind | Metric::KindConversations => {
+                let kind: ConversionKind = stored("stats_rollup.key", &key)?;
+                if let Some(count) = self.by_kind.iter_mut().find(|k| k.kind == kind) {
+                    if metric == Metric::Kind {
+                        count.count += n;
+                    } else {
+                        count.conversations += n;
+                    }
+                }
+            }
+            Metric::Issued | Metric::Followed | Metric::LinkConverted => {
+                let action: CtaAction = stored("stats_rollup.key", &key)?;
+                if let Some(step) = self.funnel.iter_mut().find(|f| f.action == action) {
+                    match metric {
+                        Metric::Issued => step.issued += n,
+                        Metric::Followed => step.followed += n,
+                        _ => step.converted += n,
+                    }
+                }
+            }
+            Metric::Unattributed => {}
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> ConversionStats {
+        self.by_channel.retain(|c| c.conversations > 0);
+        self.by_channel
+            .sort_by_key(|c| Channel::ALL.iter().position(|x| *x == c.channel));
+        self.delays.sort_by(|a, b| a.0.total_cmp(&b.0));
+        ConversionStats {
+            conversations: self.by_channel.iter().map(|c| c.conversations).sum(),
+            converted: self.by_channel.iter().map(|c| c.converted).sum(),
+            by_kind: self.by_kind,
+            by_channel: self.by_channel,
+            median_seconds_to_convert: rollup::median(&self.delays)
+                .map(|micros| micros / 1_000_000.0),
+            unattributed: self.unattributed,
+            funnel: self.funnel,
         }
     }
-    Ok(funnel)
 }
 
 /// `part / whole`, 0 when there is no whole.

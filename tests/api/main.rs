@@ -55,6 +55,7 @@ mod limits;
 mod links;
 mod listing;
 mod messages;
+mod rollups;
 mod schema;
 mod security;
 mod sessions;

@@ -77,6 +77,13 @@ fn close(actual: &serde_json::Value, expected: f64) -> bool {
     actual.as_f64().is_some_and(|a| (a - expected).abs() < 1e-9)
 }
 
+/// Medians come from a histogram: README promises them within 2%.
+fn near(actual: &serde_json::Value, expected: f64) -> bool {
+    actual
+        .as_f64()
+        .is_some_and(|a| (a - expected).abs() <= 0.02 * expected)
+}
+
 test_both!(stats_over_a_range_match_the_hand_count, |app| {
     fixture(&app).await;
     let body = app
@@ -90,7 +97,7 @@ test_both!(stats_over_a_range_match_the_hand_count, |app| {
     assert_eq!(stats["conversations"], 6);
     assert_eq!(stats["convertedConversations"], 3);
     assert!(close(&stats["conversionRate"], 0.5));
-    assert!(close(&stats["medianSecondsToConvert"], 1800.0), "{stats}");
+    assert!(near(&stats["medianSecondsToConvert"], 1800.0), "{stats}");
     assert_eq!(stats["unattributed"], 0);
 
     let kinds = stats["byKind"].as_array().expect("byKind");
@@ -133,7 +140,7 @@ test_both!(stats_by_channel_and_the_median_of_an_even_count, |app| {
     assert_eq!(stats["conversations"], 3);
     assert_eq!(stats["convertedConversations"], 2);
     assert!(
-        close(&stats["medianSecondsToConvert"], 1200.0),
+        near(&stats["medianSecondsToConvert"], 1200.0),
         "mean of 600 and 1800: {stats}"
     );
     assert_eq!(stats["byChannel"].as_array().map(Vec::len), Some(1));
@@ -141,7 +148,7 @@ test_both!(stats_by_channel_and_the_median_of_an_even_count, |app| {
     let mut whatsapp = range.clone();
     whatsapp["channel"] = json!("WHATSAPP");
     let body = app.gql(&app.admin, STATS, whatsapp).await;
-    assert!(close(
+    assert!(near(
         &data(&body, "conversionStats")["medianSecondsToConvert"],
         3600.0
     ));

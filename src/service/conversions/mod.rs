@@ -3,6 +3,7 @@
 //! alone) and [`write`] (the rows, at once); [`read`] answers the lists and
 //! lookups.
 
+mod counts;
 pub(crate) mod plan;
 mod read;
 mod record;

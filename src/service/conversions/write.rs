@@ -4,12 +4,13 @@
 use std::future::Future;
 
 use entity::{conversation, conversion, idempotency_key};
-use sea_orm::sea_query::{Expr, Func};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
     QueryFilter, Set, SqlErr,
 };
 
+use super::counts;
 use super::plan::Plan;
 use crate::error::AppError;
 use crate::events::{NOTIFY_CHANNEL, notify_payload};
@@ -68,22 +69,21 @@ async fn write_statement_by_statement<C: ConnectionTrait>(
     }
     // Before the tenant's lock: every path locks a conversation before its
     // tenant, never the reverse.
-    if plan.first_conversion {
-        // "Converted" and conversion stats read this column instead of
-        // joining conversions. Once set, it never changes.
-        conversation::Entity::update_many()
+    // "Converted" and conversion stats read this column instead of joining
+    // conversions. Set once: a recording that finds it set counts no
+    // first conversion.
+    let first_conversion = plan.first_conversion
+        && conversation::Entity::update_many()
             .col_expr(
                 conversation::Column::FirstConvertedAt,
-                Func::coalesce([
-                    Expr::col(conversation::Column::FirstConvertedAt),
-                    Expr::value(plan.now),
-                ])
-                .into(),
+                Expr::value(plan.now),
             )
             .filter(conversation::Column::Id.eq(plan.conversation_id))
+            .filter(conversation::Column::FirstConvertedAt.is_null())
             .exec(txn)
-            .await?;
-    }
+            .await?
+            .rows_affected
+            == 1;
     // The tenant's row is locked last and held only for the insert and the
     // commit: it orders this tenant's feed cursors by commit, and it is the
     // one place all of a tenant's recordings queue.
@@ -104,7 +104,7 @@ async fn write_statement_by_statement<C: ConnectionTrait>(
         .exec_without_returning(txn)
         .await
         .map_err(raced_on_unique)?;
-    Ok(())
+    counts::count_in_transaction(txn, plan, first_conversion).await
 }
 
 /// PostgreSQL: writes `plan` in one statement. On its own it is its own
@@ -118,20 +118,35 @@ async fn write_in_one_statement<C: ConnectionTrait>(
     let count = plan.new_rows.len() as i64;
     let mut values: Vec<sea_orm::Value> = Vec::new();
     let mut parts: Vec<String> = Vec::new();
-    // Data-modifying CTEs all run, referenced or not. The conversation
-    // row is updated first (the cursor CTE reads it) so that this
-    // statement, too, locks the conversation before the tenant.
-    let after_conversation = if plan.first_conversion {
+    // Data-modifying CTEs all run, referenced or not. The rows that mark
+    // firsts (the conversation's first conversion, its first of a kind, the
+    // link's first) are written before `seq` locks the tenant's row (`seq`
+    // reads them), so this statement, too, locks a conversation before its
+    // tenant; the counts are added after.
+    let mut marking: Vec<&str> = Vec::new();
+    if plan.first_conversion {
         parts.push(
-            "conv AS (UPDATE conversation SET first_converted_at = COALESCE(first_converted_at, ?) \
-             WHERE id = ? RETURNING id)"
+            "conv AS (UPDATE conversation SET first_converted_at = ? \
+             WHERE id = ? AND first_converted_at IS NULL RETURNING id)"
                 .into(),
         );
         values.push(plan.now.into());
         values.push(plan.conversation_id.into());
-        " AND EXISTS (SELECT 1 FROM conv)"
+        marking.push("conv");
+    }
+    if count > 0 {
+        let (ctes, names) = counts::marking_ctes(plan, &mut values);
+        parts.extend(ctes);
+        marking.extend(names);
+    }
+    let after_marking = if marking.is_empty() {
+        String::new()
     } else {
-        ""
+        let counted: Vec<String> = marking
+            .iter()
+            .map(|name| format!("(SELECT COUNT(*) FROM {name})"))
+            .collect();
+        format!(" AND {} >= 0", counted.join(" + "))
     };
     if let Some((key, payload)) = &plan.new_key {
         parts.push(
@@ -149,7 +164,8 @@ async fn write_in_one_statement<C: ConnectionTrait>(
     if count > 0 {
         parts.push(format!(
             "seq AS (UPDATE tenant SET conversion_seq = conversion_seq + ? WHERE id = ?{after_conversation} \
-             RETURNING conversion_seq - ? AS base, pg_notify(?, ?)::text AS notified)"
+             RETURNING conversion_seq - ? AS base, pg_notify(?, ?)::text AS notified)",
+            after_conversation = after_marking
         ));
         values.extend([
             count.into(),
@@ -165,6 +181,8 @@ async fn write_in_one_statement<C: ConnectionTrait>(
              conversation_started_at, conversation_channel) {})",
             new_rows_selected(plan, &mut values)
         ));
+        let first = plan.first_conversion.then_some("conv");
+        parts.extend(counts::counting_ctes(plan, first, &marking, &mut values));
     }
     let main = if count > 0 {
         "SELECT base + 1 AS first_seq FROM seq"
