@@ -89,11 +89,16 @@ pub fn delay_buckets() -> Vec<(i64, f64)> {
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         create_tables(manager).await?;
+        index_unattributed(manager).await?;
         fill_buckets(manager).await?;
         backfill(manager.get_connection()).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared("DROP INDEX conversion_unattributed")
+            .await?;
         let drop = |table| manager.drop_table(Table::drop().table(table).to_owned());
         drop(StatsRollup::Table.into_iden()).await?;
         drop(DelayRollup::Table.into_iden()).await?;
@@ -219,6 +224,19 @@ async fn create_tables(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         .await
 }
 
+/// Unattributed conversions are counted by when they were recorded: the
+/// parts of days at either end of a stats range read them through this.
+async fn index_unattributed(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .get_connection()
+        .execute_unprepared(
+            "CREATE INDEX conversion_unattributed ON conversion (tenant_id, recorded_at) \
+             WHERE NOT attributed",
+        )
+        .await?;
+    Ok(())
+}
+
 async fn fill_buckets(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     let buckets = delay_buckets();
     for (first, chunk) in (0..).step_by(200).zip(buckets.chunks(200)) {
@@ -274,8 +292,9 @@ pub async fn backfill<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         run(format!(
             "INSERT INTO delay_rollup (tenant_id, span, period_start, channel, bucket, n) \
              SELECT c.tenant_id, '{span}', {at}, c.channel, \
-             (SELECT MAX(b.bucket) FROM delay_bucket b \
-              WHERE b.lower_micros <= c.first_converted_at - c.started_at), COUNT(*) \
+             (SELECT b.bucket FROM delay_bucket b \
+              WHERE b.lower_micros <= c.first_converted_at - c.started_at \
+              ORDER BY b.lower_micros DESC LIMIT 1), COUNT(*) \
              FROM conversation c WHERE c.first_converted_at IS NOT NULL \
              GROUP BY 1, 2, 3, 4, 5"
         ))

@@ -97,16 +97,16 @@ pub struct Services {
     key_cache: Arc<auth::KeyCache>,
     /// SQLite only: this process's writers wait here for their turn.
     write_turn: Arc<Mutex<()>>,
-    /// Conversion stats running at once. Each takes five connections; the
-    /// rest wait here, so that stats requests never drain the pool that
-    /// recordings and lists need.
+    /// Conversion stats running at once. Each takes one connection for one
+    /// statement; the rest wait here, so that stats requests never drain the
+    /// pool that recordings and lists need.
     stats_slots: Arc<Semaphore>,
     /// One counted follow per link and client address a minute.
     recent_follows: Arc<RateLimiter<(Uuid, IpAddr)>>,
 }
 
 /// Connections one conversion-stats request uses at once.
-pub const STATS_CONNECTIONS: usize = 5;
+pub const STATS_CONNECTIONS: usize = 1;
 
 impl Services {
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {

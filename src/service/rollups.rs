@@ -92,7 +92,8 @@ pub(crate) fn delay_upsert(
     format!(
         "INSERT INTO delay_rollup (tenant_id, span, period_start, channel, bucket, n) \
          SELECT ?, p.column1, p.column2, ?, \
-         (SELECT MAX(b.bucket) FROM delay_bucket b WHERE b.lower_micros <= ?), 1 \
+         (SELECT b.bucket FROM delay_bucket b WHERE b.lower_micros <= ? \
+          ORDER BY b.lower_micros DESC LIMIT 1), 1 \
          FROM (VALUES (CAST(? AS TEXT), CAST(? AS BIGINT)), (?, ?)) p{from} WHERE true \
          ON CONFLICT (tenant_id, span, period_start, channel, bucket) \
          DO UPDATE SET n = delay_rollup.n + excluded.n"
