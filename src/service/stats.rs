@@ -298,10 +298,6 @@ impl Tally {
         }
         let metric = Metric::parse(&metric)
             .ok_or_else(|| AppError::internal(format!("stored stats metric {metric:?}")))?;
-        if metric == Metric::Unattributed {
-            self.unattributed += n;
-            return Ok(());
-        }
         match metric {
             Metric::Conversations | Metric::Converted => {
                 let channel: Channel =
@@ -344,7 +340,7 @@ impl Tally {
                     }
                 }
             }
-            Metric::Unattributed => {}
+            Metric::Unattributed => self.unattributed += n,
         }
         Ok(())
     }

@@ -155,7 +155,6 @@ pub(super) fn marking_ctes(
 pub(super) fn counting_ctes(
     plan: &Plan,
     first: Option<&str>,
-    names: &[&str],
     values: &mut Vec<Value>,
 ) -> Vec<String> {
     let Some((started_at, channel)) = cohort(plan) else {
@@ -172,7 +171,8 @@ pub(super) fn counting_ctes(
             &mut selected_values,
         ));
     }
-    if names.contains(&"kinds") {
+    // `marking_ctes` wrote `kinds` exactly when there are attributed kinds.
+    if !attributed_kinds(plan).is_empty() {
         selects.extend(selected_per_row(
             "kinds",
             started_at,

@@ -182,7 +182,7 @@ async fn write_in_one_statement<C: ConnectionTrait>(
             new_rows_selected(plan, &mut values)
         ));
         let first = plan.first_conversion.then_some("conv");
-        parts.extend(counts::counting_ctes(plan, first, &marking, &mut values));
+        parts.extend(counts::counting_ctes(plan, first, &mut values));
     }
     let main = if count > 0 {
         "SELECT base + 1 AS first_seq FROM seq"
