@@ -10,8 +10,10 @@ use sea_orm::{ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, St
 
 use crate::drive::{Measured, drive};
 use crate::generate::{self, GenerateArgs};
+use crate::instructions;
 use crate::load::{self, Convtrack, Row};
 use crate::peers::{self, PostGraphile};
+use crate::targets::Measurements;
 
 #[derive(clap::Args)]
 pub struct CompareArgs {
@@ -52,13 +54,17 @@ pub struct CompareArgs {
     /// The server binary (build it with `cargo build --release`).
     #[arg(long, default_value = "target/release/convtrack")]
     pub server_bin: PathBuf,
+    /// List requests counted by callgrind for the instructions per list
+    /// request (on the small dataset); 0 skips the count.
+    #[arg(long, default_value_t = 50)]
+    pub instruction_requests: usize,
 }
 
 /// One measured line of the table.
-struct Line {
-    target: &'static str,
-    dataset: String,
-    row: Row,
+pub(crate) struct Line {
+    pub target: &'static str,
+    pub dataset: String,
+    pub row: Row,
 }
 
 pub async fn run(mut args: CompareArgs) -> Result<(), String> {
@@ -73,6 +79,7 @@ pub async fn run(mut args: CompareArgs) -> Result<(), String> {
     let mut run = Run::new(&args);
     let list_rss = run.postgres_large(&large_url).await?;
     run.postgres_small(&small_url).await?;
+    run.instructions(&small_url).await;
     if args.sqlite_conversations > 0 {
         run.sqlite().await?;
     }
@@ -96,6 +103,8 @@ struct Run<'a> {
     /// The large dataset's name in the table.
     pg_large: String,
     samples: Samples,
+    /// Instructions per list request, on the small dataset.
+    instructions: Option<f64>,
     /// Printed under the table.
     notes: Vec<String>,
 }
@@ -110,6 +119,7 @@ impl<'a> Run<'a> {
             large,
             small: size_label(args.small),
             samples: Samples::default(),
+            instructions: None,
             notes: Vec::new(),
         }
     }
@@ -122,7 +132,7 @@ impl<'a> Run<'a> {
         let mut large = Large::open(self, url).await?;
         let list_rss = self.compared_rounds(&mut large).await?;
         for scenario in ["detail", "search", "stats"] {
-            for &c in &args.concurrency {
+            for c in alone_then(scenario, &args.concurrency) {
                 eprintln!("convtrack {scenario} c={c}");
                 let row = large.ours.measure(scenario, c, args.seconds).await?;
                 self.samples.add("convtrack", &self.pg_large, row);
@@ -238,7 +248,28 @@ impl<'a> Run<'a> {
                 }
             }
         }
+        for scenario in ["search", "stats"] {
+            eprintln!("{dataset} {scenario} c=1");
+            let row = target.measure(scenario, 1, args.seconds).await?;
+            self.samples.add("convtrack", &dataset, row);
+        }
         Ok(())
+    }
+
+    /// The instructions per list request, counted by callgrind on the
+    /// small dataset; a note says why when they are not.
+    async fn instructions(&mut self, url: &str) {
+        let requests = self.args.instruction_requests;
+        if requests == 0 {
+            return;
+        }
+        eprintln!("instructions per list request ({requests} requests under callgrind)");
+        match instructions::count_list(&self.args.server_bin, url, requests).await {
+            Ok(counted) => self.instructions = Some(counted.per_request),
+            Err(e) => self
+                .notes
+                .push(format!("instructions per list request not counted: {e}")),
+        }
     }
 
     /// Prints the table, the notes and the targets.
@@ -258,7 +289,14 @@ impl<'a> Run<'a> {
             println!("{note}");
         }
         println!();
-        println!("{}", targets(&lines, &self.large, &self.small, list_rss));
+        let measured = Measurements {
+            lines: &lines,
+            large: &self.large,
+            small: &self.small,
+            list_rss,
+            instructions: self.instructions,
+        };
+        println!("{}", measured.targets());
         // A benchmark of a server that answers with errors measures nothing.
         let failed: u64 = lines
             .iter()
@@ -432,6 +470,17 @@ impl Samples {
     }
 }
 
+/// The concurrencies `scenario` is measured at: stats and search alone
+/// first (their targets are for one request at a time), then `levels`.
+fn alone_then(scenario: &str, levels: &[usize]) -> Vec<usize> {
+    let alone = matches!(scenario, "search" | "stats") && !levels.contains(&1);
+    alone
+        .then_some(1)
+        .into_iter()
+        .chain(levels.iter().copied())
+        .collect()
+}
+
 fn secs(seconds: u64) -> std::time::Duration {
     std::time::Duration::from_secs(seconds)
 }
@@ -552,134 +601,5 @@ fn table(lines: &[Line]) -> String {
             m.errors
         );
     }
-    out
-}
-
-/// The targets, each as measured in this run.
-fn targets(lines: &[Line], large: &str, small: &str, list_rss: Option<f64>) -> String {
-    let find = |target: &str, dataset: &str, scenario: &str, c: usize| {
-        lines
-            .iter()
-            .find(|l| {
-                l.target == target
-                    && l.dataset == dataset
-                    && l.row.scenario == scenario
-                    && l.row.concurrency == c
-            })
-            .map(|l| &l.row)
-    };
-    let pg_large = format!("PG {large}");
-    let mut out =
-        String::from("| target | measured | goal | met |\n| --- | ---: | ---: | :---: |\n");
-    // `met: None` is a figure shown for context, not a target.
-    let mut check =
-        |what: String, value: Option<f64>, unit: &str, goal: &str, met: Option<fn(f64) -> bool>| {
-            let (shown, ok) = match (value, met) {
-                (Some(v), Some(met)) if v.is_finite() => {
-                    (format!("{v:.2}{unit}"), if met(v) { "yes" } else { "NO" })
-                }
-                (Some(v), None) if v.is_finite() => (format!("{v:.2}{unit}"), "-"),
-                _ => ("not measured".to_owned(), "-"),
-            };
-            let _ = writeln!(out, "| {what} | {shown} | {goal} | {ok} |");
-        };
-    let concurrencies: Vec<usize> = {
-        let mut c: Vec<usize> = lines.iter().map(|l| l.row.concurrency).collect();
-        c.sort_unstable();
-        c.dedup();
-        c
-    };
-    for &c in &concurrencies {
-        let ours = find("convtrack", &pg_large, "list", c).map(|r| r.measured.per_second);
-        let theirs = find("PostGraphile", &pg_large, "list", c).map(|r| r.measured.per_second);
-        let raw = find("pgbench", &pg_large, "list", c).map(|r| r.measured.per_second);
-        check(
-            format!("(a) convtrack / PostGraphile req/s, c={c}"),
-            ours.zip(theirs).map(|(a, b)| a / b),
-            "×",
-            "≥ 2×",
-            Some(|v| v >= 2.0),
-        );
-        check(
-            format!("(a) convtrack / raw SQL (pgbench) req/s, c={c}"),
-            ours.zip(raw).map(|(a, b)| a / b),
-            "×",
-            "≥ 0.3×",
-            Some(|v| v >= 0.3),
-        );
-    }
-    let best = |dataset: &str, scenario: &str| {
-        lines
-            .iter()
-            .filter(|l| {
-                l.target == "convtrack" && l.dataset == dataset && l.row.scenario == scenario
-            })
-            .map(|l| l.row.measured.per_second)
-            .reduce(f64::max)
-    };
-    check(
-        "(c) recordings/s, PostgreSQL (best concurrency)".into(),
-        best(&pg_large, "record"),
-        "",
-        "≥ 2,000",
-        Some(|v| v >= 2000.0),
-    );
-    let sqlite = lines
-        .iter()
-        .find(|l| l.dataset.starts_with("SQLite"))
-        .map(|l| l.dataset.clone())
-        .unwrap_or_default();
-    let raw_record = lines
-        .iter()
-        .filter(|l| l.target == "pgbench" && l.row.scenario == "record")
-        .map(|l| l.row.measured.per_second)
-        .reduce(f64::max);
-    check(
-        "(c) convtrack / raw SQL (pgbench) recordings/s (best of each)".into(),
-        best(&pg_large, "record")
-            .zip(raw_record)
-            .map(|(a, b)| a / b),
-        "×",
-        "context: the database's own ceiling",
-        None,
-    );
-    check(
-        "(c) recordings/s, SQLite (best concurrency)".into(),
-        best(&sqlite, "record"),
-        "",
-        "≥ 1,000",
-        Some(|v| v >= 1000.0),
-    );
-    let most_statements = lines
-        .iter()
-        .filter(|l| l.target == "convtrack" && l.row.scenario == "list")
-        .filter_map(|l| l.row.statements_per_request)
-        .reduce(f64::max);
-    check(
-        "(a) SQL statements per request (most seen)".into(),
-        most_statements,
-        "",
-        "≤ 3",
-        Some(|v| v <= 3.0),
-    );
-    for &c in &concurrencies {
-        let at = |dataset: &str| find("convtrack", dataset, "list", c).map(|r| r.measured.p50_ms);
-        check(
-            format!("(a) p50 at {large} / p50 at {small}, c={c}"),
-            at(&pg_large)
-                .zip(at(&format!("PG {small}")))
-                .map(|(a, b)| a / b),
-            "×",
-            "≤ 1.5×",
-            Some(|v| v <= 1.5),
-        );
-    }
-    check(
-        "(a) convtrack peak RSS".into(),
-        list_rss,
-        " MB",
-        "≤ 100 MB",
-        Some(|v| v <= 100.0),
-    );
     out
 }

@@ -7,11 +7,13 @@ mod drive;
 mod faults;
 mod feed;
 mod generate;
+mod instructions;
 mod load;
 mod peers;
 mod queries;
 mod rng;
 mod server;
+mod targets;
 
 use std::process::ExitCode;
 
@@ -52,6 +54,9 @@ enum Command {
     /// Start one or two servers on a database and time how long a recorded
     /// conversion takes to reach many subscribers.
     FeedLatency(feed::FeedArgs),
+    /// Count, with callgrind, the instructions the server runs per list
+    /// request (50 rows): a CPU figure that repeats on a noisy machine.
+    Instructions(instructions::InstructionsArgs),
 }
 
 #[tokio::main]
@@ -63,6 +68,7 @@ async fn main() -> ExitCode {
         Command::Compare(args) => compare::run(args).await,
         Command::Faults { scenario } => faults::run(scenario).await,
         Command::FeedLatency(args) => feed::run(args).await,
+        Command::Instructions(args) => instructions::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -101,7 +101,25 @@ pub struct Server(Process);
 
 impl Server {
     pub fn start(bin: &Path, database_url: &str, addr: &str) -> Result<Self, String> {
-        let mut command = Command::new(bin);
+        Self::start_under(&[], bin, database_url, addr)
+    }
+
+    /// Starts the server as the last argument of `launcher` (e.g. valgrind
+    /// and its flags); plainly when `launcher` is empty.
+    pub fn start_under(
+        launcher: &[&str],
+        bin: &Path,
+        database_url: &str,
+        addr: &str,
+    ) -> Result<Self, String> {
+        let mut command = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(bin);
+                command
+            }
+            None => Command::new(bin),
+        };
         command
             .args(["serve", "--listen", addr])
             .env("DATABASE_URL", database_url)

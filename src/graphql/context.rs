@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_graphql::Context;
+use async_graphql::ContextBase;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 
 use tokio::sync::OnceCell;
@@ -69,7 +69,7 @@ impl RequestContext {
 
 /// The request's context. Present on every request the HTTP layer lets
 /// through; its absence is a wiring bug, reported as an internal error.
-pub fn request<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext, AppError> {
+pub fn request<'a, T>(ctx: &ContextBase<'a, T>) -> Result<&'a RequestContext, AppError> {
     ctx.data::<Arc<RequestContext>>()
         .map(|arc| arc.as_ref())
         .map_err(|_| AppError::internal("request context missing"))

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::context::request;
 use super::enums::{Channel, ConversionKind, RecordType};
+use super::listed::ListedConversation;
 use super::objects::Conversation;
 use super::pagination;
 use crate::domain::clock::to_micros;
@@ -79,7 +80,7 @@ impl ConversationQuery {
         #[graphql(desc = "Page size, 1 to 250; default 250.")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last row already seen.")] after: Option<String>,
         filter: Option<ConversationFilter>,
-    ) -> Result<Connection<String, Conversation>> {
+    ) -> Result<Connection<String, ListedConversation>> {
         let r = request(ctx)?;
         let first = pagination::CONVERSATIONS.first(first)?;
         let after = after
@@ -92,17 +93,26 @@ impl ConversationQuery {
             .services
             .list_conversations(&r.caller, first, after, filter, wants_conversions(ctx))
             .await?;
-        // Each row's `badges` and `conversions` are then cache hits: left
-        // to the loader's timer, a slow poll of 250 rows can split the batch.
-        if let Some(conversions) = listed.conversions {
-            r.conversions.feed_many(conversions).await;
+        // A row answered by `Conversation`'s own resolvers (see
+        // `ListedConversation`) then finds its conversions cached: left to
+        // the loader's timer, a slow poll of 250 rows can split the batch.
+        let mut conversions = listed.conversions;
+        if let Some(conversions) = &conversions {
+            r.conversions.feed_many(conversions.clone()).await;
         }
         Ok(pagination::connection(listed.page, after.is_some(), |c| {
             let cursor = ConversationCursor {
                 started_at: to_micros(c.started_at),
                 id: c.id,
             };
-            (cursor.encode(), Conversation(c))
+            let conversions = conversions
+                .as_mut()
+                .map(|all| all.remove(&c.id).unwrap_or_default());
+            let row = ListedConversation {
+                conversation: c,
+                conversions,
+            };
+            (cursor.encode(), row)
         }))
     }
 

@@ -11,6 +11,7 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ErrorExtensions, ServerError, ServerResult, Variables};
 
+use super::checked::{Checked, CheckedDocuments};
 use super::context::RequestContext;
 use super::errors::refusal;
 use super::shape::{
@@ -62,20 +63,27 @@ fn bad_input(message: impl Into<String>) -> ServerError {
     refusal(ErrorCode::BadUserInput, message).into_server_error(Default::default())
 }
 
-/// Installs [`DocumentLimits`] on each request.
-pub struct QueryLimits;
+/// Installs [`DocumentLimits`] on each request; documents that passed are
+/// kept for the schema's later requests.
+#[derive(Default)]
+pub struct QueryLimits {
+    documents: Arc<CheckedDocuments>,
+}
 
 impl ExtensionFactory for QueryLimits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DocumentLimits::default())
+        Arc::new(DocumentLimits {
+            expanded: AtomicU64::new(0),
+            documents: self.documents.clone(),
+        })
     }
 }
 
 /// The limits of one request (a fresh one per request and per subscription).
-#[derive(Default)]
 pub struct DocumentLimits {
     /// The document's size with its fragments expanded.
     expanded: AtomicU64,
+    documents: Arc<CheckedDocuments>,
 }
 
 impl DocumentLimits {
@@ -111,6 +119,13 @@ impl Extension for DocumentLimits {
         variables: &Variables,
         _engine_parse: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
+        if let Some(checked) = self.documents.get(query) {
+            if let Some(found) = forbidden_in_variables(variables.iter()) {
+                return Err(refuse_text(found));
+            }
+            self.expanded.store(checked.expanded, Ordering::Relaxed);
+            return Ok((*checked.document).clone());
+        }
         if count_tokens(query, MAX_TOKENS) > MAX_TOKENS {
             return Err(too_complex(format!(
                 "the document has more than {MAX_TOKENS} tokens"
@@ -158,6 +173,11 @@ impl Extension for DocumentLimits {
         if let Some(found) = forbidden_in_document(&document) {
             return Err(refuse_text(found));
         }
+        let checked = Checked {
+            document: Arc::new(document.clone()),
+            expanded: shape.expanded,
+        };
+        self.documents.keep(query, checked);
         Ok(document)
     }
 

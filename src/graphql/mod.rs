@@ -1,6 +1,7 @@
 //! The GraphQL API: thin resolvers that parse input, call a service and map
 //! the result. Object types wrap table models; nothing here talks SQL.
 
+mod checked;
 mod context;
 mod conversation;
 mod conversion;
@@ -9,6 +10,7 @@ pub mod errors;
 pub mod feed;
 pub mod limits;
 mod link;
+mod listed;
 mod loaders;
 mod message;
 mod node;
@@ -56,7 +58,7 @@ pub type ApiSchema = Schema<Query, Mutation, feed::Subscription>;
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, feed::Subscription> {
     Schema::build(Query::default(), Mutation::default(), feed::Subscription)
         .extension(observe::OperationMetrics)
-        .extension(limits::QueryLimits)
+        .extension(limits::QueryLimits::default())
         .limit_depth(limits::MAX_DEPTH)
         .limit_complexity(limits::MAX_COMPLEXITY)
 }

@@ -67,16 +67,7 @@ test_both!(the_admin_page_works_in_a_real_browser, |app| {
 /// term in two threads, formatted text, hostile messages, one
 /// conversation left for a live badge and one outcome too late to credit.
 async fn seed(app: &TestApp) -> Value {
-    let settings = app
-        .gql(
-            &app.admin,
-            "mutation { updateTenantSettings(input: { recordUrlTemplates: [
-                { recordType: VISITOR, template: \"https://admin.example.com/visitors/{id}\" }
-            ] }) { settings { attributionWindowDays } } }",
-            json!({}),
-        )
-        .await;
-    data(&settings, "updateTenantSettings");
+    app.link_visitor_records().await;
 
     // Older quiet chats, enough to need a second page of the list.
     for _ in 0..FILLERS {

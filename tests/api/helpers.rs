@@ -378,6 +378,20 @@ impl TestApp {
         .await
     }
 
+    /// Links VISITOR badges to `https://admin.example.com/visitors/{id}`.
+    pub async fn link_visitor_records(&self) {
+        let settings = self
+            .gql(
+                &self.admin,
+                "mutation { updateTenantSettings(input: { recordUrlTemplates: [
+                    { recordType: VISITOR, template: \"https://admin.example.com/visitors/{id}\" }
+                ] }) { settings { attributionWindowDays } } }",
+                json!({}),
+            )
+            .await;
+        data(&settings, "updateTenantSettings");
+    }
+
     /// `appendMessage` as the agent runtime; returns the whole body.
     pub async fn say(&self, session: &Session, role: &str, content: &str) -> Value {
         self.gql(

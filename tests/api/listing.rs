@@ -200,3 +200,63 @@ test_both!(conversation_takes_exactly_one_of_id_and_session_id, |app| {
         .await;
     assert_eq!(error_code(&neither), "BAD_USER_INPUT");
 });
+
+/// Every field a row of the list can show, with aliases, fragments and
+/// type names, as a client may ask for them.
+const EVERY_ROW_FIELD: &str = "id __typename sessionId channel startedAt lastActivityAt
+    closedAt active openingMessage contact threadKey messageCount
+    user { id name __typename } member: user { name }
+    badges { __typename kind label colour recordedAt record { __typename type id url } }
+    outcomes: badges { kind } ...Row ... on Node { gid: id } ... on Conversation { sid: sessionId }";
+const ROW_FRAGMENT: &str =
+    "fragment Row on Conversation { started: startedAt count: messageCount }";
+
+test_both!(
+    a_row_of_the_list_answers_every_field_as_the_conversation_itself,
+    |app| {
+        app.link_visitor_records().await;
+        let member = app
+            .start_session_with(json!({ "channel": "CHAT", "userId": "m-42", "userName": "Ada" }))
+            .await;
+        app.say(&member, "VISITOR", "Can I see the space on Friday?")
+            .await;
+        app.record_conversion(&member, ConversionKind::TourBooked, "v-1")
+            .await;
+        app.record_conversion(&member, ConversionKind::BookingCreated, "b-1")
+            .await;
+        let email = app
+            .start_session_with(
+                json!({ "channel": "EMAIL", "contact": "ada@example.com", "threadKey": "t-1" }),
+            )
+            .await;
+        app.close(&email).await;
+        app.advance(TimeDelta::hours(30));
+        app.start_session(Channel::Voice).await;
+
+        let list = format!(
+            "{{ conversations {{ nodes {{ {EVERY_ROW_FIELD} }} edges {{ node {{ {EVERY_ROW_FIELD} }} }} }} }} {ROW_FRAGMENT}"
+        );
+        let body = app.gql(&app.admin, &list, json!({})).await;
+        let listed = data(&body, "conversations");
+        let nodes = listed["nodes"].as_array().expect("nodes");
+        assert_eq!(nodes.len(), 3);
+        let one = format!(
+            "query($id: ID) {{ conversation(id: $id) {{ {EVERY_ROW_FIELD} }} }} {ROW_FRAGMENT}"
+        );
+        for (n, node) in nodes.iter().enumerate() {
+            let body = app.gql(&app.admin, &one, json!({ "id": node["id"] })).await;
+            let alone = data(&body, "conversation");
+            assert_eq!(node, alone, "row {n}");
+            assert_eq!(&listed["edges"][n]["node"], alone, "edge {n}");
+        }
+        let member_row = &nodes[2];
+        assert_eq!(member_row["user"]["name"], "Ada");
+        assert_eq!(member_row["badges"][0]["label"], "Tour booked");
+        assert_eq!(
+            member_row["badges"][0]["record"]["url"],
+            "https://admin.example.com/visitors/v-1"
+        );
+        assert_eq!(nodes[1]["active"], false, "closed");
+        assert_eq!(nodes[0]["user"], json!(null));
+    }
+);
