@@ -57,7 +57,8 @@ impl Application {
         let connection = open_database(config, sql_statements.clone()).await?;
         let services = Services::new(connection, clock)
             .with_operator_link_keys(operator_link_keys(config)?)
-            .with_pool_size(config.db_max_connections);
+            .with_pool_size(config.db_max_connections)
+            .with_search_steps(config.search_steps);
         services
             .ensure_link_key()
             .await

@@ -49,6 +49,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     args.header_read_timeout_secs.max(1),
                 ),
                 cors_origins: args.cors_origins,
+                search_steps: Default::default(),
                 rate_limit: convtrack::domain::rate_limit::Budget {
                     capacity: args.rate_limit_burst.max(1) as f64,
                     per_second: args.rate_limit_per_second as f64,

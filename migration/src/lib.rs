@@ -10,9 +10,14 @@ mod m20261125_000003_create_links_and_confirmations;
 mod m20261125_000004_add_stats_columns;
 mod m20261205_000005_create_auth_version;
 mod m20261205_000006_create_stats_rollups;
+mod m20261206_000007_index_search_in_list_order;
 
 /// Counts rows written directly (a bulk load) into the stats rollups.
 pub use m20261205_000006_create_stats_rollups::backfill as backfill_stats_rollups;
+/// SQLite's search watermark covers message rowids in blocks of `1 << this`.
+pub use m20261206_000007_index_search_in_list_order::{
+    WATERMARK_BLOCK_BITS, backfill_message_grams, message_grams, text_gram,
+};
 
 pub struct Migrator;
 
@@ -26,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_add_stats_columns::Migration),
             Box::new(m20261205_000005_create_auth_version::Migration),
             Box::new(m20261205_000006_create_stats_rollups::Migration),
+            Box::new(m20261206_000007_index_search_in_list_order::Migration),
         ]
     }
 }

@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub rate_limit: crate::domain::rate_limit::Budget,
     /// Browser origins allowed to call the API (CORS) and open WebSockets.
     pub cors_origins: Vec<String>,
+    /// How much a search reads in each step (tests make them small).
+    pub search_steps: crate::service::search::SearchSteps,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -41,6 +43,7 @@ impl fmt::Debug for ServerConfig {
             header_read_timeout,
             rate_limit,
             cors_origins,
+            search_steps,
         } = self;
         f.debug_struct("ServerConfig")
             .field("database_url", &redacted_url(database_url))
@@ -53,6 +56,7 @@ impl fmt::Debug for ServerConfig {
             .field("header_read_timeout", header_read_timeout)
             .field("rate_limit", rate_limit)
             .field("cors_origins", cors_origins)
+            .field("search_steps", search_steps)
             .finish()
     }
 }
@@ -87,6 +91,7 @@ mod tests {
                 per_second: 1.0,
             },
             cors_origins: vec!["https://admin.example.com".to_owned()],
+            search_steps: Default::default(),
         };
         let debug = format!("{config:?}");
         assert!(!debug.contains(PASSWORD), "{debug}");

@@ -1,8 +1,10 @@
 //! Appending messages to a conversation and reading its thread.
 
 use entity::message;
+use migration::message_grams;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement,
 };
 use uuid::Uuid;
 
@@ -54,6 +56,16 @@ impl Services {
         }
         .insert(&*txn)
         .await?;
+        if role != MessageRole::Tool && txn.get_database_backend() == DatabaseBackend::Sqlite {
+            // SQLite's short-text search index, written here rather than by
+            // a trigger: SQL cannot list a text's character pairs cheaply.
+            txn.execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Sqlite,
+                "INSERT INTO message_grams (rowid, grams) SELECT rowid, ? FROM message WHERE id = ?",
+                [message_grams(&message.content).into(), message.id.into()],
+            ))
+            .await?;
+        }
         txn.commit().await?;
         Ok((message.try_into()?, conversation.try_into()?))
     }

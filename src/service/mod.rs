@@ -13,6 +13,7 @@ pub mod listing;
 pub mod messages;
 pub mod read_model;
 pub(crate) mod rollups;
+pub mod search;
 pub mod sessions;
 pub mod stats;
 pub mod tenants;
@@ -103,6 +104,8 @@ pub struct Services {
     stats_slots: Arc<Semaphore>,
     /// One counted follow per link and client address a minute.
     recent_follows: Arc<RateLimiter<(Uuid, IpAddr)>>,
+    /// How much a search reads in each step.
+    search_steps: search::SearchSteps,
 }
 
 /// Connections one conversion-stats request uses at once.
@@ -121,7 +124,13 @@ impl Services {
             write_turn: Arc::new(Mutex::new(())),
             stats_slots: Arc::new(Semaphore::new(1)),
             recent_follows: Arc::new(RateLimiter::new(links::FOLLOWS_COUNTED)),
+            search_steps: search::SearchSteps::default(),
         }
+    }
+
+    pub fn with_search_steps(mut self, steps: search::SearchSteps) -> Self {
+        self.search_steps = steps;
+        self
     }
 
     /// Sizes the stats queue for a pool of `connections`: stats may use at

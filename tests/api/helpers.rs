@@ -153,6 +153,7 @@ async fn start_server(
             per_second: 1e9,
         },
         cors_origins: vec!["https://admin.example.com".to_owned()],
+        search_steps: Default::default(),
     };
     tweak(&mut config);
     let app = Application::build(&config, Arc::new(clock.clone()))

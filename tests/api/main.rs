@@ -57,6 +57,7 @@ mod listing;
 mod messages;
 mod rollups;
 mod schema;
+mod search;
 mod security;
 mod sessions;
 mod settings;

@@ -1,0 +1,407 @@
+//! Search: the newest conversations with a visitor or AI message containing
+//! a text, found from the text index in bounded steps, never by testing a
+//! tenant's conversations one by one back to its first.
+//!
+//! - SQLite reads the index's matches (trigrams; for one or two characters,
+//!   the grams index) newest message first and stops once
+//!   it holds a page of conversations that started after every message it
+//!   has not read (the search watermark bounds those), so a common text
+//!   costs a few hundred matches and a rare one all of its matches.
+//! - PostgreSQL's GIN indexes cannot hand out matches in any order, so the
+//!   newest conversations (at most [`SearchSteps::window`]) are tested first,
+//!   which settles every text common enough to fill a page there; otherwise
+//!   the index is probed for all matches older than that window.
+
+use std::collections::HashSet;
+
+use entity::conversation;
+use migration::{WATERMARK_BLOCK_BITS, text_gram};
+use sea_orm::sea_query::{Expr, PostgresQueryBuilder, QueryBuilder};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
+    TransactionTrait, Value,
+};
+use uuid::Uuid;
+
+use super::listing::{ConversationFilter, list_query, list_query_among};
+use super::{Caller, Services};
+use crate::domain::clock::to_micros;
+use crate::domain::cursor::ConversationCursor;
+use crate::error::AppError;
+
+/// SQLite's trigram index matches texts of at least this many characters.
+const TRIGRAM: usize = 3;
+
+/// How much a search reads in each step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchSteps {
+    /// PostgreSQL: newest conversations tested before the index is probed.
+    pub window: u64,
+    /// PostgreSQL: widest second window, when the first found some matches
+    /// but not a page.
+    pub largest_window: u64,
+    /// SQLite: matches read in the first batch; each next batch reads four
+    /// times more, up to `largest_batch`.
+    pub first_batch: u64,
+    pub largest_batch: u64,
+}
+
+impl Default for SearchSteps {
+    fn default() -> Self {
+        Self {
+            window: 2_000,
+            largest_window: 20_000,
+            first_batch: 256,
+            largest_batch: 16_384,
+        }
+    }
+}
+
+/// A conversation found by a search: its list position and id.
+type Found = (i64, Uuid);
+
+impl Services {
+    /// The ids of up to `first + 1` conversations matching `filter` (whose
+    /// search is `text`) after `after`, in list order.
+    pub(super) async fn search_page(
+        &self,
+        caller: &Caller,
+        first: u64,
+        after: Option<ConversationCursor>,
+        filter: &ConversationFilter,
+        text: &str,
+    ) -> Result<Vec<Uuid>, AppError> {
+        let unsearched = ConversationFilter {
+            search: None,
+            ..filter.clone()
+        };
+        let mut found = match self.db.get_database_backend() {
+            DatabaseBackend::Postgres => {
+                self.search_postgres(caller, first, after, &unsearched, text)
+                    .await?
+            }
+            _ => {
+                self.search_sqlite(caller, first, after, &unsearched, text)
+                    .await?
+            }
+        };
+        found.sort_unstable_by(|a, b| b.cmp(a));
+        found.truncate(first as usize + 1);
+        Ok(found.into_iter().map(|(_, id)| id).collect())
+    }
+
+    async fn search_postgres(
+        &self,
+        caller: &Caller,
+        first: u64,
+        after: Option<ConversationCursor>,
+        filter: &ConversationFilter,
+        text: &str,
+    ) -> Result<Vec<Found>, AppError> {
+        let steps = self.search_steps;
+        let want = first + 1;
+        let (mut found, mut end) = self
+            .postgres_window(caller, after, filter, text, want, steps.window)
+            .await?;
+        let Some(mut rest_after) = end.filter(|_| (found.len() as u64) < want) else {
+            return Ok(found);
+        };
+        if !found.is_empty() {
+            // Matches this dense among the newest: a wider window expected
+            // to hold the rest of the page costs less than every match from
+            // the index, as long as it stays within `largest_window`.
+            let missing = want - found.len() as u64;
+            let wider = (missing * steps.window * 3).div_ceil(2 * found.len() as u64);
+            if wider <= steps.largest_window {
+                let more;
+                (more, end) = self
+                    .postgres_window(caller, Some(rest_after), filter, text, missing, wider)
+                    .await?;
+                found.extend(more);
+                match end.filter(|_| (found.len() as u64) < want) {
+                    Some(next) => rest_after = next,
+                    None => return Ok(found),
+                }
+            }
+        }
+        let missing = want - found.len() as u64;
+        found.extend(
+            self.postgres_probe(caller, rest_after, filter, text, missing)
+                .await?,
+        );
+        Ok(found)
+    }
+
+    /// Up to `want` matches among the `window` newest conversations after
+    /// `after`, tested one by one (or, when the planner sees the text is
+    /// rare, from the index), and the window's last conversation when the
+    /// window was full.
+    async fn postgres_window(
+        &self,
+        caller: &Caller,
+        after: Option<ConversationCursor>,
+        filter: &ConversationFilter,
+        text: &str,
+        want: u64,
+        window: u64,
+    ) -> Result<(Vec<Found>, Option<ConversationCursor>), AppError> {
+        let backend = DatabaseBackend::Postgres;
+        let window = window.max(1);
+        let newest = newest_first(list_query(caller, after, filter)?)
+            .limit(window)
+            .build(backend);
+        let sql = format!(
+            "WITH win AS MATERIALIZED ({newest}), \
+             hit AS (SELECT id, started_at FROM win WHERE EXISTS (SELECT 1 FROM message m \
+               WHERE m.conversation_id = win.id AND m.role <> 'TOOL' AND m.content ILIKE {like} ESCAPE '\\') \
+               ORDER BY started_at DESC, id DESC LIMIT {want}) \
+             SELECT id, started_at, true AS hit FROM hit \
+             UNION ALL (SELECT id, started_at, false FROM win \
+               ORDER BY started_at DESC, id DESC OFFSET {last} LIMIT 1)",
+            newest = newest.sql,
+            like = quoted(&like_pattern(text)),
+            last = window - 1,
+        );
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                newest.values.map(|v| v.0).unwrap_or_default(),
+            ))
+            .await?;
+        let mut found = Vec::new();
+        let mut end = None;
+        for row in rows {
+            let id: Uuid = row.try_get_by_index(0)?;
+            let started_at: i64 = row.try_get_by_index(1)?;
+            if row.try_get_by_index::<bool>(2)? {
+                found.push((started_at, id));
+            } else {
+                end = Some(ConversationCursor { started_at, id });
+            }
+        }
+        Ok((found, end))
+    }
+
+    /// Up to `want` matches after `after`, from every match in the index:
+    /// the cost follows the text's matches, not the tenant's size.
+    async fn postgres_probe(
+        &self,
+        caller: &Caller,
+        after: ConversationCursor,
+        filter: &ConversationFilter,
+        text: &str,
+        want: u64,
+    ) -> Result<Vec<Found>, AppError> {
+        let backend = DatabaseBackend::Postgres;
+        let older = newest_first(list_query(caller, Some(after), filter)?)
+            .filter(Expr::cust(
+                r#""conversation"."id" IN (SELECT "conversation_id" FROM hits)"#,
+            ))
+            .limit(want)
+            .build(backend);
+        let sql = format!(
+            "WITH hits AS MATERIALIZED (SELECT DISTINCT conversation_id FROM message \
+             WHERE role <> 'TOOL' AND {probe}content ILIKE {like} ESCAPE '\\') {older}",
+            probe = short_text_probe(text),
+            like = quoted(&like_pattern(text)),
+            older = older.sql,
+        );
+        let txn = self.db.begin().await?;
+        // Only an index may answer: a sequential scan is the walk this
+        // avoids, whatever the planner estimates.
+        txn.execute_unprepared("SET LOCAL enable_seqscan = off")
+            .await?;
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                older.values.map(|v| v.0).unwrap_or_default(),
+            ))
+            .await?;
+        txn.commit().await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get_by_index(1)?, row.try_get_by_index(0)?)))
+            .collect()
+    }
+
+    async fn search_sqlite(
+        &self,
+        caller: &Caller,
+        first: u64,
+        after: Option<ConversationCursor>,
+        filter: &ConversationFilter,
+        text: &str,
+    ) -> Result<Vec<Found>, AppError> {
+        let steps = self.search_steps;
+        let oldest_wanted = filter.started_after.map(to_micros);
+        let mut below = i64::MAX;
+        let mut batch = steps.first_batch.max(1);
+        let mut seen = HashSet::new();
+        let mut found: Vec<Found> = Vec::new();
+        loop {
+            let matches = self.sqlite_matches(text, below, batch).await?;
+            let Some(&(last, _)) = matches.last() else {
+                return Ok(found);
+            };
+            let new: Vec<Uuid> = matches
+                .iter()
+                .map(|&(_, id)| id)
+                .filter(|id| seen.insert(*id))
+                .collect();
+            if !new.is_empty() {
+                let rows = list_query_among(DatabaseBackend::Sqlite, caller, after, filter, new)?
+                    .select_only()
+                    .column(conversation::Column::Id)
+                    .column(conversation::Column::StartedAt)
+                    .into_tuple::<(Uuid, i64)>()
+                    .all(&self.db)
+                    .await?;
+                found.extend(rows.into_iter().map(|(id, started_at)| (started_at, id)));
+            }
+            if (matches.len() as u64) < batch {
+                return Ok(found);
+            }
+            // Every match not read yet belongs to a conversation that
+            // started at or before `unread_started`.
+            let unread_started = self.watermark_at(last).await?;
+            let settled = found.iter().filter(|f| f.0 > unread_started).count();
+            if settled as u64 > first || oldest_wanted.is_some_and(|t| unread_started < t) {
+                return Ok(found);
+            }
+            below = last;
+            batch = (batch * 4).min(steps.largest_batch.max(batch));
+        }
+    }
+
+    /// Up to `limit` matches of `text` among messages with a rowid below
+    /// `below`, newest first, as (message rowid, conversation).
+    async fn sqlite_matches(
+        &self,
+        text: &str,
+        below: i64,
+        limit: u64,
+    ) -> Result<Vec<(i64, Uuid)>, AppError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let statement = if text.chars().count() >= TRIGRAM {
+            // FTS5's trigram index matches a quoted phrase as a
+            // case-insensitive substring.
+            Statement::from_sql_and_values(
+                DatabaseBackend::Sqlite,
+                "SELECT rowid, conversation_id FROM message_search \
+                 WHERE message_search MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?",
+                [
+                    Value::from(format!("\"{}\"", text.replace('"', "\"\""))),
+                    below.into(),
+                    limit.into(),
+                ],
+            )
+        } else {
+            // One or two characters: their word in the grams index.
+            let Some(word) = text_gram(text) else {
+                return Ok(Vec::new());
+            };
+            Statement::from_sql_and_values(
+                DatabaseBackend::Sqlite,
+                "SELECT m.rowid, m.conversation_id FROM (SELECT rowid AS r FROM message_grams \
+                 WHERE message_grams MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?) g \
+                 JOIN message m ON m.rowid = g.r ORDER BY m.rowid DESC",
+                [word.into(), below.into(), limit.into()],
+            )
+        };
+        let rows = self.db.query_all_raw(statement).await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+            .collect()
+    }
+
+    /// The latest start of a conversation with a searchable message at or
+    /// below `rowid`'s block; `i64::MIN` when there is none.
+    async fn watermark_at(&self, rowid: i64) -> Result<i64, AppError> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Sqlite,
+                "SELECT started_at FROM search_watermark WHERE block <= ? \
+                 ORDER BY block DESC LIMIT 1",
+                [(rowid >> WATERMARK_BLOCK_BITS).into()],
+            ))
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get_by_index(0)?,
+            None => i64::MIN,
+        })
+    }
+}
+
+/// The list's order, with only the columns a search needs.
+fn newest_first(
+    query: sea_orm::Select<conversation::Entity>,
+) -> sea_orm::Select<conversation::Entity> {
+    query
+        .select_only()
+        .column(conversation::Column::Id)
+        .column(conversation::Column::StartedAt)
+        .order_by_desc(conversation::Column::StartedAt)
+        .order_by_desc(conversation::Column::Id)
+}
+
+/// PostgreSQL: a text too short for trigrams probes its piece in the
+/// message grams index (the same `lower` on both sides).
+fn short_text_probe(text: &str) -> String {
+    if text.chars().count() >= TRIGRAM {
+        return String::new();
+    }
+    format!(
+        "convtrack_message_grams(content) @> ARRAY[lower({})] AND ",
+        quoted(text)
+    )
+}
+
+/// A PostgreSQL string literal. Texts are written into the statement, not
+/// bound: a prepared statement gets PostgreSQL's generic plan after a few
+/// runs, which cannot see how rare the text is (1M conversations, a rare
+/// word: 473 ms generic, 50 ms planned for the literal).
+fn quoted(text: &str) -> String {
+    PostgresQueryBuilder.value_to_string(&text.into())
+}
+
+/// `%text%`, with `%`, `_` and `\` in `text` literal.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(like_pattern(r"50% off_now\x"), r"%50\% off\_now\\x%");
+        assert_eq!(like_pattern("plain"), "%plain%");
+    }
+
+    #[test]
+    fn only_short_texts_probe_the_grams() {
+        assert_eq!(short_text_probe("abc"), "");
+        assert_eq!(
+            short_text_probe("Zq"),
+            "convtrack_message_grams(content) @> ARRAY[lower('Zq')] AND "
+        );
+        assert!(
+            short_text_probe("'").contains(r"lower(E'\'')"),
+            "{}",
+            short_text_probe("'")
+        );
+    }
+}
