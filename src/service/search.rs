@@ -204,7 +204,7 @@ impl Services {
         let sql = format!(
             "WITH hits AS MATERIALIZED (SELECT DISTINCT conversation_id FROM message \
              WHERE role <> 'TOOL' AND {probe}content ILIKE {like} ESCAPE '\\') {older}",
-            probe = short_text_probe(text),
+            probe = grams_probe(text),
             like = quoted(&like_pattern(text)),
             older = older.sql,
         );
@@ -347,15 +347,37 @@ fn newest_first(
         .order_by_desc(conversation::Column::Id)
 }
 
-/// PostgreSQL: a text too short for trigrams probes its piece in the
-/// message grams index (the same `lower` on both sides).
-fn short_text_probe(text: &str) -> String {
-    if text.chars().count() >= TRIGRAM {
+/// Most pairs of characters a grams probe names: any of them narrows the
+/// index's answer, all of them only cost more posting lists.
+const MOST_PROBED_PAIRS: usize = 8;
+
+/// PostgreSQL: a text pg_trgm cannot probe (shorter than three characters,
+/// or without three letters or digits in a row: pg_trgm only indexes
+/// words) probes the message grams index instead: its one piece, or its
+/// pairs of characters, each lowered by `lower` as the index's are.
+fn grams_probe(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let pieces: Vec<String> = if chars.len() < TRIGRAM {
+        vec![text.to_owned()]
+    } else if chars
+        .windows(TRIGRAM)
+        .any(|w| w.iter().all(|c| c.is_alphanumeric()))
+    {
         return String::new();
-    }
+    } else {
+        let mut pairs: Vec<String> = chars.windows(2).map(|w| w.iter().collect()).collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        pairs.truncate(MOST_PROBED_PAIRS);
+        pairs
+    };
+    let lowered: Vec<String> = pieces
+        .iter()
+        .map(|p| format!("lower({})", quoted(p)))
+        .collect();
     format!(
-        "convtrack_message_grams(content) @> ARRAY[lower({})] AND ",
-        quoted(text)
+        "convtrack_message_grams(content) @> ARRAY[{}] AND ",
+        lowered.join(", ")
     )
 }
 
@@ -392,16 +414,21 @@ mod tests {
     }
 
     #[test]
-    fn only_short_texts_probe_the_grams() {
-        assert_eq!(short_text_probe("abc"), "");
+    fn texts_pg_trgm_cannot_probe_probe_the_grams() {
+        assert_eq!(grams_probe("abc"), "");
+        assert_eq!(grams_probe("a b?c1d"), "");
         assert_eq!(
-            short_text_probe("Zq"),
+            grams_probe("Zq"),
             "convtrack_message_grams(content) @> ARRAY[lower('Zq')] AND "
         );
+        assert_eq!(
+            grams_probe("?!?!"),
+            "convtrack_message_grams(content) @> ARRAY[lower('!?'), lower('?!')] AND "
+        );
         assert!(
-            short_text_probe("'").contains(r"lower(E'\'')"),
+            grams_probe("'").contains(r"lower(E'\'')"),
             "{}",
-            short_text_probe("'")
+            grams_probe("'")
         );
     }
 }

@@ -134,6 +134,11 @@ test_both!(
             "the oldest conversation's text"
         );
         assert_eq!(
+            found(&app, json!({ "search": "E-W" })).await,
+            x.newest_first(|i| i == 0),
+            "a text without three letters or digits in a row"
+        );
+        assert_eq!(
             found(&app, json!({ "search": "nowhere to be found" })).await,
             Vec::<String>::new()
         );
