@@ -154,18 +154,30 @@ impl Services {
                 memory.news_seen = news;
                 memory.forget();
             }
-            memory
+            let due = memory
                 .version_read_at
-                .is_none_or(|at| now - at >= VERSION_CHECK_EVERY || now < at)
+                .is_none_or(|at| now - at >= VERSION_CHECK_EVERY || now < at);
+            // The first request to find the check due makes it; the others
+            // meanwhile go on with the memory as it is (at most one check
+            // period old), instead of each reading the counter too.
+            if due {
+                memory.version_read_at = Some(now);
+            }
+            due
         };
         if read_version {
-            let version = auth_version(&self.db).await?;
+            let version = match auth_version(&self.db).await {
+                Ok(version) => version,
+                Err(e) => {
+                    locked(&self.key_cache.memory).version_read_at = None;
+                    return Err(e);
+                }
+            };
             let mut memory = locked(&self.key_cache.memory);
             if memory.version != Some(version) {
                 memory.version = Some(version);
                 memory.forget();
             }
-            memory.version_read_at = Some(now);
         }
         Ok(locked(&self.key_cache.memory).generation)
     }
