@@ -144,7 +144,9 @@ impl Measurements<'_> {
             most_statements,
             "",
             "≤ 1",
-            Some(|v| v <= 1.0),
+            // The meter also counts the server's own periodic statements
+            // (the keys' change counter twice a second): a few in 10,000.
+            Some(|v| v < 1.005),
         );
         for c in self.concurrencies() {
             let p50 = |dataset: &str| {

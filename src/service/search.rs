@@ -238,18 +238,19 @@ impl Services {
         let oldest_wanted = filter.started_after.map(to_micros);
         let mut below = i64::MAX;
         let mut batch = steps.first_batch.max(1);
-        let mut seen = HashSet::new();
+        // Only the best `first + 1` are kept, so memory stays within a page
+        // and a batch however many matches are read.
         let mut found: Vec<Found> = Vec::new();
         loop {
             let matches = self.sqlite_matches(text, below, batch).await?;
             let Some(&(last, _)) = matches.last() else {
                 return Ok(found);
             };
-            let new: Vec<Uuid> = matches
-                .iter()
-                .map(|&(_, id)| id)
-                .filter(|id| seen.insert(*id))
-                .collect();
+            let kept: HashSet<Uuid> = found.iter().map(|&(_, id)| id).collect();
+            let mut new: Vec<Uuid> = matches.iter().map(|&(_, id)| id).collect();
+            new.sort_unstable();
+            new.dedup();
+            new.retain(|id| !kept.contains(id));
             if !new.is_empty() {
                 let rows = list_query_among(DatabaseBackend::Sqlite, caller, after, filter, new)?
                     .select_only()
@@ -259,6 +260,8 @@ impl Services {
                     .all(&self.db)
                     .await?;
                 found.extend(rows.into_iter().map(|(id, started_at)| (started_at, id)));
+                found.sort_unstable_by(|a, b| b.cmp(a));
+                found.truncate(first as usize + 1);
             }
             if (matches.len() as u64) < batch {
                 return Ok(found);
