@@ -22,6 +22,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
 
 /// As [`connect`]; on PostgreSQL every statement is also cut off after
 /// `statement_timeout`, so a runaway query cannot hold a connection.
+/// How long a pooled connection may sit idle before it is pinged on checkout.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
+
 pub async fn connect_with(
     url: &str,
     max_connections: u32,
@@ -38,6 +41,11 @@ pub async fn connect_with(
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
+        // A ping on every checkout is a round trip per request; only a
+        // connection idle long enough to have been dropped on the way (a
+        // proxy, a firewall, a restart) is pinged first. One that broke
+        // while in use fails its statement and is closed, not reused.
+        .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
