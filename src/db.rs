@@ -20,11 +20,11 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     connect_with(url, max_connections, None).await
 }
 
-/// As [`connect`]; on PostgreSQL every statement is also cut off after
-/// `statement_timeout`, so a runaway query cannot hold a connection.
 /// How long a pooled connection may sit idle before it is pinged on checkout.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
 
+/// As [`connect`]; on PostgreSQL every statement is also cut off after
+/// `statement_timeout`, so a runaway query cannot hold a connection.
 pub async fn connect_with(
     url: &str,
     max_connections: u32,

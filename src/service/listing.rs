@@ -60,9 +60,9 @@ impl Services {
     ) -> Result<Listed, AppError> {
         caller.require(Operation::BrowseConversations, "list conversations")?;
         let backend = self.db.get_database_backend();
+        check_search(&filter)?;
         let query = match filter.search.as_deref().filter(|s| !s.is_empty()) {
             Some(text) => {
-                list_query(caller, after, &filter)?;
                 let ids = self
                     .search_page(caller, first, after, &filter, text)
                     .await?;
@@ -129,8 +129,8 @@ pub(super) fn list_query_among(
     narrowed(query, caller, after, filter)
 }
 
-/// The list's rows, filtered and after the cursor, not yet ordered. The/// The list's rows, filtered and after the cursor, not yet ordered. The
-/// search text is only checked here: [`Services::search_page`] applies it.
+/// The list's rows, filtered (all but the search, which
+/// [`Services::search_page`] applies) and after the cursor, not yet ordered.
 pub(super) fn list_query(
     caller: &Caller,
     after: Option<ConversationCursor>,
@@ -139,6 +139,17 @@ pub(super) fn list_query(
     let query =
         conversation::Entity::find().filter(conversation::Column::TenantId.eq(caller.tenant_id));
     narrowed(query, caller, after, filter)
+}
+
+/// Refuses a search text longer than [`MAX_SEARCH_CHARS`], before any
+/// statement runs.
+fn check_search(filter: &ConversationFilter) -> Result<(), AppError> {
+    match &filter.search {
+        Some(search) if search.chars().count() > MAX_SEARCH_CHARS => Err(AppError::BadInput(
+            format!("search may be at most {MAX_SEARCH_CHARS} characters"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `query` after the cursor and narrowed by every filter but the search.
@@ -161,13 +172,6 @@ fn narrowed(
                 Expr::value(after.id),
             ])),
         );
-    }
-    if let Some(search) = &filter.search
-        && search.chars().count() > MAX_SEARCH_CHARS
-    {
-        return Err(AppError::BadInput(format!(
-            "search may be at most {MAX_SEARCH_CHARS} characters"
-        )));
     }
     if let Some(kinds) = &filter.badges {
         let with_badge = Query::select()

@@ -60,6 +60,15 @@ impl Default for SearchSteps {
 /// A conversation found by a search: its list position and id.
 type Found = (i64, Uuid);
 
+/// What a search looks for: the caller's conversations passing `filter`
+/// (its search left out) with a message containing `text`.
+#[derive(Clone, Copy)]
+struct Sought<'a> {
+    caller: &'a Caller,
+    filter: &'a ConversationFilter,
+    text: &'a str,
+}
+
 impl Services {
     /// The ids of up to `first + 1` conversations matching `filter` (whose
     /// search is `text`) after `after`, in list order.
@@ -75,15 +84,14 @@ impl Services {
             search: None,
             ..filter.clone()
         };
+        let sought = Sought {
+            caller,
+            filter: &unsearched,
+            text,
+        };
         let mut found = match self.db.get_database_backend() {
-            DatabaseBackend::Postgres => {
-                self.search_postgres(caller, first, after, &unsearched, text)
-                    .await?
-            }
-            _ => {
-                self.search_sqlite(caller, first, after, &unsearched, text)
-                    .await?
-            }
+            DatabaseBackend::Postgres => self.search_postgres(sought, first, after).await?,
+            _ => self.search_sqlite(sought, first, after).await?,
         };
         found.sort_unstable_by(|a, b| b.cmp(a));
         found.truncate(first as usize + 1);
@@ -92,16 +100,14 @@ impl Services {
 
     async fn search_postgres(
         &self,
-        caller: &Caller,
+        sought: Sought<'_>,
         first: u64,
         after: Option<ConversationCursor>,
-        filter: &ConversationFilter,
-        text: &str,
     ) -> Result<Vec<Found>, AppError> {
         let steps = self.search_steps;
         let want = first + 1;
         let (mut found, mut end) = self
-            .postgres_window(caller, after, filter, text, want, steps.window)
+            .postgres_window(sought, after, want, steps.window)
             .await?;
         let Some(mut rest_after) = end.filter(|_| (found.len() as u64) < want) else {
             return Ok(found);
@@ -115,7 +121,7 @@ impl Services {
             if wider <= steps.largest_window {
                 let more;
                 (more, end) = self
-                    .postgres_window(caller, Some(rest_after), filter, text, missing, wider)
+                    .postgres_window(sought, Some(rest_after), missing, wider)
                     .await?;
                 found.extend(more);
                 match end.filter(|_| (found.len() as u64) < want) {
@@ -125,10 +131,7 @@ impl Services {
             }
         }
         let missing = want - found.len() as u64;
-        found.extend(
-            self.postgres_probe(caller, rest_after, filter, text, missing)
-                .await?,
-        );
+        found.extend(self.postgres_probe(sought, rest_after, missing).await?);
         Ok(found)
     }
 
@@ -138,16 +141,14 @@ impl Services {
     /// window was full.
     async fn postgres_window(
         &self,
-        caller: &Caller,
+        sought: Sought<'_>,
         after: Option<ConversationCursor>,
-        filter: &ConversationFilter,
-        text: &str,
         want: u64,
         window: u64,
     ) -> Result<(Vec<Found>, Option<ConversationCursor>), AppError> {
         let backend = DatabaseBackend::Postgres;
         let window = window.max(1);
-        let newest = newest_first(list_query(caller, after, filter)?)
+        let newest = newest_first(list_query(sought.caller, after, sought.filter)?)
             .limit(window)
             .build(backend);
         let sql = format!(
@@ -159,7 +160,7 @@ impl Services {
              UNION ALL (SELECT id, started_at, false FROM win \
                ORDER BY started_at DESC, id DESC OFFSET {last} LIMIT 1)",
             newest = newest.sql,
-            like = quoted(&like_pattern(text)),
+            like = quoted(&like_pattern(sought.text)),
             last = window - 1,
         );
         let rows = self
@@ -188,14 +189,12 @@ impl Services {
     /// the cost follows the text's matches, not the tenant's size.
     async fn postgres_probe(
         &self,
-        caller: &Caller,
+        sought: Sought<'_>,
         after: ConversationCursor,
-        filter: &ConversationFilter,
-        text: &str,
         want: u64,
     ) -> Result<Vec<Found>, AppError> {
         let backend = DatabaseBackend::Postgres;
-        let older = newest_first(list_query(caller, Some(after), filter)?)
+        let older = newest_first(list_query(sought.caller, Some(after), sought.filter)?)
             .filter(Expr::cust(
                 r#""conversation"."id" IN (SELECT "conversation_id" FROM hits)"#,
             ))
@@ -204,8 +203,8 @@ impl Services {
         let sql = format!(
             "WITH hits AS MATERIALIZED (SELECT DISTINCT conversation_id FROM message \
              WHERE role <> 'TOOL' AND {probe}content ILIKE {like} ESCAPE '\\') {older}",
-            probe = grams_probe(text),
-            like = quoted(&like_pattern(text)),
+            probe = grams_probe(sought.text),
+            like = quoted(&like_pattern(sought.text)),
             older = older.sql,
         );
         let txn = self.db.begin().await?;
@@ -228,12 +227,15 @@ impl Services {
 
     async fn search_sqlite(
         &self,
-        caller: &Caller,
+        sought: Sought<'_>,
         first: u64,
         after: Option<ConversationCursor>,
-        filter: &ConversationFilter,
-        text: &str,
     ) -> Result<Vec<Found>, AppError> {
+        let Sought {
+            caller,
+            filter,
+            text,
+        } = sought;
         let steps = self.search_steps;
         let oldest_wanted = filter.started_after.map(to_micros);
         let mut below = i64::MAX;
