@@ -1,15 +1,14 @@
 //! The AI Conversations list and single-conversation lookups.
 
-use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 
 use super::context::request;
 use super::enums::{Channel, ConversionKind, RecordType};
 use super::listed::ListedConversation;
+use super::listed_page::ListedPage;
 use super::objects::Conversation;
 use super::pagination;
-use crate::domain::clock::to_micros;
 use crate::domain::cursor::{ConversationCursor, NodeType, parse_global_id};
 use crate::domain::session_id::SessionId;
 use crate::error::AppError;
@@ -80,7 +79,7 @@ impl ConversationQuery {
         #[graphql(desc = "Page size, 1 to 250; default 250.")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last row already seen.")] after: Option<String>,
         filter: Option<ConversationFilter>,
-    ) -> Result<Connection<String, ListedConversation>> {
+    ) -> Result<ListedPage> {
         let r = request(ctx)?;
         let first = pagination::CONVERSATIONS.first(first)?;
         let after = after
@@ -93,27 +92,23 @@ impl ConversationQuery {
             .services
             .list_conversations(&r.caller, first, after, filter, wants_conversions(ctx))
             .await?;
-        // A row answered by `Conversation`'s own resolvers (see
-        // `ListedConversation`) then finds its conversions cached: left to
-        // the loader's timer, a slow poll of 250 rows can split the batch.
         let mut conversions = listed.conversions;
-        if let Some(conversions) = &conversions {
-            r.conversions.feed_many(conversions.clone()).await;
-        }
-        Ok(pagination::connection(listed.page, after.is_some(), |c| {
-            let cursor = ConversationCursor {
-                started_at: to_micros(c.started_at),
-                id: c.id,
-            };
-            let conversions = conversions
-                .as_mut()
-                .map(|all| all.remove(&c.id).unwrap_or_default());
-            let row = ListedConversation {
-                conversation: c,
-                conversions,
-            };
-            (cursor.encode(), row)
-        }))
+        let rows = listed
+            .page
+            .items
+            .into_iter()
+            .map(|conversation| ListedConversation {
+                conversions: conversions
+                    .as_mut()
+                    .map(|all| all.remove(&conversation.id).unwrap_or_default()),
+                conversation,
+            })
+            .collect();
+        Ok(ListedPage {
+            rows,
+            has_previous_page: after.is_some(),
+            has_next_page: listed.page.has_next_page,
+        })
     }
 
     /// One conversation, by its `id` or by its `sessionId` (give exactly

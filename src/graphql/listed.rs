@@ -8,6 +8,7 @@
 //! type's own resolvers instead, so the answer never depends on the path.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use async_graphql::indexmap::IndexMap;
 use async_graphql::indexmap::map::Entry;
@@ -18,7 +19,7 @@ use async_graphql::{
     Value,
 };
 
-use super::context::request;
+use super::context::{RequestContext, request};
 use super::enums::{BadgeColour, Channel, ConversionKind, RecordType};
 use super::objects::Conversation;
 use crate::domain::cursor::{NodeType, global_id};
@@ -27,6 +28,7 @@ use crate::service::read_model;
 
 /// A row of the AI Conversations list, with its conversions when the
 /// list loaded them.
+#[derive(Clone)]
 pub struct ListedConversation {
     pub conversation: read_model::Conversation,
     pub conversions: Option<Vec<read_model::Conversion>>,
@@ -46,40 +48,102 @@ impl OutputType for ListedConversation {
         ctx: &ContextSelectionSet<'_>,
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        let failed = |e: crate::error::AppError| {
-            ctx.set_error_path(async_graphql::Error::from(e).into_server_error(field.pos))
-        };
-        let r = request(ctx).map_err(failed)?;
-        let settings = r.settings().await.map_err(failed)?;
-        let row = Row {
-            listed: self,
-            settings: &settings,
-            now: r.services.clock.now(),
-        };
-        let mut fields = IndexMap::new();
-        if row.write(ctx, &ctx.item.node, &mut fields).is_some() {
-            return Ok(Value::Object(fields));
+        let (_, basis) = Basis::of(ctx, field).await?;
+        if let Some(value) = basis.row(self).write(ctx, &ctx.item.node) {
+            return Ok(value);
         }
         let conversation = Conversation(self.conversation.clone());
         OutputType::resolve(&conversation, ctx, field).await
     }
 }
 
-/// What a row's fields are written from.
-struct Row<'a> {
-    listed: &'a ListedConversation,
-    settings: &'a TenantSettings,
+/// What every row of one request is written with.
+pub(super) struct Basis {
+    settings: Arc<TenantSettings>,
     now: chrono::DateTime<chrono::Utc>,
 }
 
-/// Whether a fragment written for `type_condition` applies to a conversation.
-fn applies(type_condition: Option<&str>) -> bool {
-    type_condition.is_none_or(|t| t == "Conversation" || t == "Node")
+impl Basis {
+    /// The caller's settings and the request's time, with the request
+    /// they came from; a failure is an error at `field`.
+    pub(super) async fn of<'a>(
+        ctx: &ContextSelectionSet<'a>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<(&'a RequestContext, Self)> {
+        let failed = |e: crate::error::AppError| {
+            ctx.set_error_path(async_graphql::Error::from(e).into_server_error(field.pos))
+        };
+        let r = request(ctx).map_err(failed)?;
+        let settings = r.settings().await.map_err(failed)?;
+        let now = r.services.clock.now();
+        Ok((r, Self { settings, now }))
+    }
+
+    pub(super) fn row<'r>(&'r self, listed: &'r ListedConversation) -> Row<'r> {
+        Row {
+            listed,
+            settings: &self.settings,
+            now: self.now,
+        }
+    }
+}
+
+/// What a row's fields are written from.
+pub(super) struct Row<'a> {
+    pub listed: &'a ListedConversation,
+    pub settings: &'a TenantSettings,
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// Writes `selection`, made for an object of one of `types`, into
+/// `fields`, each field answered by `answer` and fragments followed;
+/// `None` when some field has no plain answer.
+pub(super) fn write_fields(
+    ctx: &ContextSelectionSet<'_>,
+    selection: &SelectionSet,
+    types: &[&str],
+    fields: &mut IndexMap<Name, Value>,
+    answer: &mut dyn FnMut(&Field) -> Option<Value>,
+) -> Option<()> {
+    let applies = |condition: Option<&str>| condition.is_none_or(|t| types.contains(&t));
+    for item in &selection.items {
+        match &item.node {
+            Selection::Field(field) => {
+                let field = &field.node;
+                if !field.arguments.is_empty() || !field.directives.is_empty() {
+                    return None;
+                }
+                put(fields, &field.response_key().node, answer(field)?)?;
+            }
+            Selection::FragmentSpread(spread) => {
+                let fragment = ctx
+                    .query_env
+                    .fragments
+                    .get(&spread.node.fragment_name.node)?;
+                if applies(Some(fragment.node.type_condition.node.on.node.as_str())) {
+                    write_fields(
+                        ctx,
+                        &fragment.node.selection_set.node,
+                        types,
+                        fields,
+                        answer,
+                    )?;
+                }
+            }
+            Selection::InlineFragment(inline) => {
+                let condition = inline.node.type_condition.as_ref();
+                if applies(condition.map(|c| c.node.on.node.as_str())) {
+                    write_fields(ctx, &inline.node.selection_set.node, types, fields, answer)?;
+                }
+            }
+        }
+    }
+    Some(())
 }
 
 /// Adds `value` under `key`; `None` when the key is taken (two selections
 /// answered under one name are merged by the engine, not here).
-fn put(fields: &mut IndexMap<Name, Value>, key: &Name, value: Value) -> Option<()> {
+pub(super) fn put(fields: &mut IndexMap<Name, Value>, key: &Name, value: Value) -> Option<()> {
     match fields.entry(key.clone()) {
         Entry::Occupied(_) => None,
         Entry::Vacant(place) => {
@@ -89,7 +153,7 @@ fn put(fields: &mut IndexMap<Name, Value>, key: &Name, value: Value) -> Option<(
     }
 }
 
-fn text(value: Option<&str>) -> Value {
+pub(super) fn text(value: Option<&str>) -> Value {
     value.map_or(Value::Null, |t| Value::String(t.to_owned()))
 }
 
@@ -98,46 +162,27 @@ fn time(value: chrono::DateTime<chrono::Utc>) -> Value {
 }
 
 impl Row<'_> {
-    /// Writes the selection into `fields`; `None` when some part of it is
-    /// not a plain value.
-    fn write(
+    /// The conversation's selection as a plain value; `None` when some part
+    /// of it is not one.
+    pub(super) fn write(
         &self,
         ctx: &ContextSelectionSet<'_>,
         selection: &SelectionSet,
-        fields: &mut IndexMap<Name, Value>,
-    ) -> Option<()> {
-        for item in &selection.items {
-            match &item.node {
-                Selection::Field(field) => {
-                    let value = self.field(&field.node)?;
-                    put(fields, &field.node.response_key().node, value)?;
-                }
-                Selection::FragmentSpread(spread) => {
-                    let fragment = ctx
-                        .query_env
-                        .fragments
-                        .get(&spread.node.fragment_name.node)?;
-                    if applies(Some(fragment.node.type_condition.node.on.node.as_str())) {
-                        self.write(ctx, &fragment.node.selection_set.node, fields)?;
-                    }
-                }
-                Selection::InlineFragment(inline) => {
-                    let condition = inline.node.type_condition.as_ref();
-                    if applies(condition.map(|c| c.node.on.node.as_str())) {
-                        self.write(ctx, &inline.node.selection_set.node, fields)?;
-                    }
-                }
-            }
-        }
-        Some(())
+    ) -> Option<Value> {
+        let mut fields = IndexMap::with_capacity(selection.items.len());
+        write_fields(
+            ctx,
+            selection,
+            &["Conversation", "Node"],
+            &mut fields,
+            &mut |field| self.field(field),
+        )?;
+        Some(Value::Object(fields))
     }
 
     /// One field of the conversation, as `Conversation`'s resolvers answer it.
     fn field(&self, field: &Field) -> Option<Value> {
         let c = &self.listed.conversation;
-        if !field.arguments.is_empty() || !field.directives.is_empty() {
-            return None;
-        }
         Some(match field.name.node.as_str() {
             "__typename" => Value::String("Conversation".to_owned()),
             "id" => ScalarType::to_value(&ID(global_id(NodeType::Conversation, c.id))),
@@ -218,7 +263,7 @@ impl Row<'_> {
 /// An object of leaf fields only: each selected field answered by `leaf`,
 /// `__typename` by `type_name`. `None` for anything else (a fragment, a
 /// nested selection, a repeated response key).
-fn object(
+pub(super) fn object(
     selection: &SelectionSet,
     type_name: &str,
     leaf: impl Fn(&str) -> Option<Value>,

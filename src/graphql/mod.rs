@@ -11,6 +11,7 @@ pub mod feed;
 pub mod limits;
 mod link;
 mod listed;
+mod listed_page;
 mod loaders;
 mod message;
 mod node;

@@ -6,7 +6,7 @@ use entity::{conversation, conversion};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, IdenStatic, Iterable,
-    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Select, Statement, TryGetable,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Select, Statement,
 };
 use uuid::Uuid;
 
@@ -213,97 +213,148 @@ fn joined_columns() -> String {
 }
 
 /// Folds the joined rows (a page row repeated once per conversion, in
-/// order) into the page and each row's conversions. Columns are read by
-/// position ([`joined_columns`] order): by name, each value costs a
-/// formatted column name and a lookup, most of a list request's CPU.
+/// order) into the page and each row's conversions.
 fn rows_with_conversions(
     rows: Vec<QueryResult>,
 ) -> Result<(Vec<Conversation>, ConversionsOf), AppError> {
-    let conversation_columns = conversation::Column::iter().count();
+    let start = conversation::Column::iter().count();
     let mut conversations: Vec<Conversation> = Vec::new();
     let mut conversions = ConversionsOf::new();
-    for row in rows {
-        let id: Uuid = row.try_get_by_index(0)?;
-        if conversations.last().is_none_or(|c| c.id != id) {
-            conversations.push(conversation_at(&row)?.try_into()?);
-            conversions.entry(id).or_default();
+    for row in &rows {
+        let (conversation, conversion) = if let Some(row) = row.try_as_pg_row() {
+            Columns::joined(row, start, conversations.last())?
+        } else if let Some(row) = row.try_as_sqlite_row() {
+            Columns::joined(row, start, conversations.last())?
+        } else {
+            return Err(DbErr::Custom("a row from neither PostgreSQL nor SQLite".into()).into());
+        };
+        if let Some(conversation) = conversation {
+            conversions.entry(conversation.id).or_default();
+            conversations.push(conversation);
         }
-        if row
-            .try_get_by_index::<Option<Uuid>>(conversation_columns)?
-            .is_some()
-        {
-            let conversion: Conversion = conversion_at(&row, conversation_columns)?.try_into()?;
-            conversions.entry(id).or_default().push(conversion);
+        if let (Some(conversion), Some(of)) = (conversion, conversations.last()) {
+            conversions.entry(of.id).or_default().push(conversion);
         }
     }
     Ok((conversations, conversions))
 }
 
-/// Reads a row's columns one after another from a starting position.
-struct Columns<'a> {
-    row: &'a QueryResult,
+/// A column type the driver decodes.
+trait Column<'r, D: sea_orm::sqlx::Database>:
+    sea_orm::sqlx::Decode<'r, D> + sea_orm::sqlx::Type<D>
+{
+}
+
+impl<'r, D: sea_orm::sqlx::Database, T: sea_orm::sqlx::Decode<'r, D> + sea_orm::sqlx::Type<D>>
+    Column<'r, D> for T
+{
+}
+
+/// Reads a joined row's columns one after another, by position
+/// ([`joined_columns`] order), straight from the driver's row: through
+/// sea-orm, every null column costs a formatted error message (most of a
+/// list request's CPU went to the null columns of rows without badges).
+struct Columns<'r, R> {
+    row: &'r R,
     next: usize,
 }
 
-impl Columns<'_> {
-    fn read<T: TryGetable>(&mut self) -> Result<T, DbErr> {
-        self.next += 1;
-        self.row.try_get_by_index(self.next - 1)
+impl<'r, R> Columns<'r, R>
+where
+    R: sea_orm::sqlx::Row,
+    usize: sea_orm::sqlx::ColumnIndex<R>,
+    Uuid: Column<'r, R::Database>,
+    Option<Uuid>: Column<'r, R::Database>,
+    String: Column<'r, R::Database>,
+    Option<String>: Column<'r, R::Database>,
+    i64: Column<'r, R::Database>,
+    Option<i64>: Column<'r, R::Database>,
+    i32: Column<'r, R::Database>,
+    bool: Column<'r, R::Database>,
+{
+    /// One joined row: its conversation unless it repeats `previous`, and
+    /// its conversion (from column `start` on) if it has one.
+    fn joined(
+        row: &'r R,
+        start: usize,
+        previous: Option<&Conversation>,
+    ) -> Result<(Option<Conversation>, Option<Conversion>), AppError> {
+        let mut columns = Self { row, next: 0 };
+        let conversation = match previous {
+            Some(previous) if previous.id == columns.read::<Uuid>()? => None,
+            _ => {
+                columns.next = 0;
+                Some(columns.conversation()?.try_into()?)
+            }
+        };
+        columns.next = start;
+        if columns.read::<Option<Uuid>>()?.is_none() {
+            return Ok((conversation, None));
+        }
+        columns.next = start;
+        Ok((conversation, Some(columns.conversion()?.try_into()?)))
     }
-}
 
-/// The conversation of a joined row: its first columns, in
-/// `conversation::Column` order.
-fn conversation_at(row: &QueryResult) -> Result<conversation::Model, DbErr> {
-    let mut c = Columns { row, next: 0 };
-    Ok(conversation::Model {
-        id: c.read()?,
-        tenant_id: c.read()?,
-        session_id: c.read()?,
-        channel: c.read()?,
-        thread_key: c.read()?,
-        contact: c.read()?,
-        user_id: c.read()?,
-        user_name: c.read()?,
-        started_at: c.read()?,
-        last_activity_at: c.read()?,
-        closed_at: c.read()?,
-        opening_message: c.read()?,
-        message_count: c.read()?,
-        first_converted_at: c.read()?,
-    })
-}
+    /// The next column. Its type is not compared with the column's: the
+    /// statement is ours, its columns are in the entities' order (the test
+    /// below), and the comparison cost more than the decoding.
+    fn read<T: Column<'r, R::Database>>(&mut self) -> Result<T, DbErr> {
+        self.next += 1;
+        self.row
+            .try_get_unchecked(self.next - 1)
+            .map_err(|e| DbErr::Type(format!("list column {}: {e}", self.next - 1)))
+    }
 
-/// The conversion of a joined row, from column `start` on, in
-/// `conversion::Column` order.
-fn conversion_at(row: &QueryResult, start: usize) -> Result<conversion::Model, DbErr> {
-    let mut c = Columns { row, next: start };
-    Ok(conversion::Model {
-        id: c.read()?,
-        tenant_id: c.read()?,
-        conversation_id: c.read()?,
-        kind: c.read()?,
-        record_type: c.read()?,
-        record_id: c.read()?,
-        source: c.read()?,
-        attributed: c.read()?,
-        unattributed_reason: c.read()?,
-        idempotency_key: c.read()?,
-        payload_fingerprint: c.read()?,
-        feed_seq: c.read()?,
-        recorded_at: c.read()?,
-        link_id: c.read()?,
-        link_action: c.read()?,
-        conversation_started_at: c.read()?,
-        conversation_channel: c.read()?,
-    })
+    /// A conversation, in `conversation::Column` order.
+    fn conversation(&mut self) -> Result<conversation::Model, DbErr> {
+        Ok(conversation::Model {
+            id: self.read()?,
+            tenant_id: self.read()?,
+            session_id: self.read()?,
+            channel: self.read()?,
+            thread_key: self.read()?,
+            contact: self.read()?,
+            user_id: self.read()?,
+            user_name: self.read()?,
+            started_at: self.read()?,
+            last_activity_at: self.read()?,
+            closed_at: self.read()?,
+            opening_message: self.read()?,
+            message_count: self.read()?,
+            first_converted_at: self.read()?,
+        })
+    }
+
+    /// A conversion, in `conversion::Column` order.
+    fn conversion(&mut self) -> Result<conversion::Model, DbErr> {
+        Ok(conversion::Model {
+            id: self.read()?,
+            tenant_id: self.read()?,
+            conversation_id: self.read()?,
+            kind: self.read()?,
+            record_type: self.read()?,
+            record_id: self.read()?,
+            source: self.read()?,
+            attributed: self.read()?,
+            unattributed_reason: self.read()?,
+            idempotency_key: self.read()?,
+            payload_fingerprint: self.read()?,
+            feed_seq: self.read()?,
+            recorded_at: self.read()?,
+            link_id: self.read()?,
+            link_action: self.read()?,
+            conversation_started_at: self.read()?,
+            conversation_channel: self.read()?,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// [`conversation_at`] and [`conversion_at`] read fields in this order.
+    /// [`Columns::conversation`] and [`Columns::conversion`] read fields in
+    /// this order.
     #[test]
     fn joined_rows_are_read_in_the_entities_column_order() {
         let names = |columns: Vec<&'static str>| columns.join(",");

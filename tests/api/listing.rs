@@ -260,3 +260,48 @@ test_both!(
         assert_eq!(nodes[0]["user"], json!(null));
     }
 );
+
+/// Every field of the list's connection, through fragments and aliases.
+const EVERY_PAGE_FIELD: &str = "__typename
+    pageInfo { __typename hasPreviousPage hasNextPage startCursor endCursor }
+    edges { __typename cursor node { id } } nodes { id sessionId }
+    ...Page ... on ConversationConnection { last: pageInfo { endCursor } }";
+const PAGE_FRAGMENT: &str = "fragment Page on ConversationConnection { rows: edges { cursor } }";
+
+test_both!(
+    a_page_of_the_list_answers_as_the_engines_connection,
+    |app| {
+        for channel in [Channel::Chat, Channel::Voice, Channel::Chat] {
+            app.start_session(channel).await;
+            app.advance(TimeDelta::minutes(5));
+        }
+        // A row field without a plain answer (`conversions`) sends the
+        // whole page through the engine's connection type.
+        let query = |through_engine: bool| {
+            let engine = if through_engine {
+                "engine: nodes { conversions { kind } }"
+            } else {
+                ""
+            };
+            format!(
+                "query($after: String) {{ conversations(first: 2, after: $after) {{ \
+                 {EVERY_PAGE_FIELD} {engine} }} }} {PAGE_FRAGMENT}"
+            )
+        };
+        let mut after = json!(null);
+        for page in 0..2 {
+            let variables = json!({ "after": after });
+            let plain = app.gql(&app.admin, &query(false), variables.clone()).await;
+            let engine = app.gql(&app.admin, &query(true), variables).await;
+            let mut engine = data(&engine, "conversations").clone();
+            assert!(engine["engine"].is_array(), "page {page}: {engine}");
+            engine.as_object_mut().expect("object").remove("engine");
+            let plain = data(&plain, "conversations");
+            assert_eq!(plain, &engine, "page {page}");
+            assert_eq!(plain["pageInfo"]["hasPreviousPage"], page == 1);
+            assert_eq!(plain["pageInfo"]["hasNextPage"], page == 0);
+            assert_eq!(plain["__typename"], "ConversationConnection");
+            after = plain["pageInfo"]["endCursor"].clone();
+        }
+    }
+);
