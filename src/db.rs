@@ -59,13 +59,17 @@ pub async fn connect_with(
 
 /// Applies pending migrations. On PostgreSQL several instances may start at
 /// once: the migrations run in one transaction holding an advisory lock, so
-/// exactly one applies them and the others find nothing left to do.
+/// exactly one applies them and the others find nothing left to do. The
+/// feed's numbering is then moved past every stored row (see
+/// [`migration::resync_feed`]): a restored database needs it before its
+/// first new recording.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     if db.get_database_backend() == DatabaseBackend::Postgres {
         let txn = db.begin().await?;
         txn.execute_unprepared("SELECT pg_advisory_xact_lock(7253068101)")
             .await?;
         Migrator::up(&txn, None).await?;
+        migration::resync_feed(&txn).await?;
         txn.commit().await
     } else {
         Migrator::up(db, None).await

@@ -411,12 +411,8 @@ impl Large {
         let row = peer_row(scenario, c, drive(c, secs(seconds), make).await);
         if scenario == "record" {
             // PostGraphile's rows took feed numbers behind convtrack's back;
-            // move the tenant's cursor past them.
-            self.db
-                .execute_unprepared(&format!(
-                    "UPDATE tenant SET conversion_seq = (SELECT MAX(feed_seq) FROM conversion \
-                     WHERE tenant_id = '{recorder}') WHERE id = '{recorder}'"
-                ))
+            // move the feed's numbering past them.
+            migration::resync_feed(&self.db)
                 .await
                 .map_err(|e| e.to_string())?;
         }

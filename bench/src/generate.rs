@@ -783,6 +783,10 @@ pub async fn run(args: GenerateArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("counting the stats rollups: {e}"))?;
     println!("stats rollups counted in {:.1?}", counting.elapsed());
+    // Feed numbers written directly: new recordings must come after them.
+    migration::resync_feed(&db)
+        .await
+        .map_err(|e| format!("moving the feed's numbering past the rows: {e}"))?;
     if backend == DatabaseBackend::Sqlite {
         // The application writes SQLite's short-text search index with each
         // message; rows written directly get theirs the migration's way.

@@ -192,10 +192,11 @@ pub async fn pgbench_list(
     pgbench(&script, database_url, concurrency, seconds)
 }
 
-/// What scenario (c) costs the database alone: the statements convtrack
-/// issues for one recording on PostgreSQL (key lookup, session, replay and
-/// conflict check, the one-statement write), for tenant `bench-record` and
-/// its newest session, with distinct (numeric) records.
+/// The database's ceiling for scenario (c): a plain `INSERT … SELECT` of
+/// one conversion against tenant `bench-record`'s newest conversation,
+/// with distinct (numeric) records and a number from the feed's sequence,
+/// run by `pgbench -M prepared`: none of convtrack's reads (key, session,
+/// replay and conflict checks), counts or notification.
 pub async fn pgbench_record(
     db: &DatabaseConnection,
     database_url: &str,
@@ -215,29 +216,15 @@ pub async fn pgbench_record(
         .map_err(|e| e.to_string())?
         .ok_or("bench-record has no API key or session; run convtrack's record scenario first")?;
     let get = |column: &str| row.try_get::<String>("", column).map_err(|e| e.to_string());
-    let (key_hash, tenant, session, conversation) = (
-        get("key_hash")?,
-        get("tenant")?,
-        get("session_id")?,
-        get("conversation")?,
-    );
-    let started: i64 = row.try_get("", "started_at").map_err(|e| e.to_string())?;
+    let (tenant, conversation) = (get("tenant")?, get("conversation")?);
     let now = chrono::Utc::now().timestamp_micros();
-    let payload = tenant.replace('-', "");
     let script = format!(
         "\\set r random(1, 9000000000000000)\n\
-         SELECT k.id AS key_id, k.tenant_id, k.role, t.settings FROM api_key k \
-         JOIN tenant t ON t.id = k.tenant_id WHERE k.key_hash = '{key_hash}' AND k.revoked_at IS NULL;\n\
-         SELECT * FROM conversation WHERE tenant_id = '{tenant}' AND session_id = '{session}';\n\
-         SELECT * FROM conversion WHERE tenant_id = '{tenant}' AND record_type = 'BOOKING' \
-         AND record_id = :r AND kind = 'BOOKING_CREATED';\n\
-         WITH seq AS (UPDATE tenant SET conversion_seq = conversion_seq + 1 WHERE id = '{tenant}' \
-         RETURNING conversion_seq - 1 AS base, pg_notify('convtrack_conversions', '{payload}')::text AS notified), \
-         ins AS (INSERT INTO conversion (id, tenant_id, conversation_id, kind, record_type, record_id, \
+         INSERT INTO conversion (id, tenant_id, conversation_id, kind, record_type, record_id, \
          source, attributed, feed_seq, recorded_at, conversation_started_at, conversation_channel) \
-         SELECT gen_random_uuid(), '{tenant}', '{conversation}', 'BOOKING_CREATED', 'BOOKING', \
-:r, 'DIRECT', true, seq.base + 1, {now}, {started}, 'CHAT' FROM seq) \
-         SELECT base + 1 AS first_seq FROM seq;\n"
+         SELECT gen_random_uuid(), c.tenant_id, c.id, 'BOOKING_CREATED', 'BOOKING', :r, 'DIRECT', \
+         true, nextval('conversion_feed_seq'), {now}, c.started_at, c.channel \
+         FROM conversation c WHERE c.tenant_id = '{tenant}' AND c.id = '{conversation}';\n"
     );
     pgbench(&script, database_url, concurrency, seconds)
 }

@@ -26,7 +26,9 @@ pub struct Model {
     /// SHA-256 of the request that used `idempotency_key`, to detect reuse
     /// of a key with a different payload.
     pub payload_fingerprint: Option<String>,
-    /// Per-tenant event-feed cursor, monotonic in commit order.
+    /// Orders the tenant's event feed after `feed_xid`: on SQLite a
+    /// per-tenant counter taken under the write lock; on PostgreSQL a
+    /// sequence shared by all tenants. Unique per tenant.
     pub feed_seq: i64,
     pub recorded_at: i64,
     /// The call-to-action link that led to it, for `LINK` conversions.
@@ -39,6 +41,11 @@ pub struct Model {
     pub conversation_started_at: Option<i64>,
     /// The conversation's channel, copied for the same reason.
     pub conversation_channel: Option<String>,
+    /// PostgreSQL: the id of the transaction that wrote it (plus the
+    /// cluster's offset, see the `feed_clock` table); the feed is ordered by
+    /// it first, and hands out a row only once every transaction with a
+    /// smaller id has ended. 0 on SQLite and for rows written before.
+    pub feed_xid: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

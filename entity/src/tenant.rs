@@ -9,8 +9,9 @@ pub struct Model {
     pub id: Uuid,
     #[sea_orm(unique)]
     pub name: String,
-    /// Last cursor handed to a conversion of this tenant. Incremented inside the
-    /// recording transaction, so the row lock orders cursors by commit.
+    /// SQLite: the last feed number handed to a conversion of this tenant,
+    /// incremented inside the (single) writer's transaction. Unused on
+    /// PostgreSQL, where feed numbers come from a sequence.
     pub conversion_seq: i64,
     pub created_at: i64,
     /// JSON: record URL templates, attribution window, channel overrides.

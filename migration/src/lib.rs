@@ -11,6 +11,7 @@ mod m20261125_000004_add_stats_columns;
 mod m20261205_000005_create_auth_version;
 mod m20261205_000006_create_stats_rollups;
 mod m20261206_000007_index_search_in_list_order;
+mod m20261206_000008_order_feed_by_transaction;
 
 /// Counts rows written directly (a bulk load) into the stats rollups.
 pub use m20261205_000006_create_stats_rollups::backfill as backfill_stats_rollups;
@@ -18,6 +19,8 @@ pub use m20261205_000006_create_stats_rollups::backfill as backfill_stats_rollup
 pub use m20261206_000007_index_search_in_list_order::{
     WATERMARK_BLOCK_BITS, backfill_message_grams, message_grams, text_gram,
 };
+/// Moves the feed's sequence and transaction-id offset past stored rows.
+pub use m20261206_000008_order_feed_by_transaction::resync_feed;
 
 pub struct Migrator;
 
@@ -32,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000005_create_auth_version::Migration),
             Box::new(m20261205_000006_create_stats_rollups::Migration),
             Box::new(m20261206_000007_index_search_in_list_order::Migration),
+            Box::new(m20261206_000008_order_feed_by_transaction::Migration),
         ]
     }
 }

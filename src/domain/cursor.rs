@@ -91,32 +91,63 @@ pub fn decode_conversion_cursor(value: &str) -> Result<i64, InvalidInput> {
         .ok_or_else(|| InvalidInput::new("after is not a cursor from this list"))
 }
 
+/// Where an event stands in its tenant's feed: the feed is ordered by the
+/// writing transaction's id, then by the sequence number the row took.
+/// On SQLite (one writer at a time) and for events written before
+/// transaction ids were kept, `xid` is 0 and `seq` alone orders them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FeedPosition {
+    pub xid: i64,
+    pub seq: i64,
+}
+
 /// Position in a tenant's event feed: the last conversion a client saw.
 /// It names its tenant, so a cursor of another tenant is refused rather
 /// than silently read as a position in this one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventCursor {
     pub tenant_id: Uuid,
-    pub seq: i64,
+    pub position: FeedPosition,
 }
 
 impl EventCursor {
+    /// `e1:` for positions without a transaction id, the only form older
+    /// servers wrote, so their cursors read back as the same position.
     pub fn encode(self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("e1:{}:{}", self.tenant_id.simple(), self.seq))
+        let FeedPosition { xid, seq } = self.position;
+        let tenant = self.tenant_id.simple();
+        URL_SAFE_NO_PAD.encode(if xid == 0 {
+            format!("e1:{tenant}:{seq}")
+        } else {
+            format!("e2:{tenant}:{xid}:{seq}")
+        })
     }
 
     /// Reads a cursor a client sends back; it must be one of `tenant_id`'s.
     pub fn decode_for(value: &str, tenant_id: Uuid) -> Result<Self, InvalidInput> {
         let read = || {
             let decoded = unwrap(value)?;
-            let (tenant, seq) = untag(&decoded, "e1")?.split_once(':')?;
+            let (tenant, position) = match untag(&decoded, "e1") {
+                Some(rest) => {
+                    let (tenant, seq) = rest.split_once(':')?;
+                    (tenant, (0, seq.parse().ok()?))
+                }
+                None => {
+                    let (tenant, rest) = untag(&decoded, "e2")?.split_once(':')?;
+                    let (xid, seq) = rest.split_once(':')?;
+                    (tenant, (xid.parse().ok()?, seq.parse().ok()?))
+                }
+            };
             Some(Self {
                 tenant_id: Uuid::parse_str(tenant).ok()?,
-                seq: seq.parse().ok()?,
+                position: FeedPosition {
+                    xid: position.0,
+                    seq: position.1,
+                },
             })
         };
         read()
-            .filter(|c| c.tenant_id == tenant_id && c.seq >= 0)
+            .filter(|c| c.tenant_id == tenant_id && c.position.xid >= 0 && c.position.seq >= 0)
             .ok_or_else(|| {
                 InvalidInput::new(
                     "after is not an event cursor of this tenant; pass the cursor of the last event you received",
@@ -164,17 +195,45 @@ mod tests {
     #[test]
     fn event_cursors_belong_to_one_tenant() {
         let tenant = Uuid::now_v7();
-        let cursor = EventCursor {
-            tenant_id: tenant,
-            seq: 41,
-        };
-        assert_eq!(
-            EventCursor::decode_for(&cursor.encode(), tenant),
-            Ok(cursor)
-        );
-        assert!(EventCursor::decode_for(&cursor.encode(), Uuid::now_v7()).is_err());
+        for xid in [0, 7_412_993] {
+            let cursor = EventCursor {
+                tenant_id: tenant,
+                position: FeedPosition { xid, seq: 41 },
+            };
+            assert_eq!(
+                EventCursor::decode_for(&cursor.encode(), tenant),
+                Ok(cursor)
+            );
+            assert!(EventCursor::decode_for(&cursor.encode(), Uuid::now_v7()).is_err());
+        }
         assert!(EventCursor::decode_for("garbage", tenant).is_err());
         assert!(EventCursor::decode_for(&encode_conversion_cursor(41), tenant).is_err());
+    }
+
+    #[test]
+    fn cursors_without_a_transaction_id_keep_their_first_form() {
+        let tenant = Uuid::now_v7();
+        let written_before = URL_SAFE_NO_PAD.encode(format!("e1:{}:41", tenant.simple()));
+        let read = EventCursor::decode_for(&written_before, tenant).map(|c| c.position);
+        assert_eq!(read, Ok(FeedPosition { xid: 0, seq: 41 }));
+        let cursor = EventCursor {
+            tenant_id: tenant,
+            position: FeedPosition { xid: 0, seq: 41 },
+        };
+        assert_eq!(cursor.encode(), written_before);
+    }
+
+    #[test]
+    fn feed_positions_order_by_transaction_then_sequence() {
+        let at = |xid, seq| FeedPosition { xid, seq };
+        assert!(at(0, 900) < at(5, 1));
+        assert!(at(5, 1) < at(5, 2));
+        assert!(at(5, 2) < at(6, 1));
+        let e2 = |text: &str| URL_SAFE_NO_PAD.encode(text);
+        let tenant = Uuid::now_v7();
+        let t = tenant.simple();
+        assert!(EventCursor::decode_for(&e2(&format!("e2:{t}:-1:3")), tenant).is_err());
+        assert!(EventCursor::decode_for(&e2(&format!("e2:{t}:3")), tenant).is_err());
     }
 
     #[test]

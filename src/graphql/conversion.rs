@@ -91,7 +91,7 @@ impl ConversionQuery {
             .unattributed_page(&r.caller, first, after)
             .await?;
         Ok(pagination::connection(page, after.is_some(), |c| {
-            (encode_conversion_cursor(c.feed_seq), Conversion(c))
+            (encode_conversion_cursor(c.position.seq), Conversion(c))
         }))
     }
 

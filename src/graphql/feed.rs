@@ -37,7 +37,7 @@ impl ConversionEvent {
         ConversionEvent {
             cursor: EventCursor {
                 tenant_id,
-                seq: event.seq(),
+                position: event.position(),
             }
             .encode(),
             conversion: Conversion(event.conversion),
@@ -168,7 +168,7 @@ impl FeedQuery {
             (None, Some(after)) => after,
             (None, None) => EventCursor {
                 tenant_id,
-                seq: page.start,
+                position: page.start,
             }
             .encode(),
         };

@@ -98,6 +98,8 @@ pub struct Services {
     key_cache: Arc<auth::KeyCache>,
     /// SQLite only: this process's writers wait here for their turn.
     write_turn: Arc<Mutex<()>>,
+    /// SQLite only: recordings waiting to share the next write transaction.
+    group_commit: Arc<conversions::group::GroupCommit>,
     /// Conversion stats running at once. Each takes one connection for one
     /// statement; the rest wait here, so that stats requests never drain the
     /// pool that recordings and lists need.
@@ -122,6 +124,7 @@ impl Services {
             key_news: Arc::new(KeyNews::default()),
             key_cache: Arc::new(auth::KeyCache::default()),
             write_turn: Arc::new(Mutex::new(())),
+            group_commit: Arc::default(),
             stats_slots: Arc::new(Semaphore::new(1)),
             recent_follows: Arc::new(RateLimiter::new(links::FOLLOWS_COUNTED)),
             search_steps: search::SearchSteps::default(),
@@ -155,10 +158,23 @@ impl Services {
     /// (other processes, such as the CLI, still meet the busy timeout).
     pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
         let turn = if self.db.get_database_backend() == DatabaseBackend::Sqlite {
-            Some(self.write_turn.clone().lock_owned().await)
+            Some(self.write_turn().await)
         } else {
             None
         };
+        self.begin_write_in_turn(turn).await
+    }
+
+    /// SQLite: waits for this process's write turn.
+    async fn write_turn(&self) -> OwnedMutexGuard<()> {
+        self.write_turn.clone().lock_owned().await
+    }
+
+    /// [`Self::begin_write`] for a caller that already holds the turn.
+    async fn begin_write_in_turn(
+        &self,
+        turn: Option<OwnedMutexGuard<()>>,
+    ) -> Result<WriteTxn, DbErr> {
         let txn = self
             .db
             .begin_with_options(TransactionOptions {

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::domain::channel::Channel;
 use crate::domain::clock::from_micros;
 use crate::domain::conversion::{ConversionKind, ConversionSource, RecordType};
+use crate::domain::cursor::FeedPosition;
 use crate::domain::link::CtaAction;
 use crate::domain::message::MessageRole;
 use crate::domain::session_id::SessionId;
@@ -76,8 +77,9 @@ pub struct Conversion {
     pub source: ConversionSource,
     pub attributed: bool,
     pub unattributed_reason: Option<String>,
-    /// Its position in the tenant's event feed.
-    pub feed_seq: i64,
+    /// Its position in the tenant's event feed; `position.seq` alone orders
+    /// a conversation's conversions and the review list.
+    pub position: FeedPosition,
     pub recorded_at: DateTime<Utc>,
     pub link_action: Option<CtaAction>,
 }
@@ -95,7 +97,10 @@ impl TryFrom<conversion::Model> for Conversion {
             source: stored("conversion.source", &row.source)?,
             attributed: row.attributed,
             unattributed_reason: row.unattributed_reason,
-            feed_seq: row.feed_seq,
+            position: FeedPosition {
+                xid: row.feed_xid,
+                seq: row.feed_seq,
+            },
             recorded_at: from_micros(row.recorded_at),
             link_action: row
                 .link_action
@@ -165,6 +170,7 @@ mod tests {
             link_action: None,
             conversation_started_at: None,
             conversation_channel: None,
+            feed_xid: 0,
         }
     }
 

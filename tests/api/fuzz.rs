@@ -10,7 +10,7 @@ use convtrack::domain::api_key::from_authorization_header;
 use convtrack::domain::channel::Channel as DomainChannel;
 use convtrack::domain::contact;
 use convtrack::domain::cursor::{
-    ConversationCursor, EventCursor, decode_conversion_cursor, decode_message_cursor,
+    ConversationCursor, EventCursor, FeedPosition, decode_conversion_cursor, decode_message_cursor,
     parse_global_id,
 };
 use convtrack::domain::link::{CtaAction, LinkClaims, SigningKey, UnverifiedToken, parse_target};
@@ -98,7 +98,7 @@ fn decoders_of_outside_input_never_panic() {
         legacy.clone(),
         EventCursor {
             tenant_id: tenant,
-            seq: 5,
+            position: FeedPosition { xid: 7, seq: 5 },
         }
         .encode(),
         ConversationCursor {

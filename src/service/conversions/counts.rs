@@ -125,32 +125,24 @@ fn new_kinds(conversation_id: Uuid, kinds: &[&str]) -> (String, Vec<Value>) {
     (sql, values)
 }
 
-/// PostgreSQL: the CTEs that mark the firsts (`first`, `kinds`, `linkc`),
-/// to run before the tenant's row is locked; returns them and the names
-/// the statement must read first. `first` is the conversation's first
-/// conversion, given by the caller.
-pub(super) fn marking_ctes(
-    plan: &Plan,
-    values: &mut Vec<Value>,
-) -> (Vec<String>, Vec<&'static str>) {
-    let (mut parts, mut names) = (Vec::new(), Vec::new());
+/// PostgreSQL: the CTEs that mark the firsts (`kinds`, `linkc`); the
+/// counts read them, so they are written first.
+pub(super) fn marking_ctes(plan: &Plan, values: &mut Vec<Value>) -> Vec<String> {
+    let mut parts = Vec::new();
     let kinds = attributed_kinds(plan);
     if !kinds.is_empty() {
         let (sql, kind_values) = new_kinds(plan.conversation_id, &kinds);
         parts.push(format!("kinds AS ({sql})"));
         values.extend(kind_values);
-        names.push("kinds");
     }
     if let Some((link_id, _)) = link(plan) {
         parts.push(format!("linkc AS ({FIRST_LINK_CONVERSION} RETURNING id)"));
         values.extend([plan.now.into(), link_id.into()]);
-        names.push("linkc");
     }
-    (parts, names)
+    parts
 }
 
-/// PostgreSQL: the CTEs that add the counts, after `seq` has locked the
-/// tenant's row. `first` names the CTE that returns a row when this is the
+/// PostgreSQL: the CTEs that add the counts. `first` names the CTE that returns a row when this is the
 /// conversation's first conversion, if one was tried.
 pub(super) fn counting_ctes(
     plan: &Plan,
@@ -197,7 +189,7 @@ pub(super) fn counting_ctes(
             channel,
             &selects,
             selected_values,
-            ", seq",
+            "",
             values
         )
     )];
@@ -209,7 +201,7 @@ pub(super) fn counting_ctes(
                 channel,
                 started_at,
                 plan.now - started_at,
-                &format!(", {first}, seq"),
+                &format!(", {first}"),
                 values,
             )
         ));

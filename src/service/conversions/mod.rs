@@ -4,6 +4,7 @@
 //! lookups.
 
 mod counts;
+pub(crate) mod group;
 pub(crate) mod plan;
 mod read;
 mod record;

@@ -7,12 +7,14 @@ use uuid::Uuid;
 
 use super::Recorded;
 use crate::domain::conversion::{ConversionKind, ConversionSource};
+use crate::domain::cursor::FeedPosition;
 use crate::domain::link::CtaAction;
 use crate::error::AppError;
 use crate::events::EventBus;
 use crate::service::read_model::read_all;
 
 /// One record the request wants credited.
+#[derive(Clone)]
 pub(crate) struct Planned {
     pub kind: ConversionKind,
     pub record_id: String,
@@ -203,7 +205,7 @@ async fn related_conversions<C: ConnectionTrait>(
         .filter(related)
         .all(db)
         .await?;
-    existing.sort_by_key(|c| c.feed_seq);
+    existing.sort_by_key(|c| (c.feed_xid, c.feed_seq));
     Ok(existing)
 }
 
@@ -231,22 +233,37 @@ impl NewRow<'_> {
             unattributed_reason: attribution.unattributed_reason.map(str::to_owned),
             idempotency_key: self.idempotency.map(|(k, _)| k.clone()),
             payload_fingerprint: self.idempotency.map(|(_, p)| p.clone()),
-            // Numbered when written, under the tenant's lock.
+            // Placed in the feed when written.
             feed_seq: 0,
             recorded_at: self.now,
             link_id: attribution.link.map(|(id, _)| id),
             link_action: attribution.link.map(|(_, a)| a.as_str().to_owned()),
             conversation_started_at: Some(conversation.started_at),
             conversation_channel: Some(conversation.channel.clone()),
+            feed_xid: 0,
         }
     }
 }
 
 impl Plan {
-    /// Gives the new rows consecutive feed cursors from `first`.
+    /// Gives the new rows consecutive feed numbers from `first` (SQLite).
     pub(super) fn number_rows(&mut self, first: i64) {
         for (seq, &at) in (first..).zip(&self.new_rows) {
             self.result[at].feed_seq = seq;
         }
+    }
+
+    /// Gives each new row the feed position the database chose for it
+    /// (PostgreSQL), by the row's id.
+    pub(super) fn place_rows(&mut self, placed: &[(Uuid, FeedPosition)]) -> Result<(), AppError> {
+        for &at in &self.new_rows {
+            let row = &mut self.result[at];
+            let (_, position) = placed.iter().find(|(id, _)| *id == row.id).ok_or_else(|| {
+                AppError::internal("a new conversion came back without its place")
+            })?;
+            row.feed_xid = position.xid;
+            row.feed_seq = position.seq;
+        }
+        Ok(())
     }
 }

@@ -26,7 +26,7 @@ impl Services {
             "look up conversations by record",
         )?;
         // A record has a handful of conversions at most; the newest is
-        // picked here rather than by ORDER BY feed_seq LIMIT 1, which can
+        // picked here rather than by ORDER BY in SQL, which can
         // lure PostgreSQL onto the tenant's whole feed index.
         let latest = conversion::Entity::find()
             .filter(conversion::Column::TenantId.eq(caller.tenant_id))
@@ -36,7 +36,7 @@ impl Services {
             .all(&self.db)
             .await?
             .into_iter()
-            .max_by_key(|c| c.feed_seq);
+            .max_by_key(|c| (c.feed_xid, c.feed_seq));
         let Some(conversation_id) = latest.and_then(|c| c.conversation_id) else {
             return Ok(None);
         };

@@ -1,9 +1,9 @@
 //! `recordConversion`: a checkout, form or agent reporting an outcome.
 
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseBackend;
+use sea_orm::{ConnectionTrait, DatabaseBackend};
 
-use super::plan::{Attribution, Planned, plan};
+use super::plan::{Attribution, Plan, Planned, plan};
 use super::write::{retry_raced, write};
 use super::{ATTRIBUTION_EXPIRED, MAX_RECORD_ID_CHARS, Origin, RecordConversion, Recorded};
 use crate::domain::clock::{from_micros, to_micros};
@@ -76,8 +76,11 @@ impl Services {
         .await
     }
 
-    /// One attempt of [`Self::record_conversion`]: the checks read without
-    /// locks, then the rows are written at once (see [`write`]).
+    /// One attempt of [`Self::record_conversion`]. On PostgreSQL the
+    /// checks read without locks and the rows are written at once (see
+    /// [`write`]); on SQLite both run in the next group commit (see
+    /// [`super::group`]), so that checks see every recording committed or
+    /// batched before them.
     async fn record_once(
         &self,
         caller: &Caller,
@@ -87,10 +90,45 @@ impl Services {
         idempotency: Option<(String, String)>,
         now: DateTime<Utc>,
     ) -> Result<Recorded, AppError> {
+        let plan = if self.db.get_database_backend() == DatabaseBackend::Postgres {
+            let request = (caller, input, claims, planned);
+            self.plan_and_write(&self.db, request, idempotency, now)
+                .await?
+        } else {
+            let services = self.clone();
+            let (caller, input) = (*caller, input.clone());
+            let (claims, planned) = (claims.cloned(), planned.to_vec());
+            self.write_in_group(Box::new(move |txn| {
+                Box::pin(async move {
+                    let request = (&caller, &input, claims.as_ref(), &planned[..]);
+                    services
+                        .plan_and_write(txn, request, idempotency, now)
+                        .await
+                })
+            }))
+            .await?
+        };
+        plan.committed(&self.events);
+        plan.into_recorded()
+    }
+
+    /// Reads what the recording means on `db`, then writes it there.
+    async fn plan_and_write<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        (caller, input, claims, planned): (
+            &Caller,
+            &RecordConversion,
+            Option<&LinkClaims>,
+            &[Planned],
+        ),
+        idempotency: Option<(String, String)>,
+        now: DateTime<Utc>,
+    ) -> Result<Plan, AppError> {
         let (conversation, attribution) = match (&input.origin, claims) {
             (Origin::LinkToken(_), Some(claims)) => {
                 let (conversation, link) = self
-                    .resolve_link_claims(&self.db, caller.tenant_id, claims)
+                    .resolve_link_claims(db, caller.tenant_id, claims)
                     .await?;
                 // The expiry the link was issued with, whatever the window is now.
                 let within = now <= from_micros(link.expires_at);
@@ -104,7 +142,7 @@ impl Services {
                 (conversation, attribution)
             }
             (Origin::Session(session_id), _) => {
-                let conversation = find_by_session_id(&self.db, caller.tenant_id, session_id)
+                let conversation = find_by_session_id(db, caller.tenant_id, session_id)
                     .await?
                     .ok_or(AppError::NotFound("session"))?;
                 let within = now <= from_micros(conversation.started_at) + input.attribution_window;
@@ -119,7 +157,7 @@ impl Services {
             (Origin::LinkToken(_), None) => return Err(AppError::InvalidLinkToken),
         };
         let mut plan = plan(
-            &self.db,
+            db,
             caller.tenant_id,
             &conversation,
             planned,
@@ -129,15 +167,8 @@ impl Services {
         )
         .await?;
         if plan.writes() {
-            if self.db.get_database_backend() == DatabaseBackend::Postgres {
-                write(&self.db, &mut plan).await?;
-            } else {
-                let txn = self.begin_write().await?;
-                write(&*txn, &mut plan).await?;
-                txn.commit().await?;
-            }
-            plan.committed(&self.events);
+            write(db, &mut plan).await?;
         }
-        plan.into_recorded()
+        Ok(plan)
     }
 }

@@ -9,9 +9,11 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
     QueryFilter, Set, SqlErr,
 };
+use uuid::Uuid;
 
 use super::counts;
 use super::plan::Plan;
+use crate::domain::cursor::FeedPosition;
 use crate::error::AppError;
 use crate::events::{NOTIFY_CHANNEL, notify_payload};
 use crate::service::statement;
@@ -67,8 +69,6 @@ async fn write_statement_by_statement<C: ConnectionTrait>(
     if plan.new_rows.is_empty() {
         return Ok(());
     }
-    // Before the tenant's lock: every path locks a conversation before its
-    // tenant, never the reverse.
     // "Converted" and conversion stats read this column instead of joining
     // conversions. Set once: a recording that finds it set counts no
     // first conversion.
@@ -84,9 +84,8 @@ async fn write_statement_by_statement<C: ConnectionTrait>(
             .await?
             .rows_affected
             == 1;
-    // The tenant's row is locked last and held only for the insert and the
-    // commit: it orders this tenant's feed cursors by commit, and it is the
-    // one place all of a tenant's recordings queue.
+    // SQLite writes one transaction at a time, so the tenant's counter
+    // numbers the feed in commit order.
     let count = plan.new_rows.len() as i64;
     let row = txn
         .query_one_raw(statement(
@@ -108,22 +107,22 @@ async fn write_statement_by_statement<C: ConnectionTrait>(
 }
 
 /// PostgreSQL: writes `plan` in one statement. On its own it is its own
-/// transaction: one round trip instead of five (BEGIN, key, cursor, insert,
-/// COMMIT), and the tenant's row is locked for that one statement only. The
-/// notification is delivered at commit, and only if it commits.
+/// transaction: one round trip instead of four (BEGIN, key, insert,
+/// COMMIT). No row is shared by all of a tenant's recordings: each new
+/// row's feed position is its transaction's id and a number from a
+/// sequence (see [`FEED_XID`]), so concurrent recordings do not queue on
+/// one another. The notification is delivered at commit, and only if it
+/// commits.
 async fn write_in_one_statement<C: ConnectionTrait>(
     db: &C,
     plan: &mut Plan,
 ) -> Result<(), AppError> {
-    let count = plan.new_rows.len() as i64;
+    let count = plan.new_rows.len();
     let mut values: Vec<sea_orm::Value> = Vec::new();
     let mut parts: Vec<String> = Vec::new();
     // Data-modifying CTEs all run, referenced or not. The rows that mark
     // firsts (the conversation's first conversion, its first of a kind, the
-    // link's first) are written before `seq` locks the tenant's row (`seq`
-    // reads them), so this statement, too, locks a conversation before its
-    // tenant; the counts are added after.
-    let mut marking: Vec<&str> = Vec::new();
+    // link's first) are read by the counts, so they are written first.
     if plan.first_conversion {
         parts.push(
             "conv AS (UPDATE conversation SET first_converted_at = ? \
@@ -132,22 +131,10 @@ async fn write_in_one_statement<C: ConnectionTrait>(
         );
         values.push(plan.now.into());
         values.push(plan.conversation_id.into());
-        marking.push("conv");
     }
     if count > 0 {
-        let (ctes, names) = counts::marking_ctes(plan, &mut values);
-        parts.extend(ctes);
-        marking.extend(names);
+        parts.extend(counts::marking_ctes(plan, &mut values));
     }
-    let after_marking = if marking.is_empty() {
-        String::new()
-    } else {
-        let counted: Vec<String> = marking
-            .iter()
-            .map(|name| format!("(SELECT COUNT(*) FROM {name})"))
-            .collect();
-        format!(" AND {} >= 0", counted.join(" + "))
-    };
     if let Some((key, payload)) = &plan.new_key {
         parts.push(
             "idem AS (INSERT INTO idempotency_key (tenant_id, key, payload_fingerprint, created_at) \
@@ -163,56 +150,57 @@ async fn write_in_one_statement<C: ConnectionTrait>(
     }
     if count > 0 {
         parts.push(format!(
-            "seq AS (UPDATE tenant SET conversion_seq = conversion_seq + ? WHERE id = ?{after_conversation} \
-             RETURNING conversion_seq - ? AS base, pg_notify(?, ?)::text AS notified)",
-            after_conversation = after_marking
-        ));
-        values.extend([
-            count.into(),
-            plan.tenant_id.into(),
-            count.into(),
-            NOTIFY_CHANNEL.into(),
-            notify_payload(plan.tenant_id).into(),
-        ]);
-        parts.push(format!(
             "ins AS (INSERT INTO conversion (id, tenant_id, conversation_id, kind, record_type, \
              record_id, source, attributed, unattributed_reason, idempotency_key, \
              payload_fingerprint, feed_seq, recorded_at, link_id, link_action, \
-             conversation_started_at, conversation_channel) {})",
+             conversation_started_at, conversation_channel, feed_xid) {} \
+             RETURNING id, feed_seq, feed_xid)",
             new_rows_selected(plan, &mut values)
         ));
         let first = plan.first_conversion.then_some("conv");
         parts.extend(counts::counting_ctes(plan, first, &mut values));
     }
     let main = if count > 0 {
-        "SELECT base + 1 AS first_seq FROM seq"
+        values.extend([NOTIFY_CHANNEL.into(), notify_payload(plan.tenant_id).into()]);
+        "SELECT id, feed_seq, feed_xid, pg_notify(?, ?)::text AS notified FROM ins"
     } else {
-        "SELECT NULL::bigint AS first_seq"
+        "SELECT NULL::uuid AS id"
     };
     let sql = format!("WITH {} {main}", parts.join(", "));
-    let row = db
-        .query_one_raw(statement(DatabaseBackend::Postgres, &sql, values))
+    let rows = db
+        .query_all_raw(statement(DatabaseBackend::Postgres, &sql, values))
         .await
         .map_err(raced_on_unique)?;
     if count > 0 {
-        let first: i64 = row
-            .ok_or_else(|| AppError::internal("caller's tenant row is missing"))?
-            .try_get("", "first_seq")?;
-        plan.number_rows(first);
+        let mut placed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let position = FeedPosition {
+                xid: row.try_get("", "feed_xid")?,
+                seq: row.try_get("", "feed_seq")?,
+            };
+            placed.push((row.try_get::<Uuid>("", "id")?, position));
+        }
+        plan.place_rows(&placed)?;
     }
     Ok(())
 }
 
-/// The plan's new rows as `SELECT … FROM seq UNION ALL …`, each numbered
-/// after the base cursor the `seq` CTE reserved; their values go to `values`.
+/// A new row's transaction id on PostgreSQL, as the feed orders it: the
+/// writing transaction's, plus the offset that keeps a restored
+/// database's new ids above its stored ones.
+pub(crate) const FEED_XID: &str =
+    "(pg_current_xact_id()::text::bigint + (SELECT xid_offset FROM feed_clock WHERE id = 1))";
+
+/// The plan's new rows as `SELECT … UNION ALL …`, each numbered from the
+/// feed's sequence; their values go to `values`.
 fn new_rows_selected(plan: &Plan, values: &mut Vec<sea_orm::Value>) -> String {
     let mut selects = Vec::with_capacity(plan.new_rows.len());
-    for (n, &at) in plan.new_rows.iter().enumerate() {
+    for &at in &plan.new_rows {
         let c = &plan.result[at];
-        selects.push(
-            "SELECT ?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?::boolean, ?, ?, ?, seq.base + ?, \
-             ?::bigint, ?::uuid, ?, ?::bigint, ? FROM seq",
-        );
+        selects.push(format!(
+            "SELECT ?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?::boolean, ?, ?, ?, \
+             nextval('conversion_feed_seq'), ?::bigint, ?::uuid, ?, ?::bigint, ?, {FEED_XID}"
+        ));
         values.extend([
             c.id.into(),
             c.tenant_id.into(),
@@ -225,7 +213,6 @@ fn new_rows_selected(plan: &Plan, values: &mut Vec<sea_orm::Value>) -> String {
             c.unattributed_reason.clone().into(),
             c.idempotency_key.clone().into(),
             c.payload_fingerprint.clone().into(),
-            (n as i64 + 1).into(),
             c.recorded_at.into(),
             c.link_id.into(),
             c.link_action.clone().into(),

@@ -3,6 +3,7 @@
 
 use crate::domain::channel::Channel;
 use crate::domain::conversion::ConversionKind;
+use crate::domain::cursor::FeedPosition;
 use crate::service::read_model::{Conversation, Conversion};
 
 /// Narrows the feed. The cursor still counts every conversion.
@@ -39,7 +40,7 @@ pub struct FeedEvent {
 
 impl FeedEvent {
     /// Its position in the tenant's feed.
-    pub fn seq(&self) -> i64 {
-        self.conversion.feed_seq
+    pub fn position(&self) -> FeedPosition {
+        self.conversion.position
     }
 }

@@ -16,23 +16,28 @@ use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use super::event::{FeedEvent, FeedFilter};
+use crate::domain::cursor::FeedPosition;
 use crate::domain::locked;
 use crate::error::AppError;
 
 /// Where the hub reads a tenant's events: the conversion table in service,
 /// a fake in tests.
 pub trait FeedSource: Clone + Send + Sync + 'static {
-    /// The newest event's position (0 before the first).
-    fn latest(&self, tenant_id: Uuid) -> impl Future<Output = Result<i64, AppError>> + Send;
+    /// The newest event's position that may be handed out (the start
+    /// before the first).
+    fn latest(
+        &self,
+        tenant_id: Uuid,
+    ) -> impl Future<Output = Result<FeedPosition, AppError>> + Send;
 
     /// Up to `limit` events after `after` that match `filter`, oldest first.
     fn after(
         &self,
         tenant_id: Uuid,
-        after: i64,
+        after: FeedPosition,
         filter: &FeedFilter,
         limit: u64,
-    ) -> impl Future<Output = Result<Vec<FeedEvent>, AppError>> + Send;
+    ) -> impl Future<Output = Result<Batch, AppError>> + Send;
 
     /// Changes whenever the tenant's feed may have moved.
     fn wake_ups(&self, tenant_id: Uuid) -> watch::Receiver<u64>;
@@ -47,11 +52,24 @@ const BATCH: u64 = 500;
 /// no lost notification stalls the feed for long) and checks whether
 /// anyone still listens.
 const IDLE_TICK: Duration = Duration::from_secs(1);
+/// A reader that saw committed events held back (an older transaction is
+/// still open) reads again this soon: the transaction it waits on may
+/// end without a notification (rolled back, or not a recording).
+const HELD_TICK: Duration = Duration::from_millis(5);
+
+/// Events read from the feed.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub events: Vec<FeedEvent>,
+    /// Whether committed events after these were held back, because a
+    /// transaction that may still write before them has not ended.
+    pub held: bool,
+}
 
 struct TenantFeed {
     events: broadcast::Sender<Arc<FeedEvent>>,
     /// The cursor the reader started after; `None` until it knows it.
-    start: watch::Receiver<Option<i64>>,
+    start: watch::Receiver<Option<FeedPosition>>,
 }
 
 /// The live readers of this instance, one per tenant with subscribers.
@@ -74,7 +92,7 @@ impl FeedHub {
         tenant_id: Uuid,
     ) -> (
         broadcast::Receiver<Arc<FeedEvent>>,
-        watch::Receiver<Option<i64>>,
+        watch::Receiver<Option<FeedPosition>>,
     ) {
         let mut tenants = locked(&self.tenants);
         if let Some(feed) = tenants.get(&tenant_id) {
@@ -130,7 +148,7 @@ impl FeedHub {
         self: &Arc<Self>,
         source: S,
         tenant_id: Uuid,
-        after: i64,
+        after: FeedPosition,
         filter: FeedFilter,
     ) -> impl Stream<Item = Result<FeedEvent, AppError>> + Send + use<S> {
         let (live, start) = self.join(&source, tenant_id);
@@ -164,10 +182,10 @@ struct Subscriber<S> {
     source: S,
     tenant_id: Uuid,
     /// The last event this subscriber has passed (delivered or filtered out).
-    cursor: i64,
+    cursor: FeedPosition,
     filter: FeedFilter,
     live: broadcast::Receiver<Arc<FeedEvent>>,
-    start: watch::Receiver<Option<i64>>,
+    start: watch::Receiver<Option<FeedPosition>>,
     catching_up: bool,
     buffer: VecDeque<FeedEvent>,
     done: bool,
@@ -193,10 +211,11 @@ impl<S: FeedSource> Subscriber<S> {
                 let batch = self
                     .source
                     .after(self.tenant_id, self.cursor, &self.filter, BATCH)
-                    .await?;
+                    .await?
+                    .events;
                 match batch.last() {
                     Some(last) => {
-                        self.cursor = last.seq();
+                        self.cursor = last.position();
                         self.buffer.extend(batch);
                     }
                     None => {
@@ -208,8 +227,8 @@ impl<S: FeedSource> Subscriber<S> {
             }
             match self.live.recv().await {
                 Ok(event) => {
-                    if event.seq() > self.cursor {
-                        self.cursor = event.seq();
+                    if event.position() > self.cursor {
+                        self.cursor = event.position();
                         if self.filter.matches(&event) {
                             self.buffer.push_back(event.as_ref().clone());
                         }
@@ -236,13 +255,13 @@ async fn read_tenant<S: FeedSource>(
     source: S,
     tenant_id: Uuid,
     events: broadcast::Sender<Arc<FeedEvent>>,
-    start: watch::Sender<Option<i64>>,
+    start: watch::Sender<Option<FeedPosition>>,
 ) {
     let mut wake = source.wake_ups(tenant_id);
     let mut cursor = loop {
         wake.borrow_and_update();
         match source.latest(tenant_id).await {
-            Ok(seq) => break seq,
+            Ok(position) => break position,
             Err(e) => {
                 tracing::warn!(error = %e, "live reader cannot start; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -255,17 +274,19 @@ async fn read_tenant<S: FeedSource>(
     let _ = start.send(Some(cursor));
     loop {
         wake.borrow_and_update();
+        let mut pause = IDLE_TICK;
         match source
             .after(tenant_id, cursor, &FeedFilter::default(), BATCH)
             .await
         {
-            Ok(batch) if !batch.is_empty() => {
-                for event in batch {
-                    cursor = event.seq();
+            Ok(batch) if !batch.events.is_empty() => {
+                for event in batch.events {
+                    cursor = event.position();
                     let _ = events.send(Arc::new(event));
                 }
                 continue;
             }
+            Ok(batch) if batch.held => pause = HELD_TICK,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "live reader cannot read; retrying"),
         }
@@ -274,7 +295,7 @@ async fn read_tenant<S: FeedSource>(
         }
         tokio::select! {
             _ = wake.changed() => {}
-            () = tokio::time::sleep(IDLE_TICK) => {}
+            () = tokio::time::sleep(pause) => {}
         }
     }
 }

@@ -36,6 +36,9 @@ struct Table {
     failing: AtomicBool,
     failures: AtomicUsize,
     land_after_latest: AtomicUsize,
+    /// Events numbered from here on are committed but held back, as if an
+    /// older transaction were still open; `None` holds nothing.
+    held_from: Mutex<Option<i64>>,
 }
 
 impl FakeFeed {
@@ -56,7 +59,7 @@ impl FakeFeed {
         let event = {
             let mut tables = locked(&self.0.events);
             let table = tables.entry(tenant_id).or_default();
-            let seq = table.last().map_or(0, FeedEvent::seq) + 1;
+            let seq = table.last().map_or(0, |e| e.position().seq) + 1;
             let event = feed_event(seq, kind, channel);
             table.push(event.clone());
             event
@@ -105,11 +108,26 @@ impl FakeFeed {
     }
 }
 
+impl FakeFeed {
+    fn held(&self, event: &FeedEvent) -> bool {
+        locked(&self.0.held_from).is_some_and(|from| event.position().seq >= from)
+    }
+
+    /// Holds back every event numbered `from` on (`None`: releases them).
+    fn hold_from(&self, from: Option<i64>) {
+        *locked(&self.0.held_from) = from;
+    }
+}
+
 impl FeedSource for FakeFeed {
-    async fn latest(&self, tenant_id: Uuid) -> Result<i64, AppError> {
+    async fn latest(&self, tenant_id: Uuid) -> Result<FeedPosition, AppError> {
         *locked(&self.0.latest_calls).entry(tenant_id).or_default() += 1;
         self.check()?;
-        let latest = self.events(tenant_id).last().map_or(0, FeedEvent::seq);
+        let latest = self
+            .events(tenant_id)
+            .iter()
+            .rfind(|e| !self.held(e))
+            .map_or(FeedPosition::default(), FeedEvent::position);
         let landing = self.0.land_after_latest.swap(0, Ordering::SeqCst);
         self.commit(tenant_id, landing);
         Ok(latest)
@@ -118,20 +136,22 @@ impl FeedSource for FakeFeed {
     async fn after(
         &self,
         tenant_id: Uuid,
-        after: i64,
+        after: FeedPosition,
         filter: &FeedFilter,
         limit: u64,
-    ) -> Result<Vec<FeedEvent>, AppError> {
+    ) -> Result<Batch, AppError> {
         self.check()?;
-        let tables = locked(&self.0.events);
-        Ok(tables
-            .get(&tenant_id)
-            .into_iter()
-            .flatten()
-            .filter(|e| e.seq() > after && filter.matches(e))
-            .take(usize::try_from(limit).expect("a small limit"))
-            .cloned()
-            .collect())
+        let events = self.events(tenant_id);
+        let later = || events.iter().filter(|e| e.position() > after);
+        Ok(Batch {
+            events: later()
+                .take_while(|e| !self.held(e))
+                .filter(|e| filter.matches(e))
+                .take(usize::try_from(limit).expect("a small limit"))
+                .cloned()
+                .collect(),
+            held: later().any(|e| self.held(e)),
+        })
     }
 
     fn wake_ups(&self, tenant_id: Uuid) -> watch::Receiver<u64> {
@@ -164,7 +184,7 @@ fn feed_event(seq: i64, kind: ConversionKind, channel: Option<Channel>) -> FeedE
             source: ConversionSource::Direct,
             attributed: conversation.is_some(),
             unattributed_reason: None,
-            feed_seq: seq,
+            position: FeedPosition { xid: 0, seq },
             recorded_at: DateTime::default(),
             link_action: None,
         },
@@ -191,6 +211,7 @@ fn follow_filtered(
     after: i64,
     filter: FeedFilter,
 ) -> Feed {
+    let after = FeedPosition { xid: 0, seq: after };
     Box::pin(hub.subscribe(feed.clone(), tenant_id, after, filter))
 }
 
@@ -211,7 +232,11 @@ async fn take(feed: &mut Feed, n: usize) -> Vec<FeedEvent> {
 }
 
 async fn take_seqs(feed: &mut Feed, n: usize) -> Vec<i64> {
-    take(feed, n).await.iter().map(FeedEvent::seq).collect()
+    take(feed, n)
+        .await
+        .iter()
+        .map(|e| e.position().seq)
+        .collect()
 }
 
 /// Polls once. With the fake answering at once, a subscriber that has
@@ -504,5 +529,27 @@ async fn a_reader_that_cannot_read_picks_up_where_it_stopped() {
     feed.commit(tenant, 1);
 
     assert_eq!(take_seqs(&mut events, 3).await, seqs(2..=4));
+    assert_next_is_the_next_commit(&mut events, &feed, tenant).await;
+}
+
+#[tokio::test]
+async fn events_held_back_behind_an_open_transaction_arrive_once_it_ends_without_a_wake_up() {
+    let (feed, hub, tenant) = setup();
+    feed.commit(tenant, 2);
+    let mut events = follow(&hub, &feed, tenant, 2);
+    until("the reader started", || feed.latest_calls(tenant) == 1).await;
+    // Event 3's transaction is still open; 4 and 5 commit after it took
+    // its place.
+    feed.hold_from(Some(3));
+    feed.commit(tenant, 3);
+    tokio::time::sleep(HELD_TICK * 4).await;
+    assert_nothing_yet(&mut events);
+    // It ends without a notification (no wake-up): the reader finds out
+    // on its own, well before its idle tick.
+    feed.hold_from(None);
+    let released = tokio::time::timeout(IDLE_TICK / 2, take_seqs(&mut events, 3))
+        .await
+        .expect("held events arrive without waiting for the idle tick");
+    assert_eq!(released, seqs(3..=5));
     assert_next_is_the_next_commit(&mut events, &feed, tenant).await;
 }

@@ -8,7 +8,10 @@ pub mod hub;
 use entity::{api_key, conversation, conversion};
 use futures_util::Stream;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QueryResult, QuerySelect,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -16,10 +19,10 @@ pub use event::{FeedEvent, FeedFilter};
 
 use super::read_model::{Conversion, read_all};
 use super::{Caller, Page, Services};
-use crate::domain::cursor::EventCursor;
+use crate::domain::cursor::{EventCursor, FeedPosition};
 use crate::domain::role::Operation;
 use crate::error::AppError;
-use hub::FeedSource;
+use hub::{Batch, FeedSource};
 
 /// A page of the feed for a client that polls.
 #[derive(Debug)]
@@ -27,7 +30,7 @@ pub struct FeedPage {
     pub events: Page<FeedEvent>,
     /// Where the page started: after the given cursor, or at the start of
     /// the feed.
-    pub start: i64,
+    pub start: FeedPosition,
 }
 
 impl Services {
@@ -44,7 +47,7 @@ impl Services {
         self.may_follow_feed(caller)?;
         Ok(EventCursor {
             tenant_id: caller.tenant_id,
-            seq: self.latest(caller.tenant_id).await?,
+            position: self.latest(caller.tenant_id).await?,
         })
     }
 
@@ -57,10 +60,11 @@ impl Services {
         filter: &FeedFilter,
     ) -> Result<FeedPage, AppError> {
         self.may_follow_feed(caller)?;
-        let start = self.start_after(caller, after).await?.unwrap_or(0);
+        let start = self.start_after(caller, after).await?.unwrap_or_default();
         let rows = self
             .after(caller.tenant_id, start, filter, first + 1)
-            .await?;
+            .await?
+            .events;
         Ok(FeedPage {
             events: Page::from_overfetch(rows, first),
             start,
@@ -77,7 +81,7 @@ impl Services {
     ) -> Result<impl Stream<Item = Result<FeedEvent, AppError>> + Send + use<>, AppError> {
         self.may_follow_feed(caller)?;
         let start = match self.start_after(caller, after).await? {
-            Some(seq) => seq,
+            Some(position) => position,
             None => self.latest(caller.tenant_id).await?,
         };
         Ok(self
@@ -92,17 +96,17 @@ impl Services {
         &self,
         caller: &Caller,
         after: Option<EventCursor>,
-    ) -> Result<Option<i64>, AppError> {
+    ) -> Result<Option<FeedPosition>, AppError> {
         let Some(after) = after else {
             return Ok(None);
         };
-        if after.seq > self.latest(caller.tenant_id).await? {
+        if after.position > self.latest(caller.tenant_id).await? {
             return Err(AppError::BadInput(
                 "after is not an event cursor of this tenant; pass the cursor of the last event you received"
                     .into(),
             ));
         }
-        Ok(Some(after.seq))
+        Ok(Some(after.position))
     }
 
     /// Whether an API key is still valid (checked by open sockets, so a
@@ -114,29 +118,52 @@ impl Services {
 }
 
 /// The conversion table, read by this instance's live readers and by the
-/// pages above.
+/// pages above. On PostgreSQL a row is handed out only below the commit
+/// horizon: every transaction whose id is smaller than the row's has
+/// ended, so no row can still appear before it (see [`HORIZON`]).
 impl FeedSource for Services {
-    /// The cursor of the newest committed conversion (0 before the first).
-    async fn latest(&self, tenant_id: Uuid) -> Result<i64, AppError> {
-        let newest = conversion::Entity::find()
-            .filter(conversion::Column::TenantId.eq(tenant_id))
+    /// The newest event's position below the horizon (the start before the
+    /// first).
+    async fn latest(&self, tenant_id: Uuid) -> Result<FeedPosition, AppError> {
+        let mut query = conversion::Entity::find()
+            .select_only()
+            .column(conversion::Column::FeedXid)
+            .column(conversion::Column::FeedSeq)
+            .filter(conversion::Column::TenantId.eq(tenant_id));
+        if self.db.get_database_backend() == DatabaseBackend::Postgres {
+            query = query.filter(Expr::col(conversion::Column::FeedXid).lt(Expr::cust(HORIZON)));
+        }
+        let newest: Option<(i64, i64)> = query
+            .order_by_desc(conversion::Column::FeedXid)
             .order_by_desc(conversion::Column::FeedSeq)
+            .into_tuple()
             .one(&self.db)
             .await?;
-        Ok(newest.map_or(0, |c| c.feed_seq))
+        Ok(
+            newest.map_or_else(FeedPosition::default, |(xid, seq)| FeedPosition {
+                xid,
+                seq,
+            }),
+        )
     }
 
     /// Up to `limit` events after `after`, oldest first: two statements.
     async fn after(
         &self,
         tenant_id: Uuid,
-        after: i64,
+        after: FeedPosition,
         filter: &FeedFilter,
         limit: u64,
-    ) -> Result<Vec<FeedEvent>, AppError> {
+    ) -> Result<Batch, AppError> {
+        let position = || {
+            Expr::tuple([
+                Expr::col(conversion::Column::FeedXid),
+                Expr::col(conversion::Column::FeedSeq),
+            ])
+        };
         let mut query = conversion::Entity::find()
             .filter(conversion::Column::TenantId.eq(tenant_id))
-            .filter(conversion::Column::FeedSeq.gt(after));
+            .filter(position().gt(Expr::tuple([Expr::val(after.xid), Expr::val(after.seq)])));
         if let Some(kinds) = &filter.kinds {
             query = query.filter(conversion::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())));
         }
@@ -152,19 +179,33 @@ impl FeedSource for Services {
                 .to_owned();
             query = query.filter(conversion::Column::ConversationId.in_subquery(on_channels));
         }
+        // Rows past the horizon are read too (the same snapshot decides
+        // both), only to learn that something is held back.
+        let horizon = match self.db.get_database_backend() {
+            DatabaseBackend::Postgres => HORIZON,
+            _ => "9223372036854775807",
+        };
         let rows = query
+            .column_as(Expr::cust(horizon), "horizon")
+            .order_by_asc(conversion::Column::FeedXid)
             .order_by_asc(conversion::Column::FeedSeq)
             .limit(limit)
+            .into_model::<WithHorizon>()
             .all(&self.db)
             .await?;
-        let rows: Vec<Conversion> = read_all(rows)?;
+        let held = rows.iter().any(|r| r.row.feed_xid >= r.horizon);
+        let below = rows
+            .into_iter()
+            .take_while(|r| r.row.feed_xid < r.horizon)
+            .map(|r| r.row);
+        let rows: Vec<Conversion> = read_all(below)?;
         let ids: Vec<Uuid> = rows.iter().filter_map(|c| c.conversation_id).collect();
         let conversations = if ids.is_empty() {
             Default::default()
         } else {
             self.conversations_by_ids(tenant_id, &ids).await?
         };
-        Ok(rows
+        let events = rows
             .into_iter()
             .map(|conversion| FeedEvent {
                 conversation: conversion
@@ -172,10 +213,34 @@ impl FeedSource for Services {
                     .and_then(|id| conversations.get(&id).cloned()),
                 conversion,
             })
-            .collect())
+            .collect();
+        Ok(Batch { events, held })
     }
 
     fn wake_ups(&self, tenant_id: Uuid) -> watch::Receiver<u64> {
         self.events.watch(tenant_id)
+    }
+}
+
+/// PostgreSQL: the feed position below which every transaction has ended
+/// (the oldest transaction id still running, in the terms of
+/// [`crate::service::conversions::write::FEED_XID`]). A
+/// row below it that is not visible now never will be; one at or above it
+/// may still have an older one commit before it.
+const HORIZON: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+     + (SELECT xid_offset FROM feed_clock WHERE id = 1))";
+
+/// A conversion row with the horizon the same statement saw.
+struct WithHorizon {
+    row: conversion::Model,
+    horizon: i64,
+}
+
+impl FromQueryResult for WithHorizon {
+    fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            row: conversion::Model::from_query_result(res, pre)?,
+            horizon: res.try_get(pre, "horizon")?,
+        })
     }
 }
