@@ -72,6 +72,12 @@ impl Application {
                 })?;
         let (shutdown, shutdown_seen) = watch::channel(false);
         if let Some(pool) = postgres_pool(&services.db) {
+            services.events.tell_other_instances();
+            tokio::spawn(events::postgres::announce(
+                services.db.clone(),
+                services.events.clone(),
+                shutdown_seen.clone(),
+            ));
             tokio::spawn(events::postgres::listen(
                 pool,
                 services.events.clone(),

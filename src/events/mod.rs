@@ -5,12 +5,12 @@
 
 pub mod postgres;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::domain::locked;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 /// The NOTIFY channel instances tell each other on.
@@ -35,13 +35,48 @@ impl KeyNews {
     }
 }
 
-/// Wakes a tenant's subscribers when its feed moves.
+/// Wakes a tenant's subscribers when its feed moves, here and (through
+/// [`postgres::announce`]) on the other instances.
 #[derive(Debug, Default)]
 pub struct EventBus {
     tenants: Mutex<HashMap<Uuid, watch::Sender<u64>>>,
+    /// Tenants whose feed moved here and the other instances have not been
+    /// told of yet; `None` when there is no one to tell (SQLite).
+    untold: Mutex<Option<HashSet<Uuid>>>,
+    to_tell: Notify,
 }
 
 impl EventBus {
+    /// From now on, [`Self::moved`] news is kept for [`postgres::announce`].
+    pub fn tell_other_instances(&self) {
+        locked(&self.untold).get_or_insert_default();
+    }
+
+    /// `tenant_id`'s feed moved by a commit on this instance: wakes its
+    /// subscribers here and queues the news for the other instances.
+    pub fn moved(&self, tenant_id: Uuid) {
+        self.wake(tenant_id);
+        if let Some(untold) = locked(&self.untold).as_mut() {
+            untold.insert(tenant_id);
+            self.to_tell.notify_one();
+        }
+    }
+
+    /// Waits for news the other instances have not been told of, and takes
+    /// all of it.
+    pub async fn untold(&self) -> Vec<Uuid> {
+        loop {
+            let news: Vec<Uuid> = locked(&self.untold)
+                .as_mut()
+                .map(|untold| untold.drain().collect())
+                .unwrap_or_default();
+            if !news.is_empty() {
+                return news;
+            }
+            self.to_tell.notified().await;
+        }
+    }
+
     /// A receiver that changes whenever `tenant_id`'s feed may have moved.
     pub fn watch(&self, tenant_id: Uuid) -> watch::Receiver<u64> {
         let mut tenants = locked(&self.tenants);
@@ -95,10 +130,37 @@ mod tests {
         assert!(watch_a.has_changed().expect("open"));
         assert!(watch_b.has_changed().expect("open"));
         drop((watch_a, watch_b));
+        bus.moved(a);
+        assert!(
+            bus.untold.lock().expect("lock").is_none(),
+            "no news is kept when no one tells other instances"
+        );
         bus.wake_all();
         assert!(
             bus.tenants.lock().expect("lock").is_empty(),
             "unwatched tenants are forgotten"
         );
+    }
+
+    #[tokio::test]
+    async fn news_for_other_instances_is_taken_at_once_each_tenant_once() {
+        let bus = EventBus::default();
+        bus.tell_other_instances();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut watch_a = bus.watch(a);
+        bus.moved(a);
+        bus.moved(b);
+        bus.moved(a);
+        assert!(watch_a.has_changed().expect("open"), "woken here at once");
+        watch_a.borrow_and_update();
+        let mut news = bus.untold().await;
+        news.sort();
+        let mut both = vec![a, b];
+        both.sort();
+        assert_eq!(news, both);
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(20), bus.untold());
+        assert!(waiting.await.is_err(), "nothing more to tell");
+        bus.moved(b);
+        assert_eq!(bus.untold().await, vec![b]);
     }
 }

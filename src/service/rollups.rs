@@ -3,6 +3,7 @@
 //! says what is kept).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, Value};
 use uuid::Uuid;
@@ -10,6 +11,36 @@ use uuid::Uuid;
 use super::statement;
 use crate::domain::rollup::{Metric, Span};
 use crate::error::AppError;
+
+/// PostgreSQL keeps each counter in up to this many rows (`shard`), and
+/// each write adds to the next one in turn: an updated row stays locked
+/// until its transaction commits, so with one row per counter every
+/// recording of a tenant waited for the one before it to commit. Stats add
+/// the rows up.
+const SHARDS: u64 = 16;
+
+static NEXT_SHARD: AtomicU64 = AtomicU64::new(0);
+
+/// The row of each counter that the next write adds to. SQLite writes one
+/// transaction at a time, so it keeps one row (shard 0).
+fn next_shard(backend: DatabaseBackend) -> i64 {
+    match backend {
+        DatabaseBackend::Postgres => (NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS) as i64,
+        _ => 0,
+    }
+}
+
+/// The unique key an upsert names: on SQLite `shard` is not part of it
+/// (always 0 there, and its primary key was never rebuilt).
+fn rollup_key(backend: DatabaseBackend, columns: &str) -> String {
+    match backend {
+        DatabaseBackend::Postgres => format!("{columns}, shard"),
+        _ => columns.to_owned(),
+    }
+}
+
+const STATS_KEY: &str = "tenant_id, span, period_start, channel, metric, key";
+const DELAY_KEY: &str = "tenant_id, span, period_start, channel, bucket";
 
 /// What one write adds to one tenant's counters on one channel.
 pub(crate) struct Counted {
@@ -45,10 +76,12 @@ impl Counted {
         if self.rows.is_empty() {
             return Ok(());
         }
-        let mut values: Vec<Value> = Vec::with_capacity(self.rows.len() * 7);
+        let backend = db.get_database_backend();
+        let shard = next_shard(backend);
+        let mut values: Vec<Value> = Vec::with_capacity(self.rows.len() * 8);
         let mut rows = Vec::with_capacity(self.rows.len());
         for ((span, period_start, metric, key), n) in &self.rows {
-            rows.push("(?, ?, ?, ?, ?, ?, ?)");
+            rows.push("(?, ?, ?, ?, ?, ?, ?, ?)");
             values.extend([
                 self.tenant_id.into(),
                 span.as_str().into(),
@@ -57,16 +90,17 @@ impl Counted {
                 metric.as_str().into(),
                 key.clone().into(),
                 (*n).into(),
+                shard.into(),
             ]);
         }
         let sql = format!(
-            "INSERT INTO stats_rollup (tenant_id, span, period_start, channel, metric, key, n) \
-             VALUES {} ON CONFLICT (tenant_id, span, period_start, channel, metric, key) \
+            "INSERT INTO stats_rollup ({STATS_KEY}, n, shard) \
+             VALUES {} ON CONFLICT ({}) \
              DO UPDATE SET n = stats_rollup.n + excluded.n",
-            rows.join(", ")
+            rows.join(", "),
+            rollup_key(backend, STATS_KEY),
         );
-        db.execute_raw(statement(db.get_database_backend(), &sql, values))
-            .await?;
+        db.execute_raw(statement(backend, &sql, values)).await?;
         Ok(())
     }
 }
@@ -77,6 +111,7 @@ impl Counted {
 /// tables (on PostgreSQL, the CTEs that decide whether it counts). Its
 /// values go to `values`.
 pub(crate) fn delay_upsert(
+    backend: DatabaseBackend,
     tenant_id: Uuid,
     channel: &str,
     started_at: i64,
@@ -85,18 +120,19 @@ pub(crate) fn delay_upsert(
     values: &mut Vec<Value>,
 ) -> String {
     values.extend([tenant_id.into(), channel.to_owned().into(), delay.into()]);
+    values.push(next_shard(backend).into());
     for span in Span::ALL {
         values.extend([span.as_str().into(), span.start_of(started_at).into()]);
     }
     // `WHERE true` tells SQLite that ON CONFLICT is the upsert, not a join.
     format!(
-        "INSERT INTO delay_rollup (tenant_id, span, period_start, channel, bucket, n) \
+        "INSERT INTO delay_rollup ({DELAY_KEY}, n, shard) \
          SELECT ?, p.column1, p.column2, ?, \
          (SELECT b.bucket FROM delay_bucket b WHERE b.lower_micros <= ? \
-          ORDER BY b.lower_micros DESC LIMIT 1), 1 \
+          ORDER BY b.lower_micros DESC LIMIT 1), 1, ? \
          FROM (VALUES (CAST(? AS TEXT), CAST(? AS BIGINT)), (?, ?)) p{from} WHERE true \
-         ON CONFLICT (tenant_id, span, period_start, channel, bucket) \
-         DO UPDATE SET n = delay_rollup.n + excluded.n"
+         ON CONFLICT ({}) DO UPDATE SET n = delay_rollup.n + excluded.n",
+        rollup_key(backend, DELAY_KEY)
     )
 }
 
@@ -110,8 +146,16 @@ pub(crate) async fn save_delay<C: ConnectionTrait>(
     delay: i64,
 ) -> Result<(), AppError> {
     let mut values = Vec::new();
-    let sql = delay_upsert(tenant_id, channel, started_at, delay, "", &mut values);
     let backend: DatabaseBackend = db.get_database_backend();
+    let sql = delay_upsert(
+        backend,
+        tenant_id,
+        channel,
+        started_at,
+        delay,
+        "",
+        &mut values,
+    );
     db.execute_raw(statement(backend, &sql, values)).await?;
     Ok(())
 }
@@ -187,16 +231,16 @@ pub(crate) fn upsert_selected(
     from: &str,
     values: &mut Vec<Value>,
 ) -> String {
-    values.extend([tenant_id.into(), channel.to_owned().into()]);
+    let shard = next_shard(DatabaseBackend::Postgres);
+    values.extend([tenant_id.into(), channel.to_owned().into(), shard.into()]);
     values.extend(selected_values);
     format!(
-        "INSERT INTO stats_rollup (tenant_id, span, period_start, channel, metric, key, n) \
-         SELECT ?, d.span, d.period_start, ?, d.metric, d.key, SUM(d.n) \
+        "INSERT INTO stats_rollup ({STATS_KEY}, n, shard) \
+         SELECT ?, d.span, d.period_start, ?, d.metric, d.key, SUM(d.n), ? \
          FROM ({}) d (span, period_start, metric, key, n){from} \
          GROUP BY d.span, d.period_start, d.metric, d.key \
          ORDER BY d.span, d.period_start, d.metric, d.key \
-         ON CONFLICT (tenant_id, span, period_start, channel, metric, key) \
-         DO UPDATE SET n = stats_rollup.n + excluded.n",
+         ON CONFLICT ({STATS_KEY}, shard) DO UPDATE SET n = stats_rollup.n + excluded.n",
         selects.join(" UNION ALL ")
     )
 }

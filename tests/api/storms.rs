@@ -157,3 +157,62 @@ async fn a_write_lock_held_elsewhere_past_the_busy_timeout_is_a_retryable_503() 
     assert_eq!(data(&retried, "recordConversion")["created"], true);
     assert_eq!(app.conversion_rows().await, 1);
 }
+
+// Recordings that arrive together (on SQLite they share one group commit):
+// each is answered as if it had come alone, and the ones that fail fail
+// by themselves.
+test_both!(
+    recordings_arriving_together_are_each_answered_on_their_own,
+    |app| {
+        let start = app.feed_end(&app.integrator).await;
+        let session = app.start_session(Channel::Chat).await;
+        let unknown = convtrack::domain::session_id::SessionId::generate()
+            .expect("os rng")
+            .to_string();
+        let booking = |record: &str, key: Option<&str>| {
+            json!({ "sessionId": session.session_id, "kind": "BOOKING_CREATED",
+            "recordId": record, "idempotencyKey": key })
+        };
+        let mut inputs: Vec<Value> = (0..20).map(|n| booking(&format!("g-{n}"), None)).collect();
+        inputs.push(json!({ "sessionId": unknown, "kind": "BOOKING_CREATED", "recordId": "lost" }));
+        inputs.push(booking("same-1", Some("same")));
+        inputs.push(booking("same-1", Some("same")));
+        inputs.push(booking("reused-a", Some("reused")));
+        inputs.push(booking("reused-b", Some("reused")));
+        let answers = futures_util::future::join_all(
+            inputs
+                .into_iter()
+                .map(|input| app.record_as(&app.checkout, input)),
+        )
+        .await;
+
+        for answer in &answers[..20] {
+            assert_eq!(
+                data(answer, "recordConversion")["created"],
+                true,
+                "{answer}"
+            );
+        }
+        assert_eq!(error_code(&answers[20]), "NOT_FOUND");
+        let same: Vec<&Value> = answers[21..23]
+            .iter()
+            .map(|a| &data(a, "recordConversion")["conversion"]["id"])
+            .collect();
+        assert_eq!(same[0], same[1], "a replay answers with the first result");
+        let mut reused: Vec<String> = answers[23..25]
+            .iter()
+            .map(|a| match a.get("errors") {
+                Some(_) => error_code(a),
+                None => "created".to_owned(),
+            })
+            .collect();
+        reused.sort();
+        assert_eq!(reused, ["IDEMPOTENCY_KEY_REUSED", "created"]);
+        assert_eq!(app.conversion_rows().await, 22);
+        assert_eq!(
+            feed_after(&app, &start).await.len(),
+            22,
+            "one event per row"
+        );
+    }
+);

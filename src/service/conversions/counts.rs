@@ -197,6 +197,7 @@ pub(super) fn counting_ctes(
         parts.push(format!(
             "dly AS ({})",
             delay_upsert(
+                sea_orm::DatabaseBackend::Postgres,
                 plan.tenant_id,
                 channel,
                 started_at,

@@ -80,7 +80,7 @@ impl Plan {
         if self.new_rows.is_empty() {
             return;
         }
-        events.wake(self.tenant_id);
+        events.moved(self.tenant_id);
         for &at in &self.new_rows {
             metrics::counter!("convtrack_conversions_recorded_total", "kind" => self.result[at].kind.clone())
                 .increment(1);

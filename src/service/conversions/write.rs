@@ -15,7 +15,6 @@ use super::counts;
 use super::plan::Plan;
 use crate::domain::cursor::FeedPosition;
 use crate::error::AppError;
-use crate::events::{NOTIFY_CHANNEL, notify_payload};
 use crate::service::statement;
 
 /// How often a recording lost to a concurrent identical one is retried.
@@ -111,8 +110,8 @@ async fn write_statement_by_statement<C: ConnectionTrait>(
 /// COMMIT). No row is shared by all of a tenant's recordings: each new
 /// row's feed position is its transaction's id and a number from a
 /// sequence (see [`FEED_XID`]), so concurrent recordings do not queue on
-/// one another. The notification is delivered at commit, and only if it
-/// commits.
+/// one another. Other instances hear of it after the commit (see
+/// [`crate::events::postgres`]).
 async fn write_in_one_statement<C: ConnectionTrait>(
     db: &C,
     plan: &mut Plan,
@@ -161,8 +160,7 @@ async fn write_in_one_statement<C: ConnectionTrait>(
         parts.extend(counts::counting_ctes(plan, first, &mut values));
     }
     let main = if count > 0 {
-        values.extend([NOTIFY_CHANNEL.into(), notify_payload(plan.tenant_id).into()]);
-        "SELECT id, feed_seq, feed_xid, pg_notify(?, ?)::text AS notified FROM ins"
+        "SELECT id, feed_seq, feed_xid FROM ins"
     } else {
         "SELECT NULL::uuid AS id"
     };

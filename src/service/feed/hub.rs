@@ -54,8 +54,11 @@ const BATCH: u64 = 500;
 const IDLE_TICK: Duration = Duration::from_secs(1);
 /// A reader that saw committed events held back (an older transaction is
 /// still open) reads again this soon: the transaction it waits on may
-/// end without a notification (rolled back, or not a recording).
+/// end without a notification (rolled back, or not a recording). The
+/// pause doubles while the same wait goes on, up to [`HELD_TICK_MAX`], so
+/// a transaction left open for minutes costs a few reads a second.
 const HELD_TICK: Duration = Duration::from_millis(5);
+const HELD_TICK_MAX: Duration = Duration::from_millis(250);
 
 /// Events read from the feed.
 #[derive(Debug, Default)]
@@ -272,6 +275,7 @@ async fn read_tenant<S: FeedSource>(
         }
     };
     let _ = start.send(Some(cursor));
+    let mut held_pause = HELD_TICK;
     loop {
         wake.borrow_and_update();
         let mut pause = IDLE_TICK;
@@ -284,9 +288,13 @@ async fn read_tenant<S: FeedSource>(
                     cursor = event.position();
                     let _ = events.send(Arc::new(event));
                 }
+                held_pause = HELD_TICK;
                 continue;
             }
-            Ok(batch) if batch.held => pause = HELD_TICK,
+            Ok(batch) if batch.held => {
+                pause = held_pause;
+                held_pause = (held_pause * 2).min(HELD_TICK_MAX);
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "live reader cannot read; retrying"),
         }
