@@ -15,6 +15,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::queries::percentile_ms;
 use crate::server::{Server, create_key, free_port, wait_ready};
 
+/// Sockets the server lets one API key hold open at once.
+const SOCKETS_PER_KEY: usize = 32;
+
 #[derive(clap::Args)]
 pub struct FeedArgs {
     #[arg(long, env = "DATABASE_URL")]
@@ -144,12 +147,22 @@ pub async fn run(args: FeedArgs) -> Result<(), String> {
         .ok_or_else(|| format!("startSession failed: {started}"))?
         .to_owned();
 
+    // The server lets one key hold a bounded number of sockets (README
+    // "Security"): the subscribers share as many keys as that takes.
+    let mut keys = vec![key.clone()];
+    while keys.len() * SOCKETS_PER_KEY < args.subscribers {
+        keys.push(create_key(
+            &args.server_bin,
+            &args.database_url,
+            "bench-feed",
+        )?);
+    }
     let (ready_tx, mut ready_rx) = mpsc::channel(args.subscribers);
     let (received_tx, mut received_rx) = mpsc::unbounded_channel();
-    for _ in 0..args.subscribers {
+    for n in 0..args.subscribers {
         tokio::spawn(subscriber(
             listener.clone(),
-            key.clone(),
+            keys[n / SOCKETS_PER_KEY].clone(),
             ready_tx.clone(),
             received_tx.clone(),
         ));
@@ -178,7 +191,8 @@ pub async fn run(args: FeedArgs) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         if answer.get("errors").is_some() {
-            return Err(format!("recording failed: {answer}"));
+            let log = servers[0].keep_log().display().to_string();
+            return Err(format!("recording failed: {answer} (server log: {log})"));
         }
         tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
     }
