@@ -119,8 +119,8 @@ impl Services {
         let attribution = Attribution::credited(ConversionSource::Confirmation);
         let mut plan = plan(
             &*txn,
-            caller.tenant_id,
             &conversation,
+            None,
             &planned,
             &attribution,
             None,

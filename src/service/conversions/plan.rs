@@ -2,7 +2,9 @@
 
 use entity::{conversation, conversion, idempotency_key};
 use sea_orm::sea_query::Condition;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic, Iterable, QueryFilter,
+};
 use uuid::Uuid;
 
 use super::Recorded;
@@ -12,6 +14,7 @@ use crate::domain::link::CtaAction;
 use crate::error::AppError;
 use crate::events::EventBus;
 use crate::service::read_model::read_all;
+use crate::service::statement;
 
 /// One record the request wants credited.
 #[derive(Clone)]
@@ -100,17 +103,24 @@ impl Plan {
 /// meets the unique indexes when writing, and is retried ([`Raced`]).
 ///
 /// [`Raced`]: AppError::Raced
+///
+/// `related` is what [`session_and_related`] read with the conversation,
+/// if it was read that way; otherwise it is read here.
 pub(crate) async fn plan<C: ConnectionTrait>(
     db: &C,
-    tenant_id: Uuid,
     conversation: &conversation::Model,
+    related: Option<Vec<conversion::Model>>,
     planned: &[Planned],
     attribution: &Attribution,
     idempotency: Option<(String, String)>,
     now: i64,
 ) -> Result<Plan, AppError> {
+    let tenant_id = conversation.tenant_id;
     let new_key = first_use_of_key(db, tenant_id, idempotency.as_ref()).await?;
-    let existing = related_conversions(db, tenant_id, planned).await?;
+    let existing = match related {
+        Some(related) => related,
+        None => related_conversions(db, tenant_id, planned).await?,
+    };
     let mut result = Vec::with_capacity(planned.len());
     let mut new_rows = Vec::new();
     for p in planned {
@@ -207,6 +217,70 @@ async fn related_conversions<C: ConnectionTrait>(
         .await?;
     existing.sort_by_key(|c| (c.feed_xid, c.feed_seq));
     Ok(existing)
+}
+
+/// The conversation `session_id` names in the tenant, with every
+/// conversion that could make `planned` a replay or a conflict (what
+/// [`related_conversions`] reads), in one statement: a recording by session
+/// is then two statements and its write. `None` when no such session.
+pub(crate) async fn session_and_related<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    session_id: &str,
+    planned: &[Planned],
+) -> Result<Option<(conversation::Model, Vec<conversion::Model>)>, AppError> {
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(2 + planned.len() * 3);
+    let mut any_record = Vec::with_capacity(planned.len());
+    for p in planned {
+        any_record.push("(v.record_type = ? AND v.record_id = ? AND v.kind = ?)");
+        values.extend([
+            p.kind.record_type().as_str().into(),
+            p.record_id.clone().into(),
+            p.kind.as_str().into(),
+        ]);
+    }
+    values.extend([tenant_id.into(), session_id.to_owned().into()]);
+    let related = if any_record.is_empty() {
+        "false".to_owned()
+    } else {
+        any_record.join(" OR ")
+    };
+    let sql = format!(
+        "SELECT {}, {} FROM conversation c \
+         LEFT JOIN conversion v ON v.tenant_id = c.tenant_id AND ({related}) \
+         WHERE c.tenant_id = ? AND c.session_id = ?",
+        aliased::<conversation::Entity>("c", CONVERSATION),
+        aliased::<conversion::Entity>("v", CONVERSION),
+    );
+    let rows = db
+        .query_all_raw(statement(db.get_database_backend(), &sql, values))
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let conversation = conversation::Model::from_query_result(first, CONVERSATION)?;
+    let mut existing = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // A conversation without any related conversion comes back once,
+        // with the conversion's columns all NULL.
+        if row.try_get::<Option<Uuid>>(CONVERSION, "id")?.is_some() {
+            existing.push(conversion::Model::from_query_result(row, CONVERSION)?);
+        }
+    }
+    existing.sort_by_key(|c| (c.feed_xid, c.feed_seq));
+    Ok(Some((conversation, existing)))
+}
+
+/// Column prefixes of [`session_and_related`]'s two tables.
+const CONVERSATION: &str = "a_";
+const CONVERSION: &str = "b_";
+
+/// Every column of `E` read from `table` as `prefix` + its name.
+fn aliased<E: EntityTrait>(table: &str, prefix: &str) -> String {
+    E::Column::iter()
+        .map(|c| format!("{table}.\"{0}\" AS \"{prefix}{0}\"", c.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What every new row of one recording shares.

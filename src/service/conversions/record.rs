@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseBackend};
 
-use super::plan::{Attribution, Plan, Planned, plan};
+use super::plan::{Attribution, Plan, Planned, plan, session_and_related};
 use super::write::{retry_raced, write};
 use super::{ATTRIBUTION_EXPIRED, MAX_RECORD_ID_CHARS, Origin, RecordConversion, Recorded};
 use crate::domain::clock::{from_micros, to_micros};
@@ -13,7 +13,6 @@ use crate::domain::link::{CtaAction, LinkClaims};
 use crate::domain::role::Operation;
 use crate::domain::text;
 use crate::error::{AppError, stored};
-use crate::service::sessions::find_by_session_id;
 use crate::service::{Caller, Services};
 
 impl Services {
@@ -125,7 +124,7 @@ impl Services {
         idempotency: Option<(String, String)>,
         now: DateTime<Utc>,
     ) -> Result<Plan, AppError> {
-        let (conversation, attribution) = match (&input.origin, claims) {
+        let (conversation, related, attribution) = match (&input.origin, claims) {
             (Origin::LinkToken(_), Some(claims)) => {
                 let (conversation, link) = self
                     .resolve_link_claims(db, caller.tenant_id, claims)
@@ -139,12 +138,13 @@ impl Services {
                     unattributed_reason: (!within).then_some(ATTRIBUTION_EXPIRED),
                     link: Some((link.id, action)),
                 };
-                (conversation, attribution)
+                (conversation, None, attribution)
             }
             (Origin::Session(session_id), _) => {
-                let conversation = find_by_session_id(db, caller.tenant_id, session_id)
-                    .await?
-                    .ok_or(AppError::NotFound("session"))?;
+                let (conversation, related) =
+                    session_and_related(db, caller.tenant_id, session_id.as_str(), planned)
+                        .await?
+                        .ok_or(AppError::NotFound("session"))?;
                 let within = now <= from_micros(conversation.started_at) + input.attribution_window;
                 let attribution = Attribution {
                     source: ConversionSource::Direct,
@@ -152,14 +152,14 @@ impl Services {
                     unattributed_reason: (!within).then_some(ATTRIBUTION_EXPIRED),
                     link: None,
                 };
-                (conversation, attribution)
+                (conversation, Some(related), attribution)
             }
             (Origin::LinkToken(_), None) => return Err(AppError::InvalidLinkToken),
         };
         let mut plan = plan(
             db,
-            caller.tenant_id,
             &conversation,
+            related,
             planned,
             &attribution,
             idempotency,
