@@ -109,7 +109,10 @@ impl MigrationTrait for Migration {
 /// that rows written from now on come after all of them: after a bulk
 /// load that wrote feed numbers itself, and at every startup (a database
 /// restored into a new cluster starts its transaction ids again).
-/// Does nothing on SQLite.
+/// Does nothing on SQLite. The offset only rises when stored ids are ahead
+/// of the cluster's, that is before the first recording on a new cluster,
+/// and servers run this before they serve: it never rises under an open
+/// recording, which would lift readers' horizon past it.
 pub async fn resync_feed<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
     if db.get_database_backend() != DatabaseBackend::Postgres {
         return Ok(());

@@ -15,6 +15,7 @@ use super::counts;
 use super::plan::Plan;
 use crate::domain::cursor::FeedPosition;
 use crate::error::AppError;
+use crate::service::feed::FEED_XID;
 use crate::service::statement;
 
 /// How often a recording lost to a concurrent identical one is retried.
@@ -182,12 +183,6 @@ async fn write_in_one_statement<C: ConnectionTrait>(
     }
     Ok(())
 }
-
-/// A new row's transaction id on PostgreSQL, as the feed orders it: the
-/// writing transaction's, plus the offset that keeps a restored
-/// database's new ids above its stored ones.
-pub(crate) const FEED_XID: &str =
-    "(pg_current_xact_id()::text::bigint + (SELECT xid_offset FROM feed_clock WHERE id = 1))";
 
 /// The plan's new rows as `SELECT … UNION ALL …`, each numbered from the
 /// feed's sequence; their values go to `values`.

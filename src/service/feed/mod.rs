@@ -222,13 +222,29 @@ impl FeedSource for Services {
     }
 }
 
+/// The offset added to PostgreSQL's transaction ids (the `feed_clock`
+/// table: raised at startup after a restore into another cluster). Written
+/// and read positions must add the same one.
+macro_rules! xid_offset {
+    () => {
+        "(SELECT xid_offset FROM feed_clock WHERE id = 1)"
+    };
+}
+
+/// PostgreSQL: a new row's transaction id as the feed orders it, the
+/// writing transaction's plus the offset.
+pub(crate) const FEED_XID: &str =
+    concat!("(pg_current_xact_id()::text::bigint + ", xid_offset!(), ")");
+
 /// PostgreSQL: the feed position below which every transaction has ended
-/// (the oldest transaction id still running, in the terms of
-/// [`crate::service::conversions::write::FEED_XID`]). A
-/// row below it that is not visible now never will be; one at or above it
-/// may still have an older one commit before it.
-const HORIZON: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
-     + (SELECT xid_offset FROM feed_clock WHERE id = 1))";
+/// (the oldest transaction id still running, in the terms of [`FEED_XID`]).
+/// A row below it that is not visible now never will be; one at or above
+/// it may still have an older one commit before it.
+const HORIZON: &str = concat!(
+    "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint + ",
+    xid_offset!(),
+    ")"
+);
 
 /// A conversion row with the horizon the same statement saw.
 struct WithHorizon {
