@@ -128,7 +128,8 @@ impl FeedQuery {
     /// The cursor of the newest committed conversion event (INTEGRATOR,
     /// ADMIN). Read it before loading a list or a report, then subscribe
     /// with `after:` it: every event committed since arrives, none is
-    /// missed in between.
+    /// missed in between. On PostgreSQL it may wait (2 s at most) for
+    /// transactions older than the newest event to end.
     async fn feed_cursor(&self, ctx: &Context<'_>) -> Result<String> {
         let r = request(ctx)?;
         Ok(r.services.feed_cursor(&r.caller).await?.encode())
@@ -136,7 +137,8 @@ impl FeedQuery {
 
     /// The conversion event feed, for integrators that poll (INTEGRATOR,
     /// ADMIN): the events after `after` (from the first without it), in the
-    /// order the subscription delivers them.
+    /// order the subscription delivers them. A short page waits (2 s at
+    /// most) for committed events that older transactions still hold back.
     #[graphql(
         complexity = "super::limits::connection_complexity(first, super::pagination::FEED_EVENTS.default, child_complexity)"
     )]

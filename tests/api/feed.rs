@@ -693,3 +693,72 @@ test_both!(an_oversized_message_closes_the_socket_with_1009, |app| {
     let (code, _) = socket.close_frame().await.expect("a close frame");
     assert_eq!(code, 1009);
 });
+
+/// A feed cursor read while an older transaction is open (anywhere on the
+/// cluster) waits for it to end rather than name an earlier place, so a
+/// subscriber after it is not handed the newest event a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_cursor_waits_for_older_transactions_to_end() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let session = app.start_session(Channel::Chat).await;
+    let older = app.services.begin_write().await.expect("begin");
+    older
+        .execute_raw(Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT pg_current_xact_id()",
+        ))
+        .await
+        .expect("an id for the older transaction");
+    app.record_conversion(&session, ConversionKind::TourBooked, "v-newest")
+        .await;
+
+    let reading = in_background(&app, &app.admin, "{ feedCursor }", json!({}));
+    let polling = in_background(&app, &app.integrator, SINCE, json!({ "a": null }));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !reading.is_finished(),
+        "a cursor while the older one is open"
+    );
+    assert!(!polling.is_finished(), "a poll while the older one is open");
+    older.rollback().await.expect("rollback");
+    let cursor = data(&reading.await.expect("joined"), "feedCursor").clone();
+    assert_eq!(cursor, app.feed_end(&app.admin).await);
+
+    let mut socket = app.subscriber(&app.admin).await;
+    socket
+        .subscribe("1", EVENT, json!({ "after": cursor }))
+        .await;
+    app.record_conversion(&session, ConversionKind::DayPassPurchased, "p-after")
+        .await;
+    assert_eq!(record_ids(&socket.events(1).await), vec!["p-after"]);
+    let polled = polling.await.expect("joined");
+    let nodes = &data(&polled, "conversionsSince")["nodes"];
+    assert_eq!(
+        nodes[0]["conversion"]["record"]["id"], "v-newest",
+        "{polled}"
+    );
+}
+
+/// Sends a query on its own task, to see whether it has answered yet.
+fn in_background(
+    app: &TestApp,
+    key: &str,
+    query: &'static str,
+    variables: Value,
+) -> tokio::task::JoinHandle<Value> {
+    let (client, address, key) = (app.client.clone(), app.address.clone(), key.to_owned());
+    tokio::spawn(async move {
+        client
+            .post(format!("{address}/graphql"))
+            .bearer_auth(&key)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("json")
+    })
+}

@@ -57,8 +57,8 @@ const IDLE_TICK: Duration = Duration::from_secs(1);
 /// end without a notification (rolled back, or not a recording). The
 /// pause doubles while the same wait goes on, up to [`HELD_TICK_MAX`], so
 /// a transaction left open for minutes costs a few reads a second.
-const HELD_TICK: Duration = Duration::from_millis(5);
-const HELD_TICK_MAX: Duration = Duration::from_millis(250);
+pub(super) const HELD_TICK: Duration = Duration::from_millis(5);
+pub(super) const HELD_TICK_MAX: Duration = Duration::from_millis(250);
 
 /// Events read from the feed.
 #[derive(Debug, Default)]

@@ -9,8 +9,8 @@ use entity::{api_key, conversation, conversion};
 use futures_util::Stream;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QueryResult, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, Statement,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -47,8 +47,57 @@ impl Services {
         self.may_follow_feed(caller)?;
         Ok(EventCursor {
             tenant_id: caller.tenant_id,
-            position: self.latest(caller.tenant_id).await?,
+            position: self.settled_latest(caller.tenant_id).await?,
         })
+    }
+
+    /// The newest committed event's position, once the horizon has passed
+    /// it. Right after a commit the horizon may still be held by an older
+    /// transaction (of any database on the cluster); answering with the
+    /// position below it would hand that event out again to whoever
+    /// subscribes after the cursor, so the answer waits for up to
+    /// [`SETTLE_WAIT`], then falls back to that position: a repeat, never
+    /// a loss.
+    async fn settled_latest(&self, tenant_id: Uuid) -> Result<FeedPosition, AppError> {
+        if self.db.get_database_backend() != DatabaseBackend::Postgres {
+            return self.latest(tenant_id).await;
+        }
+        let newest: Option<(i64, i64, i64)> = conversion::Entity::find()
+            .select_only()
+            .column(conversion::Column::FeedXid)
+            .column(conversion::Column::FeedSeq)
+            .column_as(Expr::cust(HORIZON), "horizon")
+            .filter(conversion::Column::TenantId.eq(tenant_id))
+            .order_by_desc(conversion::Column::FeedXid)
+            .order_by_desc(conversion::Column::FeedSeq)
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        let Some((xid, seq, mut horizon)) = newest else {
+            return Ok(FeedPosition::default());
+        };
+        let mut settling = Settling::new();
+        while xid >= horizon {
+            if !settling.wait().await {
+                return self.latest(tenant_id).await;
+            }
+            horizon = self.horizon().await?;
+        }
+        Ok(FeedPosition { xid, seq })
+    }
+
+    /// PostgreSQL's commit horizon now, in feed terms.
+    async fn horizon(&self) -> Result<i64, AppError> {
+        let statement = Statement::from_string(
+            DatabaseBackend::Postgres,
+            format!("SELECT {HORIZON} AS horizon"),
+        );
+        let row = self
+            .db
+            .query_one_raw(statement)
+            .await?
+            .ok_or_else(|| AppError::internal("the horizon query returned no row"))?;
+        Ok(row.try_get("", "horizon")?)
     }
 
     /// Up to `first` events after `after` (from the first without it).
@@ -61,10 +110,18 @@ impl Services {
     ) -> Result<FeedPage, AppError> {
         self.may_follow_feed(caller)?;
         let start = self.start_after(caller, after).await?.unwrap_or_default();
-        let rows = self
-            .after(caller.tenant_id, start, filter, first + 1)
-            .await?
-            .events;
+        // A short page with events held back waits for them (as a cursor
+        // does), so a client that polls right after its own recording
+        // sees it.
+        let mut settling = Settling::new();
+        let rows = loop {
+            let batch = self
+                .after(caller.tenant_id, start, filter, first + 1)
+                .await?;
+            if !batch.held || batch.events.len() as u64 > first || !settling.wait().await {
+                break batch.events;
+            }
+        };
         Ok(FeedPage {
             events: Page::from_overfetch(rows, first),
             start,
@@ -82,7 +139,7 @@ impl Services {
         self.may_follow_feed(caller)?;
         let start = match self.start_after(caller, after).await? {
             Some(position) => position,
-            None => self.latest(caller.tenant_id).await?,
+            None => self.settled_latest(caller.tenant_id).await?,
         };
         Ok(self
             .hub
@@ -245,6 +302,37 @@ const HORIZON: &str = concat!(
     xid_offset!(),
     ")"
 );
+
+/// How long a request waits for older transactions to end before it
+/// answers without the events they hold back.
+const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A request's wait for held-back events: pauses that double from the
+/// subscribers' first, up to [`SETTLE_WAIT`] in all.
+struct Settling {
+    deadline: tokio::time::Instant,
+    pause: std::time::Duration,
+}
+
+impl Settling {
+    fn new() -> Self {
+        Self {
+            deadline: tokio::time::Instant::now() + SETTLE_WAIT,
+            pause: hub::HELD_TICK,
+        }
+    }
+
+    /// Waits the next pause; false, without waiting, once it would end
+    /// past the deadline.
+    async fn wait(&mut self) -> bool {
+        if tokio::time::Instant::now() + self.pause > self.deadline {
+            return false;
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(hub::HELD_TICK_MAX);
+        true
+    }
+}
 
 /// A conversion row with the horizon the same statement saw.
 struct WithHorizon {
