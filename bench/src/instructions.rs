@@ -28,6 +28,11 @@ pub struct InstructionsArgs {
     /// The server binary (build it with `cargo build --release`).
     #[arg(long, default_value = "target/release/convtrack")]
     pub server_bin: PathBuf,
+    /// Keep callgrind's dump of the counted requests here, for
+    /// `callgrind_annotate --inclusive=yes` (a release build with
+    /// `CARGO_PROFILE_RELEASE_DEBUG=line-tables-only` names inlined code).
+    #[arg(long)]
+    pub profile_out: Option<PathBuf>,
 }
 
 /// What one count found.
@@ -43,7 +48,13 @@ pub struct Counted {
 const WARMUP: usize = 10;
 
 pub async fn run(args: InstructionsArgs) -> Result<(), String> {
-    let counted = count_list(&args.server_bin, &args.database_url, args.requests).await?;
+    let counted = count_list(
+        &args.server_bin,
+        &args.database_url,
+        args.requests,
+        args.profile_out.as_deref(),
+    )
+    .await?;
     println!(
         "instructions per list request (50 rows, server process): {:.0} ({} requests; {} idle instructions over the same time taken off)",
         counted.per_request, args.requests, counted.idle
@@ -67,6 +78,7 @@ pub async fn count_list(
     bin: &Path,
     database_url: &str,
     requests: usize,
+    profile_out: Option<&Path>,
 ) -> Result<Counted, String> {
     if !available() {
         return Err("valgrind (with callgrind_control) is not installed".into());
@@ -102,6 +114,10 @@ pub async fn count_list(
     }
     let busy_time = started.elapsed();
     let busy = dump(server.pid(), &out, 1)?;
+    if let Some(keep) = profile_out {
+        std::fs::copy(format!("{}.1", out.display()), keep)
+            .map_err(|e| format!("keeping the profile at {}: {e}", keep.display()))?;
+    }
 
     control(server.pid(), "-z")?;
     tokio::time::sleep(busy_time.max(Duration::from_millis(100))).await;

@@ -44,8 +44,7 @@ pub fn generate() -> Result<NewApiKey, getrandom::Error> {
 
 /// The stored form of a key.
 pub fn hash(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// The key in an `Authorization: Bearer <key>` header value, if any.

@@ -30,19 +30,22 @@ impl SessionId {
     /// copy-paste artefact) is ignored.
     pub fn parse(value: &str) -> Result<Self, InvalidInput> {
         let value = value.trim();
-        let well_formed = value.strip_prefix(PREFIX).is_some_and(|rest| {
-            rest.len() == ENCODED_LEN
-                && rest
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-        if well_formed {
+        if well_formed(value) {
             Ok(Self(value.to_owned()))
         } else {
-            Err(InvalidInput::new(format!(
-                "sessionId {} is not a session ID (they look like cs_ followed by 32 URL-safe characters)",
-                super::text::quoted(value)
-            )))
+            Err(not_a_session_id(value))
+        }
+    }
+
+    /// Takes a session ID as it was stored, without copying it or checking
+    /// each character again (it was parsed before it was written): every
+    /// row of a list carries one. Its shape is still checked, so a row
+    /// that is not one fails here, not where it is used.
+    pub fn from_stored(value: String) -> Result<Self, InvalidInput> {
+        if value.len() == PREFIX.len() + ENCODED_LEN && value.starts_with(PREFIX) {
+            Ok(Self(value))
+        } else {
+            Err(not_a_session_id(&value))
         }
     }
 
@@ -70,6 +73,22 @@ impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+fn well_formed(value: &str) -> bool {
+    value.strip_prefix(PREFIX).is_some_and(|rest| {
+        rest.len() == ENCODED_LEN
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+fn not_a_session_id(value: &str) -> InvalidInput {
+    InvalidInput::new(format!(
+        "sessionId {} is not a session ID (they look like cs_ followed by 32 URL-safe characters)",
+        super::text::quoted(value)
+    ))
 }
 
 #[cfg(test)]

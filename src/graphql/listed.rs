@@ -157,8 +157,9 @@ pub(super) fn text(value: Option<&str>) -> Value {
     value.map_or(Value::Null, |t| Value::String(t.to_owned()))
 }
 
+/// A `DateTime` as the scalar writes it.
 fn time(value: chrono::DateTime<chrono::Utc>) -> Value {
-    ScalarType::to_value(&value)
+    Value::String(crate::domain::clock::rfc3339(value))
 }
 
 impl Row<'_> {

@@ -206,10 +206,13 @@ fn narrowed(
 
 /// Every column of a page row and of one of its conversions (all null for
 /// a row without any), each in its entity's column order.
-fn joined_columns() -> String {
-    let page = conversation::Column::iter().map(|c| format!("page.\"{}\"", c.as_str()));
-    let conversions = conversion::Column::iter().map(|c| format!("v.\"{}\"", c.as_str()));
-    page.chain(conversions).collect::<Vec<_>>().join(", ")
+fn joined_columns() -> &'static str {
+    static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let page = conversation::Column::iter().map(|c| format!("page.\"{}\"", c.as_str()));
+        let conversions = conversion::Column::iter().map(|c| format!("v.\"{}\"", c.as_str()));
+        page.chain(conversions).collect::<Vec<_>>().join(", ")
+    });
+    &COLUMNS
 }
 
 /// Folds the joined rows (a page row repeated once per conversion, in

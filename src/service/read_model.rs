@@ -49,7 +49,7 @@ impl TryFrom<conversation::Model> for Conversation {
     fn try_from(row: conversation::Model) -> Result<Self, AppError> {
         Ok(Conversation {
             id: row.id,
-            session_id: SessionId::parse(&row.session_id).map_err(|e| {
+            session_id: SessionId::from_stored(row.session_id).map_err(|e| {
                 AppError::internal_from(format!("stored conversation.session_id of {}", row.id), e)
             })?,
             channel: stored("conversation.channel", &row.channel)?,
