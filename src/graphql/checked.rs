@@ -5,8 +5,9 @@
 //! engine edits the copy it runs (skipped fields are removed).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use async_graphql::ValidationResult;
 use async_graphql::parser::types::ExecutableDocument;
 
 use crate::domain::locked;
@@ -23,6 +24,10 @@ pub struct Checked {
     pub document: Arc<ExecutableDocument>,
     /// Its size with fragments expanded, which the request is charged.
     pub expanded: u64,
+    /// What the engine's validation found, once it passed for a request
+    /// of this document without variables or an operation name (nothing
+    /// else it reads changes between requests); such requests reuse it.
+    pub validated: Arc<OnceLock<ValidationResult>>,
 }
 
 /// The kept documents, shared by every request of one schema.
@@ -68,6 +73,7 @@ mod tests {
         Checked {
             document: Arc::new(async_graphql::parser::parse_query(text).expect("parses")),
             expanded: 1,
+            validated: Arc::default(),
         }
     }
 

@@ -1,15 +1,17 @@
 //! Limits every document must meet before any resolver runs. Each refusal
 //! answers `QUERY_TOO_COMPLEX` with a message naming the limit.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use async_graphql::ValidationResult;
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
+    NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{ErrorExtensions, ServerError, ServerResult, Variables};
+use async_graphql::{
+    ErrorExtensions, Request, ServerError, ServerResult, ValidationResult, Variables,
+};
 
 use super::checked::{Checked, CheckedDocuments};
 use super::context::RequestContext;
@@ -17,6 +19,7 @@ use super::errors::refusal;
 use super::shape::{
     ForbiddenCharacter, ShapeError, forbidden_in_document, forbidden_in_variables, measure,
 };
+use crate::domain::locked;
 use crate::domain::query_text::count_tokens;
 use crate::domain::rate_limit::RateLimiter;
 use crate::error::ErrorCode;
@@ -75,6 +78,8 @@ impl ExtensionFactory for QueryLimits {
         Arc::new(DocumentLimits {
             expanded: AtomicU64::new(0),
             documents: self.documents.clone(),
+            alone: AtomicBool::new(false),
+            validated: Mutex::new(None),
         })
     }
 }
@@ -84,6 +89,11 @@ pub struct DocumentLimits {
     /// The document's size with its fragments expanded.
     expanded: AtomicU64,
     documents: Arc<CheckedDocuments>,
+    /// Whether the request has neither variables nor an operation name, so
+    /// that its validation depends on the document's text alone.
+    alone: AtomicBool,
+    /// Where the kept document's validation result is (or goes).
+    validated: Mutex<Option<Arc<OnceLock<ValidationResult>>>>,
 }
 
 impl DocumentLimits {
@@ -112,6 +122,17 @@ fn refuse_text(found: ForbiddenCharacter) -> ServerError {
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for DocumentLimits {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let alone = request.variables.is_empty() && request.operation_name.is_none();
+        self.alone.store(alone, Ordering::Relaxed);
+        next.run(ctx, request).await
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -124,6 +145,7 @@ impl Extension for DocumentLimits {
                 return Err(refuse_text(found));
             }
             self.expanded.store(checked.expanded, Ordering::Relaxed);
+            *locked(&self.validated) = Some(checked.validated);
             return Ok((*checked.document).clone());
         }
         if count_tokens(query, MAX_TOKENS) > MAX_TOKENS {
@@ -176,20 +198,36 @@ impl Extension for DocumentLimits {
         let checked = Checked {
             document: Arc::new(document.clone()),
             expanded: shape.expanded,
+            validated: Arc::default(),
         };
+        *locked(&self.validated) = Some(checked.validated.clone());
         self.documents.keep(query, checked);
         Ok(document)
     }
 
     /// Charges the query to its key's budget after validation computed its
     /// complexity and before anything runs: its complexity or its expanded
-    /// size, whichever is larger.
+    /// size, whichever is larger. A kept document asked without variables
+    /// or an operation name is validated once: the engine's rules cost a
+    /// list request more than its rows did.
     async fn validation(
         &self,
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await?;
+        let kept = locked(&self.validated)
+            .clone()
+            .filter(|_| self.alone.load(Ordering::Relaxed));
+        let result = match kept.as_ref().and_then(|kept| kept.get()) {
+            Some(result) => *result,
+            None => {
+                let result = next.run(ctx).await?;
+                if let Some(kept) = kept {
+                    let _ = kept.set(result);
+                }
+                result
+            }
+        };
         let cost = (result.complexity.max(1) as u64).max(self.expanded.load(Ordering::Relaxed));
         self.charge(ctx, cost).map_err(|e| vec![e])?;
         Ok(result)
