@@ -1,5 +1,6 @@
 //! What each request carries into the resolvers.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::ContextBase;
@@ -23,6 +24,9 @@ pub struct RequestContext {
     /// The tenant's settings, read at most once per request (or per event
     /// on a subscription socket, see [`RequestContext::forget`]).
     settings: Mutex<Arc<OnceCell<Arc<TenantSettings>>>>,
+    /// Conversations a list found to have no badge, without reading their
+    /// conversions: their `badges` answer empty rather than load them.
+    badgeless: Mutex<HashSet<uuid::Uuid>>,
 }
 
 impl RequestContext {
@@ -33,6 +37,7 @@ impl RequestContext {
             caller,
             services,
             settings: Mutex::new(Arc::new(OnceCell::new())),
+            badgeless: Mutex::default(),
         })
     }
 
@@ -64,6 +69,17 @@ impl RequestContext {
         self.conversions.clear::<uuid::Uuid>();
         self.conversations.clear::<uuid::Uuid>();
         *locked(&self.settings) = Arc::new(OnceCell::new());
+        locked(&self.badgeless).clear();
+    }
+
+    /// Notes conversations known to have no badge.
+    pub fn mark_badgeless(&self, ids: impl IntoIterator<Item = uuid::Uuid>) {
+        locked(&self.badgeless).extend(ids);
+    }
+
+    /// Whether a list found this conversation without a badge.
+    pub fn is_badgeless(&self, id: uuid::Uuid) -> bool {
+        locked(&self.badgeless).contains(&id)
     }
 }
 

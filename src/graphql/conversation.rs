@@ -5,14 +5,14 @@ use chrono::{DateTime, Utc};
 
 use super::context::request;
 use super::enums::{Channel, ConversionKind, RecordType};
-use super::listed::ListedConversation;
+use super::listed::{ListedConversation, ListedConversions};
 use super::listed_page::ListedPage;
 use super::objects::Conversation;
 use super::pagination;
 use crate::domain::cursor::{ConversationCursor, NodeType, parse_global_id};
 use crate::domain::session_id::SessionId;
 use crate::error::AppError;
-use crate::service::listing;
+use crate::service::listing::{self, ListedReads};
 
 /// Narrows the AI Conversations list. Given fields all apply.
 #[derive(InputObject, Default)]
@@ -54,13 +54,18 @@ impl ConversationFilter {
 }
 
 /// Whether the list query asks for badges or conversions of its rows.
-fn wants_conversions(ctx: &Context<'_>) -> bool {
+fn listed_reads(ctx: &Context<'_>) -> ListedReads {
     let look_ahead = ctx.look_ahead();
     let nodes = look_ahead.field("nodes");
     let edge_nodes = look_ahead.field("edges").field("node");
-    ["badges", "conversions"]
-        .iter()
-        .any(|f| nodes.field(f).exists() || edge_nodes.field(f).exists())
+    let wants = |f: &str| nodes.field(f).exists() || edge_nodes.field(f).exists();
+    if wants("conversions") {
+        ListedReads::Conversions
+    } else if wants("badges") {
+        ListedReads::Badges
+    } else {
+        ListedReads::Rows
+    }
 }
 
 #[derive(Default)]
@@ -90,7 +95,7 @@ impl ConversationQuery {
         let filter = filter.unwrap_or_default().parse()?;
         let listed = r
             .services
-            .list_conversations(&r.caller, first, after, filter, wants_conversions(ctx))
+            .list_conversations(&r.caller, first, after, filter, listed_reads(ctx))
             .await?;
         let mut conversions = listed.conversions;
         let rows = listed
@@ -98,9 +103,10 @@ impl ConversationQuery {
             .items
             .into_iter()
             .map(|conversation| ListedConversation {
-                conversions: conversions
-                    .as_mut()
-                    .map(|all| all.remove(&conversation.id).unwrap_or_default()),
+                conversions: conversions.as_mut().map(|all| {
+                    all.remove(&conversation.id)
+                        .map_or(ListedConversions::NoBadge, ListedConversions::All)
+                }),
                 conversation,
             })
             .collect();

@@ -26,12 +26,39 @@ use crate::domain::cursor::{NodeType, global_id};
 use crate::domain::settings::TenantSettings;
 use crate::service::read_model;
 
-/// A row of the AI Conversations list, with its conversions when the
-/// list loaded them.
+/// A row of the AI Conversations list, with what the list read of its
+/// conversions, when it read them.
 #[derive(Clone)]
 pub struct ListedConversation {
     pub conversation: read_model::Conversation,
-    pub conversions: Option<Vec<read_model::Conversion>>,
+    pub conversions: Option<ListedConversions>,
+}
+
+/// What the list read of a row's conversions.
+#[derive(Clone)]
+pub enum ListedConversions {
+    /// Every conversion of the row, oldest first.
+    All(Vec<read_model::Conversion>),
+    /// The row has no attributed conversion, so no badge; any others were
+    /// not read.
+    NoBadge,
+}
+
+impl ListedConversation {
+    /// Its id, if the list found it without a badge.
+    pub fn badgeless(&self) -> Option<uuid::Uuid> {
+        matches!(self.conversions, Some(ListedConversions::NoBadge)).then_some(self.conversation.id)
+    }
+}
+
+impl ListedConversions {
+    /// Every conversion of the row, when the list read them all.
+    pub fn all(&self) -> Option<&Vec<read_model::Conversion>> {
+        match self {
+            ListedConversions::All(all) => Some(all),
+            ListedConversions::NoBadge => None,
+        }
+    }
 }
 
 impl OutputType for ListedConversation {
@@ -48,10 +75,11 @@ impl OutputType for ListedConversation {
         ctx: &ContextSelectionSet<'_>,
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        let (_, basis) = Basis::of(ctx, field).await?;
+        let (r, basis) = Basis::of(ctx, field).await?;
         if let Some(value) = basis.row(self).write(ctx, &ctx.item.node) {
             return Ok(value);
         }
+        r.mark_badgeless(self.badgeless());
         let conversation = Conversation(self.conversation.clone());
         OutputType::resolve(&conversation, ctx, field).await
     }
@@ -216,7 +244,10 @@ impl Row<'_> {
     }
 
     fn badges(&self, selection: &SelectionSet) -> Option<Value> {
-        let conversions = self.listed.conversions.as_ref()?;
+        let conversions = match self.listed.conversions.as_ref()? {
+            ListedConversions::All(all) => all.as_slice(),
+            ListedConversions::NoBadge => &[],
+        };
         let badges = conversions
             .iter()
             .filter(|c| c.attributed)

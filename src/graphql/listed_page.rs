@@ -63,10 +63,13 @@ impl OutputType for ListedPage {
         // Rows answered by `Conversation`'s own resolvers then find their
         // conversions cached: left to the loader's timer, a slow poll of 250
         // rows could split the batch.
-        let loaded = self
-            .rows
-            .iter()
-            .filter_map(|row| Some((row.conversation.id, row.conversions.clone()?)));
+        r.mark_badgeless(self.rows.iter().filter_map(ListedConversation::badgeless));
+        let loaded = self.rows.iter().filter_map(|row| {
+            Some((
+                row.conversation.id,
+                row.conversions.as_ref()?.all()?.clone(),
+            ))
+        });
         r.conversions.feed_many(loaded).await;
         OutputType::resolve(&self.engine(), ctx, field).await
     }

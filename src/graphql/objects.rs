@@ -135,6 +135,9 @@ impl Conversation {
     /// one per conversion.
     async fn badges(&self, ctx: &Context<'_>) -> Result<Vec<Badge>> {
         let r = request(ctx)?;
+        if r.is_badgeless(self.0.id) {
+            return Ok(Vec::new());
+        }
         let settings = r.settings().await?;
         let conversions = r.conversions.load_one(self.0.id).await?;
         let badges = conversions
