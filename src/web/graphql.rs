@@ -40,7 +40,7 @@ pub async fn execute(
     let mut response = state.schema.execute(request.data(context)).await;
     finish_response(&mut response, &request_id_of(&headers));
     let status_and_wait = whole_answer_status(&response);
-    let mut answer = into_http(response);
+    let mut answer = into_http(response, response_media_type(&headers));
     if let Some((status, seconds)) = status_and_wait {
         *answer.status_mut() = status;
         answer.headers_mut().insert(
@@ -51,11 +51,11 @@ pub async fn execute(
     answer
 }
 
-/// The response as `application/graphql-response+json`, with the cache and
-/// other headers the engine asked for (as async-graphql-axum writes it).
-/// Written by sonic-rs: serde_json spent a seventh of a list request's
-/// CPU escaping its strings byte by byte.
-fn into_http(response: async_graphql::Response) -> Response {
+/// The response as `media_type`, with the cache and other headers the
+/// engine asked for (as async-graphql-axum writes them). Written by
+/// sonic-rs: serde_json spent a seventh of a list request's CPU escaping
+/// its strings byte by byte.
+fn into_http(response: async_graphql::Response, media_type: &'static str) -> Response {
     let cache_control = response
         .errors
         .is_empty()
@@ -79,13 +79,47 @@ fn into_http(response: async_graphql::Response) -> Response {
     let mut answer = Response::new(axum::body::Body::from(body));
     answer.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/graphql-response+json"),
+        axum::http::HeaderValue::from_static(media_type),
     );
     if let Some(value) = cache_control {
         headers.insert(axum::http::header::CACHE_CONTROL, value);
     }
     answer.headers_mut().extend(headers.drain());
     answer
+}
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+/// The media type an answer is written as, from the request's `Accept`
+/// (GraphQL over HTTP): `application/graphql-response+json` when the
+/// client accepts it at least as much as `application/json`, otherwise
+/// `application/json` — also without an `Accept`, with `*/*`, or with
+/// nothing this server writes (older clients know only that one).
+fn response_media_type(headers: &HeaderMap) -> &'static str {
+    let mut graphql_response = 0.0_f32;
+    let mut json = 0.0_f32;
+    for value in headers.get_all(axum::http::header::ACCEPT) {
+        let Ok(value) = value.to_str() else { continue };
+        for range in value.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let quality = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match media.as_str() {
+                GRAPHQL_RESPONSE => graphql_response = graphql_response.max(quality),
+                JSON | "application/*" | "*/*" => json = json.max(quality),
+                _ => {}
+            }
+        }
+    }
+    if graphql_response > 0.0 && graphql_response >= json {
+        GRAPHQL_RESPONSE
+    } else {
+        JSON
+    }
 }
 
 /// The status (and `Retry-After` seconds) of an answer that is not 200: a
@@ -145,6 +179,51 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+
+    fn media_type_for(accept: &[&str]) -> &'static str {
+        let mut headers = HeaderMap::new();
+        for value in accept {
+            headers.append(
+                axum::http::header::ACCEPT,
+                axum::http::HeaderValue::from_str(value).expect("header"),
+            );
+        }
+        response_media_type(&headers)
+    }
+
+    #[test]
+    fn the_answer_is_written_as_the_client_accepts() {
+        let cases: [(&[&str], &str); 9] = [
+            (&[], JSON),
+            (&["application/json"], JSON),
+            (&["*/*"], JSON),
+            (&["text/html"], JSON),
+            (&["application/graphql-response+json"], GRAPHQL_RESPONSE),
+            (
+                &["application/graphql-response+json, application/json;q=0.9"],
+                GRAPHQL_RESPONSE,
+            ),
+            (
+                &["application/json, application/graphql-response+json;q=0.5"],
+                JSON,
+            ),
+            (
+                &["Application/GraphQL-Response+JSON; charset=utf-8"],
+                GRAPHQL_RESPONSE,
+            ),
+            (
+                &["text/html", "application/graphql-response+json"],
+                GRAPHQL_RESPONSE,
+            ),
+        ];
+        for (accept, expected) in cases {
+            assert_eq!(media_type_for(accept), expected, "{accept:?}");
+        }
+        assert_eq!(
+            media_type_for(&["application/graphql-response+json;q=0"]),
+            JSON
+        );
+    }
 
     async fn boom() -> &'static str {
         panic!("secret internals: relation \"conversion\" is broken")

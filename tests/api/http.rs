@@ -212,3 +212,37 @@ async fn postgres_statements_are_cut_off_before_the_request_timeout() {
         "30 s request timeout, statements stop a second before"
     );
 }
+
+test_both!(answers_come_in_the_media_type_the_client_accepts, |app| {
+    for (accept, expected) in [
+        (None, "application/json"),
+        (Some("application/json"), "application/json"),
+        (Some("*/*"), "application/json"),
+        (
+            Some("application/graphql-response+json"),
+            "application/graphql-response+json",
+        ),
+        (
+            Some("application/graphql-response+json, application/json;q=0.9"),
+            "application/graphql-response+json",
+        ),
+    ] {
+        let mut request = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .bearer_auth(&app.admin)
+            .json(&json!({ "query": "{ badgeKinds { kind } }" }));
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let answer = request.send().await.expect("answer");
+        assert_eq!(answer.status(), 200);
+        assert_eq!(
+            answer.headers()["content-type"],
+            expected,
+            "Accept: {accept:?}"
+        );
+        let body: serde_json::Value = answer.json().await.expect("json");
+        assert!(body["data"]["badgeKinds"].is_array(), "{body}");
+    }
+});
