@@ -62,7 +62,6 @@ fn into_http(response: async_graphql::Response, media_type: &'static str) -> Res
         .then(|| response.cache_control.value())
         .flatten()
         .and_then(|value| axum::http::HeaderValue::from_str(&value).ok());
-    let mut headers = response.http_headers.clone();
     // A page of the list is some 15 KB: room for it at once, rather than
     // growing (and copying) from a few bytes.
     let mut body = Vec::with_capacity(16 * 1024);
@@ -76,6 +75,8 @@ fn into_http(response: async_graphql::Response, media_type: &'static str) -> Res
             );
         }
     }
+    // Taken after writing: the headers are not part of the body.
+    let mut headers = response.http_headers;
     let mut answer = Response::new(axum::body::Body::from(body));
     answer.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,

@@ -57,8 +57,25 @@ const IDLE_TICK: Duration = Duration::from_secs(1);
 /// end without a notification (rolled back, or not a recording). The
 /// pause doubles while the same wait goes on, up to [`HELD_TICK_MAX`], so
 /// a transaction left open for minutes costs a few reads a second.
-pub(super) const HELD_TICK: Duration = Duration::from_millis(5);
-pub(super) const HELD_TICK_MAX: Duration = Duration::from_millis(250);
+const HELD_TICK: Duration = Duration::from_millis(5);
+const HELD_TICK_MAX: Duration = Duration::from_millis(250);
+
+/// The pauses of one wait for held-back events: [`HELD_TICK`], doubling up
+/// to [`HELD_TICK_MAX`].
+pub(super) struct HeldPause(Duration);
+
+impl HeldPause {
+    pub(super) fn new() -> Self {
+        Self(HELD_TICK)
+    }
+
+    /// The pause to wait now; the next one is twice as long.
+    pub(super) fn next(&mut self) -> Duration {
+        let now = self.0;
+        self.0 = (self.0 * 2).min(HELD_TICK_MAX);
+        now
+    }
+}
 
 /// Events read from the feed.
 #[derive(Debug, Default)]
@@ -275,7 +292,7 @@ async fn read_tenant<S: FeedSource>(
         }
     };
     let _ = start.send(Some(cursor));
-    let mut held_pause = HELD_TICK;
+    let mut held_pause = HeldPause::new();
     loop {
         wake.borrow_and_update();
         let mut pause = IDLE_TICK;
@@ -288,12 +305,11 @@ async fn read_tenant<S: FeedSource>(
                     cursor = event.position();
                     let _ = events.send(Arc::new(event));
                 }
-                held_pause = HELD_TICK;
+                held_pause = HeldPause::new();
                 continue;
             }
             Ok(batch) if batch.held => {
-                pause = held_pause;
-                held_pause = (held_pause * 2).min(HELD_TICK_MAX);
+                pause = held_pause.next();
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "live reader cannot read; retrying"),

@@ -307,29 +307,29 @@ const HORIZON: &str = concat!(
 /// answers without the events they hold back.
 const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// A request's wait for held-back events: pauses that double from the
-/// subscribers' first, up to [`SETTLE_WAIT`] in all.
+/// A request's wait for held-back events: the live readers' pauses, up to
+/// [`SETTLE_WAIT`] in all.
 struct Settling {
     deadline: tokio::time::Instant,
-    pause: std::time::Duration,
+    pause: hub::HeldPause,
 }
 
 impl Settling {
     fn new() -> Self {
         Self {
             deadline: tokio::time::Instant::now() + SETTLE_WAIT,
-            pause: hub::HELD_TICK,
+            pause: hub::HeldPause::new(),
         }
     }
 
     /// Waits the next pause; false, without waiting, once it would end
     /// past the deadline.
     async fn wait(&mut self) -> bool {
-        if tokio::time::Instant::now() + self.pause > self.deadline {
+        let pause = self.pause.next();
+        if tokio::time::Instant::now() + pause > self.deadline {
             return false;
         }
-        tokio::time::sleep(self.pause).await;
-        self.pause = (self.pause * 2).min(hub::HELD_TICK_MAX);
+        tokio::time::sleep(pause).await;
         true
     }
 }
