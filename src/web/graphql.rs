@@ -39,8 +39,17 @@ pub async fn execute(
     let context = RequestContext::with_settings(auth.caller, state.services.clone(), auth.settings);
     let mut response = state.schema.execute(request.data(context)).await;
     finish_response(&mut response, &request_id_of(&headers));
+    let media_type = response_media_type(&headers);
     let status_and_wait = whole_answer_status(&response);
-    let mut answer = into_http(response, response_media_type(&headers));
+    // GraphQL over HTTP: with its own media type, a request that never ran
+    // (unparsable, invalid, or with variables that do not fit) is a 400
+    // without `data`; with plain JSON it stays a 200, as older clients expect.
+    let refused =
+        status_and_wait.is_none() && media_type == GRAPHQL_RESPONSE && is_request_error(&response);
+    let mut answer = into_http(response, media_type, refused);
+    if refused {
+        *answer.status_mut() = StatusCode::BAD_REQUEST;
+    }
     if let Some((status, seconds)) = status_and_wait {
         *answer.status_mut() = status;
         answer.headers_mut().insert(
@@ -51,11 +60,32 @@ pub async fn execute(
     answer
 }
 
-/// The response as `media_type`, with the cache and other headers the
+/// A response to a request that was never executed: no data, and errors
+/// that belong to no field (a field's error carries its path, even when it
+/// nulls the whole answer).
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// The body of an answer without its `data` entry (a request error).
+#[derive(serde::Serialize)]
+struct WithoutData<'a> {
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
+/// The response as `media_type` (without its `data` entry when asked), with the cache and other headers the
 /// engine asked for (as async-graphql-axum writes them). Written by
 /// sonic-rs: serde_json spent a seventh of a list request's CPU escaping
 /// its strings byte by byte.
-fn into_http(response: async_graphql::Response, media_type: &'static str) -> Response {
+fn into_http(
+    response: async_graphql::Response,
+    media_type: &'static str,
+    without_data: bool,
+) -> Response {
     let cache_control = response
         .errors
         .is_empty()
@@ -65,7 +95,16 @@ fn into_http(response: async_graphql::Response, media_type: &'static str) -> Res
     // A page of the list is some 15 KB: room for it at once, rather than
     // growing (and copying) from a few bytes.
     let mut body = Vec::with_capacity(16 * 1024);
-    match sonic_rs::to_writer(&mut body, &response) {
+    let written = if without_data {
+        let errors = WithoutData {
+            errors: &response.errors,
+            extensions: &response.extensions,
+        };
+        sonic_rs::to_writer(&mut body, &errors)
+    } else {
+        sonic_rs::to_writer(&mut body, &response)
+    };
+    match written {
         Ok(()) => {}
         Err(e) => {
             tracing::error!(error = %e, "a GraphQL response could not be written as JSON");

@@ -246,3 +246,61 @@ test_both!(answers_come_in_the_media_type_the_client_accepts, |app| {
         assert!(body["data"]["badgeKinds"].is_array(), "{body}");
     }
 });
+
+test_both!(
+    requests_that_never_ran_are_400_without_data_in_the_graphql_media_type,
+    |app| {
+        let ask = |accept: &'static str, body: serde_json::Value| {
+            let request = app
+                .client
+                .post(format!("{}/graphql", app.address))
+                .bearer_auth(&app.admin)
+                .header("accept", accept)
+                .json(&body);
+            async move {
+                let answer = request.send().await.expect("answer");
+                let status = answer.status().as_u16();
+                let body: serde_json::Value = answer.json().await.expect("json");
+                (status, body)
+            }
+        };
+        let never_ran = [
+            ("unparsable", json!({ "query": "{" })),
+            ("invalid", json!({ "query": "{ noSuchField }" })),
+            (
+                "variables that do not fit",
+                json!({
+                    "query": "query($first: Int) { conversations(first: $first) { nodes { id } } }",
+                    "variables": { "first": "many" }
+                }),
+            ),
+            (
+                "over a limit",
+                json!({ "query": format!("{{ {} }}", "a: __typename ".repeat(40)) }),
+            ),
+        ];
+        for (what, request) in never_ran {
+            let (status, body) = ask("application/graphql-response+json", request.clone()).await;
+            assert_eq!(status, 400, "{what}: {body}");
+            assert!(body.get("data").is_none(), "{what}: {body}");
+            assert!(
+                !error_code(&body).is_empty(),
+                "{what}: the code stays: {body}"
+            );
+            // Plain JSON clients keep a 200 with `data: null`.
+            let (status, plain) = ask("application/json", request).await;
+            assert_eq!(status, 200, "{what}: {plain}");
+            assert_eq!(plain["data"], serde_json::Value::Null, "{what}");
+            assert_eq!(error_code(&plain), error_code(&body), "{what}");
+        }
+        // A request that ran is a 200 with `data`, even when a field failed.
+        let (status, body) = ask(
+            "application/graphql-response+json",
+            json!({ "query": "{ conversations(first: -1) { nodes { id } } badgeKinds { kind } }" }),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["data"]["badgeKinds"].is_array(), "{body}");
+        assert_eq!(body["errors"][0]["path"][0], "conversations", "{body}");
+    }
+);

@@ -1,5 +1,6 @@
 //! The reference JavaScript clients — `graphql-ws` and Apollo's legacy
-//! `subscriptions-transport-ws` — against the real server. Runs when
+//! `subscriptions-transport-ws` — and the `graphql-http` package's
+//! GraphQL-over-HTTP audit against the real server. Runs when
 //! `CONVTRACK_TEST_NODE` is set (`.ci/run` installs the clients with npm
 //! and sets it); then Node and the clients must be there.
 
@@ -58,3 +59,29 @@ test_both!(the_reference_javascript_clients_receive_events, |app| {
         );
     }
 });
+
+test_both!(
+    the_graphql_over_http_audit_finds_no_must_or_should_failures,
+    |app| {
+        if std::env::var_os(NODE_ENV).is_none() {
+            return;
+        }
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
+        let url = format!("{}/graphql", app.address);
+        let output = tokio::process::Command::new("node")
+            .arg(format!("{dir}/audit.mjs"))
+            .args([url.as_str(), app.integrator.as_str()])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("node runs the audit");
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "graphql-http audit: {report}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: Value = serde_json::from_str(&report).expect("JSON");
+        assert!(report["audits"].as_u64().expect("a count") > 50, "{report}");
+    }
+);
