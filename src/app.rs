@@ -99,6 +99,7 @@ impl Application {
             shutdown: shutdown_seen,
             sockets: TaskTracker::new(),
             socket_init_timeout: config.socket_init_timeout,
+            socket_send_timeout: config.socket_send_timeout,
             request_timeout: config.request_timeout,
             cors_origins: Arc::new(config.cors_origins.clone()),
             own_origins: Arc::new(web::own_origins(listener.local_addr().ok())),

@@ -43,6 +43,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 listen: args.listen,
                 link_secrets: args.link_secrets,
                 socket_init_timeout: ServerConfig::DEFAULT_SOCKET_INIT_TIMEOUT,
+                socket_send_timeout: ServerConfig::DEFAULT_SOCKET_SEND_TIMEOUT,
                 introspection: !args.disable_introspection,
                 request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
                 header_read_timeout: std::time::Duration::from_secs(

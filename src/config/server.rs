@@ -14,6 +14,9 @@ pub struct ServerConfig {
     pub link_secrets: Vec<String>,
     /// Time a WebSocket client has to send `connection_init`.
     pub socket_init_timeout: std::time::Duration,
+    /// Longest a WebSocket client may take to accept a message before it is
+    /// closed as too slow (`1013`).
+    pub socket_send_timeout: std::time::Duration,
     /// Introspection and suggestions on (the default) or off.
     pub introspection: bool,
     /// Longest an HTTP request may take (504 after); PostgreSQL statements
@@ -38,6 +41,7 @@ impl fmt::Debug for ServerConfig {
             listen,
             link_secrets,
             socket_init_timeout,
+            socket_send_timeout,
             introspection,
             request_timeout,
             header_read_timeout,
@@ -51,6 +55,7 @@ impl fmt::Debug for ServerConfig {
             .field("listen", listen)
             .field("link_secrets", &redacted_each(link_secrets))
             .field("socket_init_timeout", socket_init_timeout)
+            .field("socket_send_timeout", socket_send_timeout)
             .field("introspection", introspection)
             .field("request_timeout", request_timeout)
             .field("header_read_timeout", header_read_timeout)
@@ -64,6 +69,8 @@ impl fmt::Debug for ServerConfig {
 impl ServerConfig {
     /// How long a WebSocket client may take to send `connection_init`.
     pub const DEFAULT_SOCKET_INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+    /// How long a WebSocket client may take to accept a message.
+    pub const DEFAULT_SOCKET_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
     /// How long a client may take to send a request's headers.
     pub const DEFAULT_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 }
@@ -83,6 +90,7 @@ mod tests {
             listen: "127.0.0.1:8000".to_owned(),
             link_secrets: vec![LINK_SECRET.to_owned(), LINK_SECRET.to_uppercase()],
             socket_init_timeout: ServerConfig::DEFAULT_SOCKET_INIT_TIMEOUT,
+            socket_send_timeout: ServerConfig::DEFAULT_SOCKET_SEND_TIMEOUT,
             introspection: true,
             request_timeout: std::time::Duration::from_secs(30),
             header_read_timeout: ServerConfig::DEFAULT_HEADER_READ_TIMEOUT,

@@ -25,6 +25,8 @@ pub struct AppState {
     pub sockets: TaskTracker,
     /// Time a WebSocket client has to send `connection_init`.
     pub socket_init_timeout: std::time::Duration,
+    /// Longest a WebSocket client may take to accept a message.
+    pub socket_send_timeout: std::time::Duration,
     /// Longest an HTTP request may take before it is answered 504.
     pub request_timeout: std::time::Duration,
     /// Browser origins allowed to call the API and open WebSockets.

@@ -145,6 +145,7 @@ async fn start_server(
         link_secrets: Vec::new(),
         // Short, so the test of a late connection_init does not wait 10 s.
         socket_init_timeout: std::time::Duration::from_millis(500),
+        socket_send_timeout: ServerConfig::DEFAULT_SOCKET_SEND_TIMEOUT,
         introspection: true,
         request_timeout: std::time::Duration::from_secs(30),
         header_read_timeout: ServerConfig::DEFAULT_HEADER_READ_TIMEOUT,

@@ -36,10 +36,10 @@ use crate::service::Services;
 
 /// Largest inbound message; larger ones end the connection.
 pub const MAX_INBOUND_BYTES: usize = 64 * 1024;
+/// How long a client closed as too slow has to take the close frame.
+const SLOW_CLIENT_CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// How often an open socket checks that its key is still valid.
 const KEY_CHECK_EVERY: Duration = Duration::from_secs(2);
-/// A client that takes longer than this to accept a message is too slow.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `GET /graphql`: a WebSocket upgrade, or 405 (queries and mutations are POST only).
 pub async fn upgrade(
@@ -116,11 +116,15 @@ async fn serve(socket: WebSocket, protocol: Protocols, state: AppState, client: 
             code,
             reason: reason.into(),
         };
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            sink.send(Message::Close(Some(frame))),
-        )
-        .await;
+        // A slow client's buffers are full: it gets a while to take the
+        // close frame, so it learns to come back later rather than seeing
+        // the connection drop.
+        let wait = if matches!(closing, Closing::TooSlow) {
+            SLOW_CLIENT_CLOSE_WAIT
+        } else {
+            Duration::from_secs(1)
+        };
+        let _ = tokio::time::timeout(wait, sink.send(Message::Close(Some(frame)))).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
 }
@@ -234,7 +238,7 @@ async fn pump(
             message = messages.next() => match message {
                 Some(WsMessage::Text(text)) => {
                     session.outbound(&text);
-                    let sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await;
+                    let sent = tokio::time::timeout(state.socket_send_timeout, sink.send(Message::Text(text.into()))).await;
                     match sent {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => return Ended::ClientGone,
