@@ -1,6 +1,7 @@
 //! The `convtrack` command: parse the configuration, start logging, run the
 //! chosen subcommand.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -36,12 +37,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             print!("{}", graphql::sdl());
             Ok(())
         }
+        Command::Healthcheck { listen } => convtrack::web::health::probe(&listen).await,
         Command::Serve(args) => {
             let config = ServerConfig {
                 database_url: cli.database_url,
                 db_max_connections: cli.db_max_connections,
+                link_secrets: args.link_secrets()?,
                 listen: args.listen,
-                link_secrets: args.link_secrets,
                 socket_init_timeout: ServerConfig::DEFAULT_SOCKET_INIT_TIMEOUT,
                 socket_send_timeout: ServerConfig::DEFAULT_SOCKET_SEND_TIMEOUT,
                 introspection: !args.disable_introspection,
@@ -56,7 +58,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     per_second: args.rate_limit_per_second as f64,
                 },
             };
-            serve(config).await
+            serve(config, args.first_admin_key_file.as_deref()).await
         }
         Command::Migrate => {
             let conn = db::connect(&cli.database_url, 1)
@@ -141,7 +143,7 @@ async fn link_keys(services: Services, command: LinkKeysCommand) -> Result<(), S
     Ok(())
 }
 
-async fn serve(config: ServerConfig) -> Result<(), String> {
+async fn serve(config: ServerConfig, first_key_file: Option<&Path>) -> Result<(), String> {
     let app = Application::build(&config, Arc::new(SystemClock))
         .await
         .map_err(|e| e.to_string())?;
@@ -151,12 +153,26 @@ async fn serve(config: ServerConfig) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?
     {
-        println!(
-            "First start: created tenant \"{}\" and an ADMIN API key.",
-            created.tenant.name
-        );
-        println!("It is shown this once; only its hash is stored:");
-        println!("{}", created.secret);
+        let tenant = &created.tenant.name;
+        match first_key_file {
+            Some(path) => {
+                write_owner_only(path, &created.secret).map_err(|e| {
+                    format!(
+                        "cannot write the first ADMIN key to {}: {e}",
+                        path.display()
+                    )
+                })?;
+                println!(
+                    "First start: created tenant \"{tenant}\" and an ADMIN API key, written to {} (only its hash is stored).",
+                    path.display()
+                );
+            }
+            None => {
+                println!("First start: created tenant \"{tenant}\" and an ADMIN API key.");
+                println!("It is shown this once; only its hash is stored:");
+                println!("{}", created.secret);
+            }
+        }
     }
     let address = app.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%address, "convtrack listening: GraphQL at /graphql, GraphiQL at /graphiql");
@@ -165,6 +181,19 @@ async fn serve(config: ServerConfig) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     tracing::info!("convtrack stopped");
     Ok(())
+}
+
+/// Writes `secret` to a file only its owner may read.
+fn write_owner_only(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(file, "{secret}")
 }
 
 async fn keys(services: Services, command: KeysCommand) -> Result<(), String> {

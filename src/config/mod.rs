@@ -69,6 +69,14 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL); `schema.graphql` is this output.
     Schema,
+    /// Exit 0 when the server listening at `--listen` is ready (its
+    /// `/readyz` answers 200), 1 otherwise: a container health check that
+    /// needs no shell or curl.
+    Healthcheck {
+        /// The address the server listens on (`0.0.0.0` is asked on 127.0.0.1).
+        #[arg(long, env = "CONVTRACK_LISTEN", default_value = "127.0.0.1:8000")]
+        listen: String,
+    },
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -225,6 +233,22 @@ pub struct ServeArgs {
     )]
     pub link_secrets: Vec<String>,
 
+    /// A file holding the link secrets, one per line (the first seals):
+    /// unlike `--link-secret`, they do not show in `ps` or the environment.
+    #[arg(
+        long = "link-secret-file",
+        env = "CONVTRACK_LINK_SECRET_FILE",
+        value_name = "PATH",
+        conflicts_with = "link_secrets"
+    )]
+    pub link_secret_file: Option<std::path::PathBuf>,
+
+    /// Where the first start on an empty database writes the ADMIN key it
+    /// creates (a new file, readable by its owner only) instead of printing
+    /// it: for containers, whose output ends up in logs.
+    #[arg(long, env = "CONVTRACK_FIRST_ADMIN_KEY_FILE", value_name = "PATH")]
+    pub first_admin_key_file: Option<std::path::PathBuf>,
+
     /// Turns off introspection and "Did you mean" suggestions (on by
     /// default: GraphiQL needs them).
     #[arg(long, env = "CONVTRACK_DISABLE_INTROSPECTION")]
@@ -261,11 +285,38 @@ pub struct ServeArgs {
     pub cors_origins: Vec<String>,
 }
 
+impl ServeArgs {
+    /// The link secrets: `--link-secret`'s, or those in the file
+    /// `--link-secret-file` names (one per line; blank lines skipped).
+    pub fn link_secrets(&self) -> Result<Vec<String>, String> {
+        let Some(path) = &self.link_secret_file else {
+            return Ok(self.link_secrets.clone());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read --link-secret-file {}: {e}", path.display()))?;
+        let secrets: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if secrets.is_empty() {
+            return Err(format!(
+                "--link-secret-file {} holds no secret",
+                path.display()
+            ));
+        }
+        Ok(secrets)
+    }
+}
+
 impl fmt::Debug for ServeArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Self {
             listen,
             link_secrets,
+            link_secret_file,
+            first_admin_key_file,
             disable_introspection,
             request_timeout_secs,
             header_read_timeout_secs,
@@ -276,6 +327,8 @@ impl fmt::Debug for ServeArgs {
         f.debug_struct("ServeArgs")
             .field("listen", listen)
             .field("link_secrets", &redacted_each(link_secrets))
+            .field("link_secret_file", link_secret_file)
+            .field("first_admin_key_file", first_admin_key_file)
             .field("disable_introspection", disable_introspection)
             .field("request_timeout_secs", request_timeout_secs)
             .field("header_read_timeout_secs", header_read_timeout_secs)

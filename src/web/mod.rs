@@ -5,7 +5,7 @@ pub mod auth;
 pub mod error;
 mod graphql;
 pub mod guards;
-mod health;
+pub mod health;
 mod links;
 pub mod serve;
 pub mod socket;

@@ -118,3 +118,215 @@ async fn a_second_server_on_the_same_sqlite_file_refuses_to_start() {
     // The first one is untouched.
     app.start_session(Channel::Chat).await;
 }
+
+/// `convtrack serve` started as a process, stopped when dropped.
+struct Served {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    address: String,
+    /// What it printed on standard output before it listened.
+    printed: Vec<String>,
+}
+
+impl Served {
+    fn start(database_url: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_convtrack"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start convtrack serve");
+        let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let listening = stderr
+            .lines()
+            .map_while(Result::ok)
+            .find(|line| line.contains("convtrack listening"))
+            .unwrap_or_else(|| panic!("convtrack serve {args:?} did not start"));
+        let port = listening
+            .split("address=127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .unwrap_or_else(|| panic!("no address in {listening}"));
+        let address = format!("http://127.0.0.1:{port}");
+        // Stdout's lines so far: the pipe is read without blocking on it by
+        // a thread that ends with the child.
+        let stdout = child.stdout.take().expect("stdout");
+        let (lines, printed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let printed = printed.try_iter().collect();
+        Self {
+            child,
+            address,
+            printed,
+        }
+    }
+
+    fn listen(&self) -> &str {
+        self.address.trim_start_matches("http://")
+    }
+
+    async fn gql(&self, key: &str, query: &str, variables: serde_json::Value) -> serde_json::Value {
+        reqwest::Client::new()
+            .post(format!("{}/graphql", self.address))
+            .bearer_auth(key)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// The status `/l/{token}` answers with.
+    async fn follow(&self, token: &str) -> u16 {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .get(format!("{}/l/{token}", self.address))
+            .send()
+            .await
+            .expect("answer")
+            .status()
+            .as_u16()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `convtrack healthcheck --listen ADDRESS`'s exit status.
+async fn healthcheck(listen: &str) -> bool {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_convtrack"))
+        .args(["healthcheck", "--listen", listen])
+        .output()
+        .await
+        .expect("run convtrack healthcheck")
+        .status
+        .success()
+}
+
+/// Secrets from files, as a container gets them: the link secrets from
+/// `--link-secret-file`, the first ADMIN key written to a file rather than
+/// printed, and the health check a container runs.
+async fn secrets_come_from_files(backend: Backend) {
+    let Some((_database, url)) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let sealing = "file-secret-0123456789-0123456789-0123456789";
+    let secret_file = dir.path().join("link-secret");
+    std::fs::write(
+        &secret_file,
+        format!("{sealing}\n\nolder-secret-0123456789-0123456789-0123\n"),
+    )
+    .expect("write the secret file");
+    let key_file = dir.path().join("first-admin-key");
+    let served = Served::start(
+        &url,
+        &[
+            "--link-secret-file",
+            secret_file.to_str().expect("path"),
+            "--first-admin-key-file",
+            key_file.to_str().expect("path"),
+        ],
+    );
+    let admin = std::fs::read_to_string(&key_file).expect("the key file");
+    let admin = admin.trim();
+    assert!(admin.starts_with("ctk_"), "{admin}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key_file)
+        .expect("metadata")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "only its owner reads the key");
+    assert!(
+        served.printed.iter().all(|line| !line.contains(admin)),
+        "the key is not printed: {:?}",
+        served.printed
+    );
+    assert!(healthcheck(served.listen()).await, "a ready server passes");
+
+    let started = served
+        .gql(
+            admin,
+            "mutation { startSession(input: { channel: CHAT }) { sessionId } }",
+            json!({}),
+        )
+        .await;
+    let session = started["data"]["startSession"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{started}"))
+        .to_owned();
+    let link = served
+        .gql(
+            admin,
+            "mutation($i: CreateCtaLinkInput!) { createCtaLink(input: $i) { token } }",
+            json!({ "i": { "sessionId": session, "action": "DAY_PASS", "targetUrl": "https://book.example.com/day-pass" } }),
+        )
+        .await;
+    let token = link["data"]["createCtaLink"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{link}"))
+        .to_owned();
+    assert!((300..400).contains(&served.follow(&token).await));
+    let listen = served.listen().to_owned();
+    drop(served);
+    assert!(
+        !healthcheck(&listen).await,
+        "nothing listens there any more"
+    );
+
+    // The file's first secret sealed the token: the same secret on the
+    // command line opens it, another one does not.
+    let same = Served::start(&url, &["--link-secret", sealing]);
+    assert!((300..400).contains(&same.follow(&token).await));
+    drop(same);
+    let other = Served::start(
+        &url,
+        &["--link-secret", "other-secret-0123456789-0123456789-012345"],
+    );
+    assert!(!(300..400).contains(&other.follow(&token).await));
+    drop(other);
+
+    // A file that cannot be read, or holds nothing, stops the start.
+    for (file, says) in [
+        (dir.path().join("missing"), "cannot read"),
+        (dir.path().join("empty"), "holds no secret"),
+    ] {
+        std::fs::write(dir.path().join("empty"), "\n \n").expect("write");
+        let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_convtrack"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--link-secret-file"])
+            .arg(&file)
+            .env("DATABASE_URL", &url)
+            .output()
+            .await
+            .expect("run convtrack serve");
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_come_from_files_sqlite() {
+    secrets_come_from_files(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_come_from_files_postgres() {
+    secrets_come_from_files(Backend::Postgres).await;
+}
