@@ -21,8 +21,14 @@ use crate::{db, events, telemetry, web};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot open the database: {0}")]
-    Database(#[from] sea_orm::DbErr),
+    #[error("cannot open the {place}: {source}{hint}")]
+    Database {
+        /// Which database, without credentials.
+        place: String,
+        source: sea_orm::DbErr,
+        /// What to check, when the cause is a known one.
+        hint: &'static str,
+    },
     #[error("{0}")]
     SqliteInUse(#[from] db::InstanceLockError),
     #[error("invalid link secret: {0}")]
@@ -167,12 +173,29 @@ async fn open_database(
     config: &ServerConfig,
     statements: Arc<AtomicU64>,
 ) -> Result<sea_orm::DatabaseConnection, StartupError> {
+    if let Some(warning) = db::plaintext_risk(&config.database_url) {
+        tracing::warn!("{warning}");
+    }
+    let failed = |source: sea_orm::DbErr| {
+        let hint = if source.to_string().contains("certificate") {
+            " (TLS: the server's certificate must chain to the authority in sslrootcert and, with sslmode=verify-full, name the host DATABASE_URL connects to)"
+        } else {
+            ""
+        };
+        StartupError::Database {
+            place: db::describe(&config.database_url),
+            source,
+            hint,
+        }
+    };
     // Migrations run on their own connection, free of the statement
     // timeout that protects the serving pool.
-    let migrator = db::connect(&config.database_url, 1).await?;
-    db::migrate(&migrator).await?;
-    db::refresh_statistics(&migrator).await?;
-    migrator.close().await?;
+    let migrator = db::connect(&config.database_url, 1)
+        .await
+        .map_err(failed)?;
+    db::migrate(&migrator).await.map_err(failed)?;
+    db::refresh_statistics(&migrator).await.map_err(failed)?;
+    migrator.close().await.map_err(failed)?;
     let statement_timeout = config
         .request_timeout
         .saturating_sub(std::time::Duration::from_secs(1))
@@ -182,7 +205,8 @@ async fn open_database(
         config.db_max_connections,
         Some(statement_timeout),
     )
-    .await?;
+    .await
+    .map_err(failed)?;
     connection.set_metric_callback(move |_info| {
         statements.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("convtrack_sql_statements_total").increment(1);

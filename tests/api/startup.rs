@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use serde_json::json;
 
 use crate::helpers::*;
+use crate::process::{Served, healthcheck};
 
 /// Runs `convtrack serve` on `database_url` until it logs that it listens;
 /// returns whether it did, and what it printed on standard output by then.
@@ -117,106 +118,6 @@ async fn a_second_server_on_the_same_sqlite_file_refuses_to_start() {
     );
     // The first one is untouched.
     app.start_session(Channel::Chat).await;
-}
-
-/// `convtrack serve` started as a process, stopped when dropped.
-struct Served {
-    child: std::process::Child,
-    /// `http://127.0.0.1:PORT`.
-    address: String,
-    /// What it printed on standard output before it listened.
-    printed: Vec<String>,
-}
-
-impl Served {
-    fn start(database_url: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_convtrack"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("DATABASE_URL", database_url)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start convtrack serve");
-        let stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        let listening = stderr
-            .lines()
-            .map_while(Result::ok)
-            .find(|line| line.contains("convtrack listening"))
-            .unwrap_or_else(|| panic!("convtrack serve {args:?} did not start"));
-        let port = listening
-            .split("address=127.0.0.1:")
-            .nth(1)
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .unwrap_or_else(|| panic!("no address in {listening}"));
-        let address = format!("http://127.0.0.1:{port}");
-        // Stdout's lines so far: the pipe is read without blocking on it by
-        // a thread that ends with the child.
-        let stdout = child.stdout.take().expect("stdout");
-        let (lines, printed) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = lines.send(line);
-            }
-        });
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let printed = printed.try_iter().collect();
-        Self {
-            child,
-            address,
-            printed,
-        }
-    }
-
-    fn listen(&self) -> &str {
-        self.address.trim_start_matches("http://")
-    }
-
-    async fn gql(&self, key: &str, query: &str, variables: serde_json::Value) -> serde_json::Value {
-        reqwest::Client::new()
-            .post(format!("{}/graphql", self.address))
-            .bearer_auth(key)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("answer")
-            .json()
-            .await
-            .expect("json")
-    }
-
-    /// The status `/l/{token}` answers with.
-    async fn follow(&self, token: &str) -> u16 {
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client")
-            .get(format!("{}/l/{token}", self.address))
-            .send()
-            .await
-            .expect("answer")
-            .status()
-            .as_u16()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `convtrack healthcheck --listen ADDRESS`'s exit status.
-async fn healthcheck(listen: &str) -> bool {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_convtrack"))
-        .args(["healthcheck", "--listen", listen])
-        .output()
-        .await
-        .expect("run convtrack healthcheck")
-        .status
-        .success()
 }
 
 /// Secrets from files, as a container gets them: the link secrets from
