@@ -190,9 +190,7 @@ async fn open_database(
     };
     // Migrations run on their own connection, free of the statement
     // timeout that protects the serving pool.
-    let migrator = db::connect(&config.database_url, 1)
-        .await
-        .map_err(failed)?;
+    let migrator = db::connect(&config.database_url, 1).await.map_err(failed)?;
     db::migrate(&migrator).await.map_err(failed)?;
     db::refresh_statistics(&migrator).await.map_err(failed)?;
     migrator.close().await.map_err(failed)?;

@@ -1,8 +1,7 @@
-//! `POST /graphql`, GraphiQL, and the panic guard around every request.
+//! `POST /graphql`, and the panic guard around every request.
 
 use std::panic::AssertUnwindSafe;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::GraphQLRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
 use axum::Extension;
@@ -10,7 +9,7 @@ use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
-use axum::response::{Html, Response};
+use axum::response::Response;
 use futures_util::FutureExt;
 
 use super::error::{error_response, panic_response, too_large};
@@ -188,15 +187,6 @@ fn whole_answer_status(response: &async_graphql::Response) -> Option<(StatusCode
             .iter()
             .any(|e| code_of(e) == Some(ErrorCode::ServiceUnavailable));
     unavailable.then_some((ErrorCode::ServiceUnavailable.http_status(), 1))
-}
-
-pub async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("convtrack GraphiQL")
-            .finish(),
-    )
 }
 
 /// A panic anywhere in a request: logged with the request id, answered 500

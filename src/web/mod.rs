@@ -3,10 +3,12 @@
 mod admin;
 pub mod auth;
 pub mod error;
+mod graphiql;
 mod graphql;
 pub mod guards;
 pub mod health;
 mod links;
+mod pages;
 pub mod serve;
 pub mod socket;
 mod state;
@@ -40,12 +42,12 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::middleware::from_fn(guards::json_only))
                 .get(socket::upgrade),
         )
-        .route("/graphiql", get(graphql::graphiql))
         .route("/l/{token}", get(links::follow))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .merge(admin::routes())
+        .merge(graphiql::routes())
         .with_state(state)
         .layer(
             ServiceBuilder::new()

@@ -7,6 +7,8 @@
 
 use std::process::Stdio;
 
+use tokio::io::AsyncBufReadExt;
+
 use chrono::TimeDelta;
 use serde_json::{Value, json};
 
@@ -347,3 +349,51 @@ fn the_admin_page_needs_nothing_the_policy_forbids() {
         assert!(!script.contains(sink), "admin.js uses {sink}");
     }
 }
+
+test_both!(
+    graphiql_works_offline_with_a_key_and_a_subscription,
+    |app| {
+        if std::env::var_os(BROWSER_ENV).is_none() {
+            return;
+        }
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+        let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/browser-artifacts")
+            .join(format!("{:?}", app.backend).to_lowercase());
+        let after = app.feed_end(&app.integrator).await;
+        let record = "graphiql-booking";
+        let mut browser = tokio::process::Command::new("node")
+            .arg(format!("{dir}/graphiql.mjs"))
+            .env("CONVTRACK_URL", &app.address)
+            .env("CONVTRACK_KEY", &app.integrator)
+            .env("CONVTRACK_AFTER", after.as_str().expect("cursor"))
+            .env("CONVTRACK_RECORD", record)
+            .env("CONVTRACK_ARTIFACTS", &artifacts)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs");
+        let mut lines = tokio::io::BufReader::new(browser.stdout.take().expect("stdout")).lines();
+        let mut printed = Vec::new();
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            printed.push(line.clone());
+            if line == "subscribed" {
+                let session = app.start_session(Channel::Chat).await;
+                data(
+                    &app.record_conversion(&session, ConversionKind::BookingCreated, record)
+                        .await,
+                    "recordConversion",
+                );
+            }
+        }
+        let output = browser.wait_with_output().await.expect("node finishes");
+        assert!(
+            output.status.success(),
+            "the GraphiQL browser test failed:\n{}\n{}",
+            printed.join("\n"),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(printed.iter().any(|l| l == "PASS graphiql"), "{printed:?}");
+    }
+);

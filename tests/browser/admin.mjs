@@ -12,19 +12,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { chromium } from 'playwright-core';
+import { env, launchChromium } from './common.mjs';
 
 const WAIT_MS = 10_000;
 const WATCHDOG_MS = 90_000;
-
-function env(name) {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`missing environment variable ${name}`);
-    process.exit(2);
-  }
-  return value;
-}
 
 const BASE = env('CONVTRACK_URL').replace(/\/+$/, '');
 const ADMIN_KEY = env('CONVTRACK_ADMIN_KEY');
@@ -66,19 +57,7 @@ async function eventually(description, read, expected, timeout = WAIT_MS) {
 const q = (value) => JSON.stringify(String(value));
 const rowSelector = (attr, value) => `[data-testid="conversation-row"][data-${attr}=${q(value)}]`;
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const browser = await launchChromium();
 
 let page;
 // The page's live sockets pass through this route (messages are forwarded
