@@ -1,19 +1,126 @@
 //! Logs (tracing, to standard error so standard output stays for what
-//! commands print) and the Prometheus recorder.
+//! commands print; text or JSON lines), OpenTelemetry traces over OTLP when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and the Prometheus recorder.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-pub fn init_logging() {
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, the
+    /// event's fields (`message` among them) and its `span`/`spans`.
+    Json,
+}
+
+/// What must be flushed before the process exits.
+#[must_use = "call shutdown() before exiting, or queued spans are lost"]
+pub struct Telemetry {
+    traces: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Sends the spans still queued (waits for the exporter, bounded by its
+    /// own timeout).
+    pub fn shutdown(self) {
+        if let Some(traces) = self.traces
+            && let Err(e) = traces.shutdown()
+        {
+            eprintln!("convtrack: flushing traces: {e}");
+        }
+    }
+}
+
+static TRACES_ON: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported: only then do requests read `traceparent`
+/// and open per-operation and per-statement spans.
+pub fn traces_exported() -> bool {
+    TRACES_ON.load(Ordering::Relaxed)
+}
+
+/// Installs the process's logging and, when `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// is set, the OTLP trace exporter (HTTP/protobuf; the other standard
+/// `OTEL_*` variables apply, `OTEL_SERVICE_NAME` defaulting to
+/// `convtrack`). Call it before any Tokio runtime starts: the exporter's
+/// HTTP client runs on a thread of its own.
+pub fn init(format: LogFormat) -> Result<Telemetry, String> {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let log = match format {
+        LogFormat::Text => log.with_filter(filter).boxed(),
+        LogFormat::Json => log.json().with_filter(filter).boxed(),
+    };
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![log];
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
+    let traces = if endpoint.trim().is_empty() {
+        None
+    } else {
+        let provider = tracer_provider()?;
+        // The GraphQL operation spans are DEBUG so that, without an exporter,
+        // nothing builds them; the exporter takes them and SeaORM's
+        // per-statement spans whatever RUST_LOG says.
+        let wanted = Targets::new()
+            .with_target("convtrack", Level::DEBUG)
+            .with_target("sea_orm", Level::INFO);
+        layers.push(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("convtrack"))
+                .with_filter(wanted)
+                .boxed(),
+        );
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        TRACES_ON.store(true, Ordering::Relaxed);
+        Some(provider)
+    };
+    // A second init (tests start many servers in one process) keeps the first.
+    let _ = tracing_subscriber::registry().with(layers).try_init();
+    Ok(Telemetry { traces })
+}
+
+fn tracer_provider() -> Result<SdkTracerProvider, String> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+        .map_err(|e| format!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
+    let mut resource = Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name("convtrack");
+    }
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource.build())
+        .build())
+}
+
+/// Makes `span` a child of the trace a request names in its W3C
+/// `traceparent` (and `tracestate`) headers, when traces are exported.
+pub fn continue_remote_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    if !traces_exported() {
+        return;
+    }
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
+    });
+    let _ = span.set_parent(parent);
 }
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();

@@ -16,6 +16,7 @@ use crate::domain::channel::Channel;
 use crate::domain::conversion::RecordType;
 use crate::domain::role::Role;
 use crate::domain::settings::{ChannelOverride, SettingsChange};
+use crate::telemetry::LogFormat;
 
 /// The SQLite file `convtrack` uses when no database is configured.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://convtrack.db?mode=rwc";
@@ -38,6 +39,16 @@ pub struct Cli {
     )]
     pub db_max_connections: u32,
 
+    /// Log lines as `text` or `json` (one object per line), on standard error.
+    #[arg(
+        long,
+        env = "CONVTRACK_LOG_FORMAT",
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,11 +62,13 @@ impl fmt::Debug for Cli {
         let Self {
             database_url,
             db_max_connections,
+            log_format,
             command,
         } = self;
         f.debug_struct("Cli")
             .field("database_url", &redacted_url(database_url))
             .field("db_max_connections", db_max_connections)
+            .field("log_format", log_format)
             .field("command", command)
             .finish()
     }

@@ -1,8 +1,8 @@
 //! What a finished GraphQL response leaves behind: Prometheus figures per
 //! operation (request count and latency, labelled by operation type and
 //! root field (`query:conversations`), a bounded set, unlike client-chosen
-//! operation names) and one log line per internal error, over HTTP and
-//! WebSocket alike.
+//! operation names), one log line per internal error, over HTTP and
+//! WebSocket alike, and, when traces are exported, a span per operation.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -14,6 +14,7 @@ use async_graphql::extensions::{
 use async_graphql::futures_util::stream::{BoxStream, StreamExt};
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use async_graphql::{Response, ServerResult, Variables};
+use tracing::Instrument;
 
 /// Installs [`OperationMetricsExtension`] on each request.
 pub struct OperationMetrics;
@@ -28,7 +29,8 @@ impl ExtensionFactory for OperationMetrics {
 pub struct OperationMetricsExtension {
     /// Labels of the document's operations, by operation name.
     operations: Mutex<Vec<(Option<String>, String)>>,
-    chosen: Mutex<Option<String>>,
+    /// The executed operation's name (as the client wrote it) and label.
+    chosen: Mutex<Option<(Option<String>, String)>>,
 }
 
 fn label_of(document: &ExecutableDocument) -> Vec<(Option<String>, String)> {
@@ -63,12 +65,13 @@ impl Extension for OperationMetricsExtension {
         let started = Instant::now();
         let response = next.run(ctx).await;
         super::errors::log_causes(&response);
-        let label = self
-            .chosen
-            .lock()
-            .ok()
-            .and_then(|c| c.clone())
-            .unwrap_or_else(|| "invalid".to_owned());
+        let chosen = self.chosen.lock().ok().and_then(|c| c.clone());
+        if chosen.is_none() {
+            // Never executed (unparsable, invalid, over a limit): a span of
+            // its own carries the code.
+            record_outcome(&operation_span(ctx, None), &response);
+        }
+        let label = chosen.map_or_else(|| "invalid".to_owned(), |(_, label)| label);
         let outcome = if response.errors.is_empty() {
             "ok"
         } else {
@@ -114,17 +117,83 @@ impl Extension for OperationMetricsExtension {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
-        if let (Ok(ops), Ok(mut chosen)) = (self.operations.lock(), self.chosen.lock()) {
-            *chosen = match operation_name {
-                Some(name) => ops
-                    .iter()
-                    .find(|(n, _)| n.as_deref() == Some(name))
-                    .map(|(_, l)| l.clone()),
-                None => ops.first().map(|(_, l)| l.clone()),
-            };
-        }
-        next.run(ctx, operation_name).await
+        let chosen = match (self.operations.lock(), self.chosen.lock()) {
+            (Ok(ops), Ok(mut chosen)) => {
+                *chosen = match operation_name {
+                    Some(name) => ops
+                        .iter()
+                        .find(|(n, _)| n.as_deref() == Some(name))
+                        .cloned(),
+                    None => ops.first().cloned(),
+                };
+                chosen.clone()
+            }
+            _ => None,
+        };
+        let span = operation_span(ctx, chosen.as_ref());
+        let response = next.run(ctx, operation_name).instrument(span.clone()).await;
+        record_outcome(&span, &response);
+        response
     }
+}
+
+/// An operation's span, named as OpenTelemetry's GraphQL conventions ask
+/// (`query ListConversations`, or the type alone for an anonymous one),
+/// with the tenant. DEBUG, so that without an exporter (see
+/// `telemetry::init`) nothing is built.
+fn operation_span(
+    ctx: &ExtensionContext<'_>,
+    chosen: Option<&(Option<String>, String)>,
+) -> tracing::Span {
+    if !tracing::level_enabled!(tracing::Level::DEBUG) {
+        return tracing::Span::none();
+    }
+    let kind = chosen.and_then(|(_, label)| label.split(':').next());
+    let name = chosen.and_then(|(name, _)| name.as_deref());
+    let title = match (kind, name) {
+        (Some(kind), Some(name)) => format!("{kind} {name}"),
+        (Some(kind), None) => kind.to_owned(),
+        _ => "GraphQL request".to_owned(),
+    };
+    let span = tracing::debug_span!(
+        "graphql",
+        otel.name = %title,
+        otel.status_code = tracing::field::Empty,
+        graphql.operation.name = name,
+        graphql.operation.type = kind,
+        convtrack.tenant = tracing::field::Empty,
+        convtrack.code = tracing::field::Empty,
+    );
+    if let Some(context) = ctx.data_opt::<Arc<super::RequestContext>>() {
+        span.record(
+            "convtrack.tenant",
+            tracing::field::display(context.caller.tenant_id),
+        );
+    }
+    span
+}
+
+/// The outcome on an operation's span: the first error's code, if any.
+fn record_outcome(span: &tracing::Span, response: &Response) {
+    if span.is_disabled() {
+        return;
+    }
+    let code = response
+        .errors
+        .iter()
+        .find_map(|e| match e.extensions.as_ref()?.get("code")? {
+            async_graphql::Value::String(code) => Some(code.as_str()),
+            _ => None,
+        });
+    if let Some(code) = code {
+        span.record("convtrack.code", code);
+    }
+    let status = if response.errors.is_empty() {
+        "OK"
+    } else {
+        "ERROR"
+    };
+    span.record("otel.status_code", status);
 }
 
 #[cfg(test)]

@@ -165,7 +165,16 @@ test_both!(operational_routes_answer_without_a_key, |app| {
     assert_eq!(app.get("/readyz").await.status(), 200);
     let graphiql = app.get("/graphiql").await;
     assert_eq!(graphiql.status(), 200);
-    assert!(graphiql.text().await.expect("html").contains("/graphql"));
+    assert!(
+        graphiql
+            .text()
+            .await
+            .expect("html")
+            .contains("/graphiql/graphiql-page.js")
+    );
+    let script = app.get("/graphiql/graphiql-page.js").await;
+    assert_eq!(script.status(), 200);
+    assert!(script.text().await.expect("js").contains("/graphql"));
 
     app.start_session(Channel::Chat).await;
     let metrics = app.get("/metrics").await.text().await.expect("text");

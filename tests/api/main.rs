@@ -66,6 +66,7 @@ mod startup;
 mod statistics;
 mod stats;
 mod storms;
+mod telemetry;
 mod tenancy;
 mod tls;
 mod ws;

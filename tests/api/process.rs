@@ -12,13 +12,21 @@ pub struct Served {
     pub address: String,
     /// What it printed on standard output before it listened.
     pub printed: Vec<String>,
+    /// The log line saying it listens.
+    pub listening: String,
 }
 
 impl Served {
     pub fn start(database_url: &str, args: &[&str]) -> Self {
+        Self::start_with_env(database_url, args, &[])
+    }
+
+    /// As [`Served::start`], with these environment variables set.
+    pub fn start_with_env(database_url: &str, args: &[&str], vars: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_convtrack"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
+            .envs(vars.iter().copied())
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -32,7 +40,8 @@ impl Served {
             .find(|line| line.contains("convtrack listening"))
             .unwrap_or_else(|| panic!("convtrack serve {args:?} did not start"));
         let port = listening
-            .split("address=127.0.0.1:")
+            // `address=127.0.0.1:PORT` in text, `"address":"127.0.0.1:PORT"` in JSON.
+            .split("127.0.0.1:")
             .nth(1)
             .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
             .unwrap_or_else(|| panic!("no address in {listening}"));
@@ -52,6 +61,7 @@ impl Served {
             child,
             address,
             printed,
+            listening,
         }
     }
 
