@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+mod url;
+
+pub use url::{describe, plaintext_risk};
+
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
@@ -302,63 +306,6 @@ impl InstanceLock {
     }
 }
 
-/// The database a URL names, for messages: never its password or options.
-pub fn describe(url: &str) -> String {
-    if let Some(file) = sqlite_file(url) {
-        return format!("SQLite database {}", file.display());
-    }
-    match url::Url::parse(url) {
-        Ok(parsed) if parsed.scheme().starts_with("postgres") => format!(
-            "PostgreSQL database {} at {}:{}",
-            parsed.path().trim_start_matches('/'),
-            parsed.host_str().unwrap_or("localhost"),
-            parsed.port().unwrap_or(5432)
-        ),
-        _ => "database".to_owned(),
-    }
-}
-
-/// A warning for a PostgreSQL URL that reaches another machine without
-/// insisting on TLS: its `sslmode` (default `prefer`) falls back to
-/// plaintext where the server allows it, silently.
-pub fn plaintext_risk(url: &str) -> Option<String> {
-    let parsed = url::Url::parse(url).ok()?;
-    if !parsed.scheme().starts_with("postgres") {
-        return None;
-    }
-    let param = |name: &str| {
-        parsed
-            .query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
-    if matches!(
-        param("sslmode").as_deref(),
-        Some("require" | "verify-ca" | "verify-full")
-    ) {
-        return None;
-    }
-    let local = param("host").is_some_and(|h| h.starts_with('/'))
-        || match parsed.host() {
-            None => true,
-            // Not a special scheme: the url crate leaves IPv4 hosts as names.
-            Some(url::Host::Domain(name)) => {
-                name == "localhost"
-                    || name
-                        .parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback())
-            }
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        };
-    (!local).then(|| {
-        format!(
-            "the PostgreSQL connection to {} does not require TLS and may fall back to plaintext; add sslmode=verify-full&sslrootcert=CA_FILE (or sslmode=require) to DATABASE_URL",
-            parsed.host_str().unwrap_or_default()
-        )
-    })
-}
-
 /// A cheap round trip, for `/readyz`.
 pub async fn ping(db: &DatabaseConnection) -> bool {
     db.ping().await.is_ok()
@@ -380,43 +327,6 @@ mod tests {
         assert_eq!(file("sqlite::memory:"), None);
         assert_eq!(file("sqlite://shared?mode=memory&cache=shared"), None);
         assert_eq!(file("postgres://postgres@127.0.0.1/test"), None);
-    }
-
-    #[test]
-    fn a_database_is_described_without_its_credentials() {
-        assert_eq!(
-            describe("postgres://app:secret@db.example:6432/convtrack?sslmode=require"),
-            "PostgreSQL database convtrack at db.example:6432"
-        );
-        assert_eq!(
-            describe("sqlite://convtrack.db?mode=rwc"),
-            "SQLite database convtrack.db"
-        );
-    }
-
-    #[test]
-    fn only_remote_postgresql_without_tls_is_a_risk() {
-        for safe in [
-            "sqlite://convtrack.db?mode=rwc",
-            "postgres://app@127.0.0.1:5432/db",
-            "postgres://app@localhost/db",
-            "postgres://app@[::1]/db",
-            "postgres://app@db.example/db?sslmode=require",
-            "postgres://app@db.example/db?sslmode=verify-full&sslrootcert=/ca.crt",
-            "postgresql://app@db.example/db?application_name=x&sslmode=verify-ca",
-            "postgres://app@ignored/db?host=/var/run/postgresql",
-        ] {
-            assert_eq!(plaintext_risk(safe), None, "{safe}");
-        }
-        for risky in [
-            "postgres://app:pw@db.example/db",
-            "postgres://app@10.0.0.5/db?sslmode=prefer",
-            "postgresql://app@db.example/db?sslmode=disable",
-        ] {
-            let warning = plaintext_risk(risky).expect(risky);
-            assert!(warning.contains("sslmode=verify-full"), "{warning}");
-            assert!(!warning.contains("pw"), "no password in {warning}");
-        }
     }
 
     #[test]

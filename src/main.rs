@@ -166,24 +166,18 @@ async fn serve(config: ServerConfig, first_key_file: Option<&Path>) -> Result<()
         .map_err(|e| e.to_string())?
     {
         let tenant = &created.tenant.name;
-        match first_key_file {
-            Some(path) => {
-                write_owner_only(path, &created.secret).map_err(|e| {
-                    format!(
-                        "cannot write the first ADMIN key to {}: {e}",
-                        path.display()
-                    )
-                })?;
-                println!(
-                    "First start: created tenant \"{tenant}\" and an ADMIN API key, written to {} (only its hash is stored).",
-                    path.display()
-                );
+        let written = first_key_file.map(|path| (path, write_owner_only(path, &created.secret)));
+        match written {
+            Some((path, Ok(()))) => println!(
+                "First start: created tenant \"{tenant}\" and an ADMIN API key, written to {} (only its hash is stored).",
+                path.display()
+            ),
+            // The key is committed: printing it is better than losing it.
+            Some((path, Err(e))) => {
+                tracing::warn!(path = %path.display(), error = %e, "the first ADMIN key could not be written to its file; it is printed instead");
+                print_first_key(tenant, &created.secret);
             }
-            None => {
-                println!("First start: created tenant \"{tenant}\" and an ADMIN API key.");
-                println!("It is shown this once; only its hash is stored:");
-                println!("{}", created.secret);
-            }
+            None => print_first_key(tenant, &created.secret),
         }
     }
     let address = app.local_addr().map_err(|e| e.to_string())?;
@@ -195,14 +189,25 @@ async fn serve(config: ServerConfig, first_key_file: Option<&Path>) -> Result<()
     Ok(())
 }
 
-/// Writes `secret` to a file only its owner may read.
+fn print_first_key(tenant: &str, secret: &str) {
+    println!("First start: created tenant \"{tenant}\" and an ADMIN API key.");
+    println!("It is shown this once; only its hash is stored:");
+    println!("{secret}");
+}
+
+/// Writes `secret` to a new file only its owner may read. A file already
+/// there (an earlier install's key: the database was empty) is replaced,
+/// not written through, so neither a symlink nor its old mode applies.
 fn write_owner_only(path: &Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)?;
     writeln!(file, "{secret}")

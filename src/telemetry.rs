@@ -54,7 +54,8 @@ pub fn traces_exported() -> bool {
 }
 
 /// Installs the process's logging and, when `OTEL_EXPORTER_OTLP_ENDPOINT`
-/// is set, the OTLP trace exporter (HTTP/protobuf; the other standard
+/// (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, the OTLP trace
+/// exporter (HTTP/protobuf over plain `http://`; the other standard
 /// `OTEL_*` variables apply, `OTEL_SERVICE_NAME` defaulting to
 /// `convtrack`). Call it before any Tokio runtime starts: the exporter's
 /// HTTP client runs on a thread of its own.
@@ -69,10 +70,18 @@ pub fn init(format: LogFormat) -> Result<Telemetry, String> {
         LogFormat::Json => log.json().with_filter(filter).boxed(),
     };
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![log];
-    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
-    let traces = if endpoint.trim().is_empty() {
-        None
-    } else {
+    let endpoint = [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .into_iter()
+    .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
+    let traces = if let Some(endpoint) = endpoint {
+        if !endpoint.trim_start().starts_with("http://") {
+            return Err(format!(
+                "OTEL_EXPORTER_OTLP_ENDPOINT {endpoint:?}: traces go over plain http:// to a collector (usually beside convtrack, which forwards them with TLS); https is not built in"
+            ));
+        }
         let provider = tracer_provider()?;
         // The GraphQL operation spans are DEBUG so that, without an exporter,
         // nothing builds them; the exporter takes them and SeaORM's
@@ -89,6 +98,8 @@ pub fn init(format: LogFormat) -> Result<Telemetry, String> {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         TRACES_ON.store(true, Ordering::Relaxed);
         Some(provider)
+    } else {
+        None
     };
     // A second init (tests start many servers in one process) keeps the first.
     let _ = tracing_subscriber::registry().with(layers).try_init();

@@ -55,10 +55,20 @@ pub fn conversions(
             tenant_id,
             services,
         },
-        tokio::spawn,
+        spawn_in_span,
         HashMapCache::default(),
     )
     .max_batch_size(MAX_BATCH)
+}
+
+/// Runs a batch as a task in the span of the request that asked for it, so
+/// its SQL statements show under the GraphQL operation in a trace.
+fn spawn_in_span<F>(batch: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(tracing::Instrument::in_current_span(batch))
 }
 
 pub fn conversations(
@@ -70,7 +80,7 @@ pub fn conversations(
             tenant_id,
             services,
         },
-        tokio::spawn,
+        spawn_in_span,
         HashMapCache::default(),
     )
     .max_batch_size(MAX_BATCH)

@@ -61,11 +61,21 @@ pub async fn execute(
 
 /// A response to a request that was never executed: no data, and errors
 /// that belong to no field (a field's error carries its path, even when it
-/// nulls the whole answer).
+/// nulls the whole answer) and that are the client's doing (a server fault
+/// outside any field stays a 200 with its code, as before).
 fn is_request_error(response: &async_graphql::Response) -> bool {
+    let client_error = |e: &async_graphql::ServerError| {
+        e.path.is_empty()
+            && match e.extensions.as_ref().and_then(|x| x.get("code")) {
+                Some(async_graphql::Value::String(code)) => {
+                    ErrorCode::parse(code).is_some_and(|c| c.http_status().is_client_error())
+                }
+                _ => true,
+            }
+    };
     response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty())
+        && response.errors.iter().all(client_error)
 }
 
 /// The body of an answer without its `data` entry (a request error).

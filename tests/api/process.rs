@@ -10,8 +10,8 @@ pub struct Served {
     child: std::process::Child,
     /// `http://127.0.0.1:PORT`.
     pub address: String,
-    /// What it printed on standard output before it listened.
-    pub printed: Vec<String>,
+    /// Its standard output, line by line, as a thread reads it.
+    printed: std::sync::mpsc::Receiver<String>,
     /// The log line saying it listens.
     pub listening: String,
 }
@@ -46,8 +46,8 @@ impl Served {
             .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
             .unwrap_or_else(|| panic!("no address in {listening}"));
         let address = format!("http://127.0.0.1:{port}");
-        // Stdout's lines so far: the pipe is read without blocking on it by
-        // a thread that ends with the child.
+        // Stdout is read by a thread that ends with the child, so that the
+        // server never blocks on a full pipe.
         let stdout = child.stdout.take().expect("stdout");
         let (lines, printed) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -55,14 +55,26 @@ impl Served {
                 let _ = lines.send(line);
             }
         });
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let printed = printed.try_iter().collect();
         Self {
             child,
             address,
             printed,
             listening,
         }
+    }
+
+    /// What it printed on standard output, up to the first line that
+    /// contains `marker` (5 s at most for each line).
+    pub fn printed_until(&self, marker: &str) -> Vec<String> {
+        let mut printed = Vec::new();
+        while let Ok(line) = self.printed.recv_timeout(std::time::Duration::from_secs(5)) {
+            let found = line.contains(marker);
+            printed.push(line);
+            if found {
+                return printed;
+            }
+        }
+        panic!("no line with {marker:?} on standard output: {printed:?}");
     }
 
     pub fn listen(&self) -> &str {

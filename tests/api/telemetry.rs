@@ -241,3 +241,19 @@ async fn logs_can_be_json_lines() {
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn an_https_trace_endpoint_is_refused_at_start() {
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_convtrack"))
+        .arg("schema")
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://collector.example:4318",
+        )
+        .output()
+        .await
+        .expect("run convtrack");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("http://"), "says what works: {stderr}");
+}

@@ -16,7 +16,9 @@
   root.render(
     React.createElement(GraphiQL, {
       fetcher,
-      defaultHeaders: JSON.stringify({ Authorization: "Bearer ctk_…" }, null, 2),
+      // ASCII only: a header value with "…" would make the browser refuse
+      // the request before it is sent.
+      defaultHeaders: JSON.stringify({ Authorization: "Bearer ctk_YOUR_KEY" }, null, 2),
       defaultEditorToolsVisibility: "headers",
       defaultQuery:
         "# Put an API key in the Headers pane below, then run:\n" +
