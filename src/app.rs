@@ -205,9 +205,15 @@ async fn open_database(
     )
     .await
     .map_err(failed)?;
-    connection.set_metric_callback(move |_info| {
+    let system = match connection.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => "postgresql",
+        sea_orm::DatabaseBackend::Sqlite => "sqlite",
+        _ => "other_sql",
+    };
+    connection.set_metric_callback(move |info| {
         statements.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("convtrack_sql_statements_total").increment(1);
+        telemetry::record_statement(system, &info.statement.sql, info.elapsed, info.failed);
     });
     Ok(connection)
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 mod url;
 
+use url::effective;
 pub use url::{describe, plaintext_risk};
 
 use migration::{Migrator, MigratorTrait};
@@ -34,7 +35,7 @@ pub async fn connect_with(
     max_connections: u32,
     statement_timeout: Option<Duration>,
 ) -> Result<DatabaseConnection, DbErr> {
-    let mut options = ConnectOptions::new(url.to_owned());
+    let mut options = ConnectOptions::new(effective(url).into_owned());
     if let Some(timeout) = statement_timeout
         && url.starts_with("postgres")
     {

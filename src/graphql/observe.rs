@@ -131,6 +131,10 @@ impl Extension for OperationMetricsExtension {
             _ => None,
         };
         let span = operation_span(ctx, chosen.as_ref());
+        if span.is_disabled() {
+            // Not wrapped: that would move the whole execution's future once more.
+            return next.run(ctx, operation_name).await;
+        }
         let response = next.run(ctx, operation_name).instrument(span.clone()).await;
         record_outcome(&span, &response);
         response
