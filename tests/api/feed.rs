@@ -749,16 +749,5 @@ fn in_background(
     variables: Value,
 ) -> tokio::task::JoinHandle<Value> {
     let (client, address, key) = (app.client.clone(), app.address.clone(), key.to_owned());
-    tokio::spawn(async move {
-        client
-            .post(format!("{address}/graphql"))
-            .bearer_auth(&key)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("answer")
-            .json()
-            .await
-            .expect("json")
-    })
+    tokio::spawn(async move { graphql_at(&client, &address, &key, query, variables).await })
 }

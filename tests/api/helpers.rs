@@ -258,16 +258,7 @@ impl TestApp {
 
     /// POSTs a GraphQL request to another instance.
     pub async fn gql_at(&self, base: &str, key: &str, query: &str, variables: Value) -> Value {
-        self.client
-            .post(format!("{base}/graphql"))
-            .bearer_auth(key)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("server answers")
-            .json()
-            .await
-            .expect("JSON body")
+        graphql_at(&self.client, base, key, query, variables).await
     }
 
     /// `createCtaLink` as the agent; returns the payload.
@@ -514,6 +505,26 @@ pub async fn all_pages(app: &TestApp, first: i64, filter: Value) -> Vec<String> 
 }
 
 /// The payload of `field` in a successful response; panics with the errors otherwise.
+/// POSTs a GraphQL request to the server at `base` as `key`; the whole body.
+pub async fn graphql_at(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    query: &str,
+    variables: Value,
+) -> Value {
+    client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(key)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("server answers")
+        .json()
+        .await
+        .expect("JSON body")
+}
+
 pub fn data<'a>(body: &'a Value, field: &str) -> &'a Value {
     assert_no_errors(body);
     &body["data"][field]

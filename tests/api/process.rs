@@ -3,8 +3,6 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use serde_json::json;
-
 /// `convtrack serve` started as a process, stopped when dropped.
 pub struct Served {
     child: std::process::Child,
@@ -77,6 +75,15 @@ impl Served {
         panic!("no line with {marker:?} on standard output: {printed:?}");
     }
 
+    /// Stops the server; everything it printed on standard output that was
+    /// not read yet.
+    pub fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The reader thread ends at the pipe's end, closing the channel.
+        self.printed.iter().collect()
+    }
+
     pub fn listen(&self) -> &str {
         self.address.trim_start_matches("http://")
     }
@@ -87,16 +94,14 @@ impl Served {
         query: &str,
         variables: serde_json::Value,
     ) -> serde_json::Value {
-        reqwest::Client::new()
-            .post(format!("{}/graphql", self.address))
-            .bearer_auth(key)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("answer")
-            .json()
-            .await
-            .expect("json")
+        crate::helpers::graphql_at(
+            &reqwest::Client::new(),
+            &self.address,
+            key,
+            query,
+            variables,
+        )
+        .await
     }
 
     /// The status `/l/{token}` answers with.

@@ -1,49 +1,22 @@
 //! `convtrack serve` as an operator meets it: the first ADMIN key printed
 //! once, and readiness that follows the database.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::json;
 
 use crate::helpers::*;
 use crate::process::{Served, healthcheck};
 
-/// Runs `convtrack serve` on `database_url` until it logs that it listens;
-/// returns whether it did, and what it printed on standard output by then.
-fn serve_until_listening(database_url: &str) -> (bool, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_convtrack"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("DATABASE_URL", database_url)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start convtrack serve");
-    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let listened = stderr
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.contains("convtrack listening"));
-    // Whatever serve prints on stdout comes before it listens; closing the
-    // child ends the pipe so reading stops.
-    child.kill().expect("stop the server");
-    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let printed = stdout.lines().map_while(Result::ok).collect();
-    let _ = child.wait();
-    (listened, printed)
-}
-
 async fn first_start_prints_one_admin_key_once(backend: Backend) {
     let Some((_database, url)) = TestDatabase::create(backend).await else {
         return;
     };
     let url_for_thread = url.clone();
-    let (listened, first) =
-        tokio::task::spawn_blocking(move || serve_until_listening(&url_for_thread))
-            .await
-            .expect("first start");
-    assert!(listened, "the first start serves");
+    // Served::start panics unless the server listens.
+    let first = tokio::task::spawn_blocking(move || Served::start(&url_for_thread, &[]).stop())
+        .await
+        .expect("the first start serves");
     let key = first.last().cloned().unwrap_or_default();
     assert!(
         key.starts_with("ctk_"),
@@ -51,10 +24,9 @@ async fn first_start_prints_one_admin_key_once(backend: Backend) {
     );
     assert!(first.iter().any(|l| l.contains("ADMIN")), "{first:?}");
 
-    let (listened, second) = tokio::task::spawn_blocking(move || serve_until_listening(&url))
+    let second = tokio::task::spawn_blocking(move || Served::start(&url, &[]).stop())
         .await
-        .expect("second start");
-    assert!(listened, "the second start serves");
+        .expect("the second start serves");
     assert!(
         second.is_empty(),
         "the key is printed only once: {second:?}"
