@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{
+    Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _,
+};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
@@ -69,14 +72,15 @@ pub fn init(format: LogFormat) -> Result<Telemetry, String> {
     ]
     .into_iter()
     .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
+    // One filter for the whole subscriber: a filter per layer costs a lookup
+    // on every enter and exit of every span (each poll of a request's
+    // future). A second init (tests start many servers in one process)
+    // keeps the first.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(log_layer(format))
+        .try_init();
     let Some(endpoint) = endpoint else {
-        // One filter for the whole subscriber: a filter per layer costs a
-        // lookup on every enter and exit of every span (each poll of a
-        // request's future).
-        let _ = tracing_subscriber::registry()
-            .with(filter)
-            .with(log_layer(format))
-            .try_init();
         return Ok(Telemetry { traces: None });
     };
     if !endpoint.trim_start().starts_with("http://") {
@@ -84,33 +88,13 @@ pub fn init(format: LogFormat) -> Result<Telemetry, String> {
             "OTEL_EXPORTER_OTLP_ENDPOINT {endpoint:?}: traces go over plain http:// to a collector (usually beside convtrack, which forwards them with TLS); https is not built in"
         ));
     }
+    // Spans are made with the OpenTelemetry API where an operation starts
+    // and ends and after a statement ran, not by a layer over `tracing`:
+    // such a layer works on every enter and exit of every span (each poll of
+    // a request's future), and cost a traced list request 8.5% more
+    // instructions.
     let provider = tracer_provider()?;
     let _ = TRACER.set(provider.tracer("convtrack"));
-    // No source locations, threads, busy/idle times, targets or context
-    // activation on each enter: with them, a traced list request ran a
-    // quarter more instructions.
-    let traces = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("convtrack"))
-        .with_location(false)
-        .with_threads(false)
-        .with_tracked_inactivity(false)
-        .with_target(false)
-        .with_context_activation(false);
-    // Still one filter: the GraphQL operation spans are DEBUG (so that
-    // without an exporter nothing builds them) and are let through here;
-    // the request spans are INFO, as RUST_LOG has it by default. Filters per
-    // layer cost a lookup on every enter and exit (a tenth of a request).
-    let filter = filter.add_directive(
-        "convtrack::graphql::observe=debug"
-            .parse()
-            .map_err(|e| format!("a log filter: {e}"))?,
-    );
-    // A second init (tests start many servers in one process) keeps the first.
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(log_layer(format))
-        .with(traces)
-        .try_init();
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     TRACES_ON.store(true, Ordering::Relaxed);
     Ok(Telemetry {
@@ -147,33 +131,117 @@ fn tracer_provider() -> Result<SdkTracerProvider, String> {
         .build())
 }
 
-/// Makes `span` a child of the trace a request names in its W3C
-/// `traceparent` (and `tracestate`) headers, when traces are exported.
-pub fn continue_remote_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+/// The trace a request's caller named in its W3C `traceparent` (and
+/// `tracestate`) headers.
+pub struct CallerTrace(Context);
+
+/// The caller's trace, read only when traces are exported.
+pub fn caller_trace(headers: &axum::http::HeaderMap) -> Option<CallerTrace> {
     if !traces_exported() {
-        return;
+        return None;
     }
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
-    });
-    let _ = span.set_parent(parent);
+    Some(CallerTrace(opentelemetry::global::get_text_map_propagator(
+        |propagator| propagator.extract(&opentelemetry_http::HeaderExtractor(headers)),
+    )))
 }
 
-/// A span for one SQL statement that just ran, under the current span (the
-/// GraphQL operation's), when traces are exported. Made after the fact
-/// from the statement's timing rather than by wrapping its future, which
-/// would move every query's (large) future once more: SeaORM's own span
-/// wrapper cost 7% of a list request without an exporter.
+tokio::task_local! {
+    /// The operation whose SQL statements run in this task (their parent).
+    static OPERATION: Context;
+}
+
+/// What names a GraphQL operation's span.
+pub struct OperationNames<'a> {
+    /// `query RecentChats`, as OpenTelemetry's GraphQL conventions ask.
+    pub title: String,
+    pub kind: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub tenant: Option<uuid::Uuid>,
+}
+
+/// A GraphQL operation's span while it runs; [`OperationSpan::finish`]
+/// ends it with the outcome.
+pub struct OperationSpan {
+    span: opentelemetry_sdk::trace::Span,
+    /// The span as a parent, for the statements the operation runs.
+    context: Context,
+}
+
+/// Starts an operation's span when traces are exported, under the caller's
+/// trace if it sent one.
+pub fn start_operation(
+    names: OperationNames<'_>,
+    caller: Option<&CallerTrace>,
+) -> Option<OperationSpan> {
+    if !traces_exported() {
+        return None;
+    }
+    let tracer = TRACER.get()?;
+    let mut attributes = Vec::with_capacity(3);
+    if let Some(kind) = names.kind {
+        attributes.push(KeyValue::new("graphql.operation.type", kind.to_owned()));
+    }
+    if let Some(name) = names.name {
+        attributes.push(KeyValue::new("graphql.operation.name", name.to_owned()));
+    }
+    if let Some(tenant) = names.tenant {
+        attributes.push(KeyValue::new("convtrack.tenant", tenant.to_string()));
+    }
+    let builder = tracer
+        .span_builder(names.title)
+        .with_kind(SpanKind::Server)
+        .with_attributes(attributes);
+    let root = Context::new();
+    let span = tracer.build_with_context(builder, caller.map_or(&root, |c| &c.0));
+    let context = Context::new().with_remote_span_context(span.span_context().clone());
+    Some(OperationSpan { span, context })
+}
+
+impl OperationSpan {
+    /// Runs `work` with this span as the parent of the statements it runs.
+    pub async fn run<F: Future>(&self, work: F) -> F::Output {
+        OPERATION.scope(self.context.clone(), work).await
+    }
+
+    /// Ends the span: `code` is the first error's `extensions.code`.
+    pub fn finish(mut self, failed: bool, code: Option<&str>) {
+        if let Some(code) = code {
+            self.span
+                .set_attribute(KeyValue::new("convtrack.code", code.to_owned()));
+        }
+        self.span.set_status(if failed {
+            Status::error("the operation answered with errors")
+        } else {
+            Status::Ok
+        });
+        self.span.end();
+    }
+}
+
+/// Spawns `task` under the current operation (a DataLoader batch a request
+/// asked for), so that its statements show under that operation.
+pub fn spawn_in_operation<F>(task: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match OPERATION.try_with(Context::clone) {
+        Ok(operation) => tokio::spawn(OPERATION.scope(operation, task)),
+        Err(_) => tokio::spawn(task),
+    }
+}
+
+/// A span for one SQL statement that just ran, under the operation that ran
+/// it (a trace of its own for background work), when traces are exported.
+/// Made after the fact from the statement's timing rather than by wrapping
+/// its future, which would move every query's (large) future once more:
+/// SeaORM's own span wrapper cost 7% of a list request without an exporter.
 pub fn record_statement(system: &'static str, sql: &str, elapsed: Duration, failed: bool) {
     if !traces_exported() {
         return;
     }
     let Some(tracer) = TRACER.get() else { return };
-    use opentelemetry::KeyValue;
-    use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _};
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    let parent = tracing::Span::current().context();
+    let parent = OPERATION.try_with(Context::clone).unwrap_or_default();
     let ended = SystemTime::now();
     let operation = sql
         .split_whitespace()

@@ -264,7 +264,15 @@ impl<'a> Run<'a> {
             return;
         }
         eprintln!("instructions per list request ({requests} requests under callgrind)");
-        match instructions::count_list(&self.args.server_bin, url, requests, None).await {
+        match instructions::count_list(
+            &self.args.server_bin,
+            url,
+            requests,
+            None,
+            std::time::Duration::ZERO,
+        )
+        .await
+        {
             Ok(counted) => self.instructions = Some(counted.per_request),
             Err(e) => self
                 .notes

@@ -6,8 +6,12 @@
 //! The server runs under `valgrind --tool=callgrind`. After warm-up
 //! requests (connections open, the key cached, statements prepared), the
 //! counters are zeroed, `requests` list requests are sent one at a time,
-//! and the counters dumped. The same wall time with no requests is counted
-//! too and taken off: timers and listeners tick whether or not anyone asks.
+//! and the counters dumped. Idle time with no requests is counted too
+//! (before the requests) and taken off at the same rate: timers and
+//! listeners tick whether or not anyone asks. With `settle`, the count goes
+//! on that long after the last request, so that work requests leave behind
+//! (a batch of trace spans exported every few hundred milliseconds) is
+//! counted with them, and the warm-up's is over before the idle count.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +37,12 @@ pub struct InstructionsArgs {
     /// `CARGO_PROFILE_RELEASE_DEBUG=line-tables-only` names inlined code).
     #[arg(long)]
     pub profile_out: Option<PathBuf>,
+    /// Go on counting this long after the last request (and wait as long
+    /// after the warm-up), for work done after the answers: with traces on,
+    /// set `OTEL_BSP_SCHEDULE_DELAY` below it so each batch is exported
+    /// inside the count.
+    #[arg(long, default_value_t = 0)]
+    pub settle_ms: u64,
 }
 
 /// What one count found.
@@ -53,10 +63,11 @@ pub async fn run(args: InstructionsArgs) -> Result<(), String> {
         &args.database_url,
         args.requests,
         args.profile_out.as_deref(),
+        Duration::from_millis(args.settle_ms),
     )
     .await?;
     println!(
-        "instructions per list request (50 rows, server process): {:.0} ({} requests; {} idle instructions over the same time taken off)",
+        "instructions per list request (50 rows, server process): {:.0} ({} requests; {} idle instructions at the idle rate taken off)",
         counted.per_request, args.requests, counted.idle
     );
     Ok(())
@@ -79,6 +90,7 @@ pub async fn count_list(
     database_url: &str,
     requests: usize,
     profile_out: Option<&Path>,
+    settle: Duration,
 ) -> Result<Counted, String> {
     if !available() {
         return Err("valgrind (with callgrind_control) is not installed".into());
@@ -107,21 +119,26 @@ pub async fn count_list(
         list().await?;
     }
 
+    tokio::time::sleep(settle).await;
+
+    let idle_time = Duration::from_millis(500).max(settle);
+    control(server.pid(), "-z")?;
+    tokio::time::sleep(idle_time).await;
+    let idle_count = dump(server.pid(), &out, 1)?;
+
     control(server.pid(), "-z")?;
     let started = Instant::now();
     for _ in 0..requests {
         list().await?;
     }
+    tokio::time::sleep(settle).await;
     let busy_time = started.elapsed();
-    let busy = dump(server.pid(), &out, 1)?;
+    let busy = dump(server.pid(), &out, 2)?;
     if let Some(keep) = profile_out {
-        std::fs::copy(format!("{}.1", out.display()), keep)
+        std::fs::copy(format!("{}.2", out.display()), keep)
             .map_err(|e| format!("keeping the profile at {}: {e}", keep.display()))?;
     }
-
-    control(server.pid(), "-z")?;
-    tokio::time::sleep(busy_time.max(Duration::from_millis(100))).await;
-    let idle = dump(server.pid(), &out, 2)?;
+    let idle = (idle_count as f64 * busy_time.as_secs_f64() / idle_time.as_secs_f64()) as u64;
 
     Ok(Counted {
         per_request: busy.saturating_sub(idle) as f64 / requests.max(1) as f64,

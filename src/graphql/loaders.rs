@@ -61,14 +61,15 @@ pub fn conversions(
     .max_batch_size(MAX_BATCH)
 }
 
-/// Runs a batch as a task in the span of the request that asked for it, so
-/// its SQL statements show under the GraphQL operation in a trace.
+/// Runs a batch as a task in the log span of the request that asked for it
+/// and under its GraphQL operation, so its SQL statements show there in a
+/// trace.
 fn spawn_in_span<F>(batch: F) -> tokio::task::JoinHandle<F::Output>
 where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    tokio::spawn(tracing::Instrument::in_current_span(batch))
+    crate::telemetry::spawn_in_operation(tracing::Instrument::in_current_span(batch))
 }
 
 pub fn conversations(

@@ -14,7 +14,8 @@ use async_graphql::extensions::{
 use async_graphql::futures_util::stream::{BoxStream, StreamExt};
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use async_graphql::{Response, ServerResult, Variables};
-use tracing::Instrument;
+
+use crate::telemetry::{self, CallerTrace, OperationNames, OperationSpan};
 
 /// Installs [`OperationMetricsExtension`] on each request.
 pub struct OperationMetrics;
@@ -69,7 +70,9 @@ impl Extension for OperationMetricsExtension {
         if chosen.is_none() {
             // Never executed (unparsable, invalid, over a limit): a span of
             // its own carries the code.
-            record_outcome(&operation_span(ctx, None), &response);
+            if let Some(span) = operation_span(ctx, None) {
+                finish(span, &response);
+            }
         }
         let label = chosen.map_or_else(|| "invalid".to_owned(), |(_, label)| label);
         let outcome = if response.errors.is_empty() {
@@ -130,27 +133,25 @@ impl Extension for OperationMetricsExtension {
             }
             _ => None,
         };
-        let span = operation_span(ctx, chosen.as_ref());
-        if span.is_disabled() {
+        let Some(span) = operation_span(ctx, chosen.as_ref()) else {
             // Not wrapped: that would move the whole execution's future once more.
             return next.run(ctx, operation_name).await;
-        }
-        let response = next.run(ctx, operation_name).instrument(span.clone()).await;
-        record_outcome(&span, &response);
+        };
+        let response = span.run(next.run(ctx, operation_name)).await;
+        finish(span, &response);
         response
     }
 }
 
-/// An operation's span, named as OpenTelemetry's GraphQL conventions ask
-/// (`query ListConversations`, or the type alone for an anonymous one),
-/// with the tenant. DEBUG, so that without an exporter (see
-/// `telemetry::init`) nothing is built.
+/// An operation's span when traces are exported, named as OpenTelemetry's
+/// GraphQL conventions ask (`query ListConversations`, or the type alone
+/// for an anonymous one), with the tenant, under the caller's trace.
 fn operation_span(
     ctx: &ExtensionContext<'_>,
     chosen: Option<&(Option<String>, String)>,
-) -> tracing::Span {
-    if !tracing::level_enabled!(tracing::Level::DEBUG) {
-        return tracing::Span::none();
+) -> Option<OperationSpan> {
+    if !telemetry::traces_exported() {
+        return None;
     }
     let kind = chosen.and_then(|(_, label)| label.split(':').next());
     let name = chosen.and_then(|(name, _)| name.as_deref());
@@ -159,29 +160,19 @@ fn operation_span(
         (Some(kind), None) => kind.to_owned(),
         _ => "GraphQL request".to_owned(),
     };
-    let span = tracing::debug_span!(
-        "graphql",
-        otel.name = %title,
-        otel.status_code = tracing::field::Empty,
-        graphql.operation.name = name,
-        graphql.operation.type = kind,
-        convtrack.tenant = tracing::field::Empty,
-        convtrack.code = tracing::field::Empty,
-    );
-    if let Some(context) = ctx.data_opt::<Arc<super::RequestContext>>() {
-        span.record(
-            "convtrack.tenant",
-            tracing::field::display(context.caller.tenant_id),
-        );
-    }
-    span
+    let names = OperationNames {
+        title,
+        kind,
+        name,
+        tenant: ctx
+            .data_opt::<Arc<super::RequestContext>>()
+            .map(|context| context.caller.tenant_id),
+    };
+    telemetry::start_operation(names, ctx.data_opt::<CallerTrace>())
 }
 
-/// The outcome on an operation's span: the first error's code, if any.
-fn record_outcome(span: &tracing::Span, response: &Response) {
-    if span.is_disabled() {
-        return;
-    }
+/// Ends an operation's span with its outcome: the first error's code, if any.
+fn finish(span: OperationSpan, response: &Response) {
     let code = response
         .errors
         .iter()
@@ -189,15 +180,7 @@ fn record_outcome(span: &tracing::Span, response: &Response) {
             async_graphql::Value::String(code) => Some(code.as_str()),
             _ => None,
         });
-    if let Some(code) = code {
-        span.record("convtrack.code", code);
-    }
-    let status = if response.errors.is_empty() {
-        "OK"
-    } else {
-        "ERROR"
-    };
-    span.record("otel.status_code", status);
+    span.finish(!response.errors.is_empty(), code);
 }
 
 #[cfg(test)]

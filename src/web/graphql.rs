@@ -36,7 +36,11 @@ pub async fn execute(
         }
     };
     let context = RequestContext::with_settings(auth.caller, state.services.clone(), auth.settings);
-    let mut response = state.schema.execute(request.data(context)).await;
+    let mut request = request.data(context);
+    if let Some(caller) = crate::telemetry::caller_trace(&headers) {
+        request = request.data(caller);
+    }
+    let mut response = state.schema.execute(request).await;
     finish_response(&mut response, &request_id_of(&headers));
     let media_type = response_media_type(&headers);
     let status_and_wait = whole_answer_status(&response);

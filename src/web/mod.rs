@@ -55,9 +55,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                     let id = request_id_of(req.headers());
-                    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id);
-                    crate::telemetry::continue_remote_trace(&span, req.headers());
-                    span
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 }))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(TimeoutLayer::with_status_code(
