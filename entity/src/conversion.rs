@@ -46,6 +46,11 @@ pub struct Model {
     /// it first, and hands out a row only once every transaction with a
     /// smaller id has ended. 0 on SQLite and for rows written before.
     pub feed_xid: i64,
+    /// What it earned, in the currency's minor units (cents for EUR);
+    /// empty when recorded without a value.
+    pub value_minor: Option<i64>,
+    /// The ISO 4217 code of `value_minor`.
+    pub currency: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,7 @@ pub mod cursor;
 pub mod idempotency;
 pub mod link;
 pub mod message;
+pub mod money;
 pub mod opening;
 pub mod public_url;
 pub mod query_text;

@@ -6,6 +6,7 @@ use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 
 use super::context::request;
 use super::enums::{BadgeColour, ConversionKind, RecordType};
+use super::money::MoneyInput;
 use super::objects::Conversion;
 use super::pagination;
 use crate::domain;
@@ -32,6 +33,11 @@ pub struct RecordConversionInput {
     /// With `CONTRACT_CREATED` for a person who was not a customer yet: the
     /// new Coworker's id. Records `CUSTOMER_CREATED` too, in one transaction.
     pub new_customer_id: Option<String>,
+    /// What the outcome earned (the contract's, booking's or pass's price),
+    /// optional; not given to the `CUSTOMER_CREATED` conversion
+    /// `newCustomerId` adds. Recording the same outcome again with another
+    /// value is `CONFLICT` (a changed sale is a restatement).
+    pub value: Option<MoneyInput>,
     /// Makes retries safe: the same key with the same input returns the first
     /// result; with a different input it is refused (`IDEMPOTENCY_KEY_REUSED`).
     pub idempotency_key: Option<String>,
@@ -141,6 +147,7 @@ impl ConversionMutation {
     ) -> Result<RecordConversionPayload> {
         let r = request(ctx)?;
         let origin = input.origin()?;
+        let value = input.value.as_ref().map(MoneyInput::parse).transpose()?;
         let recorded = r
             .services
             .record_conversion(
@@ -150,6 +157,7 @@ impl ConversionMutation {
                     kind: input.kind.into(),
                     record_id: input.record_id,
                     new_customer_id: input.new_customer_id,
+                    value,
                     idempotency_key: input.idempotency_key,
                     attribution_window: r.settings().await?.attribution_window(),
                 },

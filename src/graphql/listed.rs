@@ -283,6 +283,14 @@ impl Row<'_> {
                 "label" => Value::String(kind.badge_label().to_owned()),
                 "colour" => BadgeColour::from(kind.badge_colour()).to_value(),
                 "recordedAt" => time(conversion.recorded_at),
+                "value" => match conversion.value {
+                    None => Value::Null,
+                    Some(value) => object(&field.selection_set.node, "Money", |name| match name {
+                        "amount" => Some(Value::String(value.amount())),
+                        "currency" => Some(Value::String(value.currency.code().to_owned())),
+                        _ => None,
+                    })?,
+                },
                 "__typename" => Value::String("Badge".to_owned()),
                 _ => return None,
             };

@@ -14,6 +14,7 @@ mod listed;
 mod listed_page;
 mod loaders;
 mod message;
+mod money;
 mod node;
 mod objects;
 pub mod observe;

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use super::context::request;
 use super::enums::{BadgeColour, Channel, ConversionKind, ConversionSource, CtaAction, RecordType};
 use super::message::Message;
+use super::money::Money;
 use super::pagination;
 use crate::domain::cursor::{NodeType, decode_message_cursor, encode_message_cursor, global_id};
 use crate::domain::role::Operation;
@@ -186,6 +187,8 @@ pub struct Badge {
     pub record: Record,
     /// When the outcome was recorded.
     pub recorded_at: DateTime<Utc>,
+    /// What it earned, when the sale said.
+    pub value: Option<Money>,
 }
 
 fn record_of(conversion: &read_model::Conversion, settings: &TenantSettings) -> Record {
@@ -205,6 +208,7 @@ impl Badge {
             colour: kind.badge_colour().into(),
             record: record_of(conversion, settings),
             recorded_at: conversion.recorded_at,
+            value: conversion.value.map(Money::from),
         }
     }
 }
@@ -234,6 +238,11 @@ impl Conversion {
     /// When it was recorded.
     async fn recorded_at(&self) -> DateTime<Utc> {
         self.0.recorded_at
+    }
+
+    /// What it earned, when the sale said (see README "Money").
+    async fn value(&self) -> Option<Money> {
+        self.0.value.map(Money::from)
     }
 
     /// True when credited to a conversation (and shown as a badge).

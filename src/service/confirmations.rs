@@ -115,6 +115,7 @@ impl Services {
         let planned = [Planned {
             kind: action.outcome(),
             record_id: record_id.to_owned(),
+            value: None,
         }];
         let attribution = Attribution::credited(ConversionSource::Confirmation);
         let mut plan = plan(

@@ -393,6 +393,8 @@ where
             conversation_started_at: self.read()?,
             conversation_channel: self.read()?,
             feed_xid: self.read()?,
+            value_minor: self.read()?,
+            currency: self.read()?,
         })
     }
 }
@@ -415,7 +417,8 @@ mod tests {
             names(conversion::Column::iter().map(|c| c.as_str()).collect()),
             "id,tenant_id,conversation_id,kind,record_type,record_id,source,attributed,\
              unattributed_reason,idempotency_key,payload_fingerprint,feed_seq,recorded_at,\
-             link_id,link_action,conversation_started_at,conversation_channel,feed_xid"
+             link_id,link_action,conversation_started_at,conversation_channel,feed_xid,\
+             value_minor,currency"
         );
     }
 }

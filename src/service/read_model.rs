@@ -12,6 +12,7 @@ use crate::domain::conversion::{ConversionKind, ConversionSource, RecordType};
 use crate::domain::cursor::FeedPosition;
 use crate::domain::link::CtaAction;
 use crate::domain::message::MessageRole;
+use crate::domain::money::Money;
 use crate::domain::session_id::SessionId;
 use crate::domain::settings::TenantSettings;
 use crate::error::{AppError, stored};
@@ -82,6 +83,8 @@ pub struct Conversion {
     pub position: FeedPosition,
     pub recorded_at: DateTime<Utc>,
     pub link_action: Option<CtaAction>,
+    /// What it earned; none when recorded without a value.
+    pub value: Option<Money>,
 }
 
 impl TryFrom<conversion::Model> for Conversion {
@@ -107,7 +110,21 @@ impl TryFrom<conversion::Model> for Conversion {
                 .as_deref()
                 .map(|action| stored("conversion.link_action", action))
                 .transpose()?,
+            value: stored_value(row.value_minor, row.currency.as_deref())?,
         })
+    }
+}
+
+/// A stored amount and currency, both present or both empty.
+pub fn stored_value(minor: Option<i64>, currency: Option<&str>) -> Result<Option<Money>, AppError> {
+    match (minor, currency) {
+        (None, None) => Ok(None),
+        (Some(minor), Some(currency)) => Money::from_stored(minor, currency)
+            .map(Some)
+            .map_err(|e| AppError::internal_from("stored conversion value", e)),
+        _ => Err(AppError::internal(
+            "stored conversion value has an amount or a currency, not both",
+        )),
     }
 }
 
@@ -171,6 +188,8 @@ mod tests {
             conversation_started_at: None,
             conversation_channel: None,
             feed_xid: 0,
+            value_minor: None,
+            currency: None,
         }
     }
 
@@ -181,11 +200,20 @@ mod tests {
         assert_eq!(read.record_type, RecordType::Booking);
         assert_eq!(read.source, ConversionSource::Direct);
         assert_eq!(read.recorded_at, from_micros(1_700_000_000_000_000));
+        assert_eq!(read.value, None);
+        let mut valued = stored_conversion("BOOKING_CREATED");
+        (valued.value_minor, valued.currency) = (Some(12_345), Some("KWD".to_owned()));
+        let read = Conversion::try_from(valued).expect("valid");
+        assert_eq!(read.value.map(|v| v.amount()), Some("12.345".to_owned()));
     }
 
     #[test]
     fn a_corrupt_stored_value_is_an_internal_error_not_the_callers() {
         let refused = Conversion::try_from(stored_conversion("NOT_A_KIND")).expect_err("corrupt");
+        assert!(matches!(refused, AppError::Internal { .. }), "{refused:?}");
+        let mut half = stored_conversion("BOOKING_CREATED");
+        half.value_minor = Some(100);
+        let refused = Conversion::try_from(half).expect_err("an amount without a currency");
         assert!(matches!(refused, AppError::Internal { .. }), "{refused:?}");
     }
 }

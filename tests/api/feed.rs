@@ -27,6 +27,7 @@ impl TestApp {
                     kind: ConversionKind::BookingCreated,
                     record_id: record_id.to_owned(),
                     new_customer_id: None,
+                    value: None,
                     idempotency_key: None,
                     attribution_window: chrono::TimeDelta::days(30),
                 },

@@ -56,6 +56,7 @@ mod links;
 mod listing;
 mod messages;
 mod process;
+mod revenue;
 mod rollups;
 mod schema;
 mod search;

@@ -14,6 +14,7 @@ use chrono::TimeDelta;
 
 use super::read_model::Conversion;
 use crate::domain::conversion::ConversionKind;
+use crate::domain::money::Money;
 use crate::domain::session_id::SessionId;
 
 pub const MAX_RECORD_ID_CHARS: usize = 200;
@@ -36,6 +37,8 @@ pub struct RecordConversion {
     /// With `CONTRACT_CREATED`: the new customer the contract was signed by;
     /// records `CUSTOMER_CREATED` too, in the same transaction.
     pub new_customer_id: Option<String>,
+    /// What the requested outcome earned (not given to the customer one).
+    pub value: Option<Money>,
     pub idempotency_key: Option<String>,
     /// The tenant's attribution window (from the settings read with the
     /// key): a recording by session ID after it is stored unattributed,

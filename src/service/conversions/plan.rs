@@ -8,6 +8,7 @@ use super::Recorded;
 use crate::domain::conversion::{ConversionKind, ConversionSource};
 use crate::domain::cursor::FeedPosition;
 use crate::domain::link::CtaAction;
+use crate::domain::money::Money;
 use crate::error::AppError;
 use crate::events::EventBus;
 use crate::service::read_model::read_all;
@@ -18,6 +19,8 @@ use crate::service::statement;
 pub(crate) struct Planned {
     pub kind: ConversionKind,
     pub record_id: String,
+    /// What it earned, when the request says.
+    pub value: Option<Money>,
 }
 
 /// How the new rows are credited.
@@ -128,6 +131,7 @@ pub(crate) async fn plan<C: ConnectionTrait>(
             .filter(same_record)
             .find(|c| c.conversation_id == Some(conversation.id))
         {
+            refuse_another_value(mine, p)?;
             result.push(mine.clone());
             continue;
         }
@@ -161,6 +165,32 @@ pub(crate) async fn plan<C: ConnectionTrait>(
         first_conversion,
         now,
     })
+}
+
+/// A replay that states a value other than the recorded one is a change to
+/// the sale, which a restatement makes, not a recording. One that states
+/// no value replays whatever was recorded.
+fn refuse_another_value(recorded: &conversion::Model, p: &Planned) -> Result<(), AppError> {
+    let Some(value) = p.value else {
+        return Ok(());
+    };
+    let stored = (recorded.value_minor, recorded.currency.as_deref());
+    if stored == (Some(value.minor), Some(value.currency.code())) {
+        return Ok(());
+    }
+    let was = match stored {
+        (Some(minor), Some(code)) => Money::from_stored(minor, code)
+            .map(|m| format!("{} {code}", m.amount()))
+            .unwrap_or_else(|_| "another value".to_owned()),
+        _ => "no value".to_owned(),
+    };
+    Err(AppError::Conflict(format!(
+        "{} {} was recorded with {was}, not {} {}: a changed sale is a restatement, not a new recording",
+        p.kind.as_str(),
+        crate::domain::text::quoted(&p.record_id),
+        value.amount(),
+        value.currency
+    )))
 }
 
 /// The idempotency key and payload to bind, when the key is new. Stripe
@@ -316,6 +346,8 @@ impl NewRow<'_> {
             conversation_started_at: Some(conversation.started_at),
             conversation_channel: Some(conversation.channel.clone()),
             feed_xid: 0,
+            value_minor: p.value.map(|v| v.minor),
+            currency: p.value.map(|v| v.currency.code().to_owned()),
         }
     }
 }

@@ -44,20 +44,31 @@ impl Services {
             Origin::Session(id) => format!("session:{id}"),
             Origin::LinkToken(token) => format!("link:{token}"),
         };
-        let payload = fingerprint(&[
-            Some(&origin_text),
+        // A value joins the fingerprint only when given, so that keys bound
+        // before values existed still match their retries.
+        let value_text = input
+            .value
+            .map(|v| format!("{} {}", v.amount(), v.currency));
+        let mut fields = vec![
+            Some(origin_text.as_str()),
             Some(input.kind.as_str()),
             Some(&record_id),
             new_customer_id.as_deref(),
-        ]);
+        ];
+        if let Some(value) = &value_text {
+            fields.push(Some(value));
+        }
+        let payload = fingerprint(&fields);
         let mut planned = vec![Planned {
             kind: input.kind,
             record_id,
+            value: input.value,
         }];
         if let Some(customer) = new_customer_id {
             planned.push(Planned {
                 kind: ConversionKind::CustomerCreated,
                 record_id: customer,
+                value: None,
             });
         }
         let now = self.clock.now();

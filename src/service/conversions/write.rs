@@ -153,7 +153,7 @@ async fn write_in_one_statement<C: ConnectionTrait>(
             "ins AS (INSERT INTO conversion (id, tenant_id, conversation_id, kind, record_type, \
              record_id, source, attributed, unattributed_reason, idempotency_key, \
              payload_fingerprint, feed_seq, recorded_at, link_id, link_action, \
-             conversation_started_at, conversation_channel, feed_xid) {} \
+             conversation_started_at, conversation_channel, feed_xid, value_minor, currency) {} \
              RETURNING id, feed_seq, feed_xid)",
             new_rows_selected(plan, &mut values)
         ));
@@ -192,7 +192,8 @@ fn new_rows_selected(plan: &Plan, values: &mut Vec<sea_orm::Value>) -> String {
         let c = &plan.result[at];
         selects.push(format!(
             "SELECT ?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?::boolean, ?, ?, ?, \
-             nextval('conversion_feed_seq'), ?::bigint, ?::uuid, ?, ?::bigint, ?, {FEED_XID}"
+             nextval('conversion_feed_seq'), ?::bigint, ?::uuid, ?, ?::bigint, ?, {FEED_XID}, \
+             ?::bigint, ?"
         ));
         values.extend([
             c.id.into(),
@@ -211,6 +212,8 @@ fn new_rows_selected(plan: &Plan, values: &mut Vec<sea_orm::Value>) -> String {
             c.link_action.clone().into(),
             c.conversation_started_at.into(),
             c.conversation_channel.clone().into(),
+            c.value_minor.into(),
+            c.currency.clone().into(),
         ]);
     }
     selects.join(" UNION ALL ")

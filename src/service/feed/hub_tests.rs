@@ -187,6 +187,7 @@ fn feed_event(seq: i64, kind: ConversionKind, channel: Option<Channel>) -> FeedE
             position: FeedPosition { xid: 0, seq },
             recorded_at: DateTime::default(),
             link_action: None,
+            value: None,
         },
         conversation,
     }
