@@ -51,6 +51,10 @@ pub struct Model {
     pub value_minor: Option<i64>,
     /// The ISO 4217 code of `value_minor`.
     pub currency: Option<String>,
+    /// `ACTIVE`, or `RETRACTED` once withdrawn.
+    pub status: String,
+    /// The value it was recorded with (`value_minor` is its value now).
+    pub recorded_value_minor: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ pub mod api_key;
 pub mod confirmation;
 pub mod conversation;
 pub mod conversion;
+pub mod conversion_adjustment;
 pub mod cta_link;
 pub mod idempotency_key;
 pub mod link_signing_key;

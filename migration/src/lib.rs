@@ -14,6 +14,7 @@ mod m20261206_000007_index_search_in_list_order;
 mod m20261206_000008_order_feed_by_transaction;
 mod m20261206_000009_spread_rollup_rows;
 mod m20261207_000010_add_conversion_values;
+mod m20261207_000011_create_conversion_adjustments;
 
 /// Counts rows written directly (a bulk load) into the stats rollups.
 pub use m20261205_000006_create_stats_rollups::backfill as backfill_stats_rollups;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000008_order_feed_by_transaction::Migration),
             Box::new(m20261206_000009_spread_rollup_rows::Migration),
             Box::new(m20261207_000010_add_conversion_values::Migration),
+            Box::new(m20261207_000011_create_conversion_adjustments::Migration),
         ]
     }
 }

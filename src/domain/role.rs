@@ -39,6 +39,8 @@ pub enum Operation {
     ReviewUnattributed,
     /// Subscribe to (or poll) the conversion event feed.
     FollowConversionFeed,
+    /// Restate or retract a recorded conversion (the sale changed).
+    AdjustConversions,
 }
 
 impl Role {
@@ -52,10 +54,16 @@ impl Role {
                 operation,
                 ManageSessions | RecordConversions | ReadConversation | ReadChannelPolicies
             ),
-            Role::Checkout => matches!(operation, RecordConversions),
+            // The systems that know when a sale changes: the checkout, and
+            // the CRM or billing integration.
+            Role::Checkout => matches!(operation, RecordConversions | AdjustConversions),
             Role::Integrator => matches!(
                 operation,
-                ReadConversation | BrowseConversations | ReadChannelPolicies | FollowConversionFeed
+                ReadConversation
+                    | BrowseConversations
+                    | ReadChannelPolicies
+                    | FollowConversionFeed
+                    | AdjustConversions
             ),
         }
     }
@@ -98,8 +106,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checkout_may_only_record() {
+    fn checkout_may_only_record_and_adjust() {
         assert!(Role::Checkout.may(RecordConversions));
+        assert!(Role::Checkout.may(AdjustConversions));
         for op in [
             ManageSessions,
             ReadConversation,
@@ -121,7 +130,9 @@ mod tests {
     }
 
     #[test]
-    fn integrator_reads_only() {
+    fn integrator_reads_and_adjusts_sales() {
+        assert!(Role::Integrator.may(AdjustConversions));
+        assert!(!Role::Agent.may(AdjustConversions));
         assert!(Role::Integrator.may(BrowseConversations));
         assert!(!Role::Integrator.may(ManageSessions));
         assert!(!Role::Integrator.may(RecordConversions));

@@ -8,7 +8,7 @@ use async_graphql::dataloader::{DataLoader, HashMapCache};
 
 use tokio::sync::OnceCell;
 
-use super::loaders::{ConversationLoader, ConversionsLoader};
+use super::loaders::{AdjustmentsLoader, ConversationLoader, ConversionsLoader};
 use crate::domain::locked;
 use crate::domain::settings::TenantSettings;
 use crate::error::AppError;
@@ -21,6 +21,8 @@ pub struct RequestContext {
     pub services: Services,
     pub conversions: DataLoader<ConversionsLoader, HashMapCache>,
     pub conversations: DataLoader<ConversationLoader, HashMapCache>,
+    /// Made on first use: few requests read a conversion's history.
+    adjustments: std::sync::OnceLock<DataLoader<AdjustmentsLoader, HashMapCache>>,
     /// The tenant's settings, read at most once per request (or per event
     /// on a subscription socket, see [`RequestContext::forget`]).
     settings: Mutex<Arc<OnceCell<Arc<TenantSettings>>>>,
@@ -36,8 +38,16 @@ impl RequestContext {
             conversations: super::loaders::conversations(caller.tenant_id, services.clone()),
             caller,
             services,
+            adjustments: std::sync::OnceLock::new(),
             settings: Mutex::new(Arc::new(OnceCell::new())),
             badgeless: Mutex::default(),
+        })
+    }
+
+    /// Conversions' histories, batched.
+    pub fn adjustments(&self) -> &DataLoader<AdjustmentsLoader, HashMapCache> {
+        self.adjustments.get_or_init(|| {
+            super::loaders::adjustments(self.caller.tenant_id, self.services.clone())
         })
     }
 
@@ -68,6 +78,9 @@ impl RequestContext {
     pub fn forget(&self) {
         self.conversions.clear::<uuid::Uuid>();
         self.conversations.clear::<uuid::Uuid>();
+        if let Some(adjustments) = self.adjustments.get() {
+            adjustments.clear::<uuid::Uuid>();
+        }
         *locked(&self.settings) = Arc::new(OnceCell::new());
         locked(&self.badgeless).clear();
     }

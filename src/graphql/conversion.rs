@@ -2,7 +2,7 @@
 //! legend.
 
 use async_graphql::connection::Connection;
-use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 
 use super::context::request;
 use super::enums::{BadgeColour, ConversionKind, RecordType};
@@ -12,9 +12,10 @@ use super::pagination;
 use crate::domain;
 use crate::domain::cursor::decode_conversion_cursor;
 use crate::domain::cursor::encode_conversion_cursor;
+use crate::domain::cursor::{NodeType, parse_global_id};
 use crate::domain::session_id::SessionId;
 use crate::error::AppError;
-use crate::service::conversions::{Origin, RecordConversion, Recorded};
+use crate::service::conversions::{Origin, RecordConversion, Recorded, RestateConversion};
 
 /// An outcome to record: against a session given by its ID, or by the link
 /// token that came with the person (give exactly one of the two).
@@ -67,6 +68,41 @@ pub struct RecordConversionPayload {
     pub created: bool,
     /// True when credited to the conversation.
     pub attributed: bool,
+}
+
+/// A recorded sale whose value changed: an upgrade, a partial refund.
+#[derive(InputObject)]
+pub struct RestateConversionInput {
+    /// The conversion's `id`.
+    pub conversion_id: ID,
+    /// Its value from now on, in the currency of its value so far (amounts
+    /// are never converted). A conversion recorded without a value gets
+    /// its first one.
+    pub value: MoneyInput,
+    /// Why, as the operator should read it in the history, e.g. "upgraded
+    /// to a dedicated desk" (up to 500 characters).
+    pub reason: String,
+    /// Makes retries safe: the same key with the same input replays the
+    /// first answer; with another input it is refused
+    /// (`IDEMPOTENCY_KEY_REUSED`). Keys are shared with `recordConversion`.
+    pub idempotency_key: String,
+}
+
+/// The result of `restateConversion`.
+#[derive(SimpleObject)]
+pub struct RestateConversionPayload {
+    /// The conversion as it is now.
+    pub conversion: Conversion,
+    /// False for a replay, or when it was already worth exactly that.
+    pub created: bool,
+}
+
+/// The conversion an `ID` names; none for an id of no conversion.
+fn conversion_id(id: &ID) -> Option<uuid::Uuid> {
+    match parse_global_id(id) {
+        Some((NodeType::Conversion, uuid)) => Some(uuid),
+        _ => None,
+    }
 }
 
 #[derive(Default)]
@@ -164,6 +200,34 @@ impl ConversionMutation {
             )
             .await?;
         Ok(RecordConversionPayload::of(recorded)?)
+    }
+
+    /// Changes a recorded conversion's value (roles CHECKOUT, INTEGRATOR,
+    /// ADMIN): the change joins `Conversion.adjustments` and is a `RESTATED`
+    /// event of the feed. A value in another currency than its own is
+    /// `CONFLICT`.
+    async fn restate_conversion(
+        &self,
+        ctx: &Context<'_>,
+        input: RestateConversionInput,
+    ) -> Result<RestateConversionPayload> {
+        let r = request(ctx)?;
+        let adjusted = r
+            .services
+            .restate_conversion(
+                &r.caller,
+                RestateConversion {
+                    conversion_id: conversion_id(&input.conversion_id),
+                    value: input.value.parse()?,
+                    reason: input.reason,
+                    idempotency_key: input.idempotency_key,
+                },
+            )
+            .await?;
+        Ok(RestateConversionPayload {
+            conversion: Conversion(adjusted.conversion),
+            created: adjusted.created,
+        })
     }
 }
 

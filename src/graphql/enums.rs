@@ -116,3 +116,27 @@ pub enum CtaAction {
     /// A booking confirmation link: leads to BOOKING_CREATED.
     BookingConfirmation,
 }
+
+/// What a feed event or a history entry reports about a conversion.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::adjustment::ConversionChange")]
+pub enum ConversionChange {
+    /// It was recorded.
+    Recorded,
+    /// Its value changed (`restateConversion`).
+    Restated,
+}
+
+/// The role of an API key (see README "Keys, roles and tenants").
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::role::Role")]
+pub enum KeyRole {
+    /// The operator's admin front-end.
+    Admin,
+    /// The AI agent runtime.
+    Agent,
+    /// A checkout, tour-form or sign-up backend.
+    Checkout,
+    /// A CRM, BI tool or bot.
+    Integrator,
+}

@@ -11,7 +11,7 @@ use async_graphql::{Context, Object, Result, SimpleObject, Subscription};
 use uuid::Uuid;
 
 use super::context::{RequestContext, request};
-use super::enums::{Channel, ConversionKind};
+use super::enums::{Channel, ConversionChange, ConversionKind};
 use super::objects::Conversation;
 use super::objects::Conversion;
 use super::pagination;
@@ -20,12 +20,17 @@ use crate::error::AppError;
 use crate::service::feed::{FeedEvent, FeedFilter};
 
 pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 20;
-/// A committed conversion, as the feed delivers it.
+/// A committed change of a conversion, as the feed delivers it.
 #[derive(SimpleObject, Clone)]
 pub struct ConversionEvent {
     /// Pass it as `after` to resume right after this event.
     pub cursor: String,
-    /// The conversion (attributed or not: `conversion.attributed` tells).
+    /// What happened: `RECORDED` for a new conversion, `RESTATED` for a
+    /// later change of one already delivered (the same `conversion.id`;
+    /// upsert by it).
+    pub change: ConversionChange,
+    /// The conversion (attributed or not: `conversion.attributed` tells),
+    /// with its `value` as this change left it.
     pub conversion: Conversion,
     /// The conversation it belongs to; null for an unattributed conversion
     /// without one.
@@ -40,6 +45,7 @@ impl ConversionEvent {
                 position: event.position(),
             }
             .encode(),
+            change: event.change.into(),
             conversion: Conversion(event.conversion),
             conversation: event.conversation.map(Conversation),
         }
@@ -197,7 +203,9 @@ pub struct Subscription;
 #[Subscription]
 impl Subscription {
     /// Conversions as they are committed (INTEGRATOR, ADMIN), of this key's
-    /// tenant only. With `after` (the last cursor you saw) every event since
+    /// tenant only, and every later change of them (`change`: a
+    /// restatement arrives as an event of its own, with the same
+    /// `conversion.id`). With `after` (the last cursor you saw) every event since
     /// is replayed first, in order, then live ones follow, with no gap and no
     /// duplicate. Without it, only events committed from now on.
     async fn conversion_recorded(

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::service::Services;
-use crate::service::read_model::{Conversation, Conversion};
+use crate::service::read_model::{Adjustment, Conversation, Conversion};
 
 /// Keeps `IN (…)` lists far below every backend's bind-parameter limit.
 const MAX_BATCH: usize = 500;
@@ -27,6 +27,36 @@ impl Loader<Uuid> for ConversionsLoader {
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
         self.services.conversions_of(self.tenant_id, keys).await
     }
+}
+
+/// A conversion's changes, oldest first, by conversion id.
+pub struct AdjustmentsLoader {
+    tenant_id: Uuid,
+    services: Services,
+}
+
+impl Loader<Uuid> for AdjustmentsLoader {
+    type Value = Vec<Adjustment>;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        self.services.adjustments_of(self.tenant_id, keys).await
+    }
+}
+
+pub fn adjustments(
+    tenant_id: Uuid,
+    services: Services,
+) -> DataLoader<AdjustmentsLoader, HashMapCache> {
+    DataLoader::with_cache(
+        AdjustmentsLoader {
+            tenant_id,
+            services,
+        },
+        spawn_in_span,
+        HashMapCache::default(),
+    )
+    .max_batch_size(MAX_BATCH)
 }
 
 /// Conversations by id.

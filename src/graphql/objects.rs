@@ -7,7 +7,10 @@ use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::context::request;
-use super::enums::{BadgeColour, Channel, ConversionKind, ConversionSource, CtaAction, RecordType};
+use super::enums::{
+    BadgeColour, Channel, ConversionChange, ConversionKind, ConversionSource, CtaAction, KeyRole,
+    RecordType,
+};
 use super::message::Message;
 use super::money::Money;
 use super::pagination;
@@ -240,9 +243,22 @@ impl Conversion {
         self.0.recorded_at
     }
 
-    /// What it earned, when the sale said (see README "Money").
+    /// What it earned, when the sale said (see README "Money"), as last
+    /// restated.
     async fn value(&self) -> Option<Money> {
         self.0.value.map(Money::from)
+    }
+
+    /// Every change since it was recorded, oldest first.
+    async fn adjustments(&self, ctx: &Context<'_>) -> Result<Vec<ConversionAdjustment>> {
+        let r = request(ctx)?;
+        Ok(r.adjustments()
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(ConversionAdjustment::from)
+            .collect())
     }
 
     /// True when credited to a conversation (and shown as a badge).
@@ -276,5 +292,35 @@ impl Conversion {
             return Ok(None);
         };
         Ok(r.conversations.load_one(id).await?.map(Conversation))
+    }
+}
+
+/// One change to a recorded sale.
+#[derive(SimpleObject)]
+pub struct ConversionAdjustment {
+    /// `RESTATED`: the value changed.
+    pub change: ConversionChange,
+    /// When it was made.
+    pub at: DateTime<Utc>,
+    /// The value after it.
+    pub value: Option<Money>,
+    /// The value before it.
+    pub previous_value: Option<Money>,
+    /// Why, as the caller said.
+    pub reason: String,
+    /// The role of the API key that made it.
+    pub role: KeyRole,
+}
+
+impl From<read_model::Adjustment> for ConversionAdjustment {
+    fn from(adjustment: read_model::Adjustment) -> Self {
+        ConversionAdjustment {
+            change: adjustment.change.into(),
+            at: adjustment.at,
+            value: adjustment.value.map(Money::from),
+            previous_value: adjustment.previous_value.map(Money::from),
+            reason: adjustment.reason,
+            role: adjustment.role.into(),
+        }
     }
 }

@@ -395,6 +395,8 @@ where
             feed_xid: self.read()?,
             value_minor: self.read()?,
             currency: self.read()?,
+            status: self.read()?,
+            recorded_value_minor: self.read()?,
         })
     }
 }
@@ -418,7 +420,7 @@ mod tests {
             "id,tenant_id,conversation_id,kind,record_type,record_id,source,attributed,\
              unattributed_reason,idempotency_key,payload_fingerprint,feed_seq,recorded_at,\
              link_id,link_action,conversation_started_at,conversation_channel,feed_xid,\
-             value_minor,currency"
+             value_minor,currency,status,recorded_value_minor"
         );
     }
 }

@@ -3,9 +3,10 @@
 //! parse is corrupt data, an internal error here, never at a call site.
 
 use chrono::{DateTime, Utc};
-use entity::{conversation, conversion, message};
+use entity::{conversation, conversion, conversion_adjustment, message};
 use uuid::Uuid;
 
+use crate::domain::adjustment::{ConversionChange, ConversionStatus};
 use crate::domain::channel::Channel;
 use crate::domain::clock::from_micros;
 use crate::domain::conversion::{ConversionKind, ConversionSource, RecordType};
@@ -13,6 +14,7 @@ use crate::domain::cursor::FeedPosition;
 use crate::domain::link::CtaAction;
 use crate::domain::message::MessageRole;
 use crate::domain::money::Money;
+use crate::domain::role::Role;
 use crate::domain::session_id::SessionId;
 use crate::domain::settings::TenantSettings;
 use crate::error::{AppError, stored};
@@ -85,6 +87,7 @@ pub struct Conversion {
     pub link_action: Option<CtaAction>,
     /// What it earned; none when recorded without a value.
     pub value: Option<Money>,
+    pub status: ConversionStatus,
 }
 
 impl TryFrom<conversion::Model> for Conversion {
@@ -111,6 +114,39 @@ impl TryFrom<conversion::Model> for Conversion {
                 .map(|action| stored("conversion.link_action", action))
                 .transpose()?,
             value: stored_value(row.value_minor, row.currency.as_deref())?,
+            status: stored("conversion.status", &row.status)?,
+        })
+    }
+}
+
+/// One change to a recorded sale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjustment {
+    pub conversion_id: Uuid,
+    pub change: ConversionChange,
+    pub at: DateTime<Utc>,
+    pub value: Option<Money>,
+    pub previous_value: Option<Money>,
+    pub reason: String,
+    /// The role of the key that made it.
+    pub role: Role,
+}
+
+impl TryFrom<conversion_adjustment::Model> for Adjustment {
+    type Error = AppError;
+
+    fn try_from(row: conversion_adjustment::Model) -> Result<Self, AppError> {
+        Ok(Adjustment {
+            conversion_id: row.conversion_id,
+            change: stored("conversion_adjustment.change", &row.change)?,
+            at: from_micros(row.at),
+            value: stored_value(row.value_minor, row.currency.as_deref())?,
+            previous_value: stored_value(
+                row.previous_value_minor,
+                row.previous_currency.as_deref(),
+            )?,
+            reason: row.reason,
+            role: stored("conversion_adjustment.role", &row.role)?,
         })
     }
 }
@@ -190,6 +226,8 @@ mod tests {
             feed_xid: 0,
             value_minor: None,
             currency: None,
+            status: "ACTIVE".to_owned(),
+            recorded_value_minor: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! alone) and [`write`] (the rows, at once); [`read`] answers the lists and
 //! lookups.
 
+mod adjust;
 mod counts;
 pub(crate) mod group;
 pub(crate) mod plan;
@@ -11,6 +12,8 @@ mod record;
 pub(crate) mod write;
 
 use chrono::TimeDelta;
+
+pub use adjust::{Adjusted, MAX_REASON_CHARS, RestateConversion};
 
 use super::read_model::Conversion;
 use crate::domain::conversion::ConversionKind;

@@ -5,6 +5,7 @@ use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic, Iterabl
 use uuid::Uuid;
 
 use super::Recorded;
+use crate::domain::adjustment::ConversionStatus;
 use crate::domain::conversion::{ConversionKind, ConversionSource};
 use crate::domain::cursor::FeedPosition;
 use crate::domain::link::CtaAction;
@@ -348,6 +349,8 @@ impl NewRow<'_> {
             feed_xid: 0,
             value_minor: p.value.map(|v| v.minor),
             currency: p.value.map(|v| v.currency.code().to_owned()),
+            status: ConversionStatus::Active.as_str().to_owned(),
+            recorded_value_minor: p.value.map(|v| v.minor),
         }
     }
 }

@@ -153,7 +153,8 @@ async fn write_in_one_statement<C: ConnectionTrait>(
             "ins AS (INSERT INTO conversion (id, tenant_id, conversation_id, kind, record_type, \
              record_id, source, attributed, unattributed_reason, idempotency_key, \
              payload_fingerprint, feed_seq, recorded_at, link_id, link_action, \
-             conversation_started_at, conversation_channel, feed_xid, value_minor, currency) {} \
+             conversation_started_at, conversation_channel, feed_xid, value_minor, currency, status, \
+             recorded_value_minor) {} \
              RETURNING id, feed_seq, feed_xid)",
             new_rows_selected(plan, &mut values)
         ));
@@ -193,7 +194,7 @@ fn new_rows_selected(plan: &Plan, values: &mut Vec<sea_orm::Value>) -> String {
         selects.push(format!(
             "SELECT ?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?::boolean, ?, ?, ?, \
              nextval('conversion_feed_seq'), ?::bigint, ?::uuid, ?, ?::bigint, ?, {FEED_XID}, \
-             ?::bigint, ?"
+             ?::bigint, ?, ?, ?::bigint"
         ));
         values.extend([
             c.id.into(),
@@ -214,6 +215,8 @@ fn new_rows_selected(plan: &Plan, values: &mut Vec<sea_orm::Value>) -> String {
             c.conversation_channel.clone().into(),
             c.value_minor.into(),
             c.currency.clone().into(),
+            c.status.clone().into(),
+            c.recorded_value_minor.into(),
         ]);
     }
     selects.join(" UNION ALL ")
@@ -221,7 +224,7 @@ fn new_rows_selected(plan: &Plan, values: &mut Vec<sea_orm::Value>) -> String {
 
 /// A unique index refused a row the checks had not seen: a concurrent
 /// request wrote it first.
-fn raced_on_unique(e: DbErr) -> AppError {
+pub(crate) fn raced_on_unique(e: DbErr) -> AppError {
     match e.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => AppError::Raced,
         _ => AppError::from(e),

@@ -1,6 +1,8 @@
-//! What the feed carries: one committed conversion with its conversation,
-//! and the filter a subscriber narrows it with.
+//! What the feed carries: one committed change of a conversion (recorded,
+//! restated, retracted) with its conversation, and the filter a subscriber
+//! narrows it with.
 
+use crate::domain::adjustment::ConversionChange;
 use crate::domain::channel::Channel;
 use crate::domain::conversion::ConversionKind;
 use crate::domain::cursor::FeedPosition;
@@ -34,6 +36,12 @@ impl FeedFilter {
 /// unattributed conversion without one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedEvent {
+    /// What happened to the conversion.
+    pub change: ConversionChange,
+    /// The event's own place in the feed (a recording's is its
+    /// conversion's; each change has its own).
+    pub position: FeedPosition,
+    /// The conversion as the event left it (its value and status then).
     pub conversion: Conversion,
     pub conversation: Option<Conversation>,
 }
@@ -41,6 +49,6 @@ pub struct FeedEvent {
 impl FeedEvent {
     /// Its position in the tenant's feed.
     pub fn position(&self) -> FeedPosition {
-        self.conversion.position
+        self.position
     }
 }

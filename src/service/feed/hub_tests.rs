@@ -175,6 +175,8 @@ fn feed_event(seq: i64, kind: ConversionKind, channel: Option<Channel>) -> FeedE
         message_count: 1,
     });
     FeedEvent {
+        change: crate::domain::adjustment::ConversionChange::Recorded,
+        position: FeedPosition { xid: 0, seq },
         conversion: Conversion {
             id: Uuid::now_v7(),
             conversation_id: conversation.as_ref().map(|c| c.id),
@@ -188,6 +190,7 @@ fn feed_event(seq: i64, kind: ConversionKind, channel: Option<Channel>) -> FeedE
             recorded_at: DateTime::default(),
             link_action: None,
             value: None,
+            status: crate::domain::adjustment::ConversionStatus::Active,
         },
         conversation,
     }

@@ -4,25 +4,21 @@
 
 mod event;
 pub mod hub;
+mod table;
 
-use entity::{api_key, conversation, conversion};
+use entity::api_key;
 use futures_util::Stream;
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QueryResult, QuerySelect, Statement,
-};
-use tokio::sync::watch;
+use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, Statement};
 use uuid::Uuid;
 
 pub use event::{FeedEvent, FeedFilter};
 
-use super::read_model::{Conversion, read_all};
 use super::{Caller, Page, Services};
 use crate::domain::cursor::{EventCursor, FeedPosition};
 use crate::domain::role::Operation;
 use crate::error::AppError;
-use hub::{Batch, FeedSource};
+use hub::FeedSource;
+use table::Newest;
 
 /// A page of the feed for a client that polls.
 #[derive(Debug)]
@@ -62,18 +58,8 @@ impl Services {
         if self.db.get_database_backend() != DatabaseBackend::Postgres {
             return self.latest(tenant_id).await;
         }
-        let newest: Option<(i64, i64, i64)> = conversion::Entity::find()
-            .select_only()
-            .column(conversion::Column::FeedXid)
-            .column(conversion::Column::FeedSeq)
-            .column_as(Expr::cust(HORIZON), "horizon")
-            .filter(conversion::Column::TenantId.eq(tenant_id))
-            .order_by_desc(conversion::Column::FeedXid)
-            .order_by_desc(conversion::Column::FeedSeq)
-            .into_tuple()
-            .one(&self.db)
-            .await?;
-        let Some((xid, seq, mut horizon)) = newest else {
+        let newest = self.newest(tenant_id, Newest::WithHorizon).await?;
+        let Some((FeedPosition { xid, seq }, mut horizon)) = newest else {
             return Ok(FeedPosition::default());
         };
         let mut settling = Settling::new();
@@ -174,111 +160,6 @@ impl Services {
     }
 }
 
-/// The conversion table, read by this instance's live readers and by the
-/// pages above. On PostgreSQL a row is handed out only below the commit
-/// horizon: every transaction whose id is smaller than the row's has
-/// ended, so no row can still appear before it (see [`HORIZON`]).
-impl FeedSource for Services {
-    /// The newest event's position below the horizon (the start before the
-    /// first).
-    async fn latest(&self, tenant_id: Uuid) -> Result<FeedPosition, AppError> {
-        let mut query = conversion::Entity::find()
-            .select_only()
-            .column(conversion::Column::FeedXid)
-            .column(conversion::Column::FeedSeq)
-            .filter(conversion::Column::TenantId.eq(tenant_id));
-        if self.db.get_database_backend() == DatabaseBackend::Postgres {
-            query = query.filter(Expr::col(conversion::Column::FeedXid).lt(Expr::cust(HORIZON)));
-        }
-        let newest: Option<(i64, i64)> = query
-            .order_by_desc(conversion::Column::FeedXid)
-            .order_by_desc(conversion::Column::FeedSeq)
-            .into_tuple()
-            .one(&self.db)
-            .await?;
-        Ok(
-            newest.map_or_else(FeedPosition::default, |(xid, seq)| FeedPosition {
-                xid,
-                seq,
-            }),
-        )
-    }
-
-    /// Up to `limit` events after `after`, oldest first: two statements.
-    async fn after(
-        &self,
-        tenant_id: Uuid,
-        after: FeedPosition,
-        filter: &FeedFilter,
-        limit: u64,
-    ) -> Result<Batch, AppError> {
-        let position = || {
-            Expr::tuple([
-                Expr::col(conversion::Column::FeedXid),
-                Expr::col(conversion::Column::FeedSeq),
-            ])
-        };
-        let mut query = conversion::Entity::find()
-            .filter(conversion::Column::TenantId.eq(tenant_id))
-            .filter(position().gt(Expr::tuple([Expr::val(after.xid), Expr::val(after.seq)])));
-        if let Some(kinds) = &filter.kinds {
-            query = query.filter(conversion::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())));
-        }
-        if let Some(channels) = &filter.channels {
-            let on_channels = Query::select()
-                .column(conversation::Column::Id)
-                .from(conversation::Entity)
-                .and_where(Expr::col(conversation::Column::TenantId).eq(tenant_id))
-                .and_where(
-                    Expr::col(conversation::Column::Channel)
-                        .is_in(channels.iter().map(|c| c.as_str())),
-                )
-                .to_owned();
-            query = query.filter(conversion::Column::ConversationId.in_subquery(on_channels));
-        }
-        // Rows past the horizon are read too (the same snapshot decides
-        // both), only to learn that something is held back.
-        let horizon = match self.db.get_database_backend() {
-            DatabaseBackend::Postgres => HORIZON,
-            _ => "9223372036854775807",
-        };
-        let rows = query
-            .column_as(Expr::cust(horizon), "horizon")
-            .order_by_asc(conversion::Column::FeedXid)
-            .order_by_asc(conversion::Column::FeedSeq)
-            .limit(limit)
-            .into_model::<WithHorizon>()
-            .all(&self.db)
-            .await?;
-        let held = rows.iter().any(|r| r.row.feed_xid >= r.horizon);
-        let below = rows
-            .into_iter()
-            .take_while(|r| r.row.feed_xid < r.horizon)
-            .map(|r| r.row);
-        let rows: Vec<Conversion> = read_all(below)?;
-        let ids: Vec<Uuid> = rows.iter().filter_map(|c| c.conversation_id).collect();
-        let conversations = if ids.is_empty() {
-            Default::default()
-        } else {
-            self.conversations_by_ids(tenant_id, &ids).await?
-        };
-        let events = rows
-            .into_iter()
-            .map(|conversion| FeedEvent {
-                conversation: conversion
-                    .conversation_id
-                    .and_then(|id| conversations.get(&id).cloned()),
-                conversion,
-            })
-            .collect();
-        Ok(Batch { events, held })
-    }
-
-    fn wake_ups(&self, tenant_id: Uuid) -> watch::Receiver<u64> {
-        self.events.watch(tenant_id)
-    }
-}
-
 /// The offset added to PostgreSQL's transaction ids (the `feed_clock`
 /// table: raised at startup after a restore into another cluster). Written
 /// and read positions must add the same one.
@@ -331,20 +212,5 @@ impl Settling {
         }
         tokio::time::sleep(pause).await;
         true
-    }
-}
-
-/// A conversion row with the horizon the same statement saw.
-struct WithHorizon {
-    row: conversion::Model,
-    horizon: i64,
-}
-
-impl FromQueryResult for WithHorizon {
-    fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
-        Ok(Self {
-            row: conversion::Model::from_query_result(res, pre)?,
-            horizon: res.try_get(pre, "horizon")?,
-        })
     }
 }

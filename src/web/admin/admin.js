@@ -87,6 +87,7 @@ const Q_UNATTRIBUTED = `query Unattributed($first: Int!, $after: String) {
 const S_CONVERSIONS = `subscription Live($after: String) {
   conversionRecorded(after: $after) {
     cursor
+    change
     conversion { id kind attributed recordedAt unattributedReason record { type id url } }
     conversation { id sessionId channel startedAt openingMessage user { name } badges { kind label colour } }
   }
@@ -1134,7 +1135,11 @@ function handleLiveEvent(event) {
     showLiveBadges(conversation, conversion.attributed);
     if (state.detail.id === conversation.id) refreshDetailBadgesSoon(conversation.id);
   }
-  if (!conversion.attributed) prependUnattributed(conversion, conversation);
+  // A restatement or retraction is a later event of a conversion already
+  // shown: only a new one joins the review list.
+  if (!conversion.attributed && event.change === 'RECORDED') {
+    prependUnattributed(conversion, conversation);
+  }
   loadStatsSoon();
 }
 

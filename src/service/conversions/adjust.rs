@@ -1,0 +1,262 @@
+//! `restateConversion`: a recorded sale changed its value. The change is
+//! kept in the conversion's history and is an event of the tenant's feed,
+//! exactly once per idempotency key.
+
+use entity::{conversion, conversion_adjustment, idempotency_key};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
+    QueryOrder, Set,
+};
+use uuid::Uuid;
+
+use super::write::retry_raced;
+use crate::domain::adjustment::{self, ConversionChange};
+use crate::domain::idempotency::{self, fingerprint};
+use crate::domain::money::Money;
+use crate::domain::role::Operation;
+use crate::domain::text;
+use crate::error::AppError;
+use crate::service::feed::FEED_XID;
+use crate::service::read_model::{Adjustment, Conversion, read_all};
+use crate::service::{Caller, Services, statement};
+
+/// Longest reason kept with a change.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// A sale whose value changed after it was recorded.
+#[derive(Debug, Clone)]
+pub struct RestateConversion {
+    /// None for an id that names no conversion (`NOT_FOUND`, once the
+    /// caller may restate at all).
+    pub conversion_id: Option<Uuid>,
+    pub value: Money,
+    pub reason: String,
+    pub idempotency_key: String,
+}
+
+/// The conversion after a change, and whether this call made it.
+#[derive(Debug, Clone)]
+pub struct Adjusted {
+    pub conversion: Conversion,
+    /// False for a replay, or when the conversion already was so.
+    pub created: bool,
+}
+
+impl Services {
+    #[tracing::instrument(skip(self, caller, input), fields(tenant = %caller.tenant_id))]
+    pub async fn restate_conversion(
+        &self,
+        caller: &Caller,
+        input: RestateConversion,
+    ) -> Result<Adjusted, AppError> {
+        caller.require(Operation::AdjustConversions, "restate conversions")?;
+        let conversion_id = input
+            .conversion_id
+            .ok_or(AppError::NotFound("conversion"))?;
+        let reason = text::required("reason", &input.reason, MAX_REASON_CHARS)?;
+        let key = text::required(
+            "idempotencyKey",
+            &input.idempotency_key,
+            idempotency::MAX_KEY_CHARS,
+        )?;
+        let value = input.value;
+        let payload = fingerprint(&[
+            Some(ConversionChange::Restated.as_str()),
+            Some(&conversion_id.to_string()),
+            Some(&format!("{} {}", value.amount(), value.currency)),
+            Some(&reason),
+        ]);
+        let change = Change {
+            conversion_id,
+            kind: ConversionChange::Restated,
+            value: Some(value),
+            reason,
+            key,
+            payload,
+        };
+        let adjusted = retry_raced(|| self.adjust_once(caller, &change)).await?;
+        if adjusted.created {
+            self.events.moved(caller.tenant_id);
+            tracing::info!(conversion = %change.conversion_id, "conversion restated");
+        }
+        Ok(adjusted)
+    }
+
+    /// One attempt, in a write transaction that holds the conversion's
+    /// lock, so that concurrent changes of one conversion follow one
+    /// another and each starts from the value the one before left. On
+    /// PostgreSQL the lock is an advisory one taken before anything is
+    /// written: the transaction gets its id (its place in the feed) only
+    /// once it holds the lock, so the feed orders a conversion's changes
+    /// as they were made. (A row lock would give a waiting transaction its
+    /// id before the wait, and the feed could then deliver a later change
+    /// first.)
+    async fn adjust_once(&self, caller: &Caller, change: &Change) -> Result<Adjusted, AppError> {
+        let txn = self.begin_write().await?;
+        crate::service::lock_key(&txn, change.conversion_id.as_bytes()).await?;
+        let tenant_id = caller.tenant_id;
+        let bound = idempotency_key::Entity::find_by_id((tenant_id, change.key.clone()))
+            .one(&*txn)
+            .await?;
+        if let Some(bound) = &bound
+            && bound.payload_fingerprint != change.payload
+        {
+            return Err(AppError::IdempotencyKeyReused);
+        }
+        let row = conversion::Entity::find_by_id(change.conversion_id)
+            .filter(conversion::Column::TenantId.eq(tenant_id))
+            .one(&*txn)
+            .await?
+            .ok_or(AppError::NotFound("conversion"))?;
+        if bound.is_some() {
+            // A replay: the first call's change (if it made one) is already
+            // in the row.
+            return Ok(Adjusted {
+                conversion: row.try_into()?,
+                created: false,
+            });
+        }
+        idempotency_key::ActiveModel {
+            tenant_id: Set(tenant_id),
+            key: Set(change.key.clone()),
+            payload_fingerprint: Set(change.payload.clone()),
+            created_at: Set(crate::domain::clock::to_micros(self.clock.now())),
+        }
+        .insert(&*txn)
+        .await
+        .map_err(super::write::raced_on_unique)?;
+        let current: Conversion = row.clone().try_into()?;
+        let changes = match (change.kind, change.value) {
+            (ConversionChange::Restated, Some(value)) => {
+                adjustment::restates(current.status, current.value, value)
+                    .map_err(|e| AppError::Conflict(e.to_string()))?
+            }
+            _ => return Err(AppError::internal("an adjustment without its value")),
+        };
+        if !changes {
+            txn.commit().await?;
+            return Ok(Adjusted {
+                conversion: current,
+                created: false,
+            });
+        }
+        let conversion = self.write_change(&*txn, caller, row, change).await?;
+        txn.commit().await?;
+        Ok(Adjusted {
+            conversion,
+            created: true,
+        })
+    }
+
+    /// Writes `change` of `row`: its history row, placed in the feed, and
+    /// the conversion's value now.
+    async fn write_change<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        caller: &Caller,
+        mut row: conversion::Model,
+        change: &Change,
+    ) -> Result<Conversion, AppError> {
+        let now = crate::domain::clock::to_micros(self.clock.now());
+        let (feed_seq, feed_xid) = self.next_feed_place(db, caller.tenant_id).await?;
+        conversion_adjustment::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(caller.tenant_id),
+            conversion_id: Set(row.id),
+            change: Set(change.kind.as_str().to_owned()),
+            value_minor: Set(change.value.map(|v| v.minor)),
+            previous_value_minor: Set(row.value_minor),
+            currency: Set(change.value.map(|v| v.currency.code().to_owned())),
+            previous_currency: Set(row.currency.clone()),
+            reason: Set(change.reason.clone()),
+            role: Set(caller.role.as_str().to_owned()),
+            idempotency_key: Set(change.key.clone()),
+            at: Set(now),
+            feed_seq: Set(feed_seq),
+            feed_xid: Set(feed_xid),
+        }
+        .insert(db)
+        .await
+        .map_err(super::write::raced_on_unique)?;
+        row.value_minor = change.value.map(|v| v.minor);
+        if let Some(value) = change.value {
+            row.currency = Some(value.currency.code().to_owned());
+        }
+        conversion::Entity::update_many()
+            .col_expr(
+                conversion::Column::ValueMinor,
+                sea_orm::sea_query::Expr::value(row.value_minor),
+            )
+            .col_expr(
+                conversion::Column::Currency,
+                sea_orm::sea_query::Expr::value(row.currency.clone()),
+            )
+            .filter(conversion::Column::Id.eq(row.id))
+            .exec(db)
+            .await?;
+        row.try_into()
+    }
+
+    /// The next place in the tenant's feed, as a recording takes it: the
+    /// tenant's counter under SQLite's write lock; the shared sequence and
+    /// this transaction's id on PostgreSQL.
+    async fn next_feed_place<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        tenant_id: Uuid,
+    ) -> Result<(i64, i64), AppError> {
+        let backend = db.get_database_backend();
+        let sql = if backend == DatabaseBackend::Postgres {
+            format!("SELECT nextval('conversion_feed_seq') AS seq, {FEED_XID} AS xid")
+        } else {
+            "UPDATE tenant SET conversion_seq = conversion_seq + 1 WHERE id = ? \
+             RETURNING conversion_seq AS seq, 0 AS xid"
+                .to_owned()
+        };
+        let values = if backend == DatabaseBackend::Postgres {
+            vec![]
+        } else {
+            vec![tenant_id.into()]
+        };
+        let row = db
+            .query_one_raw(statement(backend, &sql, values))
+            .await?
+            .ok_or_else(|| AppError::internal("no feed place was handed out"))?;
+        Ok((row.try_get("", "seq")?, row.try_get("", "xid")?))
+    }
+
+    /// The changes of each conversion in `ids` (of the caller's tenant),
+    /// oldest first.
+    pub async fn adjustments_of(
+        &self,
+        tenant_id: Uuid,
+        ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, Vec<Adjustment>>, AppError> {
+        let rows = conversion_adjustment::Entity::find()
+            .filter(conversion_adjustment::Column::TenantId.eq(tenant_id))
+            .filter(conversion_adjustment::Column::ConversionId.is_in(ids.iter().copied()))
+            .order_by_asc(conversion_adjustment::Column::FeedXid)
+            .order_by_asc(conversion_adjustment::Column::FeedSeq)
+            .all(&self.db)
+            .await?;
+        let mut by_conversion: std::collections::HashMap<Uuid, Vec<Adjustment>> =
+            std::collections::HashMap::new();
+        for adjustment in read_all::<_, Adjustment>(rows)? {
+            by_conversion
+                .entry(adjustment.conversion_id)
+                .or_default()
+                .push(adjustment);
+        }
+        Ok(by_conversion)
+    }
+}
+
+/// A change as one attempt writes it.
+struct Change {
+    conversion_id: Uuid,
+    kind: ConversionChange,
+    value: Option<Money>,
+    reason: String,
+    key: String,
+    payload: String,
+}
