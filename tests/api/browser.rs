@@ -120,7 +120,10 @@ async fn seed(app: &TestApp) -> Value {
             "VISITOR",
             "What does a fixed desk cost per month, and is parking included?",
         )],
-        Some(json!({ "kind": "CONTRACT_CREATED", "recordId": "ctr-1", "newCustomerId": "cw-1" })),
+        Some(json!({
+            "kind": "CONTRACT_CREATED", "recordId": "ctr-1", "newCustomerId": "cw-1",
+            "value": { "amount": "480", "currency": "EUR" },
+        })),
     )
     .await;
     story(
@@ -192,7 +195,7 @@ async fn seed(app: &TestApp) -> Value {
                 &app.admin,
                 "query($after: String) { conversations(first: 250, after: $after) {
                     nodes { id sessionId channel startedAt openingMessage
-                            user { name } badges { kind label colour } }
+                            user { name } badges { kind label colour value { amount currency } } }
                     pageInfo { hasNextPage endCursor } } }",
                 json!({ "after": after }),
             )

@@ -169,7 +169,8 @@ function readRows() {
     channel: row.querySelector('[data-testid="cell-channel"]')?.textContent ?? null,
     badges: [...row.querySelectorAll('[data-testid="badge"]')].map((badge) => ({
       kind: badge.dataset.kind,
-      label: badge.textContent,
+      label: badge.firstChild?.textContent ?? '',
+      value: badge.querySelector('[data-testid="badge-value"]')?.textContent ?? null,
       colour: badge.dataset.colour,
       background: getComputedStyle(badge).backgroundColor,
     })),
@@ -199,13 +200,17 @@ async function checkRows() {
     assert.equal(row.user, conversation.userName ?? '', `${where}: user`);
     assert.equal(row.channel, CHANNEL_LABELS[conversation.channel] ?? conversation.channel, `${where}: channel`);
     assert.deepStrictEqual(
-      row.badges.map(({ kind, label, colour }) => ({ kind, label, colour })),
-      conversation.badges.map(({ kind, label, colour }) => ({ kind, label, colour })),
+      row.badges.map(({ kind, label, colour, value }) => ({ kind, label, colour, value })),
+      conversation.badges.map(({ kind, label, colour, value }) => ({
+        kind, label, colour, value: value ? ` · ${value.amount} ${value.currency}` : null,
+      })),
       `${where}: badges`,
     );
     for (const badge of row.badges) noteBackground(backgrounds, badge, where);
   });
-  ok(`${rows.length} rows in seed order with opening message, user, channel and badges`);
+  assert.ok(rows.some((row) => row.badges.some((badge) => badge.value === ' · 480.00 EUR')),
+    'a badge shows what its sale earned, as the API wrote it');
+  ok(`${rows.length} rows in seed order with opening message, user, channel, badges and values`);
 
   // The stats header lists every kind with its badge, so all five colours
   // can be compared even when the seed does not use them all in rows.

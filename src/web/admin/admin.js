@@ -45,7 +45,7 @@ const Q_FEED_CURSOR = 'query FeedCursor { feedCursor }';
 
 const Q_LIST = `query Conversations($first: Int!, $after: String, $filter: ConversationFilter) {
   conversations(first: $first, after: $after, filter: $filter) {
-    nodes { id sessionId channel startedAt openingMessage user { name } badges { kind label colour } }
+    nodes { id sessionId channel startedAt openingMessage user { name } badges { kind label colour value { amount currency } } }
     pageInfo { hasNextPage endCursor }
   }
 }`;
@@ -58,7 +58,7 @@ const Q_STATS = `query Stats($from: DateTime, $to: DateTime, $channel: Channel) 
   }
 }`;
 
-const BADGE_FIELDS = 'badges { kind label colour recordedAt record { type id url } }';
+const BADGE_FIELDS = 'badges { kind label colour recordedAt value { amount currency } record { type id url } }';
 const MESSAGE_FIELDS = 'nodes { id role label content createdAt } pageInfo { hasNextPage endCursor }';
 
 const Q_DETAIL = `query Conversation($id: ID!, $first: Int!) {
@@ -89,7 +89,7 @@ const S_CONVERSIONS = `subscription Live($after: String) {
     cursor
     change
     conversion { id kind attributed recordedAt unattributedReason record { type id url } }
-    conversation { id sessionId channel startedAt openingMessage user { name } badges { kind label colour } }
+    conversation { id sessionId channel startedAt openingMessage user { name } badges { kind label colour value { amount currency } } }
   }
 }`;
 
@@ -457,13 +457,17 @@ function reload() {
 
 function renderBadge(badge, href = null) {
   const colour = COLOURS.has(badge.colour) ? badge.colour.toLowerCase() : 'unknown';
+  // What the sale earned, as the API wrote it (never re-formatted through a float).
+  const value = badge.value
+    ? el('span', { className: 'badge-value', testid: 'badge-value', text: ` · ${badge.value.amount} ${badge.value.currency}` })
+    : null;
   return el(href ? 'a' : 'span', {
     className: `badge badge-${colour}`,
     testid: 'badge',
     text: badge.label,
     data: { kind: badge.kind, colour: badge.colour },
     attrs: href ? linkAttrs(href) : {},
-  });
+  }, [value]);
 }
 
 function badgeForKind(kind) {
