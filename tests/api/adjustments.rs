@@ -343,3 +343,70 @@ test_both!(
         );
     }
 );
+
+test_both!(changes_follow_the_feed_filters_and_pages, |app| {
+    let chat = app.start_session(Channel::Chat).await;
+    let pass = app.sold(&chat, "pass-5", "10.00").await;
+    let tour = app
+        .gql(
+            &app.checkout,
+            "mutation($input: RecordConversionInput!) { recordConversion(input: $input) { conversion { id } } }",
+            json!({ "input": { "sessionId": chat.session_id, "kind": "TOUR_BOOKED", "recordId": "v-5", "value": eur("0") } }),
+        )
+        .await;
+    let tour = data(&tour, "recordConversion")["conversion"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for (conversion, amount, key) in [
+        (&pass, "12", "f-1"),
+        (&tour, "5", "f-2"),
+        (&pass, "13", "f-3"),
+    ] {
+        data(
+            &app.restate(&app.checkout, conversion, eur(amount), "changed", key)
+                .await,
+            "restateConversion",
+        );
+    }
+    let page = |filter: &'static str, after: Option<String>| {
+        let app = &app;
+        async move {
+            let body = app
+                .gql(
+                    &app.integrator,
+                    &format!(
+                        "query($after: String) {{ conversionsSince(after: $after, first: 1{filter}) {{
+                            nodes {{ change conversion {{ kind value {{ amount }} }} }}
+                            pageInfo {{ endCursor hasNextPage }} }} }}"
+                    ),
+                    json!({ "after": after }),
+                )
+                .await;
+            data(&body, "conversionsSince").clone()
+        }
+    };
+    // One event a page, across both kinds of rows, in the order made.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let answer = page(", kinds: [DAY_PASS_PURCHASED]", after).await;
+        for node in answer["nodes"].as_array().expect("nodes") {
+            seen.push(format!(
+                "{} {}",
+                node["change"].as_str().expect("change"),
+                node["conversion"]["value"]["amount"]
+                    .as_str()
+                    .expect("amount")
+            ));
+        }
+        if answer["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = answer["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, ["RECORDED 10.00", "RESTATED 12.00", "RESTATED 13.00"]);
+    let whatsapp = page(", channels: [WHATSAPP]", None).await;
+    assert_eq!(whatsapp["nodes"], json!([]));
+    assert_eq!(app.feed_after(None).await.len(), 5);
+});

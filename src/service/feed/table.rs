@@ -151,9 +151,12 @@ impl FeedSource for Services {
     }
 }
 
-/// The statement reading up to `limit` events after `after`: both tables'
-/// rows after the cursor (each from its feed-order index), merged, with
-/// their conversion and the horizon.
+/// The statement reading up to `limit` events after `after`: each table's
+/// first `limit` rows after the cursor that pass the filter (each read in
+/// order from its feed-order index and cut there), then the merge of the
+/// two with their conversions. Without the cut inside each branch,
+/// PostgreSQL joined and sorted every row of the tenant after the cursor
+/// before taking the first page.
 fn events_after(
     backend: DatabaseBackend,
     tenant_id: Uuid,
@@ -165,52 +168,69 @@ fn events_after(
         DatabaseBackend::Postgres => HORIZON,
         _ => i64::MAX_TEXT,
     };
+    let limit = limit as i64;
     let mut values: Vec<Value> = Vec::new();
-    let mut after_cursor = || {
-        values.extend([tenant_id.into(), after.xid.into(), after.seq.into()]);
-        "tenant_id = ? AND (feed_xid, feed_seq) > (?, ?)"
-    };
     // A RECORDED event shows the value the conversion was recorded with.
     let recorded = format!(
-        "SELECT 'RECORDED' AS change, id AS conversion_id, feed_xid, feed_seq, \
-         recorded_value_minor AS value_minor, \
-         CASE WHEN recorded_value_minor IS NULL THEN NULL ELSE currency END AS currency \
-         FROM conversion WHERE {}",
-        after_cursor()
+        "SELECT * FROM (SELECT 'RECORDED' AS change, c.id AS conversion_id, c.feed_xid, c.feed_seq, \
+         c.recorded_value_minor AS value_minor, \
+         CASE WHEN c.recorded_value_minor IS NULL THEN NULL ELSE c.currency END AS currency \
+         FROM conversion c WHERE {} ORDER BY c.feed_xid, c.feed_seq LIMIT ?) AS recorded",
+        branch_conditions("c", "c", tenant_id, after, filter, &mut values)
     );
+    values.push(limit.into());
     let adjusted = format!(
-        "SELECT change, conversion_id, feed_xid, feed_seq, value_minor, currency \
-         FROM conversion_adjustment WHERE {}",
-        after_cursor()
+        "SELECT * FROM (SELECT a.change, a.conversion_id, a.feed_xid, a.feed_seq, a.value_minor, \
+         a.currency FROM conversion_adjustment a{} WHERE {} \
+         ORDER BY a.feed_xid, a.feed_seq LIMIT ?) AS adjusted",
+        if filter.kinds.is_some() || filter.channels.is_some() {
+            " JOIN conversion c ON c.id = a.conversion_id"
+        } else {
+            ""
+        },
+        branch_conditions("a", "c", tenant_id, after, filter, &mut values)
     );
-    let mut conditions = Vec::new();
-    if let Some(kinds) = &filter.kinds {
-        conditions.push(format!("v.kind IN ({})", marks(kinds.len())));
-        values.extend(kinds.iter().map(|k| Value::from(k.as_str())));
-    }
-    if let Some(channels) = &filter.channels {
-        conditions.push(format!(
-            "v.conversation_id IN (SELECT id FROM conversation WHERE tenant_id = ? AND channel IN ({}))",
-            marks(channels.len())
-        ));
-        values.push(tenant_id.into());
-        values.extend(channels.iter().map(|c| Value::from(c.as_str())));
-    }
-    let filtered = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conditions.join(" AND "))
-    };
-    values.push((limit as i64).into());
+    values.push(limit.into());
+    values.push(limit.into());
     let sql = format!(
         "SELECT e.change AS event_change, e.feed_xid AS event_xid, e.feed_seq AS event_seq, \
          e.value_minor AS event_value_minor, e.currency AS event_currency, \
          {horizon} AS horizon, v.* \
          FROM ({recorded} UNION ALL {adjusted}) AS e \
-         JOIN conversion v ON v.id = e.conversion_id{filtered} \
+         JOIN conversion v ON v.id = e.conversion_id \
          ORDER BY e.feed_xid, e.feed_seq LIMIT ?"
     );
     (sql, values)
+}
+
+/// One branch's conditions: rows of `row` (its table's alias) after the
+/// cursor, whose conversion (alias `conversion`) passes the filter.
+fn branch_conditions(
+    row: &str,
+    conversion: &str,
+    tenant_id: Uuid,
+    after: FeedPosition,
+    filter: &FeedFilter,
+    values: &mut Vec<Value>,
+) -> String {
+    let mut conditions = vec![format!(
+        "{row}.tenant_id = ? AND ({row}.feed_xid, {row}.feed_seq) > (?, ?)"
+    )];
+    values.extend([tenant_id.into(), after.xid.into(), after.seq.into()]);
+    if let Some(kinds) = &filter.kinds {
+        conditions.push(format!("{conversion}.kind IN ({})", marks(kinds.len())));
+        values.extend(kinds.iter().map(|k| Value::from(k.as_str())));
+    }
+    if let Some(channels) = &filter.channels {
+        conditions.push(format!(
+            "{conversion}.conversation_id IN \
+             (SELECT id FROM conversation WHERE tenant_id = ? AND channel IN ({}))",
+            marks(channels.len())
+        ));
+        values.push(tenant_id.into());
+        values.extend(channels.iter().map(|c| Value::from(c.as_str())));
+    }
+    conditions.join(" AND ")
 }
 
 /// `n` placeholders.
