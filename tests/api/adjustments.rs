@@ -23,15 +23,12 @@ impl TestApp {
     /// EUR; its conversion id.
     async fn sold(&self, session: &Session, record_id: &str, amount: &str) -> String {
         let body = self
-            .gql(
-                &self.checkout,
-                "mutation($input: RecordConversionInput!) { recordConversion(input: $input) { conversion { id } } }",
-                json!({ "input": {
-                    "sessionId": session.session_id,
-                    "kind": "DAY_PASS_PURCHASED",
-                    "recordId": record_id,
-                    "value": eur(amount),
-                } }),
+            .record_worth(
+                session,
+                ConversionKind::DayPassPurchased,
+                record_id,
+                eur(amount),
+                None,
             )
             .await;
         data(&body, "recordConversion")["conversion"]["id"]
@@ -348,11 +345,7 @@ test_both!(changes_follow_the_feed_filters_and_pages, |app| {
     let chat = app.start_session(Channel::Chat).await;
     let pass = app.sold(&chat, "pass-5", "10.00").await;
     let tour = app
-        .gql(
-            &app.checkout,
-            "mutation($input: RecordConversionInput!) { recordConversion(input: $input) { conversion { id } } }",
-            json!({ "input": { "sessionId": chat.session_id, "kind": "TOUR_BOOKED", "recordId": "v-5", "value": eur("0") } }),
-        )
+        .record_worth(&chat, ConversionKind::TourBooked, "v-5", eur("0"), None)
         .await;
     let tour = data(&tour, "recordConversion")["conversion"]["id"]
         .as_str()

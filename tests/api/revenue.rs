@@ -14,7 +14,7 @@ const RECORD_WITH_VALUE: &str = "mutation($input: RecordConversionInput!) {
 impl TestApp {
     /// The checkout recording `kind` of `record_id` for `session`, worth
     /// `value` (`{ amount, currency }`), under `key` if given.
-    async fn record_worth(
+    pub(crate) async fn record_worth(
         &self,
         session: &Session,
         kind: ConversionKind,

@@ -3,6 +3,7 @@
 //! exactly once per idempotency key.
 
 use entity::{conversion, conversion_adjustment, idempotency_key};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
     QueryOrder, Set,
@@ -68,8 +69,7 @@ impl Services {
         ]);
         let change = Change {
             conversion_id,
-            kind: ConversionChange::Restated,
-            value: Some(value),
+            value,
             reason,
             key,
             payload,
@@ -126,13 +126,8 @@ impl Services {
         .await
         .map_err(super::write::raced_on_unique)?;
         let current: Conversion = row.clone().try_into()?;
-        let changes = match (change.kind, change.value) {
-            (ConversionChange::Restated, Some(value)) => {
-                adjustment::restates(current.status, current.value, value)
-                    .map_err(|e| AppError::Conflict(e.to_string()))?
-            }
-            _ => return Err(AppError::internal("an adjustment without its value")),
-        };
+        let changes = adjustment::restates(current.status, current.value, change.value)
+            .map_err(|e| AppError::Conflict(e.to_string()))?;
         if !changes {
             txn.commit().await?;
             return Ok(Adjusted {
@@ -163,10 +158,10 @@ impl Services {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(caller.tenant_id),
             conversion_id: Set(row.id),
-            change: Set(change.kind.as_str().to_owned()),
-            value_minor: Set(change.value.map(|v| v.minor)),
+            change: Set(ConversionChange::Restated.as_str().to_owned()),
+            value_minor: Set(Some(change.value.minor)),
             previous_value_minor: Set(row.value_minor),
-            currency: Set(change.value.map(|v| v.currency.code().to_owned())),
+            currency: Set(Some(change.value.currency.code().to_owned())),
             previous_currency: Set(row.currency.clone()),
             reason: Set(change.reason.clone()),
             role: Set(caller.role.as_str().to_owned()),
@@ -178,18 +173,13 @@ impl Services {
         .insert(db)
         .await
         .map_err(super::write::raced_on_unique)?;
-        row.value_minor = change.value.map(|v| v.minor);
-        if let Some(value) = change.value {
-            row.currency = Some(value.currency.code().to_owned());
-        }
+        row.value_minor = Some(change.value.minor);
+        row.currency = Some(change.value.currency.code().to_owned());
         conversion::Entity::update_many()
-            .col_expr(
-                conversion::Column::ValueMinor,
-                sea_orm::sea_query::Expr::value(row.value_minor),
-            )
+            .col_expr(conversion::Column::ValueMinor, Expr::value(row.value_minor))
             .col_expr(
                 conversion::Column::Currency,
-                sea_orm::sea_query::Expr::value(row.currency.clone()),
+                Expr::value(row.currency.clone()),
             )
             .filter(conversion::Column::Id.eq(row.id))
             .exec(db)
@@ -197,29 +187,21 @@ impl Services {
         row.try_into()
     }
 
-    /// The next place in the tenant's feed, as a recording takes it: the
-    /// tenant's counter under SQLite's write lock; the shared sequence and
-    /// this transaction's id on PostgreSQL.
+    /// The next place in the tenant's feed, taken as a recording takes
+    /// its places: the tenant's counter under SQLite's write lock; the
+    /// shared sequence and this transaction's id on PostgreSQL.
     async fn next_feed_place<C: ConnectionTrait>(
         &self,
         db: &C,
         tenant_id: Uuid,
     ) -> Result<(i64, i64), AppError> {
-        let backend = db.get_database_backend();
-        let sql = if backend == DatabaseBackend::Postgres {
-            format!("SELECT nextval('conversion_feed_seq') AS seq, {FEED_XID} AS xid")
-        } else {
-            "UPDATE tenant SET conversion_seq = conversion_seq + 1 WHERE id = ? \
-             RETURNING conversion_seq AS seq, 0 AS xid"
-                .to_owned()
-        };
-        let values = if backend == DatabaseBackend::Postgres {
-            vec![]
-        } else {
-            vec![tenant_id.into()]
-        };
+        if db.get_database_backend() != DatabaseBackend::Postgres {
+            let seq = super::write::take_feed_numbers(db, tenant_id, 1).await?;
+            return Ok((seq, 0));
+        }
+        let sql = format!("SELECT nextval('conversion_feed_seq') AS seq, {FEED_XID} AS xid");
         let row = db
-            .query_one_raw(statement(backend, &sql, values))
+            .query_one_raw(statement(DatabaseBackend::Postgres, &sql, vec![]))
             .await?
             .ok_or_else(|| AppError::internal("no feed place was handed out"))?;
         Ok((row.try_get("", "seq")?, row.try_get("", "xid")?))
@@ -251,11 +233,10 @@ impl Services {
     }
 }
 
-/// A change as one attempt writes it.
+/// A restatement as one attempt writes it.
 struct Change {
     conversion_id: Uuid,
-    kind: ConversionChange,
-    value: Option<Money>,
+    value: Money,
     reason: String,
     key: String,
     payload: String,

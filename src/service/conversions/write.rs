@@ -84,26 +84,36 @@ async fn write_statement_by_statement<C: ConnectionTrait>(
             .await?
             .rows_affected
             == 1;
-    // SQLite writes one transaction at a time, so the tenant's counter
-    // numbers the feed in commit order.
-    let count = plan.new_rows.len() as i64;
-    let row = txn
-        .query_one_raw(statement(
-            DatabaseBackend::Sqlite,
-            "UPDATE tenant SET conversion_seq = conversion_seq + ? WHERE id = ? \
-             RETURNING conversion_seq",
-            vec![count.into(), plan.tenant_id.into()],
-        ))
-        .await?
-        .ok_or_else(|| AppError::internal("caller's tenant row is missing"))?;
-    let last: i64 = row.try_get("", "conversion_seq")?;
-    plan.number_rows(last - count + 1);
+    let first = take_feed_numbers(txn, plan.tenant_id, plan.new_rows.len() as i64).await?;
+    plan.number_rows(first);
     let rows = plan.new_rows.iter().map(|&at| plan.result[at].clone());
     conversion::Entity::insert_many(rows.map(conversion::ActiveModel::from))
         .exec_without_returning(txn)
         .await
         .map_err(raced_on_unique)?;
     counts::count_in_transaction(txn, plan, first_conversion).await
+}
+
+/// SQLite: `count` consecutive places in the tenant's feed (the first is
+/// returned). SQLite writes one transaction at a time, so the tenant's
+/// counter numbers the feed in commit order; `txn` must be a write
+/// transaction.
+pub(crate) async fn take_feed_numbers<C: ConnectionTrait>(
+    txn: &C,
+    tenant_id: Uuid,
+    count: i64,
+) -> Result<i64, AppError> {
+    let row = txn
+        .query_one_raw(statement(
+            DatabaseBackend::Sqlite,
+            "UPDATE tenant SET conversion_seq = conversion_seq + ? WHERE id = ? \
+             RETURNING conversion_seq",
+            vec![count.into(), tenant_id.into()],
+        ))
+        .await?
+        .ok_or_else(|| AppError::internal("caller's tenant row is missing"))?;
+    let last: i64 = row.try_get("", "conversion_seq")?;
+    Ok(last - count + 1)
 }
 
 /// PostgreSQL: writes `plan` in one statement. On its own it is its own

@@ -18,6 +18,9 @@ use crate::error::{AppError, stored};
 use crate::service::read_model::{Conversion, stored_value};
 use crate::service::{Services, statement};
 
+/// SQLite's horizon: none holds any row back (`i64::MAX`).
+const NO_HORIZON: &str = "9223372036854775807";
+
 /// Whether [`Services::newest`] also reads the horizon.
 pub(super) enum Newest {
     BelowHorizon,
@@ -34,7 +37,7 @@ impl Services {
     ) -> Result<Option<(FeedPosition, i64)>, AppError> {
         let backend = self.db.get_database_backend();
         let postgres = backend == DatabaseBackend::Postgres;
-        let horizon = if postgres { HORIZON } else { i64::MAX_TEXT };
+        let horizon = if postgres { HORIZON } else { NO_HORIZON };
         let below = match which {
             Newest::BelowHorizon if postgres => format!(" AND feed_xid < {HORIZON}"),
             _ => String::new(),
@@ -71,15 +74,6 @@ impl Services {
         }
         Ok(newest)
     }
-}
-
-/// What `i64::MAX` is written as in SQL: SQLite has no horizon.
-trait MaxText {
-    const MAX_TEXT: &'static str;
-}
-
-impl MaxText for i64 {
-    const MAX_TEXT: &'static str = "9223372036854775807";
 }
 
 impl FeedSource for Services {
@@ -166,7 +160,7 @@ fn events_after(
 ) -> (String, Vec<Value>) {
     let horizon = match backend {
         DatabaseBackend::Postgres => HORIZON,
-        _ => i64::MAX_TEXT,
+        _ => NO_HORIZON,
     };
     let limit = limit as i64;
     let mut values: Vec<Value> = Vec::new();
