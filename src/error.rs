@@ -268,6 +268,23 @@ impl From<getrandom::Error> for AppError {
     }
 }
 
+/// Whether PostgreSQL refused a statement for a serialization failure or
+/// a deadlock: the transaction, made again, may well succeed.
+pub fn is_serialization_failure(e: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as SqlxError;
+    let (DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx))) = e
+    else {
+        return false;
+    };
+    match sqlx.as_ref() {
+        SqlxError::Database(db) => db
+            .code()
+            .is_some_and(|code| matches!(code.as_ref(), "40001" | "40P01")),
+        _ => false,
+    }
+}
+
 /// Whether a database error means "try again" (busy, locked, unreachable,
 /// shutting down, serialization failure) rather than a bug.
 pub fn is_transient(e: &DbErr) -> bool {

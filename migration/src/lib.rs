@@ -15,15 +15,16 @@ mod m20261206_000008_order_feed_by_transaction;
 mod m20261206_000009_spread_rollup_rows;
 mod m20261207_000010_add_conversion_values;
 mod m20261207_000011_create_conversion_adjustments;
+mod m20261207_000012_count_revenue_and_retractions;
 
-/// Counts rows written directly (a bulk load) into the stats rollups.
-pub use m20261205_000006_create_stats_rollups::backfill as backfill_stats_rollups;
 /// SQLite's search watermark covers message rowids in blocks of `1 << this`.
 pub use m20261206_000007_index_search_in_list_order::{
     WATERMARK_BLOCK_BITS, backfill_message_grams, message_grams, text_gram,
 };
 /// Moves the feed's sequence and transaction-id offset past stored rows.
 pub use m20261206_000008_order_feed_by_transaction::resync_feed;
+/// Counts rows written directly (a bulk load) into the stats rollups.
+pub use m20261207_000012_count_revenue_and_retractions::backfill as backfill_stats_rollups;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000009_spread_rollup_rows::Migration),
             Box::new(m20261207_000010_add_conversion_values::Migration),
             Box::new(m20261207_000011_create_conversion_adjustments::Migration),
+            Box::new(m20261207_000012_count_revenue_and_retractions::Migration),
         ]
     }
 }

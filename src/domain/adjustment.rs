@@ -1,7 +1,7 @@
 //! Changes to a recorded sale after the fact, as attribution systems know
 //! them: a restatement gives the conversion a new value (an upgrade, a
-//! partial refund). Each is kept in the conversion's history and is an
-//! event of the feed.
+//! partial refund); a retraction withdraws it (cancelled, fully refunded).
+//! Each is kept in the conversion's history and is an event of the feed.
 
 use std::str::FromStr;
 
@@ -12,9 +12,8 @@ use super::money::Money;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConversionStatus {
     Active,
-    /// Withdrawn (a cancelled sale): no badge, no longer "converted", kept
-    /// in the detail. Stored statuses are read with this rule already;
-    /// no write sets it yet.
+    /// Withdrawn (a cancelled sale): no badge, no longer "converted", not
+    /// in the stats; kept in the detail with the value it had.
     Retracted,
 }
 
@@ -46,13 +45,21 @@ impl FromStr for ConversionStatus {
 pub enum ConversionChange {
     Recorded,
     Restated,
+    Retracted,
 }
 
 impl ConversionChange {
+    pub const ALL: [ConversionChange; 3] = [
+        ConversionChange::Recorded,
+        ConversionChange::Restated,
+        ConversionChange::Retracted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ConversionChange::Recorded => "RECORDED",
             ConversionChange::Restated => "RESTATED",
+            ConversionChange::Retracted => "RETRACTED",
         }
     }
 }
@@ -60,7 +67,7 @@ impl ConversionChange {
 impl FromStr for ConversionChange {
     type Err = InvalidInput;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [ConversionChange::Recorded, ConversionChange::Restated]
+        ConversionChange::ALL
             .into_iter()
             .find(|c| c.as_str() == s)
             .ok_or_else(|| {
@@ -107,6 +114,12 @@ pub fn restates(
     }
 }
 
+/// Whether retracting a conversion in `status` changes anything: a
+/// withdrawn sale stays withdrawn, and withdrawing it again is harmless.
+pub fn retracts(status: ConversionStatus) -> bool {
+    status == ConversionStatus::Active
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,8 +154,14 @@ mod tests {
     }
 
     #[test]
+    fn only_an_active_sale_is_retracted() {
+        assert!(retracts(ConversionStatus::Active));
+        assert!(!retracts(ConversionStatus::Retracted));
+    }
+
+    #[test]
     fn names_read_back() {
-        for change in [ConversionChange::Recorded, ConversionChange::Restated] {
+        for change in ConversionChange::ALL {
             assert_eq!(change.as_str().parse(), Ok(change));
         }
         for status in [ConversionStatus::Active, ConversionStatus::Retracted] {

@@ -62,6 +62,13 @@ impl Currency {
     }
 }
 
+impl std::str::FromStr for Currency {
+    type Err = InvalidInput;
+    fn from_str(code: &str) -> Result<Self, InvalidInput> {
+        Currency::parse(code)
+    }
+}
+
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code)
@@ -104,6 +111,19 @@ impl Money {
     pub fn amount(&self) -> String {
         format_minor(self.minor, self.currency)
     }
+}
+
+/// `total` minor units shared equally over `count`, rounded to the nearest
+/// minor unit (halves away from zero); none when `count` is not positive.
+pub fn average_minor(total: i64, count: i64) -> Option<i64> {
+    if count <= 0 {
+        return None;
+    }
+    let (total, count) = (i128::from(total), i128::from(count));
+    // Division truncates toward zero, so adding half the divisor away
+    // from zero first rounds halves away from zero.
+    let half_away = if total < 0 { -(count / 2) } else { count / 2 };
+    i64::try_from((total + half_away) / count).ok()
 }
 
 /// `minor` units of `currency` written with exactly its decimals (negative
@@ -169,6 +189,19 @@ fn parse_minor(amount: &str, currency: Currency) -> Result<i64, InvalidInput> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn averages_round_to_the_nearest_minor_unit_halves_away_from_zero() {
+        assert_eq!(average_minor(5, 3), Some(2));
+        assert_eq!(average_minor(4, 3), Some(1));
+        assert_eq!(average_minor(3, 2), Some(2));
+        assert_eq!(average_minor(5, 4), Some(1));
+        assert_eq!(average_minor(6, 4), Some(2));
+        assert_eq!(average_minor(-3, 2), Some(-2));
+        assert_eq!(average_minor(0, 7), Some(0));
+        assert_eq!(average_minor(i64::MAX, 1), Some(i64::MAX));
+        assert_eq!(average_minor(10, 0), None);
+    }
 
     fn minor(amount: &str, currency: &str) -> Result<i64, InvalidInput> {
         Money::parse(amount, currency).map(|m| m.minor)

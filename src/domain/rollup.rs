@@ -71,10 +71,16 @@ pub enum Metric {
     LinkConverted,
     /// Conversions recorded in the period outside attribution.
     Unattributed,
+    /// What the active attributed conversions of a kind are worth now, in
+    /// a currency's minor units (key: `KIND CURRENCY`), by their
+    /// conversation's start.
+    Revenue,
+    /// Conversations with at least one of them (key: the currency).
+    RevenueConversations,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 8] = [
+    pub const ALL: [Metric; 10] = [
         Metric::Conversations,
         Metric::Converted,
         Metric::Kind,
@@ -83,6 +89,8 @@ impl Metric {
         Metric::Followed,
         Metric::LinkConverted,
         Metric::Unattributed,
+        Metric::Revenue,
+        Metric::RevenueConversations,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,12 +103,24 @@ impl Metric {
             Metric::Followed => "followed",
             Metric::LinkConverted => "link_converted",
             Metric::Unattributed => "unattributed",
+            Metric::Revenue => "revenue",
+            Metric::RevenueConversations => "revenue_conversations",
         }
     }
 
     pub fn parse(stored: &str) -> Option<Metric> {
         Metric::ALL.into_iter().find(|m| m.as_str() == stored)
     }
+}
+
+/// The key of a revenue counter: the kind and the currency.
+pub fn revenue_key(kind: &str, currency: &str) -> String {
+    format!("{kind} {currency}")
+}
+
+/// The kind and the currency of a revenue counter's key.
+pub fn split_revenue_key(key: &str) -> Option<(&str, &str)> {
+    key.split_once(' ')
 }
 
 /// `[from, to)` in µs; `i64::MIN` / `i64::MAX` stand for no bound.
@@ -331,5 +351,7 @@ mod tests {
             assert_eq!(Metric::parse(metric.as_str()), Some(metric));
         }
         assert_eq!(Metric::parse("visits"), None);
+        let key = revenue_key("DAY_PASS_PURCHASED", "EUR");
+        assert_eq!(split_revenue_key(&key), Some(("DAY_PASS_PURCHASED", "EUR")));
     }
 }

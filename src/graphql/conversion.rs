@@ -15,7 +15,9 @@ use crate::domain::cursor::encode_conversion_cursor;
 use crate::domain::cursor::{NodeType, parse_global_id};
 use crate::domain::session_id::SessionId;
 use crate::error::AppError;
-use crate::service::conversions::{Origin, RecordConversion, Recorded, RestateConversion};
+use crate::service::conversions::{
+    Adjusted, Origin, RecordConversion, Recorded, RestateConversion, RetractConversion,
+};
 
 /// An outcome to record: against a session given by its ID, or by the link
 /// token that came with the person (give exactly one of the two).
@@ -95,6 +97,46 @@ pub struct RestateConversionPayload {
     pub conversion: Conversion,
     /// False for a replay, or when it was already worth exactly that.
     pub created: bool,
+}
+
+/// A recorded sale withdrawn: cancelled, fully refunded, a membership
+/// ended in its first week.
+#[derive(InputObject)]
+pub struct RetractConversionInput {
+    /// The conversion's `id`.
+    pub conversion_id: ID,
+    /// Why, as the operator should read it in the history, e.g. "booking
+    /// cancelled" (up to 500 characters).
+    pub reason: String,
+    /// Makes retries safe, as for `restateConversion`.
+    pub idempotency_key: String,
+}
+
+/// The result of `retractConversion`.
+#[derive(SimpleObject)]
+pub struct RetractConversionPayload {
+    /// The conversion as it is now: RETRACTED, with the value it had.
+    pub conversion: Conversion,
+    /// False for a replay, or when it was already retracted.
+    pub created: bool,
+}
+
+impl From<Adjusted> for RetractConversionPayload {
+    fn from(adjusted: Adjusted) -> Self {
+        RetractConversionPayload {
+            conversion: Conversion(adjusted.conversion),
+            created: adjusted.created,
+        }
+    }
+}
+
+impl From<Adjusted> for RestateConversionPayload {
+    fn from(adjusted: Adjusted) -> Self {
+        RestateConversionPayload {
+            conversion: Conversion(adjusted.conversion),
+            created: adjusted.created,
+        }
+    }
 }
 
 /// The conversion an `ID` names; none for an id of no conversion.
@@ -224,10 +266,34 @@ impl ConversionMutation {
                 },
             )
             .await?;
-        Ok(RestateConversionPayload {
-            conversion: Conversion(adjusted.conversion),
-            created: adjusted.created,
-        })
+        Ok(adjusted.into())
+    }
+
+    /// Withdraws a recorded conversion (roles CHECKOUT, INTEGRATOR,
+    /// ADMIN): its badge leaves the conversation, it no longer counts in
+    /// "converted" or the stats, and it stays in `Conversation.conversions`
+    /// as RETRACTED with the value it had. The change joins
+    /// `Conversion.adjustments` and is a `RETRACTED` event of the feed.
+    /// Retracting it again changes nothing (`created: false`); a retracted
+    /// conversion is not restated (`CONFLICT`).
+    async fn retract_conversion(
+        &self,
+        ctx: &Context<'_>,
+        input: RetractConversionInput,
+    ) -> Result<RetractConversionPayload> {
+        let r = request(ctx)?;
+        let adjusted = r
+            .services
+            .retract_conversion(
+                &r.caller,
+                RetractConversion {
+                    conversion_id: conversion_id(&input.conversion_id),
+                    reason: input.reason,
+                    idempotency_key: input.idempotency_key,
+                },
+            )
+            .await?;
+        Ok(adjusted.into())
     }
 }
 

@@ -125,6 +125,19 @@ pub enum ConversionChange {
     Recorded,
     /// Its value changed (`restateConversion`).
     Restated,
+    /// It was withdrawn (`retractConversion`): no longer counted.
+    Retracted,
+}
+
+/// Whether a conversion still counts.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::adjustment::ConversionStatus")]
+pub enum ConversionStatus {
+    /// It counts: a badge, "converted", the stats.
+    Active,
+    /// Withdrawn (`retractConversion`): no badge, not counted in the stats
+    /// or in "converted"; kept here with the value it had.
+    Retracted,
 }
 
 /// The role of an API key (see README "Keys, roles and tenants").

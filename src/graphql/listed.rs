@@ -250,7 +250,7 @@ impl Row<'_> {
         };
         let badges = conversions
             .iter()
-            .filter(|c| c.attributed)
+            .filter(|c| c.has_badge())
             .map(|c| self.badge(c, selection))
             .collect::<Option<Vec<Value>>>()?;
         Some(Value::List(badges))

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::context::request;
 use super::enums::{
-    BadgeColour, Channel, ConversionChange, ConversionKind, ConversionSource, CtaAction, KeyRole,
-    RecordType,
+    BadgeColour, Channel, ConversionChange, ConversionKind, ConversionSource, ConversionStatus,
+    CtaAction, KeyRole, RecordType,
 };
 use super::message::Message;
 use super::money::Money;
@@ -136,7 +136,7 @@ impl Conversation {
     }
 
     /// Badges of the outcomes credited to this conversation, oldest first;
-    /// one per conversion.
+    /// one per active conversion (a retracted one has none).
     async fn badges(&self, ctx: &Context<'_>) -> Result<Vec<Badge>> {
         let r = request(ctx)?;
         if r.is_badgeless(self.0.id) {
@@ -147,7 +147,7 @@ impl Conversation {
         let badges = conversions
             .unwrap_or_default()
             .into_iter()
-            .filter(|c| c.attributed)
+            .filter(read_model::Conversion::has_badge)
             .map(|c| Badge::of(&c, &settings))
             .collect();
         Ok(badges)
@@ -247,6 +247,11 @@ impl Conversion {
     /// restated.
     async fn value(&self) -> Option<Money> {
         self.0.value.map(Money::from)
+    }
+
+    /// ACTIVE, or RETRACTED once withdrawn.
+    async fn status(&self) -> ConversionStatus {
+        self.0.status.into()
     }
 
     /// Every change since it was recorded, oldest first.

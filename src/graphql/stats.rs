@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 
 use super::context::request;
 use super::enums::{Channel, ConversionKind, CtaAction};
-use crate::service::stats::{StatsRange, rate};
+use crate::domain::money::format_minor;
+use crate::service::stats::{self, StatsRange, rate};
 
 /// Conversion figures for the conversations started in a date range.
 /// A conversation counts as converted when it has any attributed conversion,
@@ -30,6 +31,80 @@ pub struct ConversionStats {
     /// Call-to-action links of the range's conversations, per action:
     /// issued → followed → converted.
     pub funnel: Vec<FunnelStep>,
+    /// What the range's conversations earned, per currency (by code; only
+    /// currencies some conversation earned in). Amounts in different
+    /// currencies are never added or converted. Net of restatements and
+    /// retractions: the values the active attributed conversions have now,
+    /// counted by their conversation's start, like `byKind`.
+    pub revenue: Vec<CurrencyRevenue>,
+}
+
+/// What the range's conversations earned in one currency. Amounts are
+/// decimal strings written with the currency's decimals, like
+/// `Money.amount`.
+#[derive(SimpleObject)]
+pub struct CurrencyRevenue {
+    /// ISO 4217 code, e.g. "EUR".
+    pub currency: String,
+    /// Everything earned in it.
+    pub total: String,
+    /// Per outcome kind, every kind listed.
+    pub by_kind: Vec<KindRevenue>,
+    /// Per channel whose amount is not zero.
+    pub by_channel: Vec<ChannelRevenue>,
+    /// Conversations with at least one active attributed conversion valued
+    /// in this currency.
+    pub converted_conversations: i64,
+    /// `total / convertedConversations`, rounded to the currency's minor
+    /// unit (halves away from zero).
+    pub per_converted_conversation: String,
+}
+
+/// What one outcome kind earned.
+#[derive(SimpleObject)]
+pub struct KindRevenue {
+    /// The outcome.
+    pub kind: ConversionKind,
+    /// What its conversions earned.
+    pub amount: String,
+}
+
+/// What one channel's conversations earned.
+#[derive(SimpleObject)]
+pub struct ChannelRevenue {
+    /// The channel.
+    pub channel: Channel,
+    /// What its conversations earned.
+    pub amount: String,
+}
+
+impl From<stats::CurrencyRevenue> for CurrencyRevenue {
+    fn from(revenue: stats::CurrencyRevenue) -> Self {
+        let currency = revenue.currency;
+        let amount = |minor| format_minor(minor, currency);
+        CurrencyRevenue {
+            currency: currency.code().to_owned(),
+            total: amount(revenue.total),
+            by_kind: revenue
+                .by_kind
+                .into_iter()
+                .map(|(kind, minor)| KindRevenue {
+                    kind: kind.into(),
+                    amount: amount(minor),
+                })
+                .collect(),
+            by_channel: revenue
+                .by_channel
+                .into_iter()
+                .map(|(channel, minor)| ChannelRevenue {
+                    channel: channel.into(),
+                    amount: amount(minor),
+                })
+                .collect(),
+            converted_conversations: revenue.conversations,
+            per_converted_conversation: amount(revenue.per_converted_conversation),
+        }
+    }
 }
 
 /// The link funnel of one call to action.
@@ -130,6 +205,7 @@ impl StatsQuery {
                     converted: f.converted,
                 })
                 .collect(),
+            revenue: stats.revenue.into_iter().map(Into::into).collect(),
         })
     }
 }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::read_model::{Conversation, Conversion, ConversionsOf, read_all};
 use super::{Caller, Page, Services};
+use crate::domain::adjustment::ConversionStatus;
 use crate::domain::channel::Channel;
 use crate::domain::clock::to_micros;
 use crate::domain::conversion::ConversionKind;
@@ -203,6 +204,7 @@ fn narrowed(
             .from(conversion::Entity)
             .and_where(conversion::Column::TenantId.eq(caller.tenant_id))
             .and_where(conversion::Column::Attributed.eq(true))
+            .and_where(conversion::Column::Status.eq(ConversionStatus::Active.as_str()))
             .and_where(conversion::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())))
             .to_owned();
         query = query.filter(conversation::Column::Id.in_subquery(with_badge));

@@ -90,6 +90,14 @@ pub struct Conversion {
     pub status: ConversionStatus,
 }
 
+impl Conversion {
+    /// Whether it shows as a badge on its conversation: credited to it and
+    /// not withdrawn.
+    pub fn has_badge(&self) -> bool {
+        self.attributed && self.status == ConversionStatus::Active
+    }
+}
+
 impl TryFrom<conversion::Model> for Conversion {
     type Error = AppError;
 

@@ -61,11 +61,17 @@ impl Counted {
 
     /// Counts one more `metric` (of `key`) in the day and the month of `at`.
     pub fn add(&mut self, at: i64, metric: Metric, key: &str) {
+        self.add_n(at, metric, key, 1);
+    }
+
+    /// Adds `n` (negative to take back) to `metric` (of `key`) in the day
+    /// and the month of `at`.
+    pub fn add_n(&mut self, at: i64, metric: Metric, key: &str, n: i64) {
         for span in Span::ALL {
             *self
                 .rows
                 .entry((span, span.start_of(at), metric, key.to_owned()))
-                .or_default() += 1;
+                .or_default() += n;
         }
     }
 
@@ -105,8 +111,9 @@ impl Counted {
     }
 }
 
-/// The upsert counting one conversation that first converted `delay` µs
-/// after it started, in the day and month of `started_at`, as
+/// The upsert counting `n` (1, or -1 to take it back) conversations that
+/// first converted `delay` µs after they started, in the day and month of
+/// `started_at`, as
 /// `INSERT … SELECT … FROM (VALUES …) p{from} WHERE true …`: `from` adds
 /// tables (on PostgreSQL, the CTEs that decide whether it counts). Its
 /// values go to `values`.
@@ -115,12 +122,12 @@ pub(crate) fn delay_upsert(
     tenant_id: Uuid,
     channel: &str,
     started_at: i64,
-    delay: i64,
+    (delay, n): (i64, i64),
     from: &str,
     values: &mut Vec<Value>,
 ) -> String {
     values.extend([tenant_id.into(), channel.to_owned().into(), delay.into()]);
-    values.push(next_shard(backend).into());
+    values.extend([n.into(), next_shard(backend).into()]);
     for span in Span::ALL {
         values.extend([span.as_str().into(), span.start_of(started_at).into()]);
     }
@@ -129,21 +136,21 @@ pub(crate) fn delay_upsert(
         "INSERT INTO delay_rollup ({DELAY_KEY}, n, shard) \
          SELECT ?, p.column1, p.column2, ?, \
          (SELECT b.bucket FROM delay_bucket b WHERE b.lower_micros <= ? \
-          ORDER BY b.lower_micros DESC LIMIT 1), 1, ? \
+          ORDER BY b.lower_micros DESC LIMIT 1), CAST(? AS BIGINT), ? \
          FROM (VALUES (CAST(? AS TEXT), CAST(? AS BIGINT)), (?, ?)) p{from} WHERE true \
          ON CONFLICT ({}) DO UPDATE SET n = delay_rollup.n + excluded.n",
         rollup_key(backend, DELAY_KEY)
     )
 }
 
-/// Counts one first conversion into the histogram, inside the caller's
-/// transaction.
+/// Counts `n` first conversions (-1 takes one back) into the histogram,
+/// inside the caller's transaction.
 pub(crate) async fn save_delay<C: ConnectionTrait>(
     db: &C,
     tenant_id: Uuid,
     channel: &str,
     started_at: i64,
-    delay: i64,
+    delay: (i64, i64),
 ) -> Result<(), AppError> {
     let mut values = Vec::new();
     let backend: DatabaseBackend = db.get_database_backend();

@@ -6,6 +6,10 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 
+mod revenue;
+
+pub use revenue::CurrencyRevenue;
+
 use super::{Caller, Services, statement};
 use crate::domain::channel::Channel;
 use crate::domain::clock::to_micros;
@@ -63,6 +67,8 @@ pub struct ConversionStats {
     pub unattributed: i64,
     /// Every action, zeros included.
     pub funnel: Vec<FunnelStep>,
+    /// Per currency earned in, by code.
+    pub revenue: Vec<CurrencyRevenue>,
 }
 
 impl Services {
@@ -198,9 +204,31 @@ fn edge_selects(
         format!("{started} AND c.first_converted_at IS NOT NULL"),
         "c.channel",
     ));
-    for (metric, count) in [
-        ("kind", "COUNT(*)"),
-        ("kind_conversations", "COUNT(DISTINCT v.conversation_id)"),
+    const ACTIVE: &str = "v.status = 'ACTIVE'";
+    const VALUED: &str = "v.attributed AND v.status = 'ACTIVE' AND v.value_minor IS NOT NULL";
+    for (metric, key, count, filter, group) in [
+        ("kind", "v.kind", "COUNT(*)", "v.attributed", "v.kind"),
+        (
+            "kind_conversations",
+            "v.kind",
+            "COUNT(DISTINCT v.conversation_id)",
+            "v.attributed",
+            "v.kind",
+        ),
+        (
+            "revenue",
+            "v.kind || ' ' || v.currency",
+            "CAST(SUM(v.value_minor) AS BIGINT)",
+            VALUED,
+            "v.kind, v.currency",
+        ),
+        (
+            "revenue_conversations",
+            "v.currency",
+            "COUNT(DISTINCT v.conversation_id)",
+            VALUED,
+            "v.currency",
+        ),
     ] {
         let started = within(
             "v.conversation_started_at",
@@ -208,17 +236,17 @@ fn edge_selects(
             values,
         );
         parts.push(counted(
-            &format!("v.conversation_channel, '{metric}', v.kind, {count}"),
+            &format!("v.conversation_channel, '{metric}', {key}, {count}"),
             "conversion v",
-            format!("{started} AND v.attributed"),
-            "v.conversation_channel, v.kind",
+            format!("{started} AND {filter} AND {ACTIVE}"),
+            &format!("v.conversation_channel, {group}"),
         ));
     }
     let recorded = within("v.recorded_at", "v.conversation_channel", values);
     parts.push(counted(
         "COALESCE(v.conversation_channel, ''), 'unattributed', '', COUNT(*)",
         "conversion v",
-        format!("{recorded} AND NOT v.attributed"),
+        format!("{recorded} AND NOT v.attributed AND {ACTIVE}"),
         "v.conversation_channel",
     ));
     for (metric, filter) in [
@@ -255,6 +283,7 @@ struct Tally {
     unattributed: i64,
     /// (representative µs, conversations), one entry per row read.
     delays: Vec<(f64, i64)>,
+    revenue: revenue::RevenueTally,
 }
 
 impl Tally {
@@ -280,11 +309,12 @@ impl Tally {
                 .collect(),
             unattributed: 0,
             delays: Vec::new(),
+            revenue: revenue::RevenueTally::default(),
         };
         for row in rows {
             tally.add(&row)?;
         }
-        Ok(tally.finish())
+        tally.finish()
     }
 
     fn add(&mut self, row: &QueryResult) -> Result<(), AppError> {
@@ -341,16 +371,21 @@ impl Tally {
                 }
             }
             Metric::Unattributed => self.unattributed += n,
+            Metric::Revenue | Metric::RevenueConversations => {
+                let channel: String = row.try_get_by_index(0)?;
+                self.revenue.add(channel, metric, &key, n)?;
+            }
         }
         Ok(())
     }
 
-    fn finish(mut self) -> ConversionStats {
+    fn finish(mut self) -> Result<ConversionStats, AppError> {
         self.by_channel.retain(|c| c.conversations > 0);
         self.by_channel
             .sort_by_key(|c| Channel::ALL.iter().position(|x| *x == c.channel));
         self.delays.sort_by(|a, b| a.0.total_cmp(&b.0));
-        ConversionStats {
+        Ok(ConversionStats {
+            revenue: self.revenue.finish()?,
             conversations: self.by_channel.iter().map(|c| c.conversations).sum(),
             converted: self.by_channel.iter().map(|c| c.converted).sum(),
             by_kind: self.by_kind,
@@ -359,7 +394,7 @@ impl Tally {
                 .map(|micros| micros / 1_000_000.0),
             unattributed: self.unattributed,
             funnel: self.funnel,
-        }
+        })
     }
 }
 

@@ -14,14 +14,14 @@ const HISTORY: &str = "query($id: ID) { conversation(id: $id) { conversions {
     value { amount currency }
     adjustments { change value { amount currency } previousValue { amount currency } reason role at } } } }";
 
-fn eur(amount: &str) -> Value {
+pub(crate) fn eur(amount: &str) -> Value {
     json!({ "amount": amount, "currency": "EUR" })
 }
 
 impl TestApp {
     /// A day pass of `session` recorded by the checkout, worth `amount`
     /// EUR; its conversion id.
-    async fn sold(&self, session: &Session, record_id: &str, amount: &str) -> String {
+    pub(crate) async fn sold(&self, session: &Session, record_id: &str, amount: &str) -> String {
         let body = self
             .record_worth(
                 session,
@@ -37,7 +37,7 @@ impl TestApp {
             .to_owned()
     }
 
-    async fn restate(
+    pub(crate) async fn restate(
         &self,
         key: &str,
         conversion: &str,
@@ -59,7 +59,7 @@ impl TestApp {
     }
 
     /// The conversation's conversions with their histories.
-    async fn history(&self, session: &Session) -> Value {
+    pub(crate) async fn history(&self, session: &Session) -> Value {
         let body = self
             .gql(&self.admin, HISTORY, json!({ "id": session.id }))
             .await;
@@ -67,7 +67,7 @@ impl TestApp {
     }
 
     /// Every feed event after `after` (from the start without it).
-    async fn feed_after(&self, after: Option<&str>) -> Vec<Value> {
+    pub(crate) async fn feed_after(&self, after: Option<&str>) -> Vec<Value> {
         let body = self
             .gql(
                 &self.integrator,

@@ -57,6 +57,7 @@ mod links;
 mod listing;
 mod messages;
 mod process;
+mod retractions;
 mod revenue;
 mod rollups;
 mod schema;

@@ -1,7 +1,8 @@
 //! Stats come from rollups kept by every write; here they must agree with a
 //! full scan of the rows on a randomised history that crosses days and
 //! months: sessions on every channel, replays and conflicts, outcomes
-//! inside and outside attribution, links issued, followed and converted.
+//! inside and outside attribution, links issued, followed and converted,
+//! sales in three currencies restated and retracted.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,6 +10,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use convtrack::domain::channel::Channel;
 use convtrack::domain::conversion::ConversionKind;
 use convtrack::domain::link::CtaAction;
+use convtrack::domain::money::{Currency, format_minor};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -21,7 +23,65 @@ const STATS: &str = "query($from: DateTime, $to: DateTime, $channel: Channel) {
         conversations convertedConversations
         byKind { kind count rate } byChannel { channel conversations converted }
         medianSecondsToConvert unattributed
-        funnel { action issued followed converted } } }";
+        funnel { action issued followed converted }
+        revenue { currency total byKind { kind amount } byChannel { channel amount }
+                  convertedConversations perConvertedConversation } } }";
+
+/// Currencies of 0, 2 and 3 decimals.
+const CURRENCIES: [&str; 3] = ["EUR", "JPY", "KWD"];
+
+/// A random amount of `currency`, written with its decimals.
+fn amount(dice: &mut Dice, currency: &str) -> String {
+    match currency {
+        "JPY" => format!("{}", dice.below(200_000)),
+        "KWD" => format!("{}.{:03}", dice.below(900), dice.below(1000)),
+        _ => format!("{}.{:02}", dice.below(3_000), dice.below(100)),
+    }
+}
+
+/// Conversions recorded so far: (id, the currency of their value).
+type Sales = Vec<(String, Option<&'static str>)>;
+
+/// Keeps the conversion a recording answered with.
+fn kept(sales: &mut Sales, body: &Value, currency: Option<&'static str>) {
+    if let Some(id) = body["data"]["recordConversion"]["conversion"]["id"].as_str() {
+        sales.push((id.to_owned(), currency));
+    }
+}
+
+/// Restates or retracts one of `sales` (some refused, as they would be:
+/// another currency, a retracted sale).
+async fn adjust_one(app: &TestApp, dice: &mut Dice, sales: &mut Sales, n: u64) {
+    let at = dice.below(sales.len().max(1) as u64) as usize;
+    let Some((id, currency)) = sales.get_mut(at) else {
+        return;
+    };
+    let key = format!("adjust-{n}");
+    if dice.below(3) == 0 {
+        app.gql(
+            &app.checkout,
+            "mutation($input: RetractConversionInput!) { retractConversion(input: $input) { created } }",
+            json!({ "input": { "conversionId": id, "reason": "cancelled", "idempotencyKey": key } }),
+        )
+        .await;
+        return;
+    }
+    let chosen = match currency {
+        Some(currency) if dice.below(10) > 0 => *currency,
+        _ => CURRENCIES[dice.below(3) as usize],
+    };
+    let body = app
+        .gql(
+            &app.checkout,
+            "mutation($input: RestateConversionInput!) { restateConversion(input: $input) { created } }",
+            json!({ "input": { "conversionId": id, "reason": "changed", "idempotencyKey": key,
+                "value": { "amount": amount(dice, chosen), "currency": chosen } } }),
+        )
+        .await;
+    if body["data"]["restateConversion"].is_object() {
+        *currency = Some(chosen);
+    }
+}
 
 /// A small deterministic generator (SplitMix64), so a failure repeats.
 struct Dice(u64);
@@ -70,12 +130,17 @@ async fn random_history(app: &TestApp, dice: &mut Dice) {
     );
     let mut sessions: Vec<Session> = Vec::new();
     let mut tokens: Vec<String> = Vec::new();
+    let mut sales: Sales = Vec::new();
     let follower = no_redirects();
-    for n in 0..140u64 {
-        app.advance(TimeDelta::minutes(dice.below(60 * 14) as i64));
+    for n in 0..170u64 {
+        let roll = dice.below(116);
+        // Changes to sales come between other steps, taking no time.
+        if roll < 100 {
+            app.advance(TimeDelta::minutes(dice.below(60 * 14) as i64));
+        }
         let kind = *dice.pick(&ConversionKind::ALL).expect("kinds");
         let record_id = format!("r-{}", dice.below(12));
-        match dice.below(100) {
+        match roll {
             0..35 => {
                 let channel = *dice.pick(&Channel::ALL).expect("channels");
                 let body = app
@@ -94,9 +159,20 @@ async fn random_history(app: &TestApp, dice: &mut Dice) {
                 app.try_start_session(&app.other_agent, session_input(Channel::Chat, n))
                     .await;
             }
-            40..65 => {
+            40..52 => {
                 if let Some(session) = dice.pick(&sessions) {
-                    app.record_conversion(session, kind, &record_id).await;
+                    let body = app.record_conversion(session, kind, &record_id).await;
+                    kept(&mut sales, &body, None);
+                }
+            }
+            52..65 => {
+                if let Some(session) = dice.pick(&sessions) {
+                    let currency = CURRENCIES[dice.below(3) as usize];
+                    let value = json!({ "amount": amount(dice, currency), "currency": currency });
+                    let input = json!({ "sessionId": session.session_id, "kind": kind.as_str(),
+                        "recordId": record_id, "value": value });
+                    let body = app.record_as(&app.checkout, input).await;
+                    kept(&mut sales, &body, Some(currency));
                 }
             }
             65..72 => {
@@ -126,12 +202,15 @@ async fn random_history(app: &TestApp, dice: &mut Dice) {
                         .expect("answer");
                 }
             }
-            _ => {
+            92..100 => {
                 if let Some(token) = dice.pick(&tokens) {
-                    app.record_with_token(&app.checkout, token, kind, &record_id)
+                    let body = app
+                        .record_with_token(&app.checkout, token, kind, &record_id)
                         .await;
+                    kept(&mut sales, &body, None);
                 }
             }
+            _ => adjust_one(app, dice, &mut sales, n).await,
         }
     }
 }
@@ -160,6 +239,11 @@ async fn scanned(app: &TestApp, from: i64, to: i64, channel: Option<Channel>) ->
         .iter()
         .filter(|c| c.started_at >= from && c.started_at < to && on_channel(&c.channel))
         .map(|c| (c.id, c))
+        .collect();
+    // Retracted conversions count nowhere.
+    let conversions: Vec<entity::conversion::Model> = conversions
+        .into_iter()
+        .filter(|v| v.status == "ACTIVE")
         .collect();
     let attributed: Vec<&entity::conversion::Model> = conversions
         .iter()
@@ -235,6 +319,7 @@ async fn scanned(app: &TestApp, from: i64, to: i64, channel: Option<Channel>) ->
         })
         .collect();
     json!({
+        "revenue": revenue_of(&attributed, &cohort),
         "conversations": total,
         "convertedConversations": first.len(),
         "byKind": by_kind,
@@ -243,6 +328,72 @@ async fn scanned(app: &TestApp, from: i64, to: i64, channel: Option<Channel>) ->
         "unattributed": unattributed,
         "funnel": funnel,
     })
+}
+
+/// The revenue a scan of the active attributed conversions `attributed`
+/// (of conversations in `cohort`) gives, per currency.
+fn revenue_of(
+    attributed: &[&entity::conversion::Model],
+    cohort: &BTreeMap<Uuid, &entity::conversation::Model>,
+) -> Value {
+    let mut currencies: Vec<&str> = attributed
+        .iter()
+        .filter(|v| v.value_minor.is_some())
+        .filter_map(|v| v.currency.as_deref())
+        .collect();
+    currencies.sort_unstable();
+    currencies.dedup();
+    let revenue: Vec<Value> = currencies
+        .into_iter()
+        .map(|code| {
+            let currency = Currency::parse(code).expect("stored currency");
+            let valued: Vec<_> = attributed
+                .iter()
+                .filter(|v| v.currency.as_deref() == Some(code) && v.value_minor.is_some())
+                .collect();
+            let sum = |keep: &dyn Fn(&entity::conversion::Model) -> bool| -> i64 {
+                valued
+                    .iter()
+                    .filter(|v| keep(v))
+                    .map(|v| v.value_minor.expect("valued"))
+                    .sum()
+            };
+            let total = sum(&|_| true);
+            let by_kind: Vec<Value> = ConversionKind::ALL
+                .iter()
+                .map(|kind| {
+                    let amount = sum(&|v| v.kind == kind.as_str());
+                    json!({ "kind": kind.as_str(), "amount": format_minor(amount, currency) })
+                })
+                .collect();
+            let by_channel: Vec<Value> = Channel::ALL
+                .iter()
+                .filter_map(|ch| {
+                    let amount = sum(&|v| {
+                        v.conversation_id
+                            .is_some_and(|id| cohort[&id].channel == ch.as_str())
+                    });
+                    (amount != 0).then(|| {
+                        json!({ "channel": ch.as_str(), "amount": format_minor(amount, currency) })
+                    })
+                })
+                .collect();
+            let conversations: BTreeSet<_> = valued.iter().map(|v| v.conversation_id).collect();
+            let count = conversations.len() as i64;
+            // Rounded to the minor unit, halves away from zero (amounts
+            // here are never negative).
+            let average = (total + count / 2) / count;
+            json!({
+                "currency": code,
+                "total": format_minor(total, currency),
+                "byKind": by_kind,
+                "byChannel": by_channel,
+                "convertedConversations": count,
+                "perConvertedConversation": format_minor(average, currency),
+            })
+        })
+        .collect();
+    json!(revenue)
 }
 
 fn rfc3339(micros: i64) -> String {
@@ -347,6 +498,19 @@ test_both!(stats_from_rollups_agree_with_a_full_scan, |app| {
             .any(|f| f["converted"].as_i64() > Some(0) && f["followed"].as_i64() > Some(0)),
         "{all}"
     );
+    assert!(
+        all["revenue"].as_array().expect("revenue").len() >= 2,
+        "{all}"
+    );
+    let changes: Vec<entity::conversion_adjustment::Model> =
+        entity::conversion_adjustment::Entity::find()
+            .all(&app.services.db)
+            .await
+            .expect("adjustments");
+    for change in ["RESTATED", "RETRACTED"] {
+        let made = changes.iter().filter(|a| a.change == change).count();
+        assert!(made >= 3, "{made} {change}");
+    }
 });
 
 test_both!(
@@ -366,6 +530,7 @@ test_both!(
             "DELETE FROM stats_rollup",
             "DELETE FROM delay_rollup",
             "DELETE FROM conversation_kind",
+            "DELETE FROM conversation_currency",
             "UPDATE cta_link SET first_converted_at = NULL",
         ] {
             db.execute_unprepared(wipe).await.expect("wiped");

@@ -116,6 +116,9 @@ fn example(field: &str, session: &str, conversation: &str) -> (String, Value) {
             "mutation($s: String) { recordConversion(input: { sessionId: $s, kind: BOOKING_CREATED, recordId: \"m-1\" }) { created } }",
             &s,
         ),
+        "mutation retractConversion" => q(
+            "mutation { retractConversion(input: { conversionId: \"Q29udmVyc2lvbjow\", reason: \"r\", idempotencyKey: \"k\" }) { created } }",
+        ),
         "mutation restateConversion" => q(
             "mutation { restateConversion(input: { conversionId: \"Q29udmVyc2lvbjow\", value: { amount: \"1\", currency: \"EUR\" }, reason: \"r\", idempotencyKey: \"k\" }) { created } }",
         ),

@@ -1,6 +1,7 @@
-//! `restateConversion`: a recorded sale changed its value. The change is
-//! kept in the conversion's history and is an event of the tenant's feed,
-//! exactly once per idempotency key.
+//! `restateConversion` and `retractConversion`: a recorded sale changed
+//! its value or was withdrawn. The change is kept in the conversion's
+//! history, counted in the stats ([`super::recount`]) and is an event of
+//! the tenant's feed, exactly once per idempotency key.
 
 use entity::{conversion, conversion_adjustment, idempotency_key};
 use sea_orm::sea_query::Expr;
@@ -10,8 +11,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::recount;
 use super::write::retry_raced;
-use crate::domain::adjustment::{self, ConversionChange};
+use crate::domain::adjustment::{self, ConversionChange, ConversionStatus};
 use crate::domain::idempotency::{self, fingerprint};
 use crate::domain::money::Money;
 use crate::domain::role::Operation;
@@ -35,6 +37,15 @@ pub struct RestateConversion {
     pub idempotency_key: String,
 }
 
+/// A sale withdrawn after it was recorded (cancelled, fully refunded).
+#[derive(Debug, Clone)]
+pub struct RetractConversion {
+    /// None for an id that names no conversion.
+    pub conversion_id: Option<Uuid>,
+    pub reason: String,
+    pub idempotency_key: String,
+}
+
 /// The conversion after a change, and whether this call made it.
 #[derive(Debug, Clone)]
 pub struct Adjusted {
@@ -51,33 +62,45 @@ impl Services {
         input: RestateConversion,
     ) -> Result<Adjusted, AppError> {
         caller.require(Operation::AdjustConversions, "restate conversions")?;
-        let conversion_id = input
-            .conversion_id
-            .ok_or(AppError::NotFound("conversion"))?;
-        let reason = text::required("reason", &input.reason, MAX_REASON_CHARS)?;
-        let key = text::required(
-            "idempotencyKey",
-            &input.idempotency_key,
-            idempotency::MAX_KEY_CHARS,
-        )?;
         let value = input.value;
-        let payload = fingerprint(&[
-            Some(ConversionChange::Restated.as_str()),
-            Some(&conversion_id.to_string()),
-            Some(&format!("{} {}", value.amount(), value.currency)),
-            Some(&reason),
-        ]);
-        let change = Change {
-            conversion_id,
-            value,
-            reason,
-            key,
-            payload,
-        };
-        let adjusted = retry_raced(|| self.adjust_once(caller, &change)).await?;
+        let amount = format!("{} {}", value.amount(), value.currency);
+        let change = Change::checked(
+            ConversionChange::Restated,
+            input.conversion_id,
+            &input.reason,
+            &input.idempotency_key,
+            Some(&amount),
+        )?;
+        self.adjust(caller, Asked::Restate(value), change).await
+    }
+
+    #[tracing::instrument(skip(self, caller, input), fields(tenant = %caller.tenant_id))]
+    pub async fn retract_conversion(
+        &self,
+        caller: &Caller,
+        input: RetractConversion,
+    ) -> Result<Adjusted, AppError> {
+        caller.require(Operation::AdjustConversions, "retract conversions")?;
+        let change = Change::checked(
+            ConversionChange::Retracted,
+            input.conversion_id,
+            &input.reason,
+            &input.idempotency_key,
+            None,
+        )?;
+        self.adjust(caller, Asked::Retract, change).await
+    }
+
+    async fn adjust(
+        &self,
+        caller: &Caller,
+        asked: Asked,
+        change: Change,
+    ) -> Result<Adjusted, AppError> {
+        let adjusted = retry_raced(|| self.adjust_once(caller, asked, &change)).await?;
         if adjusted.created {
             self.events.moved(caller.tenant_id);
-            tracing::info!(conversion = %change.conversion_id, "conversion restated");
+            tracing::info!(conversion = %change.conversion_id, change = change.change.as_str(), "conversion adjusted");
         }
         Ok(adjusted)
     }
@@ -91,7 +114,12 @@ impl Services {
     /// as they were made. (A row lock would give a waiting transaction its
     /// id before the wait, and the feed could then deliver a later change
     /// first.)
-    async fn adjust_once(&self, caller: &Caller, change: &Change) -> Result<Adjusted, AppError> {
+    async fn adjust_once(
+        &self,
+        caller: &Caller,
+        asked: Asked,
+        change: &Change,
+    ) -> Result<Adjusted, AppError> {
         let txn = self.begin_write().await?;
         crate::service::lock_key(&txn, change.conversion_id.as_bytes()).await?;
         let tenant_id = caller.tenant_id;
@@ -124,10 +152,13 @@ impl Services {
         }
         .insert(&*txn)
         .await
-        .map_err(super::write::raced_on_unique)?;
+        .map_err(super::write::raced_or_failed)?;
         let current: Conversion = row.clone().try_into()?;
-        let changes = adjustment::restates(current.status, current.value, change.value)
-            .map_err(|e| AppError::Conflict(e.to_string()))?;
+        let changes = match asked {
+            Asked::Restate(value) => adjustment::restates(current.status, current.value, value)
+                .map_err(|e| AppError::Conflict(e.to_string()))?,
+            Asked::Retract => adjustment::retracts(current.status),
+        };
         if !changes {
             txn.commit().await?;
             return Ok(Adjusted {
@@ -135,7 +166,18 @@ impl Services {
                 created: false,
             });
         }
-        let conversion = self.write_change(&*txn, caller, row, change).await?;
+        // Recordings of the conversation wait from here to the commit.
+        let first_converted_at = match row.conversation_id {
+            Some(id) => recount::lock_conversation(&*txn, id).await?,
+            None => None,
+        };
+        let conversion = self
+            .write_change(&*txn, caller, row.clone(), asked, change)
+            .await?;
+        match asked {
+            Asked::Restate(value) => recount::restated(&*txn, &row, value).await?,
+            Asked::Retract => recount::retracted(&*txn, &row, first_converted_at).await?,
+        }
         txn.commit().await?;
         Ok(Adjusted {
             conversion,
@@ -144,24 +186,29 @@ impl Services {
     }
 
     /// Writes `change` of `row`: its history row, placed in the feed, and
-    /// the conversion's value now.
+    /// the conversion as it is now.
     async fn write_change<C: ConnectionTrait>(
         &self,
         db: &C,
         caller: &Caller,
         mut row: conversion::Model,
+        asked: Asked,
         change: &Change,
     ) -> Result<Conversion, AppError> {
         let now = crate::domain::clock::to_micros(self.clock.now());
         let (feed_seq, feed_xid) = self.next_feed_place(db, caller.tenant_id).await?;
+        let new_value = match asked {
+            Asked::Restate(value) => Some(value),
+            Asked::Retract => None,
+        };
         conversion_adjustment::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(caller.tenant_id),
             conversion_id: Set(row.id),
-            change: Set(ConversionChange::Restated.as_str().to_owned()),
-            value_minor: Set(Some(change.value.minor)),
+            change: Set(change.change.as_str().to_owned()),
+            value_minor: Set(new_value.map(|v| v.minor)),
             previous_value_minor: Set(row.value_minor),
-            currency: Set(Some(change.value.currency.code().to_owned())),
+            currency: Set(new_value.map(|v| v.currency.code().to_owned())),
             previous_currency: Set(row.currency.clone()),
             reason: Set(change.reason.clone()),
             role: Set(caller.role.as_str().to_owned()),
@@ -172,18 +219,39 @@ impl Services {
         }
         .insert(db)
         .await
-        .map_err(super::write::raced_on_unique)?;
-        row.value_minor = Some(change.value.minor);
-        row.currency = Some(change.value.currency.code().to_owned());
-        conversion::Entity::update_many()
-            .col_expr(conversion::Column::ValueMinor, Expr::value(row.value_minor))
-            .col_expr(
-                conversion::Column::Currency,
-                Expr::value(row.currency.clone()),
-            )
-            .filter(conversion::Column::Id.eq(row.id))
-            .exec(db)
-            .await?;
+        .map_err(super::write::raced_or_failed)?;
+        let update = conversion::Entity::update_many().filter(conversion::Column::Id.eq(row.id));
+        match new_value {
+            // A retraction keeps the value the sale had.
+            None => {
+                row.status = ConversionStatus::Retracted.as_str().to_owned();
+                update
+                    .col_expr(conversion::Column::Status, Expr::value(row.status.clone()))
+                    .exec(db)
+                    .await?;
+                if let Some(conversation_id) = row.conversation_id {
+                    // Tells recordings planned before it to plan again.
+                    db.execute_raw(statement(
+                        db.get_database_backend(),
+                        "UPDATE conversation SET retractions = retractions + 1 WHERE id = ?",
+                        vec![conversation_id.into()],
+                    ))
+                    .await?;
+                }
+            }
+            Some(value) => {
+                row.value_minor = Some(value.minor);
+                row.currency = Some(value.currency.code().to_owned());
+                update
+                    .col_expr(conversion::Column::ValueMinor, Expr::value(row.value_minor))
+                    .col_expr(
+                        conversion::Column::Currency,
+                        Expr::value(row.currency.clone()),
+                    )
+                    .exec(db)
+                    .await?;
+            }
+        }
         row.try_into()
     }
 
@@ -233,11 +301,49 @@ impl Services {
     }
 }
 
-/// A restatement as one attempt writes it.
+/// What a change asks for.
+#[derive(Debug, Clone, Copy)]
+enum Asked {
+    Restate(Money),
+    Retract,
+}
+
+/// A change as one attempt writes it.
 struct Change {
+    change: ConversionChange,
     conversion_id: Uuid,
-    value: Money,
     reason: String,
     key: String,
+    /// What the idempotency key is bound to.
     payload: String,
+}
+
+impl Change {
+    /// Checks what every change takes; `amount` (a restatement's new
+    /// value) joins the payload.
+    fn checked(
+        change: ConversionChange,
+        conversion_id: Option<Uuid>,
+        reason: &str,
+        key: &str,
+        amount: Option<&str>,
+    ) -> Result<Self, AppError> {
+        let conversion_id = conversion_id.ok_or(AppError::NotFound("conversion"))?;
+        let reason = text::required("reason", reason, MAX_REASON_CHARS)?;
+        let key = text::required("idempotencyKey", key, idempotency::MAX_KEY_CHARS)?;
+        let id = conversion_id.to_string();
+        let mut fields = vec![Some(change.as_str()), Some(id.as_str())];
+        if let Some(amount) = amount {
+            fields.push(Some(amount));
+        }
+        fields.push(Some(&reason));
+        let payload = fingerprint(&fields);
+        Ok(Change {
+            change,
+            conversion_id,
+            reason,
+            key,
+            payload,
+        })
+    }
 }

@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, Value};
 use uuid::Uuid;
 
 use super::plan::Plan;
-use crate::domain::rollup::Metric;
+use crate::domain::rollup::{Metric, revenue_key};
 use crate::error::AppError;
 use crate::service::rollups::{
     Counted, RowKey, delay_upsert, save_delay, selected_per_row, upsert_selected,
@@ -31,6 +31,10 @@ fn always_counted(plan: &Plan, started_at: i64, channel: &str) -> Counted {
         let row = &plan.result[at];
         if row.attributed {
             counted.add(started_at, Metric::Kind, &row.kind);
+            if let (Some(minor), Some(currency)) = (row.value_minor, &row.currency) {
+                let key = revenue_key(&row.kind, currency);
+                counted.add_n(started_at, Metric::Revenue, &key, minor);
+            }
         } else {
             counted.add(row.recorded_at, Metric::Unattributed, "");
         }
@@ -38,18 +42,70 @@ fn always_counted(plan: &Plan, started_at: i64, channel: &str) -> Counted {
     counted
 }
 
-/// The kinds of the new attributed rows, each once.
-fn attributed_kinds(plan: &Plan) -> Vec<&str> {
-    let mut kinds: Vec<&str> = plan
-        .new_rows
-        .iter()
-        .map(|&at| &plan.result[at])
-        .filter(|row| row.attributed)
-        .map(|row| row.kind.as_str())
-        .collect();
-    kinds.sort_unstable();
-    kinds.dedup();
-    kinds
+/// What a conversation is marked with once, whoever races: the kinds it
+/// converted to, the currencies it earned in. A recording counts a mark
+/// when its insert is the one that made it.
+#[derive(Debug, Clone, Copy)]
+enum Mark {
+    Kind,
+    Currency,
+}
+
+impl Mark {
+    const ALL: [Mark; 2] = [Mark::Kind, Mark::Currency];
+
+    /// The table, its column, the metric it counts and the CTE that
+    /// writes it on PostgreSQL.
+    fn names(self) -> (&'static str, &'static str, Metric, &'static str) {
+        match self {
+            Mark::Kind => (
+                "conversation_kind",
+                "kind",
+                Metric::KindConversations,
+                "kinds",
+            ),
+            Mark::Currency => (
+                "conversation_currency",
+                "currency",
+                Metric::RevenueConversations,
+                "curs",
+            ),
+        }
+    }
+
+    /// The marks of the new rows, each once: the kinds of attributed ones,
+    /// the currencies of attributed ones with a value.
+    fn of(self, plan: &Plan) -> Vec<&str> {
+        let rows = plan.new_rows.iter().map(|&at| &plan.result[at]);
+        let mut marks: Vec<&str> = match self {
+            Mark::Kind => rows
+                .filter(|row| row.attributed)
+                .map(|row| row.kind.as_str())
+                .collect(),
+            Mark::Currency => rows
+                .filter(|row| row.attributed && row.value_minor.is_some())
+                .filter_map(|row| row.currency.as_deref())
+                .collect(),
+        };
+        marks.sort_unstable();
+        marks.dedup();
+        marks
+    }
+
+    /// Records `marks` of the conversation; returns the new ones.
+    fn insert(self, conversation_id: Uuid, marks: &[&str]) -> (String, Vec<Value>) {
+        let (table, column, _, _) = self.names();
+        let mut values = Vec::with_capacity(marks.len() * 2);
+        for mark in marks {
+            values.extend([conversation_id.into(), (*mark).to_owned().into()]);
+        }
+        let sql = format!(
+            "INSERT INTO {table} (conversation_id, {column}) VALUES {} \
+             ON CONFLICT DO NOTHING RETURNING {column}",
+            vec!["(?, ?)"; marks.len()].join(", ")
+        );
+        (sql, values)
+    }
 }
 
 /// The link the new rows came through, with its action.
@@ -77,19 +133,19 @@ pub(super) async fn count_in_transaction<C: ConnectionTrait>(
             plan.tenant_id,
             channel,
             started_at,
-            plan.now - started_at,
+            (plan.now - started_at, 1),
         )
         .await?;
     }
-    let kinds = attributed_kinds(plan);
-    if !kinds.is_empty() {
-        let (sql, values) = new_kinds(plan.conversation_id, &kinds);
+    for mark in Mark::ALL {
+        let marks = mark.of(plan);
+        if marks.is_empty() {
+            continue;
+        }
+        let (_, column, metric, _) = mark.names();
+        let (sql, values) = mark.insert(plan.conversation_id, &marks);
         for row in txn.query_all_raw(statement(backend, &sql, values)).await? {
-            counted.add(
-                started_at,
-                Metric::KindConversations,
-                &row.try_get::<String>("", "kind")?,
-            );
+            counted.add(started_at, metric, &row.try_get::<String>("", column)?);
         }
     }
     if let Some((link_id, action)) = link(plan) {
@@ -111,29 +167,17 @@ pub(super) async fn count_in_transaction<C: ConnectionTrait>(
 const FIRST_LINK_CONVERSION: &str = "UPDATE cta_link SET first_converted_at = ? \
      WHERE id = ? AND first_converted_at IS NULL";
 
-/// Records which kinds the conversation converted to; returns the new ones.
-fn new_kinds(conversation_id: Uuid, kinds: &[&str]) -> (String, Vec<Value>) {
-    let mut values = Vec::with_capacity(kinds.len() * 2);
-    for kind in kinds {
-        values.extend([conversation_id.into(), (*kind).to_owned().into()]);
-    }
-    let sql = format!(
-        "INSERT INTO conversation_kind (conversation_id, kind) VALUES {} \
-         ON CONFLICT DO NOTHING RETURNING kind",
-        vec!["(?, ?)"; kinds.len()].join(", ")
-    );
-    (sql, values)
-}
-
-/// PostgreSQL: the CTEs that mark the firsts (`kinds`, `linkc`); the
+/// PostgreSQL: the CTEs that mark the firsts (`kinds`, `curs`, `linkc`); the
 /// counts read them, so they are written first.
 pub(super) fn marking_ctes(plan: &Plan, values: &mut Vec<Value>) -> Vec<String> {
     let mut parts = Vec::new();
-    let kinds = attributed_kinds(plan);
-    if !kinds.is_empty() {
-        let (sql, kind_values) = new_kinds(plan.conversation_id, &kinds);
-        parts.push(format!("kinds AS ({sql})"));
-        values.extend(kind_values);
+    for mark in Mark::ALL {
+        let marks = mark.of(plan);
+        if !marks.is_empty() {
+            let (sql, mark_values) = mark.insert(plan.conversation_id, &marks);
+            parts.push(format!("{} AS ({sql})", mark.names().3));
+            values.extend(mark_values);
+        }
     }
     if let Some((link_id, _)) = link(plan) {
         parts.push(format!("linkc AS ({FIRST_LINK_CONVERSION} RETURNING id)"));
@@ -163,15 +207,18 @@ pub(super) fn counting_ctes(
             &mut selected_values,
         ));
     }
-    // `marking_ctes` wrote `kinds` exactly when there are attributed kinds.
-    if !attributed_kinds(plan).is_empty() {
-        selects.extend(selected_per_row(
-            "kinds",
-            started_at,
-            Metric::KindConversations,
-            RowKey::Column("kind"),
-            &mut selected_values,
-        ));
+    // `marking_ctes` wrote each mark's CTE exactly when it has marks.
+    for mark in Mark::ALL {
+        if !mark.of(plan).is_empty() {
+            let (_, column, metric, cte) = mark.names();
+            selects.extend(selected_per_row(
+                cte,
+                started_at,
+                metric,
+                RowKey::Column(column),
+                &mut selected_values,
+            ));
+        }
     }
     if let Some((_, action)) = link(plan) {
         selects.extend(selected_per_row(
@@ -201,7 +248,7 @@ pub(super) fn counting_ctes(
                 plan.tenant_id,
                 channel,
                 started_at,
-                plan.now - started_at,
+                (plan.now - started_at, 1),
                 &format!(", {first}"),
                 values,
             )

@@ -9,11 +9,12 @@ pub(crate) mod group;
 pub(crate) mod plan;
 mod read;
 mod record;
+mod recount;
 pub(crate) mod write;
 
 use chrono::TimeDelta;
 
-pub use adjust::{Adjusted, MAX_REASON_CHARS, RestateConversion};
+pub use adjust::{Adjusted, MAX_REASON_CHARS, RestateConversion, RetractConversion};
 
 use super::read_model::Conversion;
 use crate::domain::conversion::ConversionKind;

@@ -54,8 +54,11 @@ pub(crate) struct Plan {
     pub(super) new_rows: Vec<usize>,
     /// An idempotency key used for the first time, with its payload.
     pub(super) new_key: Option<(String, String)>,
-    /// This recording is the conversation's first attributed conversion.
-    pub(super) first_conversion: bool,
+    /// This recording has attributed rows: it is the conversation's first
+    /// conversion if the conversation has none when the rows are written.
+    /// (Decided when writing, not from this plan's read: a retraction may
+    /// have cleared it since.)
+    pub(super) may_be_first: bool,
     pub(super) now: i64,
 }
 
@@ -155,15 +158,14 @@ pub(crate) async fn plan<C: ConnectionTrait>(
         };
         result.push(row.of(p));
     }
-    let first_conversion =
-        !new_rows.is_empty() && attribution.attributed && conversation.first_converted_at.is_none();
+    let may_be_first = !new_rows.is_empty() && attribution.attributed;
     Ok(Plan {
         tenant_id,
         conversation_id: conversation.id,
         result,
         new_rows,
         new_key,
-        first_conversion,
+        may_be_first,
         now,
     })
 }

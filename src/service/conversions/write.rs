@@ -64,15 +64,15 @@ async fn write_statement_by_statement<C: ConnectionTrait>(
         }
         .insert(txn)
         .await
-        .map_err(raced_on_unique)?;
+        .map_err(raced_or_failed)?;
     }
     if plan.new_rows.is_empty() {
         return Ok(());
     }
     // "Converted" and conversion stats read this column instead of joining
-    // conversions. Set once: a recording that finds it set counts no
-    // first conversion.
-    let first_conversion = plan.first_conversion
+    // conversions. A recording that finds it set counts no first
+    // conversion; a retraction may set it again (to the next one) or clear it.
+    let first_conversion = plan.may_be_first
         && conversation::Entity::update_many()
             .col_expr(
                 conversation::Column::FirstConvertedAt,
@@ -90,7 +90,7 @@ async fn write_statement_by_statement<C: ConnectionTrait>(
     conversion::Entity::insert_many(rows.map(conversion::ActiveModel::from))
         .exec_without_returning(txn)
         .await
-        .map_err(raced_on_unique)?;
+        .map_err(raced_or_failed)?;
     counts::count_in_transaction(txn, plan, first_conversion).await
 }
 
@@ -133,7 +133,7 @@ async fn write_in_one_statement<C: ConnectionTrait>(
     // Data-modifying CTEs all run, referenced or not. The rows that mark
     // firsts (the conversation's first conversion, its first of a kind, the
     // link's first) are read by the counts, so they are written first.
-    if plan.first_conversion {
+    if plan.may_be_first {
         parts.push(
             "conv AS (UPDATE conversation SET first_converted_at = ? \
              WHERE id = ? AND first_converted_at IS NULL RETURNING id)"
@@ -168,11 +168,13 @@ async fn write_in_one_statement<C: ConnectionTrait>(
              RETURNING id, feed_seq, feed_xid)",
             new_rows_selected(plan, &mut values)
         ));
-        let first = plan.first_conversion.then_some("conv");
+        let first = plan.may_be_first.then_some("conv");
         parts.extend(counts::counting_ctes(plan, first, &mut values));
+        parts.push(RETRACTION_GUARD.into());
+        values.extend([plan.conversation_id.into(), plan.conversation_id.into()]);
     }
     let main = if count > 0 {
-        "SELECT id, feed_seq, feed_xid FROM ins"
+        "SELECT id, feed_seq, feed_xid FROM ins, guard"
     } else {
         "SELECT NULL::uuid AS id"
     };
@@ -180,7 +182,7 @@ async fn write_in_one_statement<C: ConnectionTrait>(
     let rows = db
         .query_all_raw(statement(DatabaseBackend::Postgres, &sql, values))
         .await
-        .map_err(raced_on_unique)?;
+        .map_err(raced_or_failed)?;
     if count > 0 {
         let mut placed = Vec::with_capacity(rows.len());
         for row in rows {
@@ -194,6 +196,19 @@ async fn write_in_one_statement<C: ConnectionTrait>(
     }
     Ok(())
 }
+
+/// PostgreSQL: refuses the recording (SQLSTATE 40001, so it is tried
+/// again) when a retraction of one of the conversation's conversions
+/// committed after the statement's snapshot was taken. The firsts above
+/// were decided on that snapshot, and the retraction may have undone the
+/// first they saw. The share lock waits for a retraction under way (it
+/// holds the conversation's row) and reads the row as it is now; a
+/// retraction that starts later waits for this recording, and sees it.
+const RETRACTION_GUARD: &str = "lk AS (SELECT retractions FROM conversation WHERE id = ? \
+     FOR KEY SHARE), \
+     seen AS (SELECT retractions FROM conversation WHERE id = ?), \
+     guard AS (SELECT convtrack_unchanged(seen.retractions, lk.retractions) AS unchanged \
+     FROM seen, lk)";
 
 /// The plan's new rows as `SELECT … UNION ALL …`, each numbered from the
 /// feed's sequence; their values go to `values`.
@@ -232,11 +247,17 @@ fn new_rows_selected(plan: &Plan, values: &mut Vec<sea_orm::Value>) -> String {
     selects.join(" UNION ALL ")
 }
 
-/// A unique index refused a row the checks had not seen: a concurrent
-/// request wrote it first.
-pub(crate) fn raced_on_unique(e: DbErr) -> AppError {
-    match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => AppError::Raced,
-        _ => AppError::from(e),
+/// [`AppError::Raced`] when a concurrent request got in the way — a
+/// unique index refused a row the checks had not seen, PostgreSQL found a
+/// serialization failure (a retraction changed the conversation under a
+/// recording) or a deadlock — so the attempt is made again; otherwise the
+/// error as it is.
+pub(crate) fn raced_or_failed(e: DbErr) -> AppError {
+    if let Some(SqlErr::UniqueConstraintViolation(_)) = e.sql_err() {
+        return AppError::Raced;
     }
+    if crate::error::is_serialization_failure(&e) {
+        return AppError::Raced;
+    }
+    AppError::from(e)
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::hub::{Batch, FeedSource};
 use super::{FeedEvent, FeedFilter, HORIZON};
-use crate::domain::adjustment::ConversionChange;
+use crate::domain::adjustment::{ConversionChange, ConversionStatus};
 use crate::domain::cursor::FeedPosition;
 use crate::error::{AppError, stored};
 use crate::service::read_model::{Conversion, stored_value};
@@ -164,7 +164,9 @@ fn events_after(
     };
     let limit = limit as i64;
     let mut values: Vec<Value> = Vec::new();
-    // A RECORDED event shows the value the conversion was recorded with.
+    // A RECORDED event shows the value the conversion was recorded with, a
+    // RESTATED one the new value, a RETRACTED one the value withdrawn
+    // (a retraction stores none as its new value).
     let recorded = format!(
         "SELECT * FROM (SELECT 'RECORDED' AS change, c.id AS conversion_id, c.feed_xid, c.feed_seq, \
          c.recorded_value_minor AS value_minor, \
@@ -174,8 +176,10 @@ fn events_after(
     );
     values.push(limit.into());
     let adjusted = format!(
-        "SELECT * FROM (SELECT a.change, a.conversion_id, a.feed_xid, a.feed_seq, a.value_minor, \
-         a.currency FROM conversion_adjustment a{} WHERE {} \
+        "SELECT * FROM (SELECT a.change, a.conversion_id, a.feed_xid, a.feed_seq, \
+         COALESCE(a.value_minor, a.previous_value_minor) AS value_minor, \
+         COALESCE(a.currency, a.previous_currency) AS currency \
+         FROM conversion_adjustment a{} WHERE {} \
          ORDER BY a.feed_xid, a.feed_seq LIMIT ?) AS adjusted",
         if filter.kinds.is_some() || filter.channels.is_some() {
             " JOIN conversion c ON c.id = a.conversion_id"
@@ -244,12 +248,17 @@ struct StoredEvent {
 }
 
 impl StoredEvent {
-    /// The conversion as the event reports it: its value right after this
-    /// change, not as it is now.
+    /// The conversion as the event reports it: its value and status right
+    /// after this change, not as they are now (a retraction is final, so
+    /// it was active before one).
     fn conversion(self) -> Result<Conversion, AppError> {
         let value = stored_value(self.value_minor, self.currency.as_deref())?;
         let mut conversion = Conversion::try_from(self.row)?;
         conversion.value = value;
+        conversion.status = match self.change {
+            ConversionChange::Retracted => ConversionStatus::Retracted,
+            ConversionChange::Recorded | ConversionChange::Restated => ConversionStatus::Active,
+        };
         Ok(conversion)
     }
 }
