@@ -23,6 +23,9 @@ pub struct Model {
     pub message_count: i32,
     /// When the first attributed conversion was recorded; null until then.
     pub first_converted_at: Option<i64>,
+    /// How many retractions have changed the conversation's outcomes: a
+    /// recording planned before one is planned again.
+    pub retractions: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,12 +7,12 @@
 //! - `conversation_currency`: which currencies each conversation earned in
 //!   (it counts once per currency even when two recordings race);
 //! - `conversation.retractions`: how many retractions changed the
-//!   conversation. A recording on PostgreSQL reads it twice in its one
-//!   statement — as its snapshot saw it and, after a share lock, as it is
-//!   now — and `convtrack_unchanged` refuses the statement (SQLSTATE
-//!   40001, tried again) when a retraction committed in between, because
-//!   its "is this the first?" checks were made against what the retraction
-//!   undid.
+//!   conversation. A recording on PostgreSQL reads it when it plans, and
+//!   its one statement calls `convtrack_unchanged`, which reads it again
+//!   under a key-share lock (waiting for a retraction under way) and
+//!   refuses the statement (SQLSTATE 40001, planned and tried again) when
+//!   a retraction committed in between: the plan's "is this the first?"
+//!   was decided on what the retraction undid.
 //!
 //! [`backfill`] counts every stored row into the rollups, retractions and
 //! revenue included; it replaces the earlier migration's for bulk loads.
@@ -36,9 +36,10 @@ enum ConversationCurrency {
     Currency,
 }
 
-const UNCHANGED: &str = "CREATE FUNCTION convtrack_unchanged(seen BIGINT, now BIGINT) \
-     RETURNS BOOLEAN LANGUAGE plpgsql AS $$ BEGIN \
-     IF seen IS DISTINCT FROM now THEN \
+const UNCHANGED: &str = "CREATE FUNCTION convtrack_unchanged(conversation UUID, seen BIGINT) \
+     RETURNS BOOLEAN LANGUAGE plpgsql AS $$ DECLARE now BIGINT; BEGIN \
+     SELECT c.retractions INTO now FROM conversation c WHERE c.id = conversation FOR KEY SHARE; \
+     IF now IS DISTINCT FROM seen THEN \
      RAISE EXCEPTION 'a retraction changed the conversation meanwhile' \
      USING ERRCODE = 'serialization_failure'; \
      END IF; RETURN TRUE; END $$";
@@ -93,7 +94,7 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         if db.get_database_backend() == DatabaseBackend::Postgres {
-            db.execute_unprepared("DROP FUNCTION convtrack_unchanged(BIGINT, BIGINT)")
+            db.execute_unprepared("DROP FUNCTION convtrack_unchanged(UUID, BIGINT)")
                 .await?;
         }
         db.execute_unprepared(

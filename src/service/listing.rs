@@ -371,6 +371,7 @@ where
             opening_message: self.read()?,
             message_count: self.read()?,
             first_converted_at: self.read()?,
+            retractions: self.read()?,
         })
     }
 
@@ -415,7 +416,7 @@ mod tests {
         assert_eq!(
             names(conversation::Column::iter().map(|c| c.as_str()).collect()),
             "id,tenant_id,session_id,channel,thread_key,contact,user_id,user_name,started_at,\
-             last_activity_at,closed_at,opening_message,message_count,first_converted_at"
+             last_activity_at,closed_at,opening_message,message_count,first_converted_at,retractions"
         );
         assert_eq!(
             names(conversion::Column::iter().map(|c| c.as_str()).collect()),

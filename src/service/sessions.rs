@@ -128,6 +128,7 @@ impl Services {
             opening_message: Set(None),
             message_count: Set(0),
             first_converted_at: Set(None),
+            retractions: Set(0),
         }
         .insert(&*txn)
         .await?;

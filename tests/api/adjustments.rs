@@ -312,32 +312,45 @@ test_both!(
                 .await;
             data(&body, "restateConversion");
         }
+        let retracted = app
+            .gql(
+                &app.checkout,
+                "mutation { retractConversion(input: { conversionId: \"PASS\", reason: \"refunded\",
+                    idempotencyKey: \"m-x\" }) { created } }"
+                    .replace("PASS", &pass)
+                    .as_str(),
+                json!({}),
+            )
+            .await;
+        assert_eq!(data(&retracted, "retractConversion")["created"], true);
         let mut socket = app.subscriber(&app.integrator).await;
         socket
             .subscribe(
                 "1",
                 "subscription($after: String) { conversionRecorded(after: $after) {
-                change conversion { id value { amount } } } }",
+                change conversion { id status value { amount } } } }",
                 json!({ "after": cursor }),
             )
             .await;
-        let missed = socket.events(3).await;
+        let missed = socket.events(4).await;
+        let event = |change: &str, status: &str, amount: &str| {
+            json!({ "change": change,
+                    "conversion": { "id": pass, "status": status, "value": { "amount": amount } } })
+        };
         assert_eq!(
-        missed,
-        ["12.00", "14.00", "9.00"]
-            .map(|amount| json!({ "change": "RESTATED", "conversion": { "id": pass, "value": { "amount": amount } } }))
-            .to_vec()
-    );
+            missed,
+            [
+                event("RESTATED", "ACTIVE", "12.00"),
+                event("RESTATED", "ACTIVE", "14.00"),
+                event("RESTATED", "ACTIVE", "9.00"),
+                event("RETRACTED", "RETRACTED", "9.00"),
+            ]
+        );
         // And a live one after them.
-        data(
-            &app.restate(&app.checkout, &pass, eur("11"), "changed", "m-live")
-                .await,
-            "restateConversion",
-        );
-        assert_eq!(
-            socket.next_event().await["conversion"]["value"]["amount"],
-            "11.00"
-        );
+        let again = app.sold(&session, "pass-5", "11.00").await;
+        let live = socket.next_event().await;
+        assert_eq!(live["change"], "RECORDED");
+        assert_eq!(live["conversion"]["id"], json!(again));
     }
 );
 

@@ -113,6 +113,25 @@ async fn seed(app: &TestApp) -> Value {
         Some(json!({ "kind": "TOUR_BOOKED", "recordId": "v-1" })),
     )
     .await;
+    // A day pass sold in the tour's conversation, then refunded: the
+    // detail shows it withdrawn, the list no badge for it.
+    let refunded = app
+        .record_as(
+            &app.checkout,
+            json!({ "sessionId": tour.session_id, "kind": "DAY_PASS_PURCHASED",
+                    "recordId": "dp-refunded", "value": { "amount": "15", "currency": "EUR" } }),
+        )
+        .await;
+    let refunded = data(&refunded, "recordConversion")["conversion"]["id"].clone();
+    let retracted = app
+        .gql(
+            &app.checkout,
+            "mutation($input: RetractConversionInput!) { retractConversion(input: $input) { created } }",
+            json!({ "input": { "conversionId": refunded, "reason": "refunded",
+                               "idempotencyKey": "seed-refund" } }),
+        )
+        .await;
+    assert_eq!(data(&retracted, "retractConversion")["created"], true);
     let signup = story(
         app,
         json!({ "channel": "EMAIL", "contact": "lin@example.com", "threadKey": "plans" }),
@@ -218,7 +237,8 @@ async fn seed(app: &TestApp) -> Value {
         .gql(
             &app.admin,
             "{ conversionStats { conversations convertedConversations
-                funnel { action issued followed converted } } }",
+                funnel { action issued followed converted }
+                revenue { currency total perConvertedConversation } } }",
             json!({}),
         )
         .await;
@@ -234,6 +254,7 @@ async fn seed(app: &TestApp) -> Value {
         "withRecordUrl": {
             "id": tour.id, "kind": "TOUR_BOOKED",
             "url": "https://admin.example.com/visitors/v-1",
+            "withdrawn": [{ "kind": "DAY_PASS_PURCHASED", "text": "Day pass purchased · 15.00 EUR · withdrawn" }],
         },
         "live": {
             "id": live.id, "sessionId": live.session_id, "kind": "DAY_PASS_PURCHASED",
@@ -251,6 +272,7 @@ async fn seed(app: &TestApp) -> Value {
             "converted": stats["convertedConversations"],
             "funnel": stats["funnel"].as_array().expect("funnel").iter()
                 .filter(|step| step["issued"].as_i64() > Some(0)).collect::<Vec<_>>(),
+            "revenue": stats["revenue"],
         },
         "pageSize": 250,
         "dateRange": { "from": "2026-04-02", "to": "2026-03-02" },

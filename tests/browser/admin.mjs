@@ -259,6 +259,20 @@ async function checkStats() {
   await eventually('stat-rate', () => page.textContent('[data-testid="stat-rate"]'), rate);
   ok(`stats: ${conversations} conversations, ${converted} converted, ${rate}`);
 
+  const readRevenue = () => page.$$eval('[data-testid="stat-revenue"]', (cards) => cards.map((card) => ({
+    currency: card.dataset.currency,
+    total: card.querySelector('[data-testid="stat-revenue-total"]').textContent,
+    per: card.querySelector('[data-testid="stat-revenue-per"]').textContent,
+  })));
+  const revenue = seed.stats.revenue.map((r) => ({
+    currency: r.currency,
+    total: `${r.total} ${r.currency}`,
+    per: `${r.perConvertedConversation} ${r.currency} per converted conversation`,
+  }));
+  assert.ok(revenue.length > 0, 'the seed has a sale with a value');
+  await eventually('revenue cards', readRevenue, revenue);
+  ok(`revenue: ${revenue.map((r) => r.total).join(', ')}`);
+
   const readFunnel = () => page.$$eval('[data-testid="funnel-step"]', (steps) => steps.map((step) => {
     const [issued, followed, converted] = [...step.querySelectorAll('td')].map((td) => Number(td.textContent));
     return { action: step.dataset.action, issued, followed, converted };
@@ -417,6 +431,10 @@ async function checkRecordLink() {
   assert.equal(badge.href, new URL(url).href, `the ${kind} badge links to its record`);
   assert.match(badge.rel, /noopener/, 'record links are rel=noopener');
   ok(`detail: ${kind} badge links to ${url}`);
+  const withdrawn = await page.$$eval('[data-testid="detail-badges"] [data-testid="withdrawn-badge"]',
+    (nodes) => nodes.map((node) => ({ kind: node.dataset.kind, text: node.textContent })));
+  assert.deepStrictEqual(withdrawn, seed.withRecordUrl.withdrawn, 'a retracted outcome shows as withdrawn in the detail');
+  ok(`detail: ${withdrawn.length} withdrawn outcome shown with its value`);
   await closeDetail();
 }
 

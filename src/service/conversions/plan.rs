@@ -54,11 +54,12 @@ pub(crate) struct Plan {
     pub(super) new_rows: Vec<usize>,
     /// An idempotency key used for the first time, with its payload.
     pub(super) new_key: Option<(String, String)>,
-    /// This recording has attributed rows: it is the conversation's first
-    /// conversion if the conversation has none when the rows are written.
-    /// (Decided when writing, not from this plan's read: a retraction may
-    /// have cleared it since.)
-    pub(super) may_be_first: bool,
+    /// This recording is the conversation's first attributed conversion
+    /// (unless a concurrent one is first: the write decides).
+    pub(super) first_conversion: bool,
+    /// The conversation's retraction count this plan was made with (see
+    /// `write::RETRACTION_GUARD`).
+    pub(super) retractions_seen: i64,
     pub(super) now: i64,
 }
 
@@ -158,14 +159,16 @@ pub(crate) async fn plan<C: ConnectionTrait>(
         };
         result.push(row.of(p));
     }
-    let may_be_first = !new_rows.is_empty() && attribution.attributed;
+    let first_conversion =
+        !new_rows.is_empty() && attribution.attributed && conversation.first_converted_at.is_none();
     Ok(Plan {
         tenant_id,
         conversation_id: conversation.id,
         result,
         new_rows,
         new_key,
-        may_be_first,
+        first_conversion,
+        retractions_seen: conversation.retractions,
         now,
     })
 }

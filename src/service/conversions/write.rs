@@ -72,7 +72,7 @@ async fn write_statement_by_statement<C: ConnectionTrait>(
     // "Converted" and conversion stats read this column instead of joining
     // conversions. A recording that finds it set counts no first
     // conversion; a retraction may set it again (to the next one) or clear it.
-    let first_conversion = plan.may_be_first
+    let first_conversion = plan.first_conversion
         && conversation::Entity::update_many()
             .col_expr(
                 conversation::Column::FirstConvertedAt,
@@ -133,7 +133,7 @@ async fn write_in_one_statement<C: ConnectionTrait>(
     // Data-modifying CTEs all run, referenced or not. The rows that mark
     // firsts (the conversation's first conversion, its first of a kind, the
     // link's first) are read by the counts, so they are written first.
-    if plan.may_be_first {
+    if plan.first_conversion {
         parts.push(
             "conv AS (UPDATE conversation SET first_converted_at = ? \
              WHERE id = ? AND first_converted_at IS NULL RETURNING id)"
@@ -168,10 +168,10 @@ async fn write_in_one_statement<C: ConnectionTrait>(
              RETURNING id, feed_seq, feed_xid)",
             new_rows_selected(plan, &mut values)
         ));
-        let first = plan.may_be_first.then_some("conv");
+        let first = plan.first_conversion.then_some("conv");
         parts.extend(counts::counting_ctes(plan, first, &mut values));
         parts.push(RETRACTION_GUARD.into());
-        values.extend([plan.conversation_id.into(), plan.conversation_id.into()]);
+        values.extend([plan.conversation_id.into(), plan.retractions_seen.into()]);
     }
     let main = if count > 0 {
         "SELECT id, feed_seq, feed_xid FROM ins, guard"
@@ -197,18 +197,15 @@ async fn write_in_one_statement<C: ConnectionTrait>(
     Ok(())
 }
 
-/// PostgreSQL: refuses the recording (SQLSTATE 40001, so it is tried
-/// again) when a retraction of one of the conversation's conversions
-/// committed after the statement's snapshot was taken. The firsts above
-/// were decided on that snapshot, and the retraction may have undone the
-/// first they saw. The share lock waits for a retraction under way (it
-/// holds the conversation's row) and reads the row as it is now; a
-/// retraction that starts later waits for this recording, and sees it.
-const RETRACTION_GUARD: &str = "lk AS (SELECT retractions FROM conversation WHERE id = ? \
-     FOR KEY SHARE), \
-     seen AS (SELECT retractions FROM conversation WHERE id = ?), \
-     guard AS (SELECT convtrack_unchanged(seen.retractions, lk.retractions) AS unchanged \
-     FROM seen, lk)";
+/// PostgreSQL: refuses the recording (SQLSTATE 40001, so it is planned
+/// and tried again) when a retraction of one of the conversation's
+/// conversions committed after the plan read the conversation: the plan's
+/// firsts were decided on what the retraction may have undone.
+/// `convtrack_unchanged` takes a key-share lock on the conversation, which
+/// waits for a retraction under way (it holds the row) and reads the row
+/// as it is now; a retraction that starts later waits for this recording,
+/// and sees it.
+const RETRACTION_GUARD: &str = "guard AS (SELECT convtrack_unchanged(?, ?) AS unchanged)";
 
 /// The plan's new rows as `SELECT … UNION ALL …`, each numbered from the
 /// feed's sequence; their values go to `values`.

@@ -55,10 +55,12 @@ const Q_STATS = `query Stats($from: DateTime, $to: DateTime, $channel: Channel) 
     conversations convertedConversations conversionRate medianSecondsToConvert unattributed
     byKind { kind count }
     funnel { action issued followed converted }
+    revenue { currency total convertedConversations perConvertedConversation }
   }
 }`;
 
-const BADGE_FIELDS = 'badges { kind label colour recordedAt value { amount currency } record { type id url } }';
+const BADGE_FIELDS = 'badges { kind label colour recordedAt value { amount currency } record { type id url } }'
+  + ' conversions { kind attributed status recordedAt value { amount currency } record { type id url } }';
 const MESSAGE_FIELDS = 'nodes { id role label content createdAt } pageInfo { hasNextPage endCursor }';
 
 const Q_DETAIL = `query Conversation($id: ID!, $first: Int!) {
@@ -593,6 +595,16 @@ function statCard(label, value, testid) {
   ]);
 }
 
+// One card per currency: amounts in different currencies are never added.
+function revenueCard(revenue) {
+  const per = `${revenue.perConvertedConversation} ${revenue.currency} per converted conversation`;
+  return el('div', { className: 'stat', testid: 'stat-revenue', data: { currency: revenue.currency } }, [
+    el('span', { className: 'stat-label', text: `Revenue (${revenue.currency})` }),
+    el('span', { className: 'stat-value', testid: 'stat-revenue-total', text: `${revenue.total} ${revenue.currency}` }),
+    el('span', { className: 'stat-note', testid: 'stat-revenue-per', text: per }),
+  ]);
+}
+
 function renderFunnel(funnel) {
   const head = el('thead', {}, [el('tr', {}, ['Call to action', 'Issued', 'Followed', 'Converted']
     .map((title) => el('th', { text: title, attrs: { scope: 'col' } })))]);
@@ -616,6 +628,7 @@ function renderStats(stats) {
     statCard('Conversion rate', formatRate(stats.conversionRate), 'stat-rate'),
     statCard('Median time to convert', formatDuration(stats.medianSecondsToConvert), 'stat-median'),
     statCard('Unattributed', stats.unattributed, 'stat-unattributed'),
+    ...stats.revenue.map(revenueCard),
   ]);
   const kinds = el('div', { className: 'stat-kinds', attrs: { 'aria-label': 'Conversions per outcome' } },
     stats.byKind.map((entry) => el('span', { className: 'stat-kind', testid: 'stat-kind', data: { kind: entry.kind } }, [
@@ -721,13 +734,32 @@ function renderMessage(message) {
   ]);
 }
 
-function renderDetailBadges(badges) {
+function recordTitle(outcome) {
+  const record = outcome.record ? `${RECORD_TYPE_LABELS[outcome.record.type] ?? outcome.record.type} ${outcome.record.id}` : '';
+  return `${record} · recorded ${formatDate(outcome.recordedAt)} UTC`;
+}
+
+// A withdrawn outcome (a cancelled sale) has no badge; the detail still
+// shows it, struck through, with the value it had.
+function renderWithdrawn(conversion) {
+  const badge = { ...badgeForKind(conversion.kind), value: conversion.value };
+  const node = renderBadge(badge, safeUrl(conversion.record?.url));
+  node.classList.add('badge-withdrawn');
+  node.dataset.testid = 'withdrawn-badge';
+  node.append(el('span', { className: 'badge-note', text: ' · withdrawn' }));
+  node.title = `${recordTitle(conversion)} · withdrawn`;
+  return node;
+}
+
+function renderDetailBadges(badges, conversions = []) {
   const nodes = badges.map((badge) => {
     const node = renderBadge(badge, safeUrl(badge.record?.url));
-    const record = badge.record ? `${RECORD_TYPE_LABELS[badge.record.type] ?? badge.record.type} ${badge.record.id}` : '';
-    node.title = `${record} · recorded ${formatDate(badge.recordedAt)} UTC`;
+    node.title = recordTitle(badge);
     return node;
   });
+  for (const conversion of conversions) {
+    if (conversion.attributed && conversion.status === 'RETRACTED') nodes.push(renderWithdrawn(conversion));
+  }
   $('detail-badges').replaceChildren(...nodes);
   $('detail-badges').hidden = nodes.length === 0;
 }
@@ -789,7 +821,7 @@ async function openDetail(id) {
       return;
     }
     renderDetailMeta(conversation);
-    renderDetailBadges(conversation.badges);
+    renderDetailBadges(conversation.badges, conversation.conversions);
     appendMessages(conversation.messages);
     $('detail').dataset.state = 'ready';
     // A badge that arrived live while the thread loaded may be newer than it.
@@ -826,7 +858,7 @@ async function refreshDetailBadges(id) {
   try {
     const data = await api(Q_DETAIL_BADGES, { id });
     if (generation !== state.detail.generation || state.detail.id !== id || !data.conversation) return;
-    renderDetailBadges(data.conversation.badges);
+    renderDetailBadges(data.conversation.badges, data.conversation.conversions);
   } catch (err) {
     if (generation === state.detail.generation && state.key) handleError(err);
   }
