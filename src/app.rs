@@ -64,7 +64,8 @@ impl Application {
         let services = Services::new(connection, clock)
             .with_operator_link_keys(operator_link_keys(config)?)
             .with_pool_size(config.db_max_connections)
-            .with_search_steps(config.search_steps);
+            .with_search_steps(config.search_steps)
+            .with_webhook_allow_hosts(config.webhook_allow_hosts.clone());
         services
             .ensure_link_key()
             .await
@@ -77,6 +78,7 @@ impl Application {
                     source,
                 })?;
         let (shutdown, shutdown_seen) = watch::channel(false);
+        crate::dispatch::spawn(services.clone(), shutdown_seen.clone());
         if let Some(pool) = postgres_pool(&services.db) {
             services.events.tell_other_instances();
             tokio::spawn(events::postgres::announce(

@@ -65,6 +65,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 ),
                 cors_origins: args.cors_origins,
                 search_steps: Default::default(),
+                webhook_allow_hosts: args
+                    .webhook_allow_hosts
+                    .iter()
+                    .map(|host| host.trim().to_ascii_lowercase())
+                    .filter(|host| !host.is_empty())
+                    .collect(),
                 rate_limit: convtrack::domain::rate_limit::Budget {
                     capacity: args.rate_limit_burst.max(1) as f64,
                     per_second: args.rate_limit_per_second as f64,

@@ -15,3 +15,5 @@ pub mod idempotency_key;
 pub mod link_signing_key;
 pub mod message;
 pub mod tenant;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;

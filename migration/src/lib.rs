@@ -16,6 +16,7 @@ mod m20261206_000009_spread_rollup_rows;
 mod m20261207_000010_add_conversion_values;
 mod m20261207_000011_create_conversion_adjustments;
 mod m20261207_000012_count_revenue_and_retractions;
+mod m20261207_000013_create_webhooks;
 
 /// SQLite's search watermark covers message rowids in blocks of `1 << this`.
 pub use m20261206_000007_index_search_in_list_order::{
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_add_conversion_values::Migration),
             Box::new(m20261207_000011_create_conversion_adjustments::Migration),
             Box::new(m20261207_000012_count_revenue_and_retractions::Migration),
+            Box::new(m20261207_000013_create_webhooks::Migration),
         ]
     }
 }

@@ -71,6 +71,12 @@ pub struct ServeArgs {
     /// only same-origin pages and server-side clients.
     #[arg(long, env = "CONVTRACK_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origins: Vec<String>,
+
+    /// Hosts webhook endpoints may use although they are not public HTTPS
+    /// hosts, comma-separated, as written in the URL (e.g. `127.0.0.1`,
+    /// `hooks.internal`): for development and tests. None by default.
+    #[arg(long, env = "CONVTRACK_WEBHOOK_ALLOW_HOSTS", value_delimiter = ',')]
+    pub webhook_allow_hosts: Vec<String>,
 }
 
 impl ServeArgs {
@@ -111,6 +117,7 @@ impl fmt::Debug for ServeArgs {
             rate_limit_burst,
             rate_limit_per_second,
             cors_origins,
+            webhook_allow_hosts,
         } = self;
         f.debug_struct("ServeArgs")
             .field("listen", listen)
@@ -123,6 +130,7 @@ impl fmt::Debug for ServeArgs {
             .field("rate_limit_burst", rate_limit_burst)
             .field("rate_limit_per_second", rate_limit_per_second)
             .field("cors_origins", cors_origins)
+            .field("webhook_allow_hosts", webhook_allow_hosts)
             .finish()
     }
 }

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// How much a search reads in each step (tests make them small).
     pub search_steps: crate::service::search::SearchSteps,
+    /// Hosts webhook endpoints may use outside the public-HTTPS rule.
+    pub webhook_allow_hosts: Vec<String>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -48,6 +50,7 @@ impl fmt::Debug for ServerConfig {
             rate_limit,
             cors_origins,
             search_steps,
+            webhook_allow_hosts,
         } = self;
         f.debug_struct("ServerConfig")
             .field("database_url", &redacted_url(database_url))
@@ -62,6 +65,7 @@ impl fmt::Debug for ServerConfig {
             .field("rate_limit", rate_limit)
             .field("cors_origins", cors_origins)
             .field("search_steps", search_steps)
+            .field("webhook_allow_hosts", webhook_allow_hosts)
             .finish()
     }
 }
@@ -100,6 +104,7 @@ mod tests {
             },
             cors_origins: vec!["https://admin.example.com".to_owned()],
             search_steps: Default::default(),
+            webhook_allow_hosts: Vec::new(),
         };
         let debug = format!("{config:?}");
         assert!(!debug.contains(PASSWORD), "{debug}");

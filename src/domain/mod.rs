@@ -23,6 +23,7 @@ pub mod rollup;
 pub mod session_id;
 pub mod settings;
 pub mod text;
+pub mod webhook;
 
 /// A rule broken by input. The message tells the caller what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -90,6 +90,15 @@ fn public_domain(domain: &str) -> bool {
     domain.contains('.') && !special
 }
 
+/// Whether `ip` is on the public internet (not loopback, private,
+/// link-local, metadata, shared, documentation or any other special use).
+pub fn public_ip(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => public_v4(v4),
+        std::net::IpAddr::V6(v6) => public_v6(v6),
+    }
+}
+
 fn public_v4(ip: Ipv4Addr) -> bool {
     let [a, b, c, _] = ip.octets();
     !(ip.is_unspecified()

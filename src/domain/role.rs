@@ -41,6 +41,8 @@ pub enum Operation {
     FollowConversionFeed,
     /// Restate or retract a recorded conversion (the sale changed).
     AdjustConversions,
+    /// Create, change and delete webhook endpoints; read their deliveries.
+    ManageWebhooks,
 }
 
 impl Role {

@@ -25,6 +25,7 @@ mod session;
 mod shape;
 mod stats;
 mod tenant;
+mod webhook;
 
 use async_graphql::{MergedObject, Schema, SchemaBuilder};
 
@@ -42,6 +43,7 @@ pub struct Query(
     stats::StatsQuery,
     tenant::TenantQuery,
     feed::FeedQuery,
+    webhook::WebhookQuery,
 );
 
 /// Every mutation the API answers.
@@ -51,6 +53,7 @@ pub struct Mutation(
     conversion::ConversionMutation,
     link::LinkMutation,
     tenant::TenantMutation,
+    webhook::WebhookMutation,
 );
 
 pub type ApiSchema = Schema<Query, Mutation, feed::Subscription>;

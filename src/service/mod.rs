@@ -17,6 +17,8 @@ pub mod search;
 pub mod sessions;
 pub mod stats;
 pub mod tenants;
+pub mod webhook_deliveries;
+pub mod webhooks;
 
 use std::net::IpAddr;
 use std::ops::Deref;
@@ -108,6 +110,8 @@ pub struct Services {
     recent_follows: Arc<RateLimiter<(Uuid, IpAddr)>>,
     /// How much a search reads in each step.
     search_steps: search::SearchSteps,
+    /// Hosts webhook endpoints may use outside the public-HTTPS rule.
+    webhook_allow_hosts: Arc<[String]>,
 }
 
 /// Connections one conversion-stats request uses at once.
@@ -128,7 +132,18 @@ impl Services {
             stats_slots: Arc::new(Semaphore::new(1)),
             recent_follows: Arc::new(RateLimiter::new(links::FOLLOWS_COUNTED)),
             search_steps: search::SearchSteps::default(),
+            webhook_allow_hosts: Arc::from(Vec::new()),
         }
+    }
+
+    pub fn with_webhook_allow_hosts(mut self, hosts: Vec<String>) -> Self {
+        self.webhook_allow_hosts = Arc::from(hosts);
+        self
+    }
+
+    /// Hosts webhook endpoints may use outside the public-HTTPS rule.
+    pub fn webhook_allow_hosts(&self) -> &[String] {
+        &self.webhook_allow_hosts
     }
 
     pub fn with_search_steps(mut self, steps: search::SearchSteps) -> Self {

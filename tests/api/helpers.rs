@@ -155,6 +155,8 @@ async fn start_server(
         },
         cors_origins: vec!["https://admin.example.com".to_owned()],
         search_steps: Default::default(),
+        // Webhook receivers in tests listen on loopback.
+        webhook_allow_hosts: vec!["127.0.0.1".to_owned()],
     };
     tweak(&mut config);
     let app = Application::build(&config, Arc::new(clock.clone()))

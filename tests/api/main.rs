@@ -72,4 +72,6 @@ mod storms;
 mod telemetry;
 mod tenancy;
 mod tls;
+mod webhook_deliveries;
+mod webhooks;
 mod ws;

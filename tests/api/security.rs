@@ -129,6 +129,19 @@ fn example(field: &str, session: &str, conversation: &str) -> (String, Value) {
         "mutation startSession" => {
             q("mutation { startSession(input: { channel: CHAT }) { sessionId } }")
         }
+        "query webhookEndpoints" => q("{ webhookEndpoints { id } }"),
+        "mutation createWebhookEndpoint" => q(
+            "mutation { createWebhookEndpoint(input: { url: \"https://hooks.example.com/\" }) { secret } }",
+        ),
+        "mutation updateWebhookEndpoint" => q(
+            "mutation { updateWebhookEndpoint(input: { id: \"00000000-0000-0000-0000-000000000000\", enabled: false }) { id } }",
+        ),
+        "mutation rotateWebhookSecret" => q(
+            "mutation { rotateWebhookSecret(input: { id: \"00000000-0000-0000-0000-000000000000\" }) { secret } }",
+        ),
+        "mutation deleteWebhookEndpoint" => q(
+            "mutation { deleteWebhookEndpoint(input: { id: \"00000000-0000-0000-0000-000000000000\" }) { id } }",
+        ),
         "mutation updateTenantSettings" => q(
             "mutation { updateTenantSettings(input: { attributionWindowDays: 30 }) { settings { attributionWindowDays } } }",
         ),

@@ -54,7 +54,7 @@ impl Services {
     /// subscribes after the cursor, so the answer waits for up to
     /// [`SETTLE_WAIT`], then falls back to that position: a repeat, never
     /// a loss.
-    async fn settled_latest(&self, tenant_id: Uuid) -> Result<FeedPosition, AppError> {
+    pub(crate) async fn settled_latest(&self, tenant_id: Uuid) -> Result<FeedPosition, AppError> {
         if self.db.get_database_backend() != DatabaseBackend::Postgres {
             return self.latest(tenant_id).await;
         }
