@@ -65,7 +65,7 @@ impl Application {
             .with_operator_link_keys(operator_link_keys(config)?)
             .with_pool_size(config.db_max_connections)
             .with_search_steps(config.search_steps)
-            .with_webhook_allow_hosts(config.webhook_allow_hosts.clone());
+            .with_webhooks(config.webhook_allow_hosts.clone(), config.webhook_retention);
         services
             .ensure_link_key()
             .await

@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// `hooks.internal`): for development and tests. None by default.
     #[arg(long, env = "CONVTRACK_WEBHOOK_ALLOW_HOSTS", value_delimiter = ',')]
     pub webhook_allow_hosts: Vec<String>,
+
+    /// Days a finished webhook delivery stays in the delivery log.
+    #[arg(long, env = "CONVTRACK_WEBHOOK_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub webhook_retention_days: u32,
 }
 
 impl ServeArgs {
@@ -118,6 +122,7 @@ impl fmt::Debug for ServeArgs {
             rate_limit_per_second,
             cors_origins,
             webhook_allow_hosts,
+            webhook_retention_days,
         } = self;
         f.debug_struct("ServeArgs")
             .field("listen", listen)
@@ -131,6 +136,7 @@ impl fmt::Debug for ServeArgs {
             .field("rate_limit_per_second", rate_limit_per_second)
             .field("cors_origins", cors_origins)
             .field("webhook_allow_hosts", webhook_allow_hosts)
+            .field("webhook_retention_days", webhook_retention_days)
             .finish()
     }
 }

@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub search_steps: crate::service::search::SearchSteps,
     /// Hosts webhook endpoints may use outside the public-HTTPS rule.
     pub webhook_allow_hosts: Vec<String>,
+    /// How long finished webhook deliveries are kept.
+    pub webhook_retention: chrono::TimeDelta,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -51,6 +53,7 @@ impl fmt::Debug for ServerConfig {
             cors_origins,
             search_steps,
             webhook_allow_hosts,
+            webhook_retention,
         } = self;
         f.debug_struct("ServerConfig")
             .field("database_url", &redacted_url(database_url))
@@ -66,6 +69,7 @@ impl fmt::Debug for ServerConfig {
             .field("cors_origins", cors_origins)
             .field("search_steps", search_steps)
             .field("webhook_allow_hosts", webhook_allow_hosts)
+            .field("webhook_retention", webhook_retention)
             .finish()
     }
 }
@@ -105,6 +109,7 @@ mod tests {
             cors_origins: vec!["https://admin.example.com".to_owned()],
             search_steps: Default::default(),
             webhook_allow_hosts: Vec::new(),
+            webhook_retention: chrono::TimeDelta::days(30),
         };
         let debug = format!("{config:?}");
         assert!(!debug.contains(PASSWORD), "{debug}");

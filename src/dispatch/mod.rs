@@ -99,6 +99,10 @@ impl Dispatcher {
                 }
                 Err(e) => tracing::warn!(error = %e, "webhook endpoints could not be read"),
             }
+            let retention = self.services.webhook_retention();
+            if let Err(e) = self.services.prune_webhook_deliveries(retention).await {
+                tracing::warn!(error = %e, "old webhook deliveries could not be pruned");
+            }
             tokio::select! {
                 _ = tokio::time::sleep(REFRESH) => {}
                 _ = shutdown.changed() => break,

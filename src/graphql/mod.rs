@@ -26,6 +26,7 @@ mod shape;
 mod stats;
 mod tenant;
 mod webhook;
+mod webhook_delivery;
 
 use async_graphql::{MergedObject, Schema, SchemaBuilder};
 
@@ -44,6 +45,7 @@ pub struct Query(
     tenant::TenantQuery,
     feed::FeedQuery,
     webhook::WebhookQuery,
+    webhook_delivery::WebhookDeliveryQuery,
 );
 
 /// Every mutation the API answers.
@@ -54,6 +56,7 @@ pub struct Mutation(
     link::LinkMutation,
     tenant::TenantMutation,
     webhook::WebhookMutation,
+    webhook_delivery::WebhookDeliveryMutation,
 );
 
 pub type ApiSchema = Schema<Query, Mutation, feed::Subscription>;

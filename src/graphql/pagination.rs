@@ -31,6 +31,11 @@ pub const FEED_EVENTS: PageLimits = PageLimits {
     default: 100,
     max: 500,
 };
+/// A webhook endpoint's delivery log.
+pub const WEBHOOK_DELIVERIES: PageLimits = PageLimits {
+    default: 50,
+    max: 250,
+};
 /// A conversation's thread.
 pub const THREAD: PageLimits = PageLimits {
     default: 500,

@@ -33,6 +33,9 @@ pub struct WebhookEndpoint {
     pub last_success_at: Option<DateTime<Utc>>,
     /// True when its last attempt failed.
     pub failing: bool,
+    /// True when a dead letter disables it (deliveries stop until it is
+    /// enabled again); false (the default) when the next event goes on.
+    pub pause_on_dead_letter: bool,
 }
 
 impl From<webhooks::WebhookEndpoint> for WebhookEndpoint {
@@ -48,6 +51,7 @@ impl From<webhooks::WebhookEndpoint> for WebhookEndpoint {
             created_at: e.created_at,
             last_success_at: e.last_success_at,
             failing: e.failing,
+            pause_on_dead_letter: e.pause_on_dead_letter,
         }
     }
 }
@@ -65,6 +69,8 @@ pub struct CreateWebhookEndpointInput {
     pub channels: Option<Vec<Channel>>,
     /// A note for the operator, up to 500 characters.
     pub description: Option<String>,
+    /// Stop after a dead letter rather than go on; false by default.
+    pub pause_on_dead_letter: Option<bool>,
 }
 
 /// A new endpoint and its signing secret.
@@ -91,6 +97,8 @@ pub struct UpdateWebhookEndpointInput {
     pub description: Option<String>,
     /// False stops deliveries; true starts them again where they stopped.
     pub enabled: Option<bool>,
+    /// Stop after a dead letter rather than go on.
+    pub pause_on_dead_letter: Option<bool>,
 }
 
 /// An endpoint named by id.
@@ -127,7 +135,7 @@ impl From<EndpointWithSecret> for CreateWebhookEndpointPayload {
 }
 
 /// The endpoint an id names; none for anything else.
-fn endpoint_id(id: &ID) -> Option<Uuid> {
+pub(super) fn endpoint_uuid(id: &ID) -> Option<Uuid> {
     Uuid::parse_str(id.as_str()).ok()
 }
 
@@ -177,6 +185,7 @@ impl WebhookMutation {
                     kinds: kinds(input.kinds).unwrap_or_default(),
                     channels: channels(input.channels).unwrap_or_default(),
                     description: input.description,
+                    pause_on_dead_letter: input.pause_on_dead_letter.unwrap_or(false),
                 },
             )
             .await?;
@@ -196,10 +205,11 @@ impl WebhookMutation {
             channels: channels(input.channels),
             description: input.description,
             enabled: input.enabled,
+            pause_on_dead_letter: input.pause_on_dead_letter,
         };
         let endpoint = r
             .services
-            .update_webhook_endpoint(&r.caller, endpoint_id(&input.id), change)
+            .update_webhook_endpoint(&r.caller, endpoint_uuid(&input.id), change)
             .await?;
         Ok(endpoint.into())
     }
@@ -214,7 +224,7 @@ impl WebhookMutation {
         let r = request(ctx)?;
         let rotated = r
             .services
-            .rotate_webhook_secret(&r.caller, endpoint_id(&input.id))
+            .rotate_webhook_secret(&r.caller, endpoint_uuid(&input.id))
             .await?;
         Ok(RotateWebhookSecretPayload {
             endpoint: rotated.endpoint.into(),
@@ -230,7 +240,7 @@ impl WebhookMutation {
     ) -> Result<DeleteWebhookEndpointPayload> {
         let r = request(ctx)?;
         r.services
-            .delete_webhook_endpoint(&r.caller, endpoint_id(&input.id))
+            .delete_webhook_endpoint(&r.caller, endpoint_uuid(&input.id))
             .await?;
         Ok(DeleteWebhookEndpointPayload { id: input.id })
     }

@@ -112,6 +112,8 @@ pub struct Services {
     search_steps: search::SearchSteps,
     /// Hosts webhook endpoints may use outside the public-HTTPS rule.
     webhook_allow_hosts: Arc<[String]>,
+    /// How long finished webhook deliveries are kept.
+    webhook_retention: chrono::TimeDelta,
 }
 
 /// Connections one conversion-stats request uses at once.
@@ -133,12 +135,21 @@ impl Services {
             recent_follows: Arc::new(RateLimiter::new(links::FOLLOWS_COUNTED)),
             search_steps: search::SearchSteps::default(),
             webhook_allow_hosts: Arc::from(Vec::new()),
+            webhook_retention: webhook_deliveries::DEFAULT_RETENTION,
         }
     }
 
-    pub fn with_webhook_allow_hosts(mut self, hosts: Vec<String>) -> Self {
-        self.webhook_allow_hosts = Arc::from(hosts);
+    /// Hosts webhook endpoints may use outside the public-HTTPS rule, and
+    /// how long finished deliveries are kept.
+    pub fn with_webhooks(mut self, allow_hosts: Vec<String>, retention: chrono::TimeDelta) -> Self {
+        self.webhook_allow_hosts = Arc::from(allow_hosts);
+        self.webhook_retention = retention;
         self
+    }
+
+    /// How long finished webhook deliveries are kept.
+    pub fn webhook_retention(&self) -> chrono::TimeDelta {
+        self.webhook_retention
     }
 
     /// Hosts webhook endpoints may use outside the public-HTTPS rule.

@@ -297,3 +297,175 @@ pub fn event_id(position: FeedPosition) -> String {
 fn stored_secret(text: &str) -> Result<WebhookSecret, AppError> {
     WebhookSecret::parse(text).map_err(|e| AppError::internal_from("stored webhook secret", e))
 }
+
+/// One delivery as the operator reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub event_id: String,
+    /// The event's place in the feed (its cursor, for `redeliverWebhooks`).
+    pub position: FeedPosition,
+    pub status: DeliveryStatus,
+    pub attempts: i32,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub last_latency_ms: Option<i32>,
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl TryFrom<webhook_delivery::Model> for Delivery {
+    type Error = AppError;
+
+    fn try_from(row: webhook_delivery::Model) -> Result<Self, AppError> {
+        use crate::domain::clock::from_micros;
+        Ok(Delivery {
+            id: row.id,
+            event_id: row.event_id,
+            position: FeedPosition {
+                xid: row.feed_xid,
+                seq: row.feed_seq,
+            },
+            status: crate::error::stored("webhook_delivery.status", &row.status)?,
+            attempts: row.attempts,
+            last_status_code: row.last_status_code,
+            last_error: row.last_error,
+            last_latency_ms: row.last_latency_ms,
+            next_attempt_at: row.next_attempt_at.map(from_micros),
+            created_at: from_micros(row.created_at),
+            finished_at: row.finished_at.map(from_micros),
+        })
+    }
+}
+
+/// How long finished deliveries are kept unless the operator says.
+pub const DEFAULT_RETENTION: TimeDelta = TimeDelta::days(30);
+
+/// Finished deliveries pruned per pass: a pass never holds the database
+/// long, however much is due.
+const PRUNE_BATCH: u64 = 500;
+
+impl Services {
+    /// An endpoint's deliveries, newest first, after the delivery `after`
+    /// (ADMIN).
+    pub async fn webhook_deliveries(
+        &self,
+        caller: &super::Caller,
+        endpoint_id: Option<Uuid>,
+        status: Option<DeliveryStatus>,
+        first: u64,
+        after: Option<Uuid>,
+    ) -> Result<super::Page<Delivery>, AppError> {
+        caller.require(
+            crate::domain::role::Operation::ManageWebhooks,
+            "read webhook deliveries",
+        )?;
+        let endpoint = self.endpoint_row(caller, endpoint_id).await?;
+        let mut query = webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::EndpointId.eq(endpoint.id));
+        if let Some(status) = status {
+            query = query.filter(webhook_delivery::Column::Status.eq(status.as_str()));
+        }
+        if let Some(after) = after {
+            query = query.filter(webhook_delivery::Column::Id.lt(after));
+        }
+        let rows = sea_orm::QuerySelect::limit(
+            query.order_by_desc(webhook_delivery::Column::Id),
+            first + 1,
+        )
+        .all(&self.db)
+        .await?;
+        let deliveries = rows
+            .into_iter()
+            .map(Delivery::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(super::Page::from_overfetch(deliveries, first))
+    }
+
+    /// Sends an endpoint's events again from the one after `after` (a
+    /// feed cursor of the caller's tenant, at most the newest event): its
+    /// delivery under way, if any, is given up, and its place in the feed
+    /// moves back (or forward) to `after`.
+    pub async fn redeliver_webhooks(
+        &self,
+        caller: &super::Caller,
+        endpoint_id: Option<Uuid>,
+        after: &str,
+    ) -> Result<super::webhooks::WebhookEndpoint, AppError> {
+        caller.require(
+            crate::domain::role::Operation::ManageWebhooks,
+            "redeliver webhooks",
+        )?;
+        let endpoint = self.endpoint_row(caller, endpoint_id).await?;
+        let position =
+            crate::domain::cursor::EventCursor::decode_for(after, caller.tenant_id)?.position;
+        if position > self.settled_latest(caller.tenant_id).await? {
+            return Err(AppError::BadInput(
+                "after names an event that does not exist yet".into(),
+            ));
+        }
+        let now = to_micros(self.clock.now());
+        let txn = self.begin_write().await?;
+        webhook_delivery::Entity::update_many()
+            .col_expr(
+                webhook_delivery::Column::Status,
+                Expr::value(DeliveryStatus::Dead.as_str()),
+            )
+            .col_expr(
+                webhook_delivery::Column::LastError,
+                Expr::value("given up for a redelivery"),
+            )
+            .col_expr(
+                webhook_delivery::Column::NextAttemptAt,
+                Expr::value(None::<i64>),
+            )
+            .col_expr(webhook_delivery::Column::FinishedAt, Expr::value(now))
+            .filter(webhook_delivery::Column::EndpointId.eq(endpoint.id))
+            .filter(webhook_delivery::Column::Status.is_in([
+                DeliveryStatus::Pending.as_str(),
+                DeliveryStatus::Retrying.as_str(),
+            ]))
+            .exec(&*txn)
+            .await?;
+        let mut row: webhook_endpoint::ActiveModel = endpoint.into();
+        row.feed_xid = Set(position.xid);
+        row.feed_seq = Set(position.seq);
+        let row = row.update(&*txn).await?;
+        txn.commit().await?;
+        tracing::info!(endpoint = %row.id, "webhooks redelivered from a cursor");
+        row.try_into()
+    }
+
+    /// Deletes up to a batch of deliveries finished longer than
+    /// `retention` ago; how many.
+    pub async fn prune_webhook_deliveries(&self, retention: TimeDelta) -> Result<u64, AppError> {
+        let cutoff = to_micros(self.clock.now() - retention);
+        let old: Vec<Uuid> = sea_orm::QuerySelect::limit(
+            webhook_delivery::Entity::find()
+                .filter(webhook_delivery::Column::CreatedAt.lt(cutoff))
+                .filter(webhook_delivery::Column::Status.is_in([
+                    DeliveryStatus::Delivered.as_str(),
+                    DeliveryStatus::Dead.as_str(),
+                ])),
+            PRUNE_BATCH,
+        )
+        .all(&self.db)
+        .await?
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+        if old.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.begin_write().await?;
+        let pruned = webhook_delivery::Entity::delete_many()
+            .filter(webhook_delivery::Column::Id.is_in(old))
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+        metrics::counter!("convtrack_webhook_deliveries_pruned_total")
+            .increment(pruned.rows_affected);
+        Ok(pruned.rows_affected)
+    }
+}

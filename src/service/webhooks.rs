@@ -44,6 +44,8 @@ pub struct WebhookEndpoint {
     pub last_success_at: Option<DateTime<Utc>>,
     /// Its last attempt failed.
     pub failing: bool,
+    /// It stops (disabled) after a dead letter instead of going on.
+    pub pause_on_dead_letter: bool,
 }
 
 impl TryFrom<webhook_endpoint::Model> for WebhookEndpoint {
@@ -61,6 +63,7 @@ impl TryFrom<webhook_endpoint::Model> for WebhookEndpoint {
             created_at: from_micros(row.created_at),
             last_success_at: row.last_success_at.map(from_micros),
             failing: row.consecutive_failures > 0,
+            pause_on_dead_letter: row.pause_on_dead,
         })
     }
 }
@@ -92,6 +95,7 @@ pub struct NewEndpoint {
     pub kinds: Vec<ConversionKind>,
     pub channels: Vec<Channel>,
     pub description: Option<String>,
+    pub pause_on_dead_letter: bool,
 }
 
 /// What `updateWebhookEndpoint` changes; `None` keeps what it is.
@@ -102,6 +106,7 @@ pub struct EndpointChange {
     pub channels: Option<Vec<Channel>>,
     pub description: Option<String>,
     pub enabled: Option<bool>,
+    pub pause_on_dead_letter: Option<bool>,
 }
 
 /// An endpoint with its secret, shown once (on creation and rotation).
@@ -143,7 +148,7 @@ impl Services {
             description: Set(description),
             enabled: Set(true),
             disabled_reason: Set(None),
-            pause_on_dead: Set(false),
+            pause_on_dead: Set(new.pause_on_dead_letter),
             secret: Set(secret.to_text()),
             previous_secret: Set(None),
             previous_secret_until: Set(None),
@@ -212,6 +217,9 @@ impl Services {
         if let Some(description) = description {
             active.description = Set(description);
         }
+        if let Some(pause) = change.pause_on_dead_letter {
+            active.pause_on_dead = Set(pause);
+        }
         if let Some(enabled) = change.enabled {
             active.enabled = Set(enabled);
             if enabled {
@@ -274,7 +282,7 @@ impl Services {
 
     /// The caller's tenant's endpoint `id`; `NOT_FOUND` for another
     /// tenant's or an id of none.
-    async fn endpoint_row(
+    pub(super) async fn endpoint_row(
         &self,
         caller: &Caller,
         id: Option<Uuid>,

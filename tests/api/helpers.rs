@@ -157,6 +157,7 @@ async fn start_server(
         search_steps: Default::default(),
         // Webhook receivers in tests listen on loopback.
         webhook_allow_hosts: vec!["127.0.0.1".to_owned()],
+        webhook_retention: convtrack::service::webhook_deliveries::DEFAULT_RETENTION,
     };
     tweak(&mut config);
     let app = Application::build(&config, Arc::new(clock.clone()))

@@ -130,6 +130,12 @@ fn example(field: &str, session: &str, conversation: &str) -> (String, Value) {
             q("mutation { startSession(input: { channel: CHAT }) { sessionId } }")
         }
         "query webhookEndpoints" => q("{ webhookEndpoints { id } }"),
+        "query webhookDeliveries" => q(
+            "{ webhookDeliveries(endpointId: \"00000000-0000-0000-0000-000000000000\") { nodes { eventId } } }",
+        ),
+        "mutation redeliverWebhooks" => q(
+            "mutation { redeliverWebhooks(input: { endpointId: \"00000000-0000-0000-0000-000000000000\", after: \"x\" }) { endpoint { id } } }",
+        ),
         "mutation createWebhookEndpoint" => q(
             "mutation { createWebhookEndpoint(input: { url: \"https://hooks.example.com/\" }) { secret } }",
         ),

@@ -330,3 +330,202 @@ test_both!(
         );
     }
 );
+
+const DELIVERIES: &str = "query($id: ID!, $status: DeliveryStatus, $first: Int, $after: String) {
+    webhookDeliveries(endpointId: $id, status: $status, first: $first, after: $after) {
+        nodes { eventId cursor status attempts lastStatusCode lastError nextAttemptAt finishedAt }
+        pageInfo { hasNextPage endCursor } } }";
+
+test_both!(
+    the_delivery_log_pages_replays_from_a_cursor_and_is_pruned,
+    |app| {
+        let (receiver, url) = Receiver::start(Vec::new()).await;
+        let (id, _) = app.endpoint_to(&url).await;
+        let session = app.start_session(Channel::Chat).await;
+        for (kind, record) in [
+            (ConversionKind::TourBooked, "v-3"),
+            (ConversionKind::BookingCreated, "b-3"),
+            (ConversionKind::DayPassPurchased, "dp-3"),
+        ] {
+            app.record_conversion(&session, kind, record).await;
+        }
+        let sent = receiver.wait_for(3).await;
+        app.attempts_recorded(3).await;
+
+        // Newest first, two to a page.
+        let page = app
+            .gql(&app.admin, DELIVERIES, json!({ "id": id, "first": 2 }))
+            .await;
+        let page = data(&page, "webhookDeliveries");
+        let ids: Vec<&str> = page["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| n["eventId"].as_str().expect("id"))
+            .collect();
+        assert_eq!(ids, [sent[2].id.as_str(), sent[1].id.as_str()]);
+        assert_eq!(page["nodes"][0]["status"], "DELIVERED");
+        assert_eq!(page["nodes"][0]["lastStatusCode"], 200);
+        assert_eq!(page["pageInfo"]["hasNextPage"], true);
+        let rest = app
+            .gql(
+                &app.admin,
+                DELIVERIES,
+                json!({ "id": id, "after": page["pageInfo"]["endCursor"] }),
+            )
+            .await;
+        let rest = data(&rest, "webhookDeliveries");
+        assert_eq!(rest["nodes"][0]["eventId"], json!(sent[0].id));
+        assert_eq!(rest["pageInfo"]["hasNextPage"], false);
+        let dead = app
+            .gql(
+                &app.admin,
+                DELIVERIES,
+                json!({ "id": id, "status": "DEAD" }),
+            )
+            .await;
+        assert_eq!(data(&dead, "webhookDeliveries")["nodes"], json!([]));
+
+        // Replaying after the first event sends the other two again, in
+        // order, under their ids.
+        let first_cursor = rest["nodes"][0]["cursor"].clone();
+        let replay = app
+        .gql(
+            &app.admin,
+            "mutation($id: ID!, $after: String!) { redeliverWebhooks(input: { endpointId: $id, after: $after }) {
+                endpoint { id } } }",
+            json!({ "id": id, "after": first_cursor }),
+        )
+        .await;
+        assert_eq!(
+            data(&replay, "redeliverWebhooks")["endpoint"]["id"],
+            json!(id)
+        );
+        let again = receiver.wait_for(5).await;
+        assert_eq!(again[3].id, sent[1].id);
+        assert_eq!(again[4].id, sent[2].id);
+        app.attempts_recorded(5).await;
+
+        // Refusals: a cursor that is not one, another tenant's endpoint.
+        for (key, after) in [
+            (&app.admin, json!("not-a-cursor")),
+            (&app.other_admin, first_cursor.clone()),
+        ] {
+            let body = app
+            .gql(
+                key,
+                "mutation($id: ID!, $after: String!) { redeliverWebhooks(input: { endpointId: $id, after: $after }) {
+                    endpoint { id } } }",
+                json!({ "id": id, "after": after }),
+            )
+            .await;
+            assert!(
+                ["BAD_USER_INPUT", "NOT_FOUND"].contains(&error_code(&body).as_str()),
+                "{body}"
+            );
+        }
+
+        // Finished deliveries older than the retention window (30 days) go.
+        app.advance(TimeDelta::days(31));
+        for _ in 0..2_000 {
+            if app.deliveries().await.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(app.deliveries().await.len(), 0, "pruned");
+    }
+);
+
+test_both!(
+    a_name_that_resolves_to_a_private_address_gets_nothing,
+    |app| {
+        use sea_orm::ConnectionTrait;
+        let (receiver, url) = Receiver::start(Vec::new()).await;
+        let (id, _) = app.endpoint_to(&url).await;
+        // As if the endpoint had been made with a name that later resolved to
+        // loopback: `localhost` is not allowed (only 127.0.0.1 is).
+        let port = url
+            .rsplit(':')
+            .next()
+            .expect("port")
+            .trim_end_matches("/hook");
+        app.services
+            .db
+            .execute_unprepared(&format!(
+                "UPDATE webhook_endpoint SET url = 'http://localhost:{port}/hook'"
+            ))
+            .await
+            .expect("moved");
+        let session = app.start_session(Channel::Chat).await;
+        app.record_conversion(&session, ConversionKind::TourBooked, "v-4")
+            .await;
+        app.attempts_recorded(1).await;
+        let log = app.gql(&app.admin, DELIVERIES, json!({ "id": id })).await;
+        let delivery = data(&log, "webhookDeliveries")["nodes"][0].clone();
+        assert_eq!(delivery["status"], "RETRYING");
+        assert!(
+            delivery["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains("not a public address")),
+            "{delivery}"
+        );
+        assert!(receiver.got().is_empty(), "nothing reached the receiver");
+    }
+);
+
+test_both!(
+    an_endpoint_that_asks_to_pause_stops_at_a_dead_letter,
+    |app| {
+        let (receiver, url) = Receiver::start(vec![500; 11]).await;
+        let body = app
+        .gql(
+            &app.admin,
+            "mutation($url: String!) { createWebhookEndpoint(input: { url: $url, pauseOnDeadLetter: true }) {
+                endpoint { id pauseOnDeadLetter } } }",
+            json!({ "url": url }),
+        )
+        .await;
+        let endpoint = data(&body, "createWebhookEndpoint")["endpoint"].clone();
+        assert_eq!(endpoint["pauseOnDeadLetter"], true);
+        let session = app.start_session(Channel::Chat).await;
+        app.record_conversion(&session, ConversionKind::TourBooked, "v-5")
+            .await;
+        app.record_conversion(&session, ConversionKind::BookingCreated, "b-5")
+            .await;
+        for attempt in 1..=11 {
+            receiver.wait_for(attempt).await;
+            app.attempts_recorded(attempt as i32).await;
+            app.advance(TimeDelta::hours(10));
+        }
+        let listed = app
+            .gql(
+                &app.admin,
+                "{ webhookEndpoints { enabled disabledReason } }",
+                json!({}),
+            )
+            .await;
+        let listed = data(&listed, "webhookEndpoints")[0].clone();
+        assert_eq!(listed["enabled"], false, "{listed}");
+        assert!(
+            listed["disabledReason"]
+                .as_str()
+                .is_some_and(|r| r.contains("dead letter"))
+        );
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(receiver.got().len(), 11, "the second event waits");
+
+        // Enabled again, it goes on with the next event.
+        let id = endpoint["id"].clone();
+        let enabled = app
+        .gql(
+            &app.admin,
+            "mutation($id: ID!) { updateWebhookEndpoint(input: { id: $id, enabled: true }) { enabled failing } }",
+            json!({ "id": id }),
+        )
+        .await;
+        assert_eq!(data(&enabled, "updateWebhookEndpoint")["enabled"], true);
+        let got = receiver.wait_for(12).await;
+        assert_ne!(got[11].id, got[0].id);
+    }
+);
