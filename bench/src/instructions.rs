@@ -108,6 +108,7 @@ pub async fn count_list(
         bin,
         database_url,
         &addr,
+        &[],
     )?;
     let http = client()?;
     let base = format!("http://{addr}");

@@ -14,6 +14,7 @@ mod queries;
 mod rng;
 mod server;
 mod targets;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -57,6 +58,9 @@ enum Command {
     /// Count, with callgrind, the instructions the server runs per list
     /// request (50 rows): a CPU figure that repeats on a noisy machine.
     Instructions(instructions::InstructionsArgs),
+    /// Time a recorded conversion to its webhook endpoints' receiver, and
+    /// drain a burst of events to one endpoint.
+    Webhooks(webhooks::WebhooksArgs),
 }
 
 #[tokio::main]
@@ -69,6 +73,7 @@ async fn main() -> ExitCode {
         Command::Faults { scenario } => faults::run(scenario).await,
         Command::FeedLatency(args) => feed::run(args).await,
         Command::Instructions(args) => instructions::run(args).await,
+        Command::Webhooks(args) => webhooks::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -101,16 +101,18 @@ pub struct Server(Process);
 
 impl Server {
     pub fn start(bin: &Path, database_url: &str, addr: &str) -> Result<Self, String> {
-        Self::start_under(&[], bin, database_url, addr)
+        Self::start_under(&[], bin, database_url, addr, &[])
     }
 
     /// Starts the server as the last argument of `launcher` (e.g. valgrind
-    /// and its flags); plainly when `launcher` is empty.
+    /// and its flags; plainly when `launcher` is empty), with `env` added
+    /// to its environment.
     pub fn start_under(
         launcher: &[&str],
         bin: &Path,
         database_url: &str,
         addr: &str,
+        env: &[(&str, &str)],
     ) -> Result<Self, String> {
         let mut command = match launcher.split_first() {
             Some((program, args)) => {
@@ -131,7 +133,8 @@ impl Server {
             )
             // The benchmark measures the server, not its per-key budget.
             .env("CONVTRACK_RATE_LIMIT_BURST", "1000000000000")
-            .env("CONVTRACK_RATE_LIMIT_PER_SECOND", "1000000000000");
+            .env("CONVTRACK_RATE_LIMIT_PER_SECOND", "1000000000000")
+            .envs(env.iter().copied());
         let prefix = format!("convtrack-bench-{}-", addr.replace([':', '.'], "_"));
         Process::spawn(&mut command, &prefix).map(Self)
     }

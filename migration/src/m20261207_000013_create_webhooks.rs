@@ -196,17 +196,21 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for (name, columns) in [
+            // The delivery under way of an endpoint (PENDING or RETRYING)
+            // without walking the ones it finished.
             (
-                "webhook_delivery_order",
+                "webhook_delivery_open",
                 vec![
                     WebhookDelivery::EndpointId,
+                    WebhookDelivery::Status,
                     WebhookDelivery::FeedXid,
                     WebhookDelivery::FeedSeq,
                 ],
             ),
+            // The log, newest first.
             (
-                "webhook_delivery_due",
-                vec![WebhookDelivery::Status, WebhookDelivery::NextAttemptAt],
+                "webhook_delivery_log",
+                vec![WebhookDelivery::EndpointId, WebhookDelivery::Id],
             ),
             ("webhook_delivery_age", vec![WebhookDelivery::CreatedAt]),
         ] {

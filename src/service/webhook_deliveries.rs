@@ -94,6 +94,20 @@ impl Services {
         owner: Uuid,
     ) -> Result<Option<webhook_endpoint::Model>, AppError> {
         let now = self.clock.now();
+        // A lease held with more than half of it left is not renewed: a
+        // write per step would cost more than the deliveries.
+        let held = webhook_endpoint::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .filter(|e| {
+                e.enabled
+                    && e.lease_owner == Some(owner)
+                    && e.lease_until
+                        .is_some_and(|until| until > to_micros(now + LEASE / 2))
+            });
+        if held.is_some() {
+            return Ok(held);
+        }
         let txn = self.begin_write().await?;
         let claimed = webhook_endpoint::Entity::update_many()
             .col_expr(webhook_endpoint::Column::LeaseOwner, Expr::value(owner))
