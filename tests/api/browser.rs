@@ -97,6 +97,17 @@ async fn seed(app: &TestApp) -> Value {
         .await;
     assert_eq!(data(&recorded, "recordConversion")["attributed"], false);
 
+    // An endpoint nothing listens on: its deliveries fail, and the
+    // Webhooks tab says so.
+    let webhook_url = "http://127.0.0.1:9/convtrack";
+    let endpoint = app
+        .gql(
+            &app.admin,
+            "mutation($url: String!) { createWebhookEndpoint(input: { url: $url }) { secret } }",
+            json!({ "url": webhook_url }),
+        )
+        .await;
+    data(&endpoint, "createWebhookEndpoint");
     let tour = story(
         app,
         json!({ "channel": "CHAT", "userId": "m-1", "userName": "Ada Lovelace" }),
@@ -274,6 +285,7 @@ async fn seed(app: &TestApp) -> Value {
                 .filter(|step| step["issued"].as_i64() > Some(0)).collect::<Vec<_>>(),
             "revenue": stats["revenue"],
         },
+        "webhook": { "url": webhook_url },
         "pageSize": 250,
         "dateRange": { "from": "2026-04-02", "to": "2026-03-02" },
         "wrongKey": "ctk_not_a_real_key",

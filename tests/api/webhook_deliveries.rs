@@ -25,6 +25,9 @@ struct Received {
     body: String,
 }
 
+/// In a receiver's script: answer only after the server gave up.
+const HANG: u16 = 0;
+
 /// A receiver that answers each request with the next status of its
 /// script (200 once the script is over).
 #[derive(Clone, Default)]
@@ -80,12 +83,19 @@ async fn answer(State(receiver): State<Receiver>, headers: HeaderMap, body: Byte
         signature: header("webhook-signature"),
         body: String::from_utf8_lossy(&body).into_owned(),
     });
-    let mut script = receiver.script.lock().expect("script");
-    let status = if script.is_empty() {
-        200
-    } else {
-        script.remove(0)
+    let status = {
+        let mut script = receiver.script.lock().expect("script");
+        if script.is_empty() {
+            200
+        } else {
+            script.remove(0)
+        }
     };
+    if status == HANG {
+        // Past the server's 10 s deadline for an attempt.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        return StatusCode::OK;
+    }
     StatusCode::from_u16(status).expect("status")
 }
 
@@ -529,3 +539,29 @@ test_both!(
         assert_ne!(got[11].id, got[0].id);
     }
 );
+
+test_both!(a_hanging_endpoint_does_not_delay_another, |app| {
+    let (hanging, hanging_url) = Receiver::start(vec![HANG]).await;
+    let (fast, fast_url) = Receiver::start(Vec::new()).await;
+    app.endpoint_to(&hanging_url).await;
+    app.endpoint_to(&fast_url).await;
+    let session = app.start_session(Channel::Chat).await;
+    for (kind, record) in [
+        (ConversionKind::TourBooked, "v-6"),
+        (ConversionKind::BookingCreated, "b-6"),
+        (ConversionKind::DayPassPurchased, "dp-6"),
+    ] {
+        app.record_conversion(&session, kind, record).await;
+    }
+    // The fast endpoint gets all three while the other's first attempt is
+    // still under way (not recorded: the attempt's deadline is 10 s).
+    fast.wait_for(3).await;
+    app.attempts_recorded(3).await;
+    assert_eq!(hanging.got().len(), 1);
+    let attempts: Vec<i32> = app.deliveries().await.iter().map(|d| d.attempts).collect();
+    assert_eq!(
+        attempts.iter().filter(|&&a| a == 0).count(),
+        1,
+        "{attempts:?}"
+    );
+});

@@ -124,6 +124,7 @@ async function run() {
   await checkLive();
   await checkReconnect();
   await checkUnattributed();
+  await checkWebhooks();
   await checkSignOut();
 }
 
@@ -542,6 +543,22 @@ async function checkUnattributed() {
       row.recordId === u.recordId && row.kind === u.kind && row.text.includes(u.recordId) && row.text.includes(u.reason)));
   }, expected);
   ok(`unattributed tab lists ${wanted.map((u) => `${u.recordId} (${u.reason})`).join(', ')}`);
+  await page.click('[data-testid="tab-conversations"]');
+}
+
+async function checkWebhooks() {
+  await page.click('[data-testid="tab-webhooks"]');
+  const readEndpoints = () => page.$$eval('[data-testid="webhook-endpoint"]', (endpoints) => endpoints.map((e) => ({
+    url: e.querySelector('[data-testid="webhook-url"]').textContent,
+    health: e.querySelector('[data-testid="webhook-health"]').textContent,
+    deliveries: e.querySelectorAll('[data-testid="webhook-delivery"]').length,
+  })));
+  const { url } = seed.webhook;
+  await eventually('the seeded endpoint, failing, with its deliveries', async () => {
+    const endpoints = await readEndpoints();
+    return endpoints.map((e) => e.url === url && e.health.startsWith('Failing') && e.deliveries > 0);
+  }, [true]);
+  ok(`webhooks tab: ${url} shown failing, with its deliveries`);
   await page.click('[data-testid="tab-conversations"]');
 }
 

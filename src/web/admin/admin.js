@@ -101,6 +101,7 @@ const S_CONVERSIONS = `subscription Live($after: String) {
 
 const state = {
   key: null,
+  webhooksGeneration: 0,
   // Bumped on every sign-in and sign-out: answers of an earlier sign-in are dropped.
   signIn: 0,
   badgeKinds: new Map(),
@@ -987,6 +988,82 @@ function prependUnattributed(conversion, conversation) {
   updateUnattributedFoot();
 }
 
+// ---------------------------------------------------------------------------
+// Webhooks tab: each endpoint's health and latest deliveries (read only).
+
+const Q_WEBHOOKS = `query Webhooks {
+  webhookEndpoints { id url kinds channels description enabled disabledReason lastSuccessAt failing }
+}`;
+
+const Q_WEBHOOK_DELIVERIES = `query WebhookDeliveries($id: ID!) {
+  latest: webhookDeliveries(endpointId: $id, first: 5) {
+    nodes { eventId status attempts lastStatusCode lastError nextAttemptAt createdAt }
+  }
+  dead: webhookDeliveries(endpointId: $id, status: DEAD, first: 100) {
+    nodes { eventId } pageInfo { hasNextPage }
+  }
+}`;
+
+function endpointHealth(endpoint, dead) {
+  if (!endpoint.enabled) return endpoint.disabledReason ? `Disabled: ${endpoint.disabledReason}` : 'Disabled';
+  const parts = [endpoint.failing ? 'Failing' : 'Healthy'];
+  parts.push(endpoint.lastSuccessAt ? `last success ${formatDate(endpoint.lastSuccessAt)} UTC` : 'no success yet');
+  parts.push(`${dead.nodes.length}${dead.pageInfo.hasNextPage ? '+' : ''} dead letters`);
+  return parts.join(' · ');
+}
+
+function renderDelivery(delivery) {
+  const answer = delivery.lastStatusCode != null ? String(delivery.lastStatusCode) : (delivery.lastError ?? '');
+  const next = delivery.nextAttemptAt ? `next ${formatDate(delivery.nextAttemptAt)}` : '';
+  return el('tr', { testid: 'webhook-delivery', data: { status: delivery.status } }, [
+    el('td', {}, [el('code', { text: delivery.eventId })]),
+    el('td', { text: delivery.status }),
+    el('td', { text: delivery.attempts }),
+    el('td', { testid: 'webhook-delivery-answer', text: answer }),
+    el('td', { text: next || formatDate(delivery.createdAt) }),
+  ]);
+}
+
+function renderEndpoint(endpoint, deliveries) {
+  const filters = [...endpoint.kinds, ...endpoint.channels].join(', ') || 'every event';
+  const head = el('thead', {}, [el('tr', {}, ['Event', 'Status', 'Attempts', 'Last answer', 'When (UTC)']
+    .map((title) => el('th', { text: title, attrs: { scope: 'col' } })))]);
+  const table = el('table', { className: 'list' }, [
+    el('caption', { text: 'Latest deliveries' }), head,
+    el('tbody', {}, deliveries.latest.nodes.map(renderDelivery)),
+  ]);
+  return el('article', { className: 'webhook', testid: 'webhook-endpoint', data: { id: endpoint.id } }, [
+    el('h3', { className: 'mono', testid: 'webhook-url', text: endpoint.url }),
+    el('p', { className: 'muted', text: [endpoint.description, filters].filter(Boolean).join(' · ') }),
+    el('p', { testid: 'webhook-health', text: endpointHealth(endpoint, deliveries.dead) }),
+    table,
+  ]);
+}
+
+async function loadWebhooks() {
+  const generation = ++state.webhooksGeneration;
+  $('webhook-endpoints').setAttribute('aria-busy', 'true');
+  try {
+    const { webhookEndpoints } = await api(Q_WEBHOOKS, {});
+    const logs = await Promise.all(webhookEndpoints.map((e) => api(Q_WEBHOOK_DELIVERIES, { id: e.id })));
+    if (generation !== state.webhooksGeneration) return;
+    $('webhook-endpoints').replaceChildren(...webhookEndpoints.map((e, n) => renderEndpoint(e, logs[n])));
+    $('webhooks-empty').hidden = webhookEndpoints.length > 0;
+    $('webhooks-message').hidden = true;
+  } catch (err) {
+    if (generation !== state.webhooksGeneration) return;
+    if (err.code === 'FORBIDDEN') {
+      $('webhook-endpoints').replaceChildren();
+      $('webhooks-message').textContent = 'Webhook endpoints need an ADMIN key.';
+      $('webhooks-message').hidden = false;
+    } else {
+      handleError(err);
+    }
+  } finally {
+    if (generation === state.webhooksGeneration) $('webhook-endpoints').setAttribute('aria-busy', 'false');
+  }
+}
+
 function selectTab(name) {
   for (const tab of document.querySelectorAll('[role="tab"]')) {
     const selected = tab.dataset.tab === name;
@@ -994,8 +1071,10 @@ function selectTab(name) {
   }
   $('panel-conversations').hidden = name !== 'conversations';
   $('panel-unattributed').hidden = name !== 'unattributed';
+  $('panel-webhooks').hidden = name !== 'webhooks';
   // Reviewing wants the current state, so the tab re-reads on every visit.
   if (name === 'unattributed' && state.key) loadUnattributed(false);
+  if (name === 'webhooks' && state.key) loadWebhooks();
 }
 
 // ---------------------------------------------------------------------------
