@@ -35,6 +35,8 @@ pub enum StartupError {
     LinkSecret(String),
     #[error("cannot prepare link signing: {0}")]
     LinkKey(String),
+    #[error("cannot read the webhook CA file: {0}")]
+    WebhookCa(String),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,
@@ -78,7 +80,9 @@ impl Application {
                     source,
                 })?;
         let (shutdown, shutdown_seen) = watch::channel(false);
-        crate::dispatch::spawn(services.clone(), shutdown_seen.clone());
+        let webhook_tls = crate::dispatch::post::tls_config(config.webhook_ca_file.as_deref())
+            .map_err(StartupError::WebhookCa)?;
+        crate::dispatch::spawn(services.clone(), webhook_tls, shutdown_seen.clone());
         if let Some(pool) = postgres_pool(&services.db) {
             services.events.tell_other_instances();
             tokio::spawn(events::postgres::announce(

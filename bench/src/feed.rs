@@ -133,19 +133,27 @@ pub async fn run(args: FeedArgs) -> Result<(), String> {
             .json(&json!({ "query": query, "variables": variables }))
             .send()
     };
-    let started: Value = gql(
-        "mutation { startSession(input: { channel: CHAT }) { sessionId } }",
-        json!({}),
-    )
-    .await
-    .map_err(|e| e.to_string())?
-    .json()
-    .await
-    .map_err(|e| e.to_string())?;
-    let session = started["data"]["startSession"]["sessionId"]
-        .as_str()
-        .ok_or_else(|| format!("startSession failed: {started}"))?
-        .to_owned();
+    // Ten outcomes per conversation: every event carries its
+    // conversation's badges, and one conversation with all of them would
+    // measure an ever larger payload, not the feed.
+    let mut sessions = Vec::new();
+    for _ in 0..args.events / 10 + 1 {
+        let started: Value = gql(
+            "mutation { startSession(input: { channel: CHAT }) { sessionId } }",
+            json!({}),
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+        sessions.push(
+            started["data"]["startSession"]["sessionId"]
+                .as_str()
+                .ok_or_else(|| format!("startSession failed: {started}"))?
+                .to_owned(),
+        );
+    }
 
     // The server lets one key hold a bounded number of sockets (README
     // "Security"): the subscribers share as many keys as that takes.
@@ -184,7 +192,7 @@ pub async fn run(args: FeedArgs) -> Result<(), String> {
     for n in 0..args.events {
         let record = format!("latency-{run}-{n}");
         sent.insert(record.clone(), Instant::now());
-        let answer: Value = gql(mutation, json!({ "s": session, "r": record }))
+        let answer: Value = gql(mutation, json!({ "s": sessions[n / 10], "r": record }))
             .await
             .map_err(|e| e.to_string())?
             .json()

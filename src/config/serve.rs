@@ -81,6 +81,11 @@ pub struct ServeArgs {
     /// Days a finished webhook delivery stays in the delivery log.
     #[arg(long, env = "CONVTRACK_WEBHOOK_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub webhook_retention_days: u32,
+
+    /// A PEM file of certificate authorities trusted for webhook targets
+    /// besides the Mozilla roots (an internal CA).
+    #[arg(long, env = "CONVTRACK_WEBHOOK_CA_FILE")]
+    pub webhook_ca_file: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -123,6 +128,7 @@ impl fmt::Debug for ServeArgs {
             cors_origins,
             webhook_allow_hosts,
             webhook_retention_days,
+            webhook_ca_file,
         } = self;
         f.debug_struct("ServeArgs")
             .field("listen", listen)
@@ -137,6 +143,7 @@ impl fmt::Debug for ServeArgs {
             .field("cors_origins", cors_origins)
             .field("webhook_allow_hosts", webhook_allow_hosts)
             .field("webhook_retention_days", webhook_retention_days)
+            .field("webhook_ca_file", webhook_ca_file)
             .finish()
     }
 }

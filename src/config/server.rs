@@ -35,6 +35,9 @@ pub struct ServerConfig {
     pub webhook_allow_hosts: Vec<String>,
     /// How long finished webhook deliveries are kept.
     pub webhook_retention: chrono::TimeDelta,
+    /// Certificate authorities trusted for webhook targets besides the
+    /// Mozilla roots.
+    pub webhook_ca_file: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -54,6 +57,7 @@ impl fmt::Debug for ServerConfig {
             search_steps,
             webhook_allow_hosts,
             webhook_retention,
+            webhook_ca_file,
         } = self;
         f.debug_struct("ServerConfig")
             .field("database_url", &redacted_url(database_url))
@@ -70,6 +74,7 @@ impl fmt::Debug for ServerConfig {
             .field("search_steps", search_steps)
             .field("webhook_allow_hosts", webhook_allow_hosts)
             .field("webhook_retention", webhook_retention)
+            .field("webhook_ca_file", webhook_ca_file)
             .finish()
     }
 }
@@ -110,6 +115,7 @@ mod tests {
             search_steps: Default::default(),
             webhook_allow_hosts: Vec::new(),
             webhook_retention: chrono::TimeDelta::days(30),
+            webhook_ca_file: None,
         };
         let debug = format!("{config:?}");
         assert!(!debug.contains(PASSWORD), "{debug}");

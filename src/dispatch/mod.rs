@@ -52,9 +52,14 @@ const NEXT_EVENT: &str = "query($after: String, $kinds: [ConversionKind!], $chan
 }";
 
 /// Starts this instance's dispatcher; it stops when `shutdown` turns true.
-pub fn spawn(services: Services, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn spawn(
+    services: Services,
+    tls: Arc<rustls::ClientConfig>,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     let dispatcher = Arc::new(Dispatcher {
         services,
+        tls,
         schema: crate::graphql::schema_builder().finish(),
         owner: Uuid::now_v7(),
     });
@@ -67,6 +72,8 @@ struct Dispatcher {
     schema: ApiSchema,
     /// This instance, as the leases name it.
     owner: Uuid,
+    /// The authorities HTTPS targets must chain to.
+    tls: Arc<rustls::ClientConfig>,
 }
 
 /// What a worker's step leaves it to do.
@@ -256,7 +263,7 @@ impl Dispatcher {
             ],
             body,
         };
-        let (answer, latency) = post::send(post, services.webhook_allow_hosts()).await;
+        let (answer, latency) = post::send(post, services.webhook_allow_hosts(), &self.tls).await;
         let (status_code, error) = match answer {
             post::Answer::Status(code) => (Some(code), None),
             post::Answer::Failed(why) => (None, Some(why)),

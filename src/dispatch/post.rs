@@ -7,7 +7,7 @@
 //! at most [`MAX_RESPONSE_BYTES`] of the answer are read.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -41,10 +41,15 @@ pub struct Post<'a> {
     pub body: Bytes,
 }
 
-/// Makes the request; `allowed_hosts` skip the public-address check.
-pub async fn send(post: Post<'_>, allowed_hosts: &[String]) -> (Answer, Duration) {
+/// Makes the request; `allowed_hosts` skip the public-address check; an
+/// HTTPS target must chain to an authority of `tls`.
+pub async fn send(
+    post: Post<'_>,
+    allowed_hosts: &[String],
+    tls: &Arc<rustls::ClientConfig>,
+) -> (Answer, Duration) {
     let started = Instant::now();
-    let answer = match tokio::time::timeout(TIMEOUT, exchange(post, allowed_hosts)).await {
+    let answer = match tokio::time::timeout(TIMEOUT, exchange(post, allowed_hosts, tls)).await {
         Ok(Ok(status)) => Answer::Status(status),
         Ok(Err(why)) => Answer::Failed(why),
         Err(_) => Answer::Failed(format!("no answer within {} s", TIMEOUT.as_secs())),
@@ -52,7 +57,11 @@ pub async fn send(post: Post<'_>, allowed_hosts: &[String]) -> (Answer, Duration
     (answer, started.elapsed())
 }
 
-async fn exchange(post: Post<'_>, allowed_hosts: &[String]) -> Result<u16, String> {
+async fn exchange(
+    post: Post<'_>,
+    allowed_hosts: &[String],
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<u16, String> {
     let url = post.url;
     let host = url.host_str().ok_or("the URL has no host")?.to_owned();
     let port = url.port_or_known_default().ok_or("the URL has no port")?;
@@ -65,7 +74,7 @@ async fn exchange(post: Post<'_>, allowed_hosts: &[String]) -> Result<u16, Strin
         let name =
             rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
                 .map_err(|_| "the host is not a valid TLS server name".to_owned())?;
-        let tls = tokio_rustls::TlsConnector::from(TLS.clone())
+        let tls = tokio_rustls::TlsConnector::from(tls.clone())
             .connect(name, tcp)
             .await
             .map_err(|e| format!("TLS: {e}"))?;
@@ -149,11 +158,28 @@ where
     Ok(status)
 }
 
-/// Trusts the Mozilla root certificates (webpki-roots), as a browser would.
-static TLS: LazyLock<Arc<rustls::ClientConfig>> = LazyLock::new(|| {
-    let roots = rustls::RootCertStore {
+/// Trusts the Mozilla root certificates (webpki-roots), as a browser
+/// would, and the authorities in `ca_file` (PEM), if given.
+pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    if let Some(file) = ca_file {
+        let certificates = CertificateDer::pem_file_iter(file)
+            .map_err(|e| format!("{}: {e}", file.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        if certificates.is_empty() {
+            return Err(format!("{} holds no certificate", file.display()));
+        }
+        for certificate in certificates {
+            roots
+                .add(certificate)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+        }
+    }
     // ring, as for the database connections: the provider rustls now
     // prefers (aws-lc-rs) would add a C library to the build for the one
     // thing ring lacks, post-quantum key exchange.
@@ -161,8 +187,8 @@ static TLS: LazyLock<Arc<rustls::ClientConfig>> = LazyLock::new(|| {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
+        .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Arc::new(config)
-});
+    Ok(Arc::new(config))
+}

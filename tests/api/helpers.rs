@@ -158,6 +158,7 @@ async fn start_server(
         // Webhook receivers in tests listen on loopback.
         webhook_allow_hosts: vec!["127.0.0.1".to_owned()],
         webhook_retention: convtrack::service::webhook_deliveries::DEFAULT_RETENTION,
+        webhook_ca_file: None,
     };
     tweak(&mut config);
     let app = Application::build(&config, Arc::new(clock.clone()))

@@ -73,5 +73,6 @@ mod telemetry;
 mod tenancy;
 mod tls;
 mod webhook_deliveries;
+mod webhook_tls;
 mod webhooks;
 mod ws;

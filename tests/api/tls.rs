@@ -137,7 +137,7 @@ fn run(command: &mut Command) {
 /// In `dir`: `ca.crt` (the authority the server's certificate chains to),
 /// `server.crt`/`server.key` for 127.0.0.1 and localhost, and `other-ca.crt`,
 /// an authority that signed nothing here.
-fn make_certificates(dir: &Path) {
+pub(crate) fn make_certificates(dir: &Path) {
     let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(dir).args(args));
     for ca in ["ca", "other-ca"] {
         openssl(&[
