@@ -67,7 +67,11 @@ impl Application {
             .with_operator_link_keys(operator_link_keys(config)?)
             .with_pool_size(config.db_max_connections)
             .with_search_steps(config.search_steps)
-            .with_webhooks(config.webhook_allow_hosts.clone(), config.webhook_retention);
+            .with_webhooks(
+                config.webhook_allow_hosts.clone(),
+                config.webhook_retention,
+                config.webhook_retry_scale,
+            );
         services
             .ensure_link_key()
             .await

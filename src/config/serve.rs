@@ -86,6 +86,20 @@ pub struct ServeArgs {
     /// besides the Mozilla roots (an internal CA).
     #[arg(long, env = "CONVTRACK_WEBHOOK_CA_FILE")]
     pub webhook_ca_file: Option<std::path::PathBuf>,
+
+    /// Multiplies every wait of the webhook retry schedule, for drills
+    /// (`0.001` makes a day of retries take under two minutes); 1 in
+    /// production.
+    #[arg(long, env = "CONVTRACK_WEBHOOK_RETRY_SCALE", default_value_t = 1.0, value_parser = retry_scale)]
+    pub webhook_retry_scale: f64,
+}
+
+/// A retry scale: above 0, at most 1.
+fn retry_scale(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(scale) if scale > 0.0 && scale <= 1.0 => Ok(scale),
+        _ => Err(format!("{value} is not a number above 0 and at most 1")),
+    }
 }
 
 impl ServeArgs {
@@ -129,6 +143,7 @@ impl fmt::Debug for ServeArgs {
             webhook_allow_hosts,
             webhook_retention_days,
             webhook_ca_file,
+            webhook_retry_scale,
         } = self;
         f.debug_struct("ServeArgs")
             .field("listen", listen)
@@ -144,6 +159,7 @@ impl fmt::Debug for ServeArgs {
             .field("webhook_allow_hosts", webhook_allow_hosts)
             .field("webhook_retention_days", webhook_retention_days)
             .field("webhook_ca_file", webhook_ca_file)
+            .field("webhook_retry_scale", webhook_retry_scale)
             .finish()
     }
 }

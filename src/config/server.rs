@@ -38,6 +38,8 @@ pub struct ServerConfig {
     /// Certificate authorities trusted for webhook targets besides the
     /// Mozilla roots.
     pub webhook_ca_file: Option<std::path::PathBuf>,
+    /// Multiplies every wait of the webhook retry schedule (1 normally).
+    pub webhook_retry_scale: f64,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -58,6 +60,7 @@ impl fmt::Debug for ServerConfig {
             webhook_allow_hosts,
             webhook_retention,
             webhook_ca_file,
+            webhook_retry_scale,
         } = self;
         f.debug_struct("ServerConfig")
             .field("database_url", &redacted_url(database_url))
@@ -75,6 +78,7 @@ impl fmt::Debug for ServerConfig {
             .field("webhook_allow_hosts", webhook_allow_hosts)
             .field("webhook_retention", webhook_retention)
             .field("webhook_ca_file", webhook_ca_file)
+            .field("webhook_retry_scale", webhook_retry_scale)
             .finish()
     }
 }
@@ -116,6 +120,7 @@ mod tests {
             webhook_allow_hosts: Vec::new(),
             webhook_retention: chrono::TimeDelta::days(30),
             webhook_ca_file: None,
+            webhook_retry_scale: 1.0,
         };
         let debug = format!("{config:?}");
         assert!(!debug.contains(PASSWORD), "{debug}");

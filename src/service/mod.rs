@@ -114,6 +114,8 @@ pub struct Services {
     webhook_allow_hosts: Arc<[String]>,
     /// How long finished webhook deliveries are kept.
     webhook_retention: chrono::TimeDelta,
+    /// Multiplies every wait of the webhook retry schedule.
+    webhook_retry_scale: f64,
 }
 
 /// Connections one conversion-stats request uses at once.
@@ -136,14 +138,22 @@ impl Services {
             search_steps: search::SearchSteps::default(),
             webhook_allow_hosts: Arc::from(Vec::new()),
             webhook_retention: webhook_deliveries::DEFAULT_RETENTION,
+            webhook_retry_scale: 1.0,
         }
     }
 
-    /// Hosts webhook endpoints may use outside the public-HTTPS rule, and
-    /// how long finished deliveries are kept.
-    pub fn with_webhooks(mut self, allow_hosts: Vec<String>, retention: chrono::TimeDelta) -> Self {
+    /// Hosts webhook endpoints may use outside the public-HTTPS rule, how
+    /// long finished deliveries are kept, and how the retry schedule is
+    /// scaled.
+    pub fn with_webhooks(
+        mut self,
+        allow_hosts: Vec<String>,
+        retention: chrono::TimeDelta,
+        retry_scale: f64,
+    ) -> Self {
         self.webhook_allow_hosts = Arc::from(allow_hosts);
         self.webhook_retention = retention;
+        self.webhook_retry_scale = retry_scale;
         self
     }
 

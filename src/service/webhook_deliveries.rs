@@ -245,6 +245,7 @@ impl Services {
         let retry_at = (!succeeded && !gone)
             .then(|| retry_delay(attempts.unsigned_abs(), attempt.jitter))
             .flatten()
+            .map(|delay| delay.mul_f64(self.webhook_retry_scale))
             .and_then(|delay| TimeDelta::from_std(delay).ok())
             .map(|delay| to_micros(now + delay));
         let status = match (succeeded, retry_at) {

@@ -159,6 +159,7 @@ async fn start_server(
         webhook_allow_hosts: vec!["127.0.0.1".to_owned()],
         webhook_retention: convtrack::service::webhook_deliveries::DEFAULT_RETENTION,
         webhook_ca_file: None,
+        webhook_retry_scale: 1.0,
     };
     tweak(&mut config);
     let app = Application::build(&config, Arc::new(clock.clone()))

@@ -13,12 +13,24 @@ pub struct Instance {
     addr: String,
     server: Option<Server>,
     http: reqwest::Client,
+    /// Added to the server's environment.
+    env: Vec<(&'static str, String)>,
 }
 
 impl Instance {
     /// Starts a server on a free port and waits until it is ready.
     pub async fn start(bin: &Path, database_url: &str) -> Result<Self, String> {
+        Self::start_with(bin, database_url, Vec::new()).await
+    }
+
+    /// [`Self::start`] with `env` added to the server's environment.
+    pub async fn start_with(
+        bin: &Path,
+        database_url: &str,
+        env: Vec<(&'static str, String)>,
+    ) -> Result<Self, String> {
         let mut instance = Self {
+            env,
             bin: bin.to_owned(),
             database_url: database_url.to_owned(),
             addr: format!("127.0.0.1:{}", free_port()?),
@@ -49,7 +61,8 @@ impl Instance {
     /// answered `/readyz` with 200.
     pub async fn restart(&mut self) -> Result<Duration, String> {
         let started = Instant::now();
-        let mut server = Server::start(&self.bin, &self.database_url, &self.addr)?;
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut server = Server::start_under(&[], &self.bin, &self.database_url, &self.addr, &env)?;
         wait_ready(&self.http, &mut server, &self.base()).await?;
         self.server = Some(server);
         Ok(started.elapsed())

@@ -14,6 +14,7 @@ mod pg_restart;
 mod scratch;
 mod soak;
 mod storm;
+mod webhooks;
 
 use clap::Subcommand;
 
@@ -32,6 +33,10 @@ pub enum Fault {
     /// A long run at half of the maximum recording rate: memory, file
     /// descriptors and the pool must stay flat.
     Soak(soak::SoakArgs),
+    /// Webhook endpoints fed under load by instances (one killed on
+    /// PostgreSQL) to a receiver that fails and hangs: every event arrives,
+    /// in order, duplicates only under the same id.
+    Webhooks(webhooks::WebhooksArgs),
 }
 
 pub async fn run(scenario: Fault) -> Result<(), String> {
@@ -41,5 +46,6 @@ pub async fn run(scenario: Fault) -> Result<(), String> {
         Fault::Storm(args) => storm::run(args).await,
         Fault::Cluster(args) => cluster::run(args).await,
         Fault::Soak(args) => soak::run(args).await,
+        Fault::Webhooks(args) => webhooks::run(args).await,
     }
 }
