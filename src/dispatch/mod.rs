@@ -229,7 +229,7 @@ impl Dispatcher {
             .to_ascii_lowercase();
         let body = json!({
             "type": format!("conversion.{change}"),
-            "timestamp": crate::domain::clock::from_micros(crate::domain::clock::to_micros(self.services.clock.now())).to_rfc3339(),
+            "timestamp": self.services.clock.now().to_rfc3339(),
             "data": event,
         });
         Ok(Some((position, body.to_string())))
