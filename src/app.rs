@@ -86,7 +86,10 @@ impl Application {
         let (shutdown, shutdown_seen) = watch::channel(false);
         let webhook_tls = crate::dispatch::post::tls_config(config.webhook_ca_file.as_deref())
             .map_err(StartupError::WebhookCa)?;
-        crate::dispatch::spawn(services.clone(), webhook_tls, shutdown_seen.clone());
+        let dispatch_db = open_dispatch_pool(config).await?;
+        let mut dispatch_services = services.clone();
+        dispatch_services.db = dispatch_db;
+        crate::dispatch::spawn(dispatch_services, webhook_tls, shutdown_seen.clone());
         if let Some(pool) = postgres_pool(&services.db) {
             services.events.tell_other_instances();
             tokio::spawn(events::postgres::announce(
@@ -226,6 +229,30 @@ async fn open_database(
         telemetry::record_statement(system, &info.statement.sql, info.elapsed, info.failed);
     });
     Ok(connection)
+}
+
+/// The pool webhook deliveries run on: their own, so that their background
+/// reads (endpoints every second, each delivery's steps) never wait behind
+/// requests nor requests behind them, and so that they are not counted as
+/// request statements. Connections open only when used.
+async fn open_dispatch_pool(
+    config: &ServerConfig,
+) -> Result<sea_orm::DatabaseConnection, StartupError> {
+    db::connect_with(
+        &config.database_url,
+        (config.db_max_connections / 2).max(2),
+        Some(
+            config
+                .request_timeout
+                .max(std::time::Duration::from_secs(1)),
+        ),
+    )
+    .await
+    .map_err(|source| StartupError::Database {
+        place: db::describe(&config.database_url),
+        source,
+        hint: "",
+    })
 }
 
 /// The link secrets the operator configured, the first signing.
