@@ -87,9 +87,14 @@ impl Application {
         let webhook_tls = crate::dispatch::post::tls_config(config.webhook_ca_file.as_deref())
             .map_err(StartupError::WebhookCa)?;
         let dispatch_db = open_dispatch_pool(config).await?;
-        let mut dispatch_services = services.clone();
-        dispatch_services.db = dispatch_db;
-        crate::dispatch::spawn(dispatch_services, webhook_tls, shutdown_seen.clone());
+        let mut background = services.clone();
+        background.db = dispatch_db;
+        tokio::spawn(crate::service::retention::keep(
+            background.clone(),
+            config.retention_every,
+            shutdown_seen.clone(),
+        ));
+        crate::dispatch::spawn(background, webhook_tls, shutdown_seen.clone());
         if let Some(pool) = postgres_pool(&services.db) {
             services.events.tell_other_instances();
             tokio::spawn(events::postgres::announce(

@@ -58,6 +58,9 @@ pub async fn connect_with(
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
                 .create_if_missing(true)
+                // Deleted and overwritten text is zeroed in the file, not
+                // left in free space: an erased person stays erased.
+                .pragma("secure_delete", "ON")
         });
     Database::connect(options).await
 }

@@ -4,6 +4,7 @@
 mod compare;
 mod corpus;
 mod drive;
+mod export;
 mod faults;
 mod feed;
 mod generate;
@@ -61,6 +62,9 @@ enum Command {
     /// Time a recorded conversion to its webhook endpoints' receiver, and
     /// drain a burst of events to one endpoint.
     Webhooks(webhooks::WebhooksArgs),
+    /// Download each export whole: first byte, total time, rows, and the
+    /// server's resident memory while it streams.
+    Export(export::ExportArgs),
 }
 
 #[tokio::main]
@@ -73,6 +77,7 @@ async fn main() -> ExitCode {
         Command::Faults { scenario } => faults::run(scenario).await,
         Command::FeedLatency(args) => feed::run(args).await,
         Command::Instructions(args) => instructions::run(args).await,
+        Command::Export(args) => export::run(args).await,
         Command::Webhooks(args) => webhooks::run(args).await,
     };
     match result {

@@ -26,6 +26,9 @@ pub struct Model {
     /// How many retractions have changed the conversation's outcomes: a
     /// recording planned before one is planned again.
     pub retractions: i64,
+    /// When the person's data in it was erased (by request or by the
+    /// tenant's retention period); null while it is held.
+    pub erased_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

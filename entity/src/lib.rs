@@ -11,6 +11,7 @@ pub mod conversation;
 pub mod conversion;
 pub mod conversion_adjustment;
 pub mod cta_link;
+pub mod erasure;
 pub mod idempotency_key;
 pub mod link_signing_key;
 pub mod message;

@@ -17,6 +17,7 @@ mod m20261207_000010_add_conversion_values;
 mod m20261207_000011_create_conversion_adjustments;
 mod m20261207_000012_count_revenue_and_retractions;
 mod m20261207_000013_create_webhooks;
+mod m20261207_000014_add_erasure;
 
 /// SQLite's search watermark covers message rowids in blocks of `1 << this`.
 pub use m20261206_000007_index_search_in_list_order::{
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000011_create_conversion_adjustments::Migration),
             Box::new(m20261207_000012_count_revenue_and_retractions::Migration),
             Box::new(m20261207_000013_create_webhooks::Migration),
+            Box::new(m20261207_000014_add_erasure::Migration),
         ]
     }
 }

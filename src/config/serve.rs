@@ -92,6 +92,11 @@ pub struct ServeArgs {
     /// production.
     #[arg(long, env = "CONVTRACK_WEBHOOK_RETRY_SCALE", default_value_t = 1.0, value_parser = retry_scale)]
     pub webhook_retry_scale: f64,
+
+    /// Seconds between two looks for conversations past their tenant's
+    /// `messageRetentionDays`.
+    #[arg(long, env = "CONVTRACK_RETENTION_CHECK_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub retention_check_secs: u64,
 }
 
 /// A retry scale: above 0, at most 1.
@@ -144,6 +149,7 @@ impl fmt::Debug for ServeArgs {
             webhook_retention_days,
             webhook_ca_file,
             webhook_retry_scale,
+            retention_check_secs,
         } = self;
         f.debug_struct("ServeArgs")
             .field("listen", listen)
@@ -160,6 +166,7 @@ impl fmt::Debug for ServeArgs {
             .field("webhook_retention_days", webhook_retention_days)
             .field("webhook_ca_file", webhook_ca_file)
             .field("webhook_retry_scale", webhook_retry_scale)
+            .field("retention_check_secs", retention_check_secs)
             .finish()
     }
 }

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub webhook_ca_file: Option<std::path::PathBuf>,
     /// Multiplies every wait of the webhook retry schedule (1 normally).
     pub webhook_retry_scale: f64,
+    /// How often the retention periods are applied.
+    pub retention_every: std::time::Duration,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -61,6 +63,7 @@ impl fmt::Debug for ServerConfig {
             webhook_retention,
             webhook_ca_file,
             webhook_retry_scale,
+            retention_every,
         } = self;
         f.debug_struct("ServerConfig")
             .field("database_url", &redacted_url(database_url))
@@ -79,6 +82,7 @@ impl fmt::Debug for ServerConfig {
             .field("webhook_retention", webhook_retention)
             .field("webhook_ca_file", webhook_ca_file)
             .field("webhook_retry_scale", webhook_retry_scale)
+            .field("retention_every", retention_every)
             .finish()
     }
 }
@@ -121,6 +125,7 @@ mod tests {
             webhook_retention: chrono::TimeDelta::days(30),
             webhook_ca_file: None,
             webhook_retry_scale: 1.0,
+            retention_every: std::time::Duration::from_secs(60),
         };
         let debug = format!("{config:?}");
         assert!(!debug.contains(PASSWORD), "{debug}");

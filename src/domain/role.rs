@@ -43,6 +43,9 @@ pub enum Operation {
     AdjustConversions,
     /// Create, change and delete webhook endpoints; read their deliveries.
     ManageWebhooks,
+    /// Erase a person's data, read everything held about a person, and
+    /// export the tenant's conversations and conversions.
+    ManagePersonalData,
 }
 
 impl Role {

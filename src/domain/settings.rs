@@ -43,6 +43,10 @@ pub struct TenantSettings {
     /// `*.example.com` for its subdomains); empty: any public host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub link_target_hosts: Vec<String>,
+    /// Days after a conversation's last activity its personal data is kept;
+    /// none: kept until erased by request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_retention_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +68,9 @@ pub struct SettingsChange {
     /// `Some(hosts)` replaces the allowlist of link target hosts (an empty
     /// list allows any public host again).
     pub link_target_hosts: Option<Vec<String>>,
+    /// `Some(Some(days))` sets the retention period, `Some(None)` removes
+    /// it (chats are kept until erased by request).
+    pub message_retention_days: Option<Option<i64>>,
 }
 
 /// Most entries in a tenant's allowlist of link target hosts.
@@ -153,6 +160,9 @@ impl TenantSettings {
             parsed.sort();
             parsed.dedup();
             next.link_target_hosts = parsed;
+        }
+        if let Some(days) = change.message_retention_days {
+            next.message_retention_days = days.map(super::erasure::retention_days).transpose()?;
         }
         for (channel, o) in change.channels {
             check_seconds(
@@ -289,6 +299,7 @@ mod tests {
                     },
                 )],
                 link_target_hosts: Some(vec!["*.Example.com".into(), "book.example".into()]),
+                message_retention_days: Some(Some(90)),
             })
             .expect("valid");
         let stored = TenantSettings::from_json(&with.to_json()).expect("json");

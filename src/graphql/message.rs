@@ -27,9 +27,14 @@ impl Message {
         self.0.role.label()
     }
 
-    /// The text, exactly as appended.
+    /// The text, exactly as appended; empty once erased.
     async fn content(&self) -> &str {
         &self.0.content
+    }
+
+    /// True when its text was erased (README "Privacy").
+    async fn erased(&self) -> bool {
+        self.0.content.is_empty()
     }
 
     /// 1-based position in the thread, counting tool calls.

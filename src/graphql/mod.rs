@@ -20,6 +20,7 @@ mod objects;
 pub mod observe;
 mod pagination;
 mod policy;
+mod privacy;
 mod scalars;
 mod session;
 mod shape;
@@ -46,6 +47,7 @@ pub struct Query(
     feed::FeedQuery,
     webhook::WebhookQuery,
     webhook_delivery::WebhookDeliveryQuery,
+    privacy::PrivacyQuery,
 );
 
 /// Every mutation the API answers.
@@ -57,6 +59,7 @@ pub struct Mutation(
     tenant::TenantMutation,
     webhook::WebhookMutation,
     webhook_delivery::WebhookDeliveryMutation,
+    privacy::PrivacyMutation,
 );
 
 pub type ApiSchema = Schema<Query, Mutation, feed::Subscription>;

@@ -106,6 +106,15 @@ impl Conversation {
         self.0.message_count
     }
 
+    /// When the person's data in it was erased (`eraseContact`, or the
+    /// tenant's `messageRetentionDays`); null while it is held. An erased
+    /// conversation keeps its outcomes, times and session ID; its messages
+    /// read as erased and its contact, user, thread key and opening are
+    /// null.
+    async fn erased_at(&self) -> Option<DateTime<Utc>> {
+        self.0.erased_at
+    }
+
     /// The thread, oldest first. Tool calls are left out unless
     /// `includeToolCalls` is true, which only ADMIN keys may ask for.
     #[graphql(

@@ -36,6 +36,11 @@ pub const WEBHOOK_DELIVERIES: PageLimits = PageLimits {
     default: 50,
     max: 250,
 };
+/// The erasure audit log.
+pub const ERASURES: PageLimits = PageLimits {
+    default: 50,
+    max: 250,
+};
 /// A conversation's thread.
 pub const THREAD: PageLimits = PageLimits {
     default: 500,

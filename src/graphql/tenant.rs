@@ -1,6 +1,6 @@
 //! Tenant settings: record URL templates, attribution window, channel timings.
 
-use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 
 use super::context::request;
 use super::enums::{Channel, RecordType};
@@ -23,6 +23,9 @@ pub struct TenantSettings {
     /// Hosts `createCtaLink` targets must be on (`book.example.com`, or
     /// `*.example.com` for its subdomains); empty: any public host.
     pub link_target_hosts: Vec<String>,
+    /// Days after a conversation's last activity its personal data is
+    /// erased (README "Privacy"); null: kept until erased by request.
+    pub message_retention_days: Option<i64>,
 }
 
 /// Where records of one type live in the operator's admin.
@@ -49,6 +52,7 @@ impl From<&domain::settings::TenantSettings> for TenantSettings {
                 .collect(),
             channel_policies: policies(s),
             link_target_hosts: s.link_target_hosts.clone(),
+            message_retention_days: s.message_retention_days.map(i64::from),
         }
     }
 }
@@ -66,6 +70,9 @@ pub struct UpdateTenantSettingsInput {
     /// `book.example.com` or `*.example.com`); an empty list allows any
     /// public host again.
     pub link_target_hosts: Option<Vec<String>>,
+    /// 1 to 3,650 days after a conversation's last activity, then its
+    /// personal data is erased; null keeps chats until erased by request.
+    pub message_retention_days: MaybeUndefined<i64>,
 }
 
 /// A record URL template to set or remove.
@@ -124,6 +131,11 @@ impl UpdateTenantSettingsInput {
                 })
                 .collect(),
             link_target_hosts: self.link_target_hosts,
+            message_retention_days: match self.message_retention_days {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(days) => Some(Some(days)),
+            },
         })
     }
 }

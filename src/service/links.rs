@@ -278,7 +278,9 @@ impl Services {
         } else {
             cta_link::Entity::find().filter(live).one(&self.db).await?
         };
-        let Some(link) = link else {
+        // An erased conversation's links lead nowhere: their targets may
+        // have carried the person's details.
+        let Some(link) = link.filter(|l| !l.target_url.is_empty()) else {
             return Ok(None);
         };
         // Targets stored before they were checked as strictly as now are

@@ -372,6 +372,7 @@ where
             message_count: self.read()?,
             first_converted_at: self.read()?,
             retractions: self.read()?,
+            erased_at: self.read()?,
         })
     }
 
@@ -416,7 +417,7 @@ mod tests {
         assert_eq!(
             names(conversation::Column::iter().map(|c| c.as_str()).collect()),
             "id,tenant_id,session_id,channel,thread_key,contact,user_id,user_name,started_at,\
-             last_activity_at,closed_at,opening_message,message_count,first_converted_at,retractions"
+             last_activity_at,closed_at,opening_message,message_count,first_converted_at,retractions,erased_at"
         );
         assert_eq!(
             names(conversion::Column::iter().map(|c| c.as_str()).collect()),

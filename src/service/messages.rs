@@ -39,7 +39,11 @@ impl Services {
         let found = lock_open_session(&txn, caller.tenant_id, session_id, now)
             .await?
             .conversation;
-        let opening = (role == MessageRole::Visitor && found.opening_message.is_none())
+        // A person erased mid-conversation stays erased: the thread goes on
+        // (positions, counts, activity) without their words.
+        let erased = found.erased_at.is_some();
+        let content = if erased { String::new() } else { content };
+        let opening = (role == MessageRole::Visitor && found.opening_message.is_none() && !erased)
             .then(|| opening_message(&content));
         let conversation = touch_for_message(found.id, now, opening)
             .exec_with_returning(&*txn)
@@ -56,7 +60,10 @@ impl Services {
         }
         .insert(&*txn)
         .await?;
-        if role != MessageRole::Tool && txn.get_database_backend() == DatabaseBackend::Sqlite {
+        if role != MessageRole::Tool
+            && !erased
+            && txn.get_database_backend() == DatabaseBackend::Sqlite
+        {
             // SQLite's short-text search index, written here rather than by
             // a trigger: SQL cannot list a text's character pairs cheaply.
             txn.execute_raw(Statement::from_sql_and_values(

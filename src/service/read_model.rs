@@ -34,6 +34,8 @@ pub struct Conversation {
     pub closed_at: Option<DateTime<Utc>>,
     pub opening_message: Option<String>,
     pub message_count: i32,
+    /// When the person's data in it was erased.
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 impl Conversation {
@@ -65,6 +67,7 @@ impl TryFrom<conversation::Model> for Conversation {
             closed_at: row.closed_at.map(from_micros),
             opening_message: row.opening_message,
             message_count: row.message_count,
+            erased_at: row.erased_at.map(from_micros),
         })
     }
 }

@@ -129,6 +129,7 @@ impl Services {
             message_count: Set(0),
             first_converted_at: Set(None),
             retractions: Set(0),
+            erased_at: Set(None),
         }
         .insert(&*txn)
         .await?;

@@ -20,10 +20,10 @@ pub(crate) async fn settings_of<C: ConnectionTrait>(
         .one(db)
         .await?
         .ok_or_else(|| AppError::internal(format!("tenant {tenant_id} is missing")))?;
-    parse(&found)
+    parse_settings(&found)
 }
 
-fn parse(tenant: &tenant::Model) -> Result<TenantSettings, AppError> {
+pub(crate) fn parse_settings(tenant: &tenant::Model) -> Result<TenantSettings, AppError> {
     TenantSettings::from_json(&tenant.settings)
         .map_err(|e| AppError::internal_from(format!("stored settings of tenant {}", tenant.id), e))
 }
@@ -63,7 +63,7 @@ impl Services {
             .one(&self.db)
             .await?
             .ok_or(AppError::NotFound("tenant"))?;
-        parse(&found)
+        parse_settings(&found)
     }
 
     async fn change_settings(
@@ -79,7 +79,7 @@ impl Services {
             .one(&*txn)
             .await?
             .ok_or(AppError::NotFound("tenant"))?;
-        let next = parse(&found)?.apply(change)?;
+        let next = parse_settings(&found)?.apply(change)?;
         let mut active: tenant::ActiveModel = found.into();
         active.settings = Set(next.to_json());
         active.update(&*txn).await?;

@@ -16,6 +16,11 @@ const FILES: &[File] = &[
         JAVASCRIPT,
         include_str!("admin/admin.js"),
     ),
+    (
+        "/admin/export.js",
+        JAVASCRIPT,
+        include_str!("admin/export.js"),
+    ),
     ("/admin/admin.css", CSS, include_str!("admin/admin.css")),
 ];
 

@@ -3,6 +3,7 @@
 mod admin;
 pub mod auth;
 pub mod error;
+mod export;
 mod graphiql;
 mod graphql;
 pub mod guards;
@@ -41,6 +42,13 @@ pub fn router(state: AppState) -> Router {
                 ))
                 .layer(axum::middleware::from_fn(guards::json_only))
                 .get(socket::upgrade),
+        )
+        .route(
+            "/export/{file}",
+            get(export::download).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_api_key,
+            )),
         )
         .route("/l/{token}", get(links::follow))
         .route("/healthz", get(health::healthz))

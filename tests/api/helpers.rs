@@ -160,6 +160,7 @@ async fn start_server(
         webhook_retention: convtrack::service::webhook_deliveries::DEFAULT_RETENTION,
         webhook_ca_file: None,
         webhook_retry_scale: 1.0,
+        retention_every: std::time::Duration::from_secs(60),
     };
     tweak(&mut config);
     let app = Application::build(&config, Arc::new(clock.clone()))
@@ -256,7 +257,12 @@ impl TestApp {
 
     /// Another server on the same database, running alongside; returns its base URL.
     pub async fn second_instance(&mut self) -> String {
-        let (address, _, _, shutdown) = start_server(&self.database_url, &self.clock, |_| {}).await;
+        self.second_instance_with(|_| {}).await
+    }
+
+    /// As [`TestApp::second_instance`], with some configuration changed.
+    pub async fn second_instance_with(&mut self, tweak: fn(&mut ServerConfig)) -> String {
+        let (address, _, _, shutdown) = start_server(&self.database_url, &self.clock, tweak).await;
         self.others.push(shutdown);
         address
     }
@@ -423,6 +429,27 @@ impl TestApp {
             json!({ "input": input }),
         )
         .await
+    }
+
+    /// A day pass bought through `session`'s link a month after it was
+    /// issued: past the attribution window, so kept for review.
+    pub async fn day_pass_a_month_late(&self, session: &Session, record_id: &str) {
+        let token = self
+            .create_link(session, "DAY_PASS", "https://example.com/day-pass")
+            .await["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        self.advance(TimeDelta::days(31));
+        let recorded = self
+            .record_with_token(
+                &self.checkout,
+                &token,
+                ConversionKind::DayPassPurchased,
+                record_id,
+            )
+            .await;
+        assert_eq!(data(&recorded, "recordConversion")["attributed"], false);
     }
 
     /// The checkout recording an outcome of `session`.

@@ -148,6 +148,11 @@ fn example(field: &str, session: &str, conversation: &str) -> (String, Value) {
         "mutation deleteWebhookEndpoint" => q(
             "mutation { deleteWebhookEndpoint(input: { id: \"00000000-0000-0000-0000-000000000000\" }) { id } }",
         ),
+        "query erasures" => q("{ erasures(first: 1) { nodes { id } } }"),
+        "query contactData" => q("{ contactData(contact: \"a@example.com\") }"),
+        "mutation eraseContact" => q(
+            "mutation { eraseContact(input: { contact: \"nobody@example.com\", reason: \"r\" }) { erased } }",
+        ),
         "mutation updateTenantSettings" => q(
             "mutation { updateTenantSettings(input: { attributionWindowDays: 30 }) { settings { attributionWindowDays } } }",
         ),

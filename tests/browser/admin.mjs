@@ -118,6 +118,7 @@ async function run() {
   await checkLoadMore();
   await checkStats();
   await checkFilters();
+  await checkExport();
   await checkFormattedDetail();
   await checkRecordLink();
   await checkXss();
@@ -377,6 +378,34 @@ async function checkFilters() {
   assert.match(await banner.textContent(), /BAD_USER_INPUT/, 'the error banner names the error code');
   await eventually('no rows after a refused filter', sessionIdsShown, []);
   ok('malformed session ID → the server\'s BAD_USER_INPUT message, no stale rows');
+  await resetFilters();
+}
+
+// Clicks "Export CSV" and reads the file the browser saved: its session
+// IDs, in file order, and the progress line's last words.
+async function exportedSessionIds() {
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: WAIT_MS }),
+    page.click('[data-testid="export"]'),
+  ]);
+  assert.match(download.suggestedFilename(), /^conversations-\d{4}-\d{2}-\d{2}\.csv$/);
+  const file = await fs.readFile(await download.path(), 'utf8');
+  assert.ok(file.startsWith('\ufeffid,sessionId,channel,startedAt,'), 'a UTF-8 CSV with its header');
+  return file.match(/cs_[A-Za-z0-9_-]{32}/g) ?? [];
+}
+
+async function checkExport() {
+  const all = seed.conversations.map((c) => c.sessionId);
+  assert.deepEqual(await exportedSessionIds(), all, 'every conversation, newest first, past the list\'s first page');
+  await eventually('the export\'s progress line', () => page.textContent('[data-testid="export-status"]').then((t) => t.replace(/ \(.*\)/, '')),
+    `Exported ${all.length} conversations.`);
+  ok(`Export CSV → ${all.length} conversations, one file`);
+
+  await page.selectOption('[data-testid="converted-filter"]', 'yes');
+  const converted = seed.conversations.filter((c) => c.badges.length > 0).map((c) => c.sessionId);
+  await eventually('converted: yes', sessionIdsShown, firstPage(converted));
+  assert.deepEqual(await exportedSessionIds(), converted, 'the export follows the list\'s filter');
+  ok(`Export CSV with "converted" → the ${converted.length} converted conversations`);
   await resetFilters();
 }
 

@@ -173,6 +173,7 @@ fn feed_event(seq: i64, kind: ConversionKind, channel: Option<Channel>) -> FeedE
         closed_at: None,
         opening_message: None,
         message_count: 1,
+        erased_at: None,
     });
     FeedEvent {
         change: crate::domain::adjustment::ConversionChange::Recorded,

@@ -118,6 +118,8 @@ const state = {
 
 const $ = (id) => document.getElementById(id);
 
+import { downloadExport, formatBytes } from './export.js';
+
 // ---------------------------------------------------------------------------
 // Small DOM helpers.
 
@@ -365,6 +367,7 @@ function signOut(message) {
   clearTimeout(state.detail.badgeTimer);
   sessionStorage.removeItem(KEY_STORAGE);
   stopLive();
+  exporting.controller?.abort();
   clearTimeout(state.statsTimer);
   // Bumping generations drops any answer still in flight for the old key.
   state.list.generation++;
@@ -453,6 +456,58 @@ function reload() {
   clearError();
   loadConversations(false);
   loadStats();
+}
+
+// ---------------------------------------------------------------------------
+// Export: the list as filtered, as a CSV file. The button cancels while one
+// runs.
+
+const exporting = { controller: null };
+
+function setExportStatus(text) {
+  $('export-status').textContent = text;
+}
+
+const exportedCount = (rows, bytes) =>
+  `${rows.toLocaleString('en')} conversation${rows === 1 ? '' : 's'} (${formatBytes(bytes)})`;
+
+async function exportList() {
+  if (exporting.controller) {
+    exporting.controller.abort();
+    return;
+  }
+  applyFiltersNow();
+  const controller = new AbortController();
+  exporting.controller = controller;
+  const button = $('export');
+  button.textContent = 'Cancel export';
+  setExportStatus('Exporting…');
+  try {
+    const file = await downloadExport({
+      key: state.key,
+      filter: state.filter,
+      signal: controller.signal,
+      onProgress: (rows, bytes) => setExportStatus(`Exporting… ${exportedCount(rows, bytes)}`),
+    });
+    const url = URL.createObjectURL(file.blob);
+    const link = el('a', { attrs: { href: url, download: file.filename } });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    // The browser has copied the file by then; the memory is let go.
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    setExportStatus(`Exported ${exportedCount(file.rows, file.bytes)}.`);
+  } catch (err) {
+    if (err?.name === 'AbortError') {
+      setExportStatus('Export cancelled.');
+    } else {
+      setExportStatus('Export failed.');
+      handleError(err);
+    }
+  } finally {
+    exporting.controller = null;
+    button.textContent = 'Export CSV';
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -1309,6 +1364,7 @@ function wire() {
     reload();
   });
 
+  $('export').addEventListener('click', exportList);
   $('rows').addEventListener('click', onRowActivate);
   $('rows').addEventListener('keydown', onRowActivate);
   $('load-more').addEventListener('click', () => loadConversations(true));

@@ -1,0 +1,164 @@
+//! Exports (ADMIN): every conversation matching the list's filters, or every
+//! conversion, read a page at a time by keyset so an export of any size
+//! holds one page in memory.
+
+use entity::{conversation, conversion};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use super::listing::{ConversationFilter, Listed, ListedReads};
+use super::read_model::{Conversation, Conversion};
+use super::{Caller, Services};
+use crate::domain::channel::Channel;
+use crate::domain::clock::to_micros;
+use crate::domain::conversion::ConversionKind;
+use crate::domain::cursor::{ConversationCursor, FeedPosition};
+use crate::domain::role::Operation;
+use crate::domain::session_id::SessionId;
+use crate::error::AppError;
+
+/// Rows an export reads per statement.
+pub const EXPORT_PAGE: u64 = 1_000;
+
+/// Narrows the conversions export.
+#[derive(Debug, Clone, Default)]
+pub struct ConversionFilter {
+    pub kinds: Option<Vec<ConversionKind>>,
+    pub channels: Option<Vec<Channel>>,
+    /// Credited to a conversation (true) or kept for review (false).
+    pub attributed: Option<bool>,
+    pub recorded_after: Option<chrono::DateTime<chrono::Utc>>,
+    pub recorded_before: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A conversion with the session it was credited to (or came through).
+#[derive(Debug, Clone)]
+pub struct ExportedConversion {
+    pub conversion: Conversion,
+    pub session_id: Option<SessionId>,
+    /// The channel of that conversation.
+    pub channel: Option<Channel>,
+}
+
+impl Services {
+    /// Refuses a caller who may not export, before a response starts.
+    pub fn may_export(&self, caller: &Caller) -> Result<(), AppError> {
+        caller.require(Operation::ManagePersonalData, "export conversations")
+    }
+
+    /// The next page of the conversations export, in list order, with each
+    /// row's conversions.
+    pub async fn export_conversations_page(
+        &self,
+        caller: &Caller,
+        after: Option<ConversationCursor>,
+        filter: &ConversationFilter,
+    ) -> Result<Listed, AppError> {
+        self.may_export(caller)?;
+        self.list_conversations(
+            caller,
+            EXPORT_PAGE,
+            after,
+            filter.clone(),
+            ListedReads::Conversions,
+        )
+        .await
+    }
+
+    /// The next page of the conversions export, in feed order (oldest
+    /// first), after `after`.
+    pub async fn export_conversions_page(
+        &self,
+        caller: &Caller,
+        after: Option<FeedPosition>,
+        filter: &ConversionFilter,
+    ) -> Result<Vec<ExportedConversion>, AppError> {
+        self.may_export(caller)?;
+        let mut query =
+            conversion::Entity::find().filter(conversion::Column::TenantId.eq(caller.tenant_id));
+        if let Some(after) = after {
+            query = query.filter(
+                Expr::tuple([
+                    Expr::col(conversion::Column::FeedXid),
+                    Expr::col(conversion::Column::FeedSeq),
+                ])
+                .gt(Expr::tuple([
+                    Expr::value(after.xid),
+                    Expr::value(after.seq),
+                ])),
+            );
+        }
+        if let Some(kinds) = &filter.kinds {
+            query = query.filter(conversion::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())));
+        }
+        if let Some(channels) = &filter.channels {
+            query = query.filter(
+                conversion::Column::ConversationChannel.is_in(channels.iter().map(|c| c.as_str())),
+            );
+        }
+        if let Some(attributed) = filter.attributed {
+            query = query.filter(conversion::Column::Attributed.eq(attributed));
+        }
+        if let Some(from) = filter.recorded_after {
+            query = query.filter(conversion::Column::RecordedAt.gte(to_micros(from)));
+        }
+        if let Some(to) = filter.recorded_before {
+            query = query.filter(conversion::Column::RecordedAt.lt(to_micros(to)));
+        }
+        let rows = query
+            .order_by_asc(conversion::Column::FeedXid)
+            .order_by_asc(conversion::Column::FeedSeq)
+            .limit(EXPORT_PAGE)
+            .all(&self.db)
+            .await?;
+        let mut ids: Vec<Uuid> = rows.iter().filter_map(|r| r.conversation_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let sessions: std::collections::HashMap<Uuid, String> = if ids.is_empty() {
+            Default::default()
+        } else {
+            conversation::Entity::find()
+                .select_only()
+                .column(conversation::Column::Id)
+                .column(conversation::Column::SessionId)
+                .filter(conversation::Column::Id.is_in(ids))
+                .into_tuple::<(Uuid, String)>()
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        rows.into_iter()
+            .map(|row| {
+                let session_id = row
+                    .conversation_id
+                    .and_then(|id| sessions.get(&id).cloned())
+                    .map(SessionId::from_stored)
+                    .transpose()
+                    .map_err(|e| AppError::internal_from("stored conversation.session_id", e))?;
+                let channel = row
+                    .conversation_channel
+                    .as_deref()
+                    .map(|stored| stored.parse::<Channel>())
+                    .transpose()
+                    .map_err(|e| {
+                        AppError::internal_from("stored conversion.conversation_channel", e)
+                    })?;
+                Ok(ExportedConversion {
+                    conversion: Conversion::try_from(row)?,
+                    session_id,
+                    channel,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The cursor after the last row of a conversations page.
+pub fn after_conversation(last: &Conversation) -> ConversationCursor {
+    ConversationCursor {
+        started_at: to_micros(last.started_at),
+        id: last.id,
+    }
+}
