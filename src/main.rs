@@ -123,6 +123,7 @@ async fn tenants(services: Services, command: TenantsCommand) -> Result<(), Stri
         "recordUrlTemplates": settings.record_url_templates,
         "channels": settings.channels,
         "linkTargetHosts": settings.link_target_hosts,
+        "messageRetentionDays": settings.message_retention_days,
     });
     println!(
         "{}",

@@ -163,6 +163,10 @@ pub enum TenantsCommand {
         /// public host again.
         #[arg(long = "link-target-hosts", value_name = "HOSTS")]
         link_target_hosts: Option<String>,
+        /// Erase conversations this many days after their last activity
+        /// (1 to 3650), or `none` to keep them.
+        #[arg(long = "message-retention-days", value_name = "DAYS|none")]
+        message_retention_days: Option<String>,
     },
 }
 
@@ -176,10 +180,18 @@ impl TenantsCommand {
             inactivity_timeouts,
             confirmation_windows,
             link_target_hosts,
+            message_retention_days,
             ..
         } = self
         else {
             return Ok(SettingsChange::default());
+        };
+        let message_retention_days = match message_retention_days.as_deref() {
+            None => None,
+            Some("none") => Some(None),
+            Some(days) => Some(Some(days.parse::<i64>().map_err(|_| {
+                format!("--message-retention-days takes a number of days or none, not {days:?}")
+            })?)),
         };
         let mut change = SettingsChange {
             attribution_window_days: *attribution_window_days,
@@ -191,6 +203,7 @@ impl TenantsCommand {
                     .map(str::to_owned)
                     .collect()
             }),
+            message_retention_days,
             ..Default::default()
         };
         for pair in record_urls {

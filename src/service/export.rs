@@ -2,10 +2,12 @@
 //! conversion, read a page at a time by keyset so an export of any size
 //! holds one page in memory.
 
-use entity::{conversation, conversion};
+use entity::conversion;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use uuid::Uuid;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
+};
 
 use super::listing::{ConversationFilter, Listed, ListedReads};
 use super::read_model::{Conversation, Conversion};
@@ -106,38 +108,31 @@ impl Services {
         if let Some(to) = filter.recorded_before {
             query = query.filter(conversion::Column::RecordedAt.lt(to_micros(to)));
         }
-        let rows = query
+        // The session id comes from a subquery in the same statement: a
+        // second statement looking the page's conversations up by a list of
+        // ids would differ in length page after page, and every length
+        // would be prepared and kept in each connection's statement cache.
+        let query = query
+            .expr_as(
+                Expr::cust(
+                    "(SELECT c.session_id FROM conversation c WHERE c.id = conversion.conversation_id)",
+                ),
+                "exported_session_id",
+            )
             .order_by_asc(conversion::Column::FeedXid)
             .order_by_asc(conversion::Column::FeedSeq)
             .limit(EXPORT_PAGE)
-            .all(&self.db)
-            .await?;
-        let mut ids: Vec<Uuid> = rows.iter().filter_map(|r| r.conversation_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let sessions: std::collections::HashMap<Uuid, String> = if ids.is_empty() {
-            Default::default()
-        } else {
-            conversation::Entity::find()
-                .select_only()
-                .column(conversation::Column::Id)
-                .column(conversation::Column::SessionId)
-                .filter(conversation::Column::Id.is_in(ids))
-                .into_tuple::<(Uuid, String)>()
-                .all(&self.db)
-                .await?
-                .into_iter()
-                .collect()
-        };
-        rows.into_iter()
+            .build(self.db.get_database_backend());
+        let rows = self.db.query_all_raw(query).await?;
+        rows.iter()
             .map(|row| {
-                let session_id = row
-                    .conversation_id
-                    .and_then(|id| sessions.get(&id).cloned())
+                let stored = conversion::Model::from_query_result(row, "")?;
+                let session_id: Option<String> = row.try_get("", "exported_session_id")?;
+                let session_id = session_id
                     .map(SessionId::from_stored)
                     .transpose()
                     .map_err(|e| AppError::internal_from("stored conversation.session_id", e))?;
-                let channel = row
+                let channel = stored
                     .conversation_channel
                     .as_deref()
                     .map(|stored| stored.parse::<Channel>())
@@ -146,7 +141,7 @@ impl Services {
                         AppError::internal_from("stored conversion.conversation_channel", e)
                     })?;
                 Ok(ExportedConversion {
-                    conversion: Conversion::try_from(row)?,
+                    conversion: Conversion::try_from(stored)?,
                     session_id,
                     channel,
                 })

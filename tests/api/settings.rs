@@ -243,6 +243,8 @@ test_both!(the_tenants_command_sets_templates, |app| {
         "BOOKING=https://admin.example.com/bookings/{id}",
         "--inactivity-timeout",
         "chat=7200",
+        "--message-retention-days",
+        "180",
     ]);
     assert!(
         set.status.success(),
@@ -256,6 +258,30 @@ test_both!(the_tenants_command_sets_templates, |app| {
     let shown = run(&["tenants", "show", "--tenant", "acme"]);
     let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("JSON");
     assert_eq!(shown["channels"]["CHAT"]["inactivityTimeoutSeconds"], 7200);
+    assert_eq!(shown["messageRetentionDays"], 180);
+    let kept = run(&[
+        "tenants",
+        "set",
+        "--tenant",
+        "acme",
+        "--message-retention-days",
+        "none",
+    ]);
+    assert!(kept.status.success());
+    let shown = run(&["tenants", "show", "--tenant", "acme"]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+    assert_eq!(shown["messageRetentionDays"], serde_json::Value::Null);
+    for bad in ["0", "forever"] {
+        let refused = run(&[
+            "tenants",
+            "set",
+            "--tenant",
+            "acme",
+            "--message-retention-days",
+            bad,
+        ]);
+        assert!(!refused.status.success(), "{bad}");
+    }
 
     let refused = run(&[
         "tenants",

@@ -9,6 +9,8 @@ mod params;
 mod rows;
 
 use axum::Extension;
+use std::collections::VecDeque;
+
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -74,22 +76,24 @@ pub async fn download(
     };
     let services = state.services.clone();
     let caller = auth.caller;
-    let (text, next) = match read(&services, &caller, format, first).await {
+    let (chunks, next) = match read(&services, &caller, format, first).await {
         Ok(first) => first,
         Err(e) => return app_error_response(&e, &request_id),
     };
-    let pages = stream::unfold((Some(text), next), move |(written, next)| {
+    let pages = stream::unfold((chunks, next), move |(mut chunks, mut next)| {
         let services = services.clone();
         async move {
-            if let Some(text) = written {
-                return Some((Ok(Bytes::from(text)), (None, next)));
-            }
-            match read(&services, &caller, format, next?).await {
-                Ok((text, next)) => Some((Ok(Bytes::from(text)), (None, next))),
-                Err(e) => {
-                    e.log();
-                    let cut = std::io::Error::other("the export stopped: a page failed");
-                    Some((Err(cut), (None, None)))
+            loop {
+                if let Some(chunk) = chunks.pop_front() {
+                    return Some((Ok(chunk), (chunks, next)));
+                }
+                match read(&services, &caller, format, next?).await {
+                    Ok(read) => (chunks, next) = read,
+                    Err(e) => {
+                        e.log();
+                        let cut = std::io::Error::other("the export stopped: a page failed");
+                        return Some((Err(cut), (VecDeque::new(), None)));
+                    }
                 }
             }
         }
@@ -143,6 +147,45 @@ fn services_today(services: &Services) -> String {
     services.clock.now().format("%Y-%m-%d").to_string()
 }
 
+/// Bytes per chunk sent, about: blocks this small the allocator reuses
+/// page after page. With a chunk per page (300 to 500 kB) the server's
+/// memory grew by 30 MB over an export, large blocks kept after use.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// A page written out as chunks of about [`CHUNK_BYTES`].
+struct Chunks {
+    full: VecDeque<Bytes>,
+    current: String,
+}
+
+impl Chunks {
+    fn new() -> Self {
+        Self {
+            full: VecDeque::new(),
+            current: String::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 8),
+        }
+    }
+
+    /// Where the next row goes.
+    fn next_row(&mut self) -> &mut String {
+        if self.current.len() >= CHUNK_BYTES {
+            let full = std::mem::replace(
+                &mut self.current,
+                String::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 8),
+            );
+            self.full.push_back(Bytes::from(full));
+        }
+        &mut self.current
+    }
+
+    fn finish(mut self) -> VecDeque<Bytes> {
+        if !self.current.is_empty() {
+            self.full.push_back(Bytes::from(self.current));
+        }
+        self.full
+    }
+}
+
 /// Reads a page and writes it out (the first with the CSV header), with
 /// the page after it, if any.
 async fn read(
@@ -150,12 +193,12 @@ async fn read(
     caller: &Caller,
     format: Format,
     page: Page,
-) -> Result<(String, Option<Page>), AppError> {
-    let mut text = String::new();
+) -> Result<(VecDeque<Bytes>, Option<Page>), AppError> {
+    let mut text = Chunks::new();
     match page {
         Page::Conversations { filter, after } => {
             if after.is_none() {
-                rows::preamble(format, &rows::CONVERSATION_COLUMNS, &mut text);
+                rows::preamble(format, &rows::CONVERSATION_COLUMNS, text.next_row());
             }
             let listed = services
                 .export_conversations_page(caller, after, &filter)
@@ -163,7 +206,7 @@ async fn read(
             let conversions = listed.conversions.unwrap_or_default();
             for conversation in &listed.page.items {
                 let of = conversions.get(&conversation.id).map(Vec::as_slice);
-                rows::write_conversation(format, conversation, of.unwrap_or(&[]), &mut text);
+                rows::write_conversation(format, conversation, of.unwrap_or(&[]), text.next_row());
             }
             let next = match listed.page.items.last() {
                 Some(last) if listed.page.has_next_page => Some(Page::Conversations {
@@ -172,17 +215,17 @@ async fn read(
                 }),
                 _ => None,
             };
-            Ok((text, next))
+            Ok((text.finish(), next))
         }
         Page::Conversions { filter, after } => {
             if after.is_none() {
-                rows::preamble(format, &rows::CONVERSION_COLUMNS, &mut text);
+                rows::preamble(format, &rows::CONVERSION_COLUMNS, text.next_row());
             }
             let found = services
                 .export_conversions_page(caller, after, &filter)
                 .await?;
             for exported in &found {
-                rows::write_conversion(format, exported, &mut text);
+                rows::write_conversion(format, exported, text.next_row());
             }
             let full = found.len() as u64 == EXPORT_PAGE;
             let next = match found.last() {
@@ -192,7 +235,7 @@ async fn read(
                 }),
                 _ => None,
             };
-            Ok((text, next))
+            Ok((text.finish(), next))
         }
     }
 }
