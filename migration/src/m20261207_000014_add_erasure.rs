@@ -65,7 +65,9 @@ impl MigrationTrait for Migration {
         let db = manager.get_connection();
         for sql in [
             "CREATE INDEX erasure_tenant_newest ON erasure (tenant_id, id)",
-            "CREATE INDEX conversation_tenant_contact ON conversation (tenant_id, contact) \
+            // Contacts are compared lower-cased: a chat contact is kept as
+            // the person typed it.
+            "CREATE INDEX conversation_tenant_contact ON conversation (tenant_id, lower(contact)) \
              WHERE contact IS NOT NULL",
             "CREATE INDEX conversation_tenant_user ON conversation (tenant_id, user_id) \
              WHERE user_id IS NOT NULL",

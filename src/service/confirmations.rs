@@ -46,7 +46,13 @@ impl Services {
             tenant_id: Set(caller.tenant_id),
             conversation_id: Set(conversation.id),
             action: Set(action.as_str().to_owned()),
-            summary: Set(summary),
+            // A person erased stays erased: what the agent writes about
+            // them afterwards is not kept either.
+            summary: Set(if conversation.erased_at.is_some() {
+                String::new()
+            } else {
+                summary
+            }),
             requested_at: Set(to_micros(now)),
             expires_at: Set(to_micros(now + policy.confirmation_window)),
             confirmed_at: Set(None),

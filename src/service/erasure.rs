@@ -10,10 +10,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{api_key, conversation, erasure};
-use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Value,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, Value,
 };
 use uuid::Uuid;
 
@@ -21,7 +21,7 @@ use super::{Caller, Page, Services, statement};
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::erasure::{ErasureScope, Person};
 use crate::domain::role::Operation;
-use crate::error::{AppError, stored};
+use crate::error::{AppError, is_serialization_failure, stored};
 
 /// Conversations erased in one transaction: a batch holds their rows
 /// locked only briefly, and SQLite's single writer is never kept long.
@@ -55,7 +55,14 @@ pub(crate) struct Request {
     /// PostgreSQL: a batch runs only while no other instance's batch of
     /// this kind does; otherwise the erasure stops where it is.
     pub one_instance_at_a_time: bool,
+    /// Batches taken oldest activity first (the retention index's order,
+    /// so each batch reads only its own rows) rather than by id.
+    pub by_last_activity: bool,
 }
+
+/// Times a batch that lost a deadlock (PostgreSQL ends one of two
+/// transactions locking the same rows in opposite orders) is tried again.
+const DEADLOCK_RETRIES: u32 = 3;
 
 /// The advisory lock retention batches hold on PostgreSQL.
 const RETENTION_LOCK: i64 = 7_253_068_114;
@@ -72,7 +79,10 @@ impl Services {
         caller.require(Operation::ManagePersonalData, "erase personal data")?;
         let scope = person.scope();
         let named = match person {
-            Person::Contact(forms) => conversation::Column::Contact.is_in(forms),
+            Person::Contact(forms) => Condition::all()
+                .add(conversation::Column::Contact.is_not_null())
+                .add(stored_contact_lowered().is_in(forms))
+                .into(),
             Person::UserId(id) => conversation::Column::UserId.eq(id),
             Person::SessionId(id) => conversation::Column::SessionId.eq(id.as_str()),
         };
@@ -85,6 +95,7 @@ impl Services {
                 matching: Condition::all().add(named),
                 log_when_empty: true,
                 one_instance_at_a_time: false,
+                by_last_activity: false,
             })
             .await?;
         with_key_prefixes(&self.db, vec![logged])
@@ -104,59 +115,99 @@ impl Services {
             at: to_micros(now),
             key_id: request.key_id,
             scope: request.scope.as_str().to_owned(),
-            reason: request.reason,
+            reason: request.reason.clone(),
             conversations: 0,
             messages: 0,
         };
         let matching = request
             .matching
+            .clone()
             .add(conversation::Column::TenantId.eq(request.tenant_id))
             .add(conversation::Column::ErasedAt.is_null());
         let mut logged = false;
+        let mut retries = 0;
         loop {
-            let txn = self.begin_write().await?;
-            if request.one_instance_at_a_time && !first_in_line(&txn).await? {
+            let batch = self
+                .erase_batch(&request, &matching, &mut log, logged, now)
+                .await;
+            let erased = match batch {
+                Err(AppError::Unavailable(e))
+                    if is_serialization_failure(&e) && retries < DEADLOCK_RETRIES =>
+                {
+                    retries += 1;
+                    continue;
+                }
+                other => other?,
+            };
+            let Some((conversations, messages)) = erased else {
                 break;
-            }
-            let ids: Vec<Uuid> = conversation::Entity::find()
-                .select_only()
-                .column(conversation::Column::Id)
-                .filter(matching.clone())
-                .order_by_asc(conversation::Column::Id)
-                .limit(BATCH)
-                .lock_exclusive()
-                .into_tuple()
-                .all(&*txn)
-                .await?;
-            let messages = erase_conversations(&*txn, &ids, now).await?;
-            log.conversations += ids.len() as i64;
-            log.messages += messages as i64;
-            if logged {
-                let mut counts: erasure::ActiveModel = log.clone().into();
-                counts.conversations = Set(log.conversations);
-                counts.messages = Set(log.messages);
-                counts.update(&*txn).await?;
-            } else if !ids.is_empty() || request.log_when_empty {
-                erasure::ActiveModel::from(log.clone())
-                    .insert(&*txn)
-                    .await?;
-                logged = true;
-            }
-            txn.commit().await?;
+            };
+            logged |= conversations > 0 || request.log_when_empty;
             let scope = request.scope.as_str();
             metrics::counter!("convtrack_erased_conversations_total", "scope" => scope)
-                .increment(ids.len() as u64);
+                .increment(conversations);
             metrics::counter!("convtrack_erased_messages_total", "scope" => scope)
                 .increment(messages);
-            if (ids.len() as u64) < BATCH {
+            // A batch shorter than asked is not the end: on PostgreSQL rows
+            // a concurrent erasure changed while this one waited drop out
+            // of it. Only an empty batch is.
+            if conversations == 0 {
                 break;
             }
         }
         if log.conversations > 0 {
-            self.forget_sampled_values().await?;
+            self.forget_sampled_values().await;
             self.empty_sqlite_journal().await;
         }
         Ok(log)
+    }
+
+    /// Erases the next batch in a transaction of its own, counting it into
+    /// `log` (written in the same transaction); none when another
+    /// instance's batch is under way.
+    async fn erase_batch(
+        &self,
+        request: &Request,
+        matching: &Condition,
+        log: &mut erasure::Model,
+        logged: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(u64, u64)>, AppError> {
+        let txn = self.begin_write().await?;
+        if request.one_instance_at_a_time && !first_in_line(&txn).await? {
+            return Ok(None);
+        }
+        let mut batch = conversation::Entity::find()
+            .select_only()
+            .column(conversation::Column::Id)
+            .filter(matching.clone());
+        if request.by_last_activity {
+            batch = batch.order_by_asc(conversation::Column::LastActivityAt);
+        }
+        let ids: Vec<Uuid> = batch
+            .order_by_asc(conversation::Column::Id)
+            .limit(BATCH)
+            .lock_exclusive()
+            .into_tuple()
+            .all(&*txn)
+            .await?;
+        let messages = erase_conversations(&*txn, &ids, now).await?;
+        let mut counted = log.clone();
+        counted.conversations += ids.len() as i64;
+        counted.messages += messages as i64;
+        if logged {
+            let mut counts: erasure::ActiveModel = counted.clone().into();
+            counts.conversations = Set(counted.conversations);
+            counts.messages = Set(counted.messages);
+            counts.update(&*txn).await?;
+        } else if !ids.is_empty() || request.log_when_empty {
+            erasure::ActiveModel::from(counted.clone())
+                .insert(&*txn)
+                .await?;
+        }
+        txn.commit().await?;
+        *log = counted;
+        Ok(Some((ids.len() as u64, messages)))
     }
 
     /// The tenant's erasures, newest first (ADMIN only).
@@ -184,35 +235,47 @@ impl Services {
     /// The planner's statistics keep sample values of columns and indexes
     /// (PostgreSQL's `pg_statistic`, SQLite's `sqlite_stat4`): erased
     /// contacts and texts among them. PostgreSQL samples the tables again;
-    /// SQLite drops its samples of them (row counts stay, in
-    /// `sqlite_stat1`, until its next analysis).
-    async fn forget_sampled_values(&self) -> Result<(), AppError> {
-        const TABLES: &str = "conversation, message, confirmation, cta_link";
-        match self.db.get_database_backend() {
-            DatabaseBackend::Postgres => {
-                self.db
-                    .execute_unprepared(&format!("ANALYZE {TABLES}"))
-                    .await?;
-            }
-            _ => {
-                let sampled = self
-                    .db
-                    .query_one_raw(statement(
-                        DatabaseBackend::Sqlite,
-                        "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat4'",
-                        vec![],
-                    ))
-                    .await?;
-                if sampled.is_some() {
-                    let txn = self.begin_write().await?;
-                    txn.execute_unprepared(
-                        "DELETE FROM sqlite_stat4 WHERE tbl IN \
-                         ('conversation', 'message', 'confirmation', 'cta_link')",
-                    )
-                    .await?;
-                    txn.commit().await?;
-                }
-            }
+    /// SQLite drops its samples (row counts stay, in `sqlite_stat1`, until
+    /// its next analysis). The erasure has committed by then: a failure here
+    /// is logged, and the next erasure or the database's own analysis
+    /// replaces the samples.
+    async fn forget_sampled_values(&self) {
+        let done = match self.db.get_database_backend() {
+            DatabaseBackend::Postgres => self.analyze_erased_tables().await,
+            _ => self.drop_sqlite_samples().await,
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "the planner's samples of erased values could not be replaced yet");
+        }
+    }
+
+    async fn analyze_erased_tables(&self) -> Result<(), AppError> {
+        let txn = self.db.begin().await?;
+        // The serving pool cuts statements at the request timeout; a large
+        // table may take longer to sample.
+        txn.execute_unprepared("SET LOCAL statement_timeout = 0")
+            .await?;
+        txn.execute_unprepared("ANALYZE conversation, message, confirmation, cta_link")
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn drop_sqlite_samples(&self) -> Result<(), AppError> {
+        let sampled = self
+            .db
+            .query_one_raw(statement(
+                DatabaseBackend::Sqlite,
+                "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat4'",
+                vec![],
+            ))
+            .await?;
+        if sampled.is_some() {
+            // Every table's: the text index's own tables sample fragments
+            // of messages too.
+            let txn = self.begin_write().await?;
+            txn.execute_unprepared("DELETE FROM sqlite_stat4").await?;
+            txn.commit().await?;
         }
         Ok(())
     }
@@ -244,6 +307,12 @@ impl Services {
             Err(e) => tracing::warn!(error = %e, "the write-ahead log could not be emptied"),
         }
     }
+}
+
+/// The stored contact as contacts are compared, written as the
+/// `conversation_tenant_contact` index has it so that both databases use it.
+pub(crate) fn stored_contact_lowered() -> Expr {
+    Expr::cust("lower(contact)")
 }
 
 /// Whether this transaction is the only one of its kind under way across

@@ -6,7 +6,7 @@ use entity::conversion;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait,
+    QuerySelect, QueryTrait, Select,
 };
 
 use super::listing::{ConversationFilter, Listed, ListedReads};
@@ -21,7 +21,7 @@ use crate::domain::session_id::SessionId;
 use crate::error::AppError;
 
 /// Rows an export reads per statement.
-pub const EXPORT_PAGE: u64 = 1_000;
+pub const EXPORT_PAGE: u64 = 500;
 
 /// Narrows the conversions export.
 #[derive(Debug, Clone, Default)]
@@ -77,37 +77,7 @@ impl Services {
         filter: &ConversionFilter,
     ) -> Result<Vec<ExportedConversion>, AppError> {
         self.may_export(caller)?;
-        let mut query =
-            conversion::Entity::find().filter(conversion::Column::TenantId.eq(caller.tenant_id));
-        if let Some(after) = after {
-            query = query.filter(
-                Expr::tuple([
-                    Expr::col(conversion::Column::FeedXid),
-                    Expr::col(conversion::Column::FeedSeq),
-                ])
-                .gt(Expr::tuple([
-                    Expr::value(after.xid),
-                    Expr::value(after.seq),
-                ])),
-            );
-        }
-        if let Some(kinds) = &filter.kinds {
-            query = query.filter(conversion::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())));
-        }
-        if let Some(channels) = &filter.channels {
-            query = query.filter(
-                conversion::Column::ConversationChannel.is_in(channels.iter().map(|c| c.as_str())),
-            );
-        }
-        if let Some(attributed) = filter.attributed {
-            query = query.filter(conversion::Column::Attributed.eq(attributed));
-        }
-        if let Some(from) = filter.recorded_after {
-            query = query.filter(conversion::Column::RecordedAt.gte(to_micros(from)));
-        }
-        if let Some(to) = filter.recorded_before {
-            query = query.filter(conversion::Column::RecordedAt.lt(to_micros(to)));
-        }
+        let query = conversions_after(caller, after, filter);
         // The session id comes from a subquery in the same statement: a
         // second statement looking the page's conversations up by a list of
         // ids would differ in length page after page, and every length
@@ -148,6 +118,47 @@ impl Services {
             })
             .collect()
     }
+}
+
+/// The tenant's conversions after `after` in feed order, narrowed by
+/// `filter`.
+fn conversions_after(
+    caller: &Caller,
+    after: Option<FeedPosition>,
+    filter: &ConversionFilter,
+) -> Select<conversion::Entity> {
+    let mut query =
+        conversion::Entity::find().filter(conversion::Column::TenantId.eq(caller.tenant_id));
+    if let Some(after) = after {
+        query = query.filter(
+            Expr::tuple([
+                Expr::col(conversion::Column::FeedXid),
+                Expr::col(conversion::Column::FeedSeq),
+            ])
+            .gt(Expr::tuple([
+                Expr::value(after.xid),
+                Expr::value(after.seq),
+            ])),
+        );
+    }
+    if let Some(kinds) = &filter.kinds {
+        query = query.filter(conversion::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())));
+    }
+    if let Some(channels) = &filter.channels {
+        query = query.filter(
+            conversion::Column::ConversationChannel.is_in(channels.iter().map(|c| c.as_str())),
+        );
+    }
+    if let Some(attributed) = filter.attributed {
+        query = query.filter(conversion::Column::Attributed.eq(attributed));
+    }
+    if let Some(from) = filter.recorded_after {
+        query = query.filter(conversion::Column::RecordedAt.gte(to_micros(from)));
+    }
+    if let Some(to) = filter.recorded_before {
+        query = query.filter(conversion::Column::RecordedAt.lt(to_micros(to)));
+    }
+    query
 }
 
 /// The cursor after the last row of a conversations page.

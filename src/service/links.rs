@@ -210,7 +210,14 @@ impl Services {
             tenant_id: Set(caller.tenant_id),
             conversation_id: Set(conversation.id),
             action: Set(action.as_str().to_owned()),
-            target_url: Set(target),
+            // An erased person's link keeps no target (it may carry their
+            // details): the agent still gets the direct URL below, and the
+            // tracked redirect finds nothing to send them to.
+            target_url: Set(if conversation.erased_at.is_some() {
+                String::new()
+            } else {
+                target.clone()
+            }),
             issued_at: Set(to_micros(now)),
             expires_at: Set(to_micros(
                 from_micros(conversation.started_at) + settings.attribution_window(),
@@ -235,7 +242,7 @@ impl Services {
             legacy: false,
         })?;
         Ok(IssuedLink {
-            url: with_token(&link.target_url, &token),
+            url: with_token(&target, &token),
             token,
             link,
         })

@@ -31,38 +31,63 @@ pub struct RetentionPass {
 
 impl Services {
     /// Erases, in every tenant with a retention period, the conversations
-    /// whose last activity is older than it.
+    /// whose last activity is older than it. A tenant that fails (its
+    /// database work, or its stored settings) is logged and left for the
+    /// next pass; the others go on.
     pub async fn apply_retention(&self) -> Result<RetentionPass, AppError> {
         let mut pass = RetentionPass::default();
         let now = self.clock.now();
         for row in tenant::Entity::find().all(&self.db).await? {
-            let Some(days) = parse_settings(&row)?.message_retention_days else {
-                continue;
-            };
-            let cutoff = to_micros(now - TimeDelta::days(i64::from(days)));
-            let expired = Condition::all()
-                .add(conversation::Column::TenantId.eq(row.id))
-                .add(conversation::Column::ErasedAt.is_null())
-                .add(conversation::Column::LastActivityAt.lt(cutoff));
-            let erased = self
-                .erase(Request {
-                    tenant_id: row.id,
-                    key_id: None,
-                    scope: ErasureScope::Retention,
-                    reason: format!("no activity for {days} days (messageRetentionDays)"),
-                    matching: expired.clone(),
-                    log_when_empty: false,
-                    one_instance_at_a_time: true,
-                })
-                .await?;
-            pass.conversations += erased.conversations;
-            pass.messages += erased.messages;
-            pass.backlog += conversation::Entity::find()
-                .filter(expired)
-                .count(&self.db)
-                .await?;
+            match self.retain(&row, now).await {
+                Ok(done) => {
+                    pass.conversations += done.conversations;
+                    pass.messages += done.messages;
+                    pass.backlog += done.backlog;
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %row.id, "retention of this tenant failed this pass");
+                    e.log();
+                }
+            }
         }
         Ok(pass)
+    }
+
+    /// One tenant's part of a pass.
+    async fn retain(
+        &self,
+        row: &tenant::Model,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<RetentionPass, AppError> {
+        let Some(days) = parse_settings(row)?.message_retention_days else {
+            return Ok(RetentionPass::default());
+        };
+        let cutoff = to_micros(now - TimeDelta::days(i64::from(days)));
+        let expired = Condition::all()
+            .add(conversation::Column::TenantId.eq(row.id))
+            .add(conversation::Column::ErasedAt.is_null())
+            .add(conversation::Column::LastActivityAt.lt(cutoff));
+        let erased = self
+            .erase(Request {
+                tenant_id: row.id,
+                key_id: None,
+                scope: ErasureScope::Retention,
+                reason: format!("no activity for {days} days (messageRetentionDays)"),
+                matching: expired.clone(),
+                log_when_empty: false,
+                one_instance_at_a_time: true,
+                by_last_activity: true,
+            })
+            .await?;
+        let backlog = conversation::Entity::find()
+            .filter(expired)
+            .count(&self.db)
+            .await?;
+        Ok(RetentionPass {
+            conversations: erased.conversations,
+            messages: erased.messages,
+            backlog,
+        })
     }
 }
 

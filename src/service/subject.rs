@@ -6,11 +6,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{confirmation, conversation, conversion, cta_link, message};
-use sea_orm::sea_query::Condition;
+use sea_orm::sea_query::{Condition, ExprTrait};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::erasure::stored_contact_lowered;
 use super::read_model::{self, Conversation};
 use super::{Caller, Services};
 use crate::domain::InvalidInput;
@@ -128,7 +129,11 @@ impl Services {
             .transpose()?;
         let mut who = Condition::any();
         if let Some(forms) = &contact {
-            who = who.add(conversation::Column::Contact.is_in(forms.clone()));
+            who = who.add(
+                Condition::all()
+                    .add(conversation::Column::Contact.is_not_null())
+                    .add(stored_contact_lowered().is_in(forms.clone())),
+            );
         }
         if let Some(id) = &user_id {
             who = who.add(conversation::Column::UserId.eq(id.clone()));
@@ -145,14 +150,22 @@ impl Services {
             .all(&self.db)
             .await?;
         let mut complete = rows.len() as u64 <= MAX_CONVERSATIONS;
-        let conversations = rows
-            .into_iter()
-            .take(MAX_CONVERSATIONS as usize)
-            .map(Conversation::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
+        // The newest conversations whole, as many as the message budget
+        // holds: never an older one's messages in place of a newer one's.
+        let mut budget = MAX_MESSAGES;
+        let mut conversations = Vec::new();
+        for row in rows.into_iter().take(MAX_CONVERSATIONS as usize) {
+            let Some(left) = budget.checked_sub(u64::try_from(row.message_count).unwrap_or(0))
+            else {
+                complete = false;
+                break;
+            };
+            budget = left;
+            conversations.push(Conversation::try_from(row)?);
+        }
         let ids: Vec<Uuid> = conversations.iter().map(|c| c.id).collect();
         let held = self.held_parts(&ids).await?;
-        complete &= held.messages.len() as u64 <= MAX_MESSAGES;
+        complete &= !held.cut;
         Ok(SubjectData {
             subject: Subject {
                 contact: contact.and_then(|forms| forms.into_iter().next()),
@@ -164,38 +177,46 @@ impl Services {
         })
     }
 
+    /// What hangs off the conversations `ids`, each kind at most
+    /// [`MAX_MESSAGES`] rows (`cut` says when one had more).
     async fn held_parts(&self, ids: &[Uuid]) -> Result<Parts, AppError> {
         if ids.is_empty() {
             return Ok(Parts::default());
         }
-        let messages = message::Entity::find()
-            .filter(message::Column::ConversationId.is_in(ids.iter().copied()))
-            .order_by_asc(message::Column::ConversationId)
-            .order_by_asc(message::Column::Seq)
-            .limit(MAX_MESSAGES + 1)
-            .all(&self.db)
-            .await?;
-        let conversions = conversion::Entity::find()
-            .filter(conversion::Column::ConversationId.is_in(ids.iter().copied()))
-            .order_by_asc(conversion::Column::FeedSeq)
-            .all(&self.db)
-            .await?;
-        let confirmations = confirmation::Entity::find()
-            .filter(confirmation::Column::ConversationId.is_in(ids.iter().copied()))
-            .order_by_asc(confirmation::Column::RequestedAt)
-            .all(&self.db)
-            .await?;
-        let links = cta_link::Entity::find()
-            .filter(cta_link::Column::ConversationId.is_in(ids.iter().copied()))
-            .order_by_asc(cta_link::Column::IssuedAt)
-            .all(&self.db)
-            .await?;
-        Ok(Parts {
-            messages,
-            conversions,
-            confirmations,
-            links,
-        })
+        let mut parts = Parts {
+            messages: message::Entity::find()
+                .filter(message::Column::ConversationId.is_in(ids.iter().copied()))
+                .order_by_asc(message::Column::ConversationId)
+                .order_by_asc(message::Column::Seq)
+                .limit(MAX_MESSAGES + 1)
+                .all(&self.db)
+                .await?,
+            conversions: conversion::Entity::find()
+                .filter(conversion::Column::ConversationId.is_in(ids.iter().copied()))
+                .order_by_asc(conversion::Column::FeedSeq)
+                .limit(MAX_MESSAGES + 1)
+                .all(&self.db)
+                .await?,
+            confirmations: confirmation::Entity::find()
+                .filter(confirmation::Column::ConversationId.is_in(ids.iter().copied()))
+                .order_by_asc(confirmation::Column::RequestedAt)
+                .limit(MAX_MESSAGES + 1)
+                .all(&self.db)
+                .await?,
+            links: cta_link::Entity::find()
+                .filter(cta_link::Column::ConversationId.is_in(ids.iter().copied()))
+                .order_by_asc(cta_link::Column::IssuedAt)
+                .limit(MAX_MESSAGES + 1)
+                .all(&self.db)
+                .await?,
+            cut: false,
+        };
+        let over = |len: usize| len as u64 > MAX_MESSAGES;
+        parts.cut = over(parts.messages.len())
+            || over(parts.conversions.len())
+            || over(parts.confirmations.len())
+            || over(parts.links.len());
+        Ok(parts)
     }
 }
 
@@ -206,6 +227,8 @@ struct Parts {
     conversions: Vec<conversion::Model>,
     confirmations: Vec<confirmation::Model>,
     links: Vec<cta_link::Model>,
+    /// Some kind had more rows than a document holds.
+    cut: bool,
 }
 
 impl Parts {

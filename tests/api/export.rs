@@ -186,6 +186,15 @@ test_both!(
             rows[1]["startedAt"],
             oldest["startedAt"].as_str().expect("time")
         );
+
+        let one = app
+            .export_lines(&format!(
+                "/export/conversations.ndjson?sessionId={}",
+                whatsapp.session_id
+            ))
+            .await;
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0]["sessionId"], whatsapp.session_id);
     }
 );
 

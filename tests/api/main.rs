@@ -45,6 +45,7 @@ mod browser;
 mod confirmations;
 mod contact_data;
 mod conversions;
+mod erased_sessions;
 mod erasure;
 mod erasure_storage;
 mod export;

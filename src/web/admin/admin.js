@@ -477,6 +477,10 @@ async function exportList() {
     return;
   }
   applyFiltersNow();
+  if (state.filter.search) {
+    setExportStatus('Exports take every filter but the search: clear the search to export.');
+    return;
+  }
   const controller = new AbortController();
   exporting.controller = controller;
   const button = $('export');

@@ -6,10 +6,10 @@
 const EXPORT_PATH = '/export/conversations.csv';
 
 // The export's query string for a list filter (the GraphQL
-// ConversationFilter the list uses).
+// ConversationFilter the list uses) without a search, which exports do not
+// take.
 export function exportQuery(filter) {
   const params = new URLSearchParams();
-  if (filter.search) params.set('search', filter.search);
   if (filter.sessionId) params.set('sessionId', filter.sessionId);
   for (const channel of filter.channels ?? []) params.append('channel', channel);
   for (const badge of filter.badges ?? []) params.append('badge', badge);

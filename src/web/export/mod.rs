@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 
@@ -56,22 +56,12 @@ pub async fn download(
              conversions.ndjson and conversions.csv",
         );
     };
-    let pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-    let first = match params::parse(&pairs) {
-        Ok(p) if what == "conversations" => Page::Conversations {
-            filter: p.conversations(),
-            after: None,
-        },
-        Ok(p) => match p.conversions() {
-            Ok(filter) => Page::Conversions {
-                filter,
-                after: None,
-            },
-            Err(e) => return app_error_response(&e, &request_id),
-        },
+    // The role first: a key that may not export learns nothing more.
+    if let Err(e) = state.services.may_export(&auth.caller) {
+        return app_error_response(&e, &request_id);
+    }
+    let first = match first_page(what, query.as_deref()) {
+        Ok(first) => first,
         Err(e) => return app_error_response(&e, &request_id),
     };
     let services = state.services.clone();
@@ -98,33 +88,49 @@ pub async fn download(
             }
         }
     });
-    let content_type = match format {
-        Format::Ndjson => "application/x-ndjson",
-        Format::Csv => "text/csv; charset=utf-8",
-    };
-    let disposition = format!(
-        "attachment; filename=\"{what}-{}.{}\"",
-        services_today(&state.services),
-        if format == Format::Csv {
-            "csv"
-        } else {
-            "ndjson"
-        }
-    );
+    let today = state.services.clock.now().format("%Y-%m-%d");
     (
         StatusCode::OK,
-        [
-            (CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            (
-                CONTENT_DISPOSITION,
-                HeaderValue::from_str(&disposition)
-                    .unwrap_or(HeaderValue::from_static("attachment")),
-            ),
-        ],
+        download_headers(what, format, &today.to_string()),
         Body::from_stream(pages),
     )
         .into_response()
+}
+
+/// The first page of the export `what`, narrowed as the query string says.
+fn first_page(what: &str, query: Option<&str>) -> Result<Page, AppError> {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let params = params::parse(&pairs)?;
+    Ok(if what == "conversations" {
+        Page::Conversations {
+            filter: params.conversations(),
+            after: None,
+        }
+    } else {
+        Page::Conversions {
+            filter: params.conversions()?,
+            after: None,
+        }
+    })
+}
+
+/// A download's type and file name (`conversations-2026-12-07.csv`).
+fn download_headers(what: &str, format: Format, today: &str) -> [(HeaderName, HeaderValue); 3] {
+    let (content_type, extension) = match format {
+        Format::Ndjson => ("application/x-ndjson", "ndjson"),
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+    };
+    let disposition = format!("attachment; filename=\"{what}-{today}.{extension}\"");
+    [
+        (CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (
+            CONTENT_DISPOSITION,
+            HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment")),
+        ),
+    ]
 }
 
 /// `conversations.csv` → ("conversations", CSV).
@@ -141,10 +147,6 @@ fn file_of(file: &str) -> Option<(&'static str, Format)> {
         _ => return None,
     };
     Some((what, format))
-}
-
-fn services_today(services: &Services) -> String {
-    services.clock.now().format("%Y-%m-%d").to_string()
 }
 
 /// Bytes per chunk sent, about: blocks this small the allocator reuses

@@ -136,38 +136,40 @@ pub fn write_conversation(
     };
     match format {
         Format::Ndjson => write_json_line(&row, out),
-        Format::Csv => {
-            let count = row.message_count.to_string();
-            let badges = row.badges.join(" ");
-            let revenue = row
-                .revenue
-                .iter()
-                .map(|a| format!("{} {}", a.amount, a.currency))
-                .collect::<Vec<_>>()
-                .join("; ");
-            write_record(
-                out,
-                [
-                    Cell::Value(&row.id),
-                    Cell::Value(row.session_id),
-                    Cell::Value(row.channel),
-                    Cell::Value(&row.started_at),
-                    Cell::Value(&row.last_activity_at),
-                    Cell::Value(row.closed_at.as_deref().unwrap_or("")),
-                    Cell::Text(row.contact.unwrap_or("")),
-                    Cell::Text(row.user_id.unwrap_or("")),
-                    Cell::Text(row.user_name.unwrap_or("")),
-                    Cell::Text(row.thread_key.unwrap_or("")),
-                    Cell::Text(row.opening_message.unwrap_or("")),
-                    Cell::Value(&count),
-                    Cell::Value(boolean(row.converted)),
-                    Cell::Value(&badges),
-                    Cell::Value(&revenue),
-                    Cell::Value(row.erased_at.as_deref().unwrap_or("")),
-                ],
-            );
-        }
+        Format::Csv => write_conversation_csv(&row, out),
     }
+}
+
+fn write_conversation_csv(row: &ConversationRow<'_>, out: &mut String) {
+    let count = row.message_count.to_string();
+    let badges = row.badges.join(" ");
+    let revenue = row
+        .revenue
+        .iter()
+        .map(|a| format!("{} {}", a.amount, a.currency))
+        .collect::<Vec<_>>()
+        .join("; ");
+    write_record(
+        out,
+        [
+            Cell::Value(&row.id),
+            Cell::Value(row.session_id),
+            Cell::Value(row.channel),
+            Cell::Value(&row.started_at),
+            Cell::Value(&row.last_activity_at),
+            Cell::Value(row.closed_at.as_deref().unwrap_or("")),
+            Cell::Text(row.contact.unwrap_or("")),
+            Cell::Text(row.user_id.unwrap_or("")),
+            Cell::Text(row.user_name.unwrap_or("")),
+            Cell::Text(row.thread_key.unwrap_or("")),
+            Cell::Text(row.opening_message.unwrap_or("")),
+            Cell::Value(&count),
+            Cell::Value(boolean(row.converted)),
+            Cell::Value(&badges),
+            Cell::Value(&revenue),
+            Cell::Value(row.erased_at.as_deref().unwrap_or("")),
+        ],
+    );
 }
 
 #[derive(Serialize)]
