@@ -9,6 +9,7 @@ use clap::Parser;
 use convtrack::app::Application;
 use convtrack::config::{Cli, Command, KeysCommand, LinkKeysCommand, ServerConfig, TenantsCommand};
 use convtrack::domain::clock::{SystemClock, from_micros};
+use convtrack::error::AppError;
 use convtrack::service::Services;
 use convtrack::{db, graphql, telemetry};
 
@@ -107,9 +108,32 @@ async fn services(database_url: &str) -> Result<Services, String> {
     Ok(Services::new(conn, Arc::new(SystemClock)))
 }
 
+/// What `keys create` says of a tenant name it does not know.
+async fn unknown_tenant(services: &Services, name: &str) -> String {
+    let known = match services.tenant_names().await {
+        Ok(names) if names.is_empty() => "there are no tenants yet".to_owned(),
+        Ok(names) => format!("the tenants are: {}", names.join(", ")),
+        Err(e) => format!("the tenants could not be listed: {e}"),
+    };
+    format!(
+        "no tenant {name:?}; {known}. To create it, add --create-tenant \
+         (or run `convtrack tenants create --tenant {name}` first)"
+    )
+}
+
 async fn tenants(services: Services, command: TenantsCommand) -> Result<(), String> {
+    if let TenantsCommand::Create { tenant } = &command {
+        let created = services
+            .create_tenant(tenant)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("Created tenant {:?} ({}).", created.name, created.id);
+        return Ok(());
+    }
     let settings = match &command {
-        TenantsCommand::Show { tenant } => services.tenant_settings_by_name(tenant).await,
+        TenantsCommand::Show { tenant } | TenantsCommand::Create { tenant } => {
+            services.tenant_settings_by_name(tenant).await
+        }
         TenantsCommand::Set { tenant, .. } => {
             let change = command.change()?;
             services
@@ -226,11 +250,15 @@ fn write_owner_only(path: &Path, secret: &str) -> std::io::Result<()> {
 
 async fn keys(services: Services, command: KeysCommand) -> Result<(), String> {
     match command {
-        KeysCommand::Create { tenant, role } => {
-            let created = services
-                .create_key(&tenant, role)
-                .await
-                .map_err(|e| e.to_string())?;
+        KeysCommand::Create {
+            tenant,
+            role,
+            create_tenant,
+        } => {
+            let created = match services.create_key(&tenant, role, create_tenant).await {
+                Err(AppError::NotFound(_)) => return Err(unknown_tenant(&services, &tenant).await),
+                other => other.map_err(|e| e.to_string())?,
+            };
             println!(
                 "Created {} key {} for tenant \"{}\". Only its hash is stored; this is the one time it is shown:",
                 role, created.key.id, created.tenant.name

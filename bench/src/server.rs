@@ -242,7 +242,15 @@ pub async fn wait_ready(
 /// An ADMIN key for `tenant`, made by the server binary's own `keys create`.
 pub fn create_key(bin: &Path, database_url: &str, tenant: &str) -> Result<String, String> {
     let output = Command::new(bin)
-        .args(["keys", "create", "--tenant", tenant, "--role", "ADMIN"])
+        .args([
+            "keys",
+            "create",
+            "--tenant",
+            tenant,
+            "--role",
+            "ADMIN",
+            "--create-tenant",
+        ])
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())

@@ -131,6 +131,12 @@ pub enum LinkKeysCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TenantsCommand {
+    /// Create a tenant (a new one: an existing name is refused).
+    Create {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+    },
     /// Print a tenant's settings as JSON.
     Show {
         /// Tenant name.
@@ -252,15 +258,18 @@ fn parse_upper<T: std::str::FromStr<Err = InvalidInput>>(value: &str) -> Result<
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Create a key; creates the tenant if it is new. The key is printed
-    /// alone on the last line of standard output, once.
+    /// Create a key for a tenant. The key is printed alone on the last
+    /// line of standard output, once.
     Create {
-        /// Tenant name.
+        /// Tenant name (an existing tenant, unless --create-tenant).
         #[arg(long)]
         tenant: String,
         /// ADMIN, AGENT, CHECKOUT or INTEGRATOR.
         #[arg(long, value_parser = parse_role)]
         role: Role,
+        /// Create the tenant if there is none of that name.
+        #[arg(long)]
+        create_tenant: bool,
     },
     /// List every key (never the secret).
     List,

@@ -4,7 +4,7 @@
 use entity::{api_key, tenant};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, SqlErr,
+    QueryOrder, QuerySelect, Set, SqlErr,
 };
 use uuid::Uuid;
 
@@ -46,14 +46,22 @@ impl std::fmt::Debug for CreatedKey {
 }
 
 impl Services {
-    /// Creates a key for `tenant_name`, creating the tenant if it is new.
-    pub async fn create_key(&self, tenant_name: &str, role: Role) -> Result<CreatedKey, AppError> {
+    /// Creates a key for the tenant `tenant_name`; an unknown tenant is
+    /// created only when `create_tenant` says so (a typo in a name must not
+    /// quietly start a tenant nobody looks at), else `NOT_FOUND`.
+    pub async fn create_key(
+        &self,
+        tenant_name: &str,
+        role: Role,
+        create_tenant: bool,
+    ) -> Result<CreatedKey, AppError> {
         let tenant_name = text::required("tenant", tenant_name, 100)?;
         let now = to_micros(self.clock.now());
         let txn = self.begin_write().await?;
         let tenant = match find_tenant(&*txn, &tenant_name).await? {
             Some(t) => t,
-            None => insert_tenant(&*txn, &tenant_name, now).await?,
+            None if create_tenant => insert_tenant(&*txn, &tenant_name, now).await?,
+            None => return Err(AppError::NotFound("tenant")),
         };
         let (key, secret) = insert_key(&*txn, tenant.id, role, now).await?;
         txn.commit().await?;
@@ -62,6 +70,32 @@ impl Services {
             tenant,
             secret,
         })
+    }
+
+    /// Creates the tenant `name`; `CONFLICT` when it exists.
+    pub async fn create_tenant(&self, name: &str) -> Result<tenant::Model, AppError> {
+        let name = text::required("tenant", name, 100)?;
+        let now = to_micros(self.clock.now());
+        let txn = self.begin_write().await?;
+        if find_tenant(&*txn, &name).await?.is_some() {
+            return Err(AppError::Conflict(format!(
+                "tenant \"{name}\" exists already"
+            )));
+        }
+        let tenant = insert_tenant(&*txn, &name, now).await?;
+        txn.commit().await?;
+        Ok(tenant)
+    }
+
+    /// Every tenant's name, alphabetically.
+    pub async fn tenant_names(&self) -> Result<Vec<String>, AppError> {
+        Ok(tenant::Entity::find()
+            .select_only()
+            .column(tenant::Column::Name)
+            .order_by_asc(tenant::Column::Name)
+            .into_tuple()
+            .all(&self.db)
+            .await?)
     }
 
     /// On the first start of an empty database: tenant `default` and one

@@ -25,7 +25,7 @@ async fn elsewhere(app: &TestApp) -> Services {
 async fn remembered_agent_key(app: &TestApp) -> convtrack::service::keys::CreatedKey {
     let created = app
         .services
-        .create_key("acme", convtrack::domain::role::Role::Agent)
+        .create_key("acme", convtrack::domain::role::Role::Agent, false)
         .await
         .expect("key");
     let ok = app
@@ -142,10 +142,66 @@ test_both!(
     }
 );
 
+test_both!(a_tenant_is_created_only_on_purpose, |app| {
+    // A typo names no tenant: refused, with the known names and the way to
+    // create one, and nothing is created.
+    let typo = convtrack(
+        &app,
+        &["keys", "create", "--tenant", "acmee", "--role", "AGENT"],
+    );
+    assert!(!typo.status.success());
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        said.contains("\"acmee\"")
+            && said.contains("acme, globex")
+            && said.contains("--create-tenant"),
+        "{said}"
+    );
+    assert!(
+        !convtrack(&app, &["tenants", "show", "--tenant", "acmee"])
+            .status
+            .success()
+    );
+
+    let made = stdout(&convtrack(
+        &app,
+        &["tenants", "create", "--tenant", "initech"],
+    ));
+    assert!(made.contains("initech"), "{made}");
+    let again = convtrack(&app, &["tenants", "create", "--tenant", "initech"]);
+    assert!(!again.status.success(), "an existing name is refused");
+    let key = stdout(&convtrack(
+        &app,
+        &["keys", "create", "--tenant", "initech", "--role", "AGENT"],
+    ));
+    assert!(key.lines().last().expect("key").starts_with("ctk_"));
+    let with_flag = stdout(&convtrack(
+        &app,
+        &[
+            "keys",
+            "create",
+            "--tenant",
+            "hooli",
+            "--role",
+            "AGENT",
+            "--create-tenant",
+        ],
+    ));
+    assert!(with_flag.contains("\"hooli\""), "{with_flag}");
+});
+
 test_both!(keys_create_makes_a_new_tenant_with_its_own_data, |app| {
     let created = stdout(&convtrack(
         &app,
-        &["keys", "create", "--tenant", "initech", "--role", "ADMIN"],
+        &[
+            "keys",
+            "create",
+            "--tenant",
+            "initech",
+            "--role",
+            "ADMIN",
+            "--create-tenant",
+        ],
     ));
     let key = created.lines().last().expect("key").trim().to_owned();
     app.start_session(Channel::Chat).await;
@@ -354,7 +410,7 @@ test_both!(
 test_both!(a_new_keys_first_requests_at_once_all_pass, |app| {
     let created = app
         .services
-        .create_key("acme", convtrack::domain::role::Role::Agent)
+        .create_key("acme", convtrack::domain::role::Role::Agent, false)
         .await
         .expect("key");
     let query = "{ channelPolicies { channel } }";

@@ -429,7 +429,7 @@ test_both!(at_most_twenty_subscriptions_per_connection, |app| {
 test_both!(revoking_the_key_closes_its_sockets, |app| {
     let created = app
         .services
-        .create_key("acme", convtrack::domain::role::Role::Integrator)
+        .create_key("acme", convtrack::domain::role::Role::Integrator, false)
         .await
         .expect("key");
     let mut socket = app.subscriber(&created.secret).await;

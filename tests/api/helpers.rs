@@ -212,7 +212,12 @@ impl TestApp {
 
         let key = |tenant: &'static str, role: Role| {
             let services = services.clone();
-            async move { services.create_key(tenant, role).await.expect("create key") }
+            async move {
+                services
+                    .create_key(tenant, role, true)
+                    .await
+                    .expect("create key")
+            }
         };
         let admin = key("acme", Role::Admin).await;
         let acme_admin = Caller {
