@@ -118,6 +118,7 @@ impl Application {
             schema: graphql::schema(
                 config.introspection,
                 Arc::new(RateLimiter::new(config.rate_limit)),
+                graphql::PublicUrl(config.public_url.clone()),
             ),
             metrics,
             shutdown: shutdown_seen,

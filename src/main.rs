@@ -76,6 +76,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 webhook_ca_file: args.webhook_ca_file,
                 webhook_retry_scale: args.webhook_retry_scale,
                 retention_every: std::time::Duration::from_secs(args.retention_check_secs),
+                public_url: args.public_url,
                 rate_limit: convtrack::domain::rate_limit::Budget {
                     capacity: args.rate_limit_burst.max(1) as f64,
                     per_second: args.rate_limit_per_second as f64,

@@ -97,6 +97,13 @@ pub struct ServeArgs {
     /// `messageRetentionDays`.
     #[arg(long, env = "CONVTRACK_RETENTION_CHECK_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub retention_check_secs: u64,
+
+    /// The origin people reach this server at (e.g.
+    /// `https://track.example.com`): `createCtaLink` answers
+    /// `trackedUrl` on it. Unset: `trackedUrl` is null (never guessed from
+    /// a request's `Host`).
+    #[arg(long, env = "CONVTRACK_PUBLIC_URL", value_parser = parse_origin)]
+    pub public_url: Option<String>,
 }
 
 /// A retry scale: above 0, at most 1.
@@ -150,6 +157,7 @@ impl fmt::Debug for ServeArgs {
             webhook_ca_file,
             webhook_retry_scale,
             retention_check_secs,
+            public_url,
         } = self;
         f.debug_struct("ServeArgs")
             .field("listen", listen)
@@ -167,6 +175,7 @@ impl fmt::Debug for ServeArgs {
             .field("webhook_ca_file", webhook_ca_file)
             .field("webhook_retry_scale", webhook_retry_scale)
             .field("retention_check_secs", retention_check_secs)
+            .field("public_url", public_url)
             .finish()
     }
 }

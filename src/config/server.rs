@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub webhook_retry_scale: f64,
     /// How often the retention periods are applied.
     pub retention_every: std::time::Duration,
+    /// The origin people reach this server at, for absolute link URLs.
+    pub public_url: Option<String>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -64,6 +66,7 @@ impl fmt::Debug for ServerConfig {
             webhook_ca_file,
             webhook_retry_scale,
             retention_every,
+            public_url,
         } = self;
         f.debug_struct("ServerConfig")
             .field("database_url", &redacted_url(database_url))
@@ -83,6 +86,7 @@ impl fmt::Debug for ServerConfig {
             .field("webhook_ca_file", webhook_ca_file)
             .field("webhook_retry_scale", webhook_retry_scale)
             .field("retention_every", retention_every)
+            .field("public_url", public_url)
             .finish()
     }
 }
@@ -126,6 +130,7 @@ mod tests {
             webhook_ca_file: None,
             webhook_retry_scale: 1.0,
             retention_every: std::time::Duration::from_secs(60),
+            public_url: None,
         };
         let debug = format!("{config:?}");
         assert!(!debug.contains(PASSWORD), "{debug}");

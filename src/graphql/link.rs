@@ -36,6 +36,11 @@ pub struct CreateCtaLinkPayload {
     /// The tracked redirect for the same link: `/l/{token}` on this server
     /// counts the click, then sends the person to `url`.
     pub tracked_path: String,
+    /// `trackedPath` on the server's public origin
+    /// (`https://track.example.com/l/…`), ready to send; null when the
+    /// server was started without `--public-url` (README "Call-to-action
+    /// links"). Never taken from the request's `Host`.
+    pub tracked_url: Option<String>,
 }
 
 /// A confirmation to ask the person for.
@@ -92,9 +97,15 @@ impl LinkMutation {
                 &input.target_url,
             )
             .await?;
+        let tracked_path = format!("/l/{}", issued.token);
+        let tracked_url = ctx
+            .data_opt::<super::PublicUrl>()
+            .and_then(|public| public.0.as_deref())
+            .map(|origin| format!("{origin}{tracked_path}"));
         Ok(CreateCtaLinkPayload {
             url: issued.url,
-            tracked_path: format!("/l/{}", issued.token),
+            tracked_url,
+            tracked_path,
             token: issued.token,
             expires_at: from_micros(issued.link.expires_at),
         })

@@ -74,11 +74,19 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, feed::Subscription> {
         .limit_complexity(limits::MAX_COMPLEXITY)
 }
 
-/// The served schema, charging requests to `limiter`. Without
-/// introspection, suggestions ("Did you mean") go too: they would reveal the
-/// schema piece by piece.
-pub fn schema(introspection: bool, limiter: std::sync::Arc<RateLimiter>) -> ApiSchema {
-    let builder = schema_builder().data(limiter);
+/// The origin people reach the server at (`--public-url`), if known.
+#[derive(Debug, Clone, Default)]
+pub struct PublicUrl(pub Option<String>);
+
+/// The served schema, charging requests to `limiter`, with absolute link
+/// URLs on `public_url`. Without introspection, suggestions ("Did you
+/// mean") go too: they would reveal the schema piece by piece.
+pub fn schema(
+    introspection: bool,
+    limiter: std::sync::Arc<RateLimiter>,
+    public_url: PublicUrl,
+) -> ApiSchema {
+    let builder = schema_builder().data(limiter).data(public_url);
     if introspection {
         builder.finish()
     } else {

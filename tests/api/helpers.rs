@@ -161,6 +161,7 @@ async fn start_server(
         webhook_ca_file: None,
         webhook_retry_scale: 1.0,
         retention_every: std::time::Duration::from_secs(60),
+        public_url: None,
     };
     tweak(&mut config);
     let app = Application::build(&config, Arc::new(clock.clone()))

@@ -62,6 +62,7 @@ mod links;
 mod listing;
 mod messages;
 mod process;
+mod public_url;
 mod retention;
 mod retractions;
 mod revenue;
