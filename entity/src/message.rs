@@ -14,6 +14,8 @@ pub struct Model {
     pub role: String,
     pub content: String,
     pub created_at: i64,
+    /// The content was longer than a message holds and is stored cut.
+    pub truncated: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

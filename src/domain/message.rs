@@ -4,10 +4,10 @@ use std::str::FromStr;
 
 use super::InvalidInput;
 
-/// Longest visitor message, in characters: what a person can plausibly type.
-pub const MAX_VISITOR_CHARS: usize = 4_000;
-/// Longest AI or tool message, in bytes of UTF-8.
-pub const MAX_OTHER_BYTES: usize = 32 * 1024;
+/// Longest message kept, in bytes of UTF-8, whoever wrote it: longer
+/// content is stored cut here rather than refused, so that nothing a
+/// visitor pastes breaks the agent's pipeline.
+pub const MAX_CONTENT_BYTES: usize = 32 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageRole {
@@ -56,37 +56,39 @@ impl FromStr for MessageRole {
 pub enum ContentError {
     #[error("content must not be empty")]
     Empty,
-    #[error("{0}")]
-    TooLarge(String),
     #[error(
         "content contains the control character U+{0:04X}; only tabs and line breaks may appear among the text"
     )]
     ControlCharacter(u32),
 }
 
-/// Checks a message's content against its role's limit. Content is kept as
-/// sent (no trimming): it is a transcript.
-pub fn check_content(role: MessageRole, content: &str) -> Result<(), ContentError> {
+/// A message's content as it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fitted {
+    pub content: String,
+    /// Cut to [`MAX_CONTENT_BYTES`].
+    pub truncated: bool,
+}
+
+/// Checks a message's content and cuts it to [`MAX_CONTENT_BYTES`] on a
+/// character boundary. Content is otherwise kept as sent (no trimming): it
+/// is a transcript.
+pub fn fit_content(mut content: String) -> Result<Fitted, ContentError> {
     if content.trim().is_empty() {
         return Err(ContentError::Empty);
     }
-    if let Some(c) = super::text::forbidden_control(content) {
+    if let Some(c) = super::text::forbidden_control(&content) {
         return Err(ContentError::ControlCharacter(u32::from(c)));
     }
-    match role {
-        MessageRole::Visitor if content.chars().count() > MAX_VISITOR_CHARS => {
-            Err(ContentError::TooLarge(format!(
-                "a VISITOR message may be at most {MAX_VISITOR_CHARS} characters"
-            )))
+    let truncated = content.len() > MAX_CONTENT_BYTES;
+    if truncated {
+        let mut end = MAX_CONTENT_BYTES;
+        while !content.is_char_boundary(end) {
+            end -= 1;
         }
-        MessageRole::AiAgent | MessageRole::Tool if content.len() > MAX_OTHER_BYTES => {
-            Err(ContentError::TooLarge(format!(
-                "an {} message may be at most {MAX_OTHER_BYTES} bytes",
-                role.as_str()
-            )))
-        }
-        _ => Ok(()),
+        content.truncate(end);
     }
+    Ok(Fitted { content, truncated })
 }
 
 #[cfg(test)]
@@ -101,34 +103,44 @@ mod tests {
     }
 
     #[test]
-    fn visitor_limit_counts_characters_not_bytes() {
-        let at_limit = "é".repeat(MAX_VISITOR_CHARS);
-        assert_eq!(check_content(MessageRole::Visitor, &at_limit), Ok(()));
-        let over = "a".repeat(MAX_VISITOR_CHARS + 1);
-        assert!(matches!(
-            check_content(MessageRole::Visitor, &over),
-            Err(ContentError::TooLarge(_))
-        ));
+    fn content_up_to_the_limit_is_kept_whole() {
+        let at_limit = "a".repeat(MAX_CONTENT_BYTES);
+        let fitted = fit_content(at_limit.clone()).expect("fits");
+        assert_eq!(
+            fitted,
+            Fitted {
+                content: at_limit,
+                truncated: false
+            }
+        );
+        let visitor_paste = "é".repeat(5_000);
+        assert!(!fit_content(visitor_paste).expect("fits").truncated);
     }
 
     #[test]
-    fn content_keeps_lines_but_refuses_nul() {
-        assert_eq!(check_content(MessageRole::Visitor, "hi\n\tthere"), Ok(()));
+    fn longer_content_is_cut_on_a_character_boundary() {
+        // 'é' is two bytes: an odd limit would split one.
+        let long = format!("a{}", "é".repeat(MAX_CONTENT_BYTES));
+        let fitted = fit_content(long).expect("cut, not refused");
+        assert!(fitted.truncated);
+        assert_eq!(fitted.content.len(), MAX_CONTENT_BYTES - 1);
+        assert!(fitted.content.ends_with('é'));
+        let emoji = "👩🏽‍💻".repeat(MAX_CONTENT_BYTES);
+        let fitted = fit_content(emoji).expect("cut");
+        assert!(fitted.content.len() <= MAX_CONTENT_BYTES);
+        assert!(fitted.content.len() > MAX_CONTENT_BYTES - 4);
+    }
+
+    #[test]
+    fn content_keeps_lines_but_refuses_nul_and_blank() {
         assert_eq!(
-            check_content(MessageRole::Visitor, "hi\0"),
+            fit_content("hi\n\tthere".into()).map(|f| f.content),
+            Ok("hi\n\tthere".to_owned())
+        );
+        assert_eq!(
+            fit_content("hi\0".into()),
             Err(ContentError::ControlCharacter(0))
         );
-    }
-
-    #[test]
-    fn ai_and_tool_limit_counts_bytes() {
-        let at_limit = "a".repeat(MAX_OTHER_BYTES);
-        assert_eq!(check_content(MessageRole::AiAgent, &at_limit), Ok(()));
-        let over = "é".repeat(MAX_OTHER_BYTES / 2 + 1);
-        assert!(check_content(MessageRole::Tool, &over).is_err());
-        assert_eq!(
-            check_content(MessageRole::AiAgent, " \n"),
-            Err(ContentError::Empty)
-        );
+        assert_eq!(fit_content(" \n".into()), Err(ContentError::Empty));
     }
 }

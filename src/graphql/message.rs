@@ -37,6 +37,13 @@ impl Message {
         self.0.content.is_empty()
     }
 
+    /// True when the content was longer than 32 KiB and is stored cut there
+    /// (on a character boundary): a message is never refused for its
+    /// length.
+    async fn truncated(&self) -> bool {
+        self.0.truncated
+    }
+
     /// 1-based position in the thread, counting tool calls.
     async fn position(&self) -> i32 {
         self.0.seq

@@ -46,7 +46,9 @@ pub struct AppendMessageInput {
     pub session_id: SessionId,
     /// Who wrote it.
     pub role: MessageRole,
-    /// The text: up to 4,000 characters from a VISITOR, 32 KiB otherwise.
+    /// The text, as it was said. Up to 32 KiB (UTF-8) is kept whole; longer
+    /// text is stored cut at 32 KiB on a character boundary
+    /// (`Message.truncated`), never refused for its length.
     pub content: String,
 }
 

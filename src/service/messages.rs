@@ -12,7 +12,7 @@ use super::read_model::{self, Conversation, Message};
 use super::sessions::{lock_open_session, touch_for_message};
 use super::{Caller, Page, Services};
 use crate::domain::clock::to_micros;
-use crate::domain::message::{ContentError, MessageRole, check_content};
+use crate::domain::message::{MessageRole, fit_content};
 use crate::domain::opening::opening_message;
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
@@ -28,12 +28,7 @@ impl Services {
         content: String,
     ) -> Result<(Message, Conversation), AppError> {
         caller.require(Operation::ManageSessions, "append messages")?;
-        check_content(role, &content).map_err(|e| match e {
-            ContentError::Empty | ContentError::ControlCharacter(_) => {
-                AppError::BadInput(e.to_string())
-            }
-            ContentError::TooLarge(m) => AppError::PayloadTooLarge(m),
-        })?;
+        let fitted = fit_content(content).map_err(|e| AppError::BadInput(e.to_string()))?;
         let now = self.clock.now();
         let txn = self.begin_write().await?;
         let found = lock_open_session(&txn, caller.tenant_id, session_id, now)
@@ -42,7 +37,11 @@ impl Services {
         // A person erased mid-conversation stays erased: the thread goes on
         // (positions, counts, activity) without their words.
         let erased = found.erased_at.is_some();
-        let content = if erased { String::new() } else { content };
+        let content = if erased {
+            String::new()
+        } else {
+            fitted.content
+        };
         let opening = (role == MessageRole::Visitor && found.opening_message.is_none() && !erased)
             .then(|| opening_message(&content));
         let conversation = touch_for_message(found.id, now, opening)
@@ -57,6 +56,7 @@ impl Services {
             role: Set(role.as_str().to_owned()),
             content: Set(content),
             created_at: Set(to_micros(now)),
+            truncated: Set(fitted.truncated && !erased),
         }
         .insert(&*txn)
         .await?;

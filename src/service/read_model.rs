@@ -184,6 +184,8 @@ pub struct Message {
     pub role: MessageRole,
     pub content: String,
     pub created_at: DateTime<Utc>,
+    /// Stored cut at [`crate::domain::message::MAX_CONTENT_BYTES`].
+    pub truncated: bool,
 }
 
 impl TryFrom<message::Model> for Message {
@@ -196,6 +198,7 @@ impl TryFrom<message::Model> for Message {
             role: stored("message.role", &row.role)?,
             content: row.content,
             created_at: from_micros(row.created_at),
+            truncated: row.truncated,
         })
     }
 }

@@ -65,42 +65,67 @@ test_both!(
     }
 );
 
-test_both!(
-    oversized_messages_are_refused_and_nothing_is_stored,
-    |app| {
-        let session = app.start_session(Channel::Chat).await;
-        let at_limit = "é".repeat(4_000);
-        data(
-            &app.say(&session, "VISITOR", &at_limit).await,
-            "appendMessage",
-        );
+test_both!(long_messages_are_stored_cut_never_refused, |app| {
+    let session = app.start_session(Channel::Chat).await;
+    let said = |role: &'static str, content: String| {
+        let app = &app;
+        let session = &session;
+        async move {
+            let body = app
+                .gql(
+                    &app.agent,
+                    "mutation($input: AppendMessageInput!) { appendMessage(input: $input) {
+                        message { id content truncated } } }",
+                    json!({ "input": { "sessionId": session.session_id, "role": role, "content": content } }),
+                )
+                .await;
+            data(&body, "appendMessage")["message"].clone()
+        }
+    };
+    // A visitor pasting a long email: 10,000 characters kept whole.
+    let pasted = "Dear team, ".repeat(1_000);
+    let kept = said("VISITOR", pasted.clone()).await;
+    assert_eq!(kept["content"], pasted);
+    assert_eq!(kept["truncated"], false);
 
-        let over = "a".repeat(4_001);
-        assert_eq!(
-            error_code(&app.say(&session, "VISITOR", &over).await),
-            "PAYLOAD_TOO_LARGE"
-        );
-        let ai_over = "a".repeat(32 * 1024 + 1);
-        assert_eq!(
-            error_code(&app.say(&session, "AI_AGENT", &ai_over).await),
-            "PAYLOAD_TOO_LARGE"
-        );
-        let ai_at_limit = "a".repeat(32 * 1024);
-        data(
-            &app.say(&session, "AI_AGENT", &ai_at_limit).await,
-            "appendMessage",
-        );
-        assert_eq!(
-            error_code(&app.say(&session, "VISITOR", "   ").await),
-            "BAD_USER_INPUT"
-        );
+    // 40,000 characters: stored cut at 32 KiB, never refused; the 'é'
+    // across the 32 KiB mark is left out whole, not split.
+    let huge = format!("{}é{}", "a".repeat(32 * 1024 - 1), "b".repeat(7_232));
+    assert_eq!(huge.chars().count(), 40_000);
+    let cut = said("VISITOR", huge.clone()).await;
+    let stored = cut["content"].as_str().expect("content");
+    assert_eq!(cut["truncated"], true);
+    assert_eq!(stored.len(), 32 * 1024 - 1);
+    assert!(huge.starts_with(stored));
+    let ai = said("AI_AGENT", "a".repeat(32 * 1024 + 1)).await;
+    assert_eq!(ai["truncated"], true);
+    assert_eq!(ai["content"].as_str().expect("content").len(), 32 * 1024);
+    let tool = said("TOOL", "t".repeat(32 * 1024)).await;
+    assert_eq!(tool["truncated"], false, "exactly at the limit is whole");
 
-        assert_eq!(
-            app.conversation(&app.admin, &session).await["messageCount"],
-            2
-        );
-    }
-);
+    // The detail reads it back the same.
+    let thread = app
+        .gql(
+            &app.admin,
+            "query($id: ID) { conversation(id: $id) { messages { nodes { truncated } } } }",
+            json!({ "id": session.id }),
+        )
+        .await;
+    assert_eq!(
+        data(&thread, "conversation")["messages"]["nodes"],
+        json!([{ "truncated": false }, { "truncated": true }, { "truncated": true }])
+    );
+
+    // Blank content still is not a message.
+    assert_eq!(
+        error_code(&app.say(&session, "VISITOR", "   ").await),
+        "BAD_USER_INPUT"
+    );
+    assert_eq!(
+        app.conversation(&app.admin, &session).await["messageCount"],
+        4
+    );
+});
 
 test_both!(an_idle_session_expires, |app| {
     let chat = app.start_session(Channel::Chat).await;
