@@ -67,7 +67,10 @@ pub struct EventPageInfo {
     /// True when more events follow right away.
     pub has_next_page: bool,
     /// The cursor to pass as `after` next time: the last event's, the one
-    /// you passed when there was nothing new, or the start of the feed.
+    /// you passed when there was nothing new, or the start of the feed. A
+    /// filtered page (`kinds`, `channels`) that is not full ends on the
+    /// newest event it looked at, matching or not, so the next poll does
+    /// not read the same events again.
     pub end_cursor: String,
 }
 
@@ -165,18 +168,18 @@ impl FeedQuery {
             .feed_page(&r.caller, cursor, first, &filter)
             .await?;
         let tenant_id = r.caller.tenant_id;
+        let end = page.end();
         let nodes: Vec<ConversionEvent> = page
             .events
             .items
             .into_iter()
             .map(|e| ConversionEvent::of(e, tenant_id))
             .collect();
-        let end_cursor = match (nodes.last(), after) {
-            (Some(last), _) => last.cursor.clone(),
-            (None, Some(after)) => after,
-            (None, None) => EventCursor {
+        let end_cursor = match after {
+            Some(after) if nodes.is_empty() && end == page.start => after,
+            _ => EventCursor {
                 tenant_id,
-                position: page.start,
+                position: end,
             }
             .encode(),
         };

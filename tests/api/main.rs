@@ -50,6 +50,7 @@ mod erasure;
 mod erasure_storage;
 mod export;
 mod feed;
+mod filtered_feed;
 mod filters;
 mod fuzz;
 mod fuzz_documents;

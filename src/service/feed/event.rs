@@ -16,6 +16,11 @@ pub struct FeedFilter {
 }
 
 impl FeedFilter {
+    /// Whether it leaves any event out.
+    pub fn narrows(&self) -> bool {
+        self.kinds.is_some() || self.channels.is_some()
+    }
+
     /// Whether an event passes the filter (what `events_after` does in SQL).
     pub fn matches(&self, event: &FeedEvent) -> bool {
         let kind_ok = self

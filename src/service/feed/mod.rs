@@ -27,6 +27,28 @@ pub struct FeedPage {
     /// Where the page started: after the given cursor, or at the start of
     /// the feed.
     pub start: FeedPosition,
+    /// For a filtered page: a position every event up to which had
+    /// committed before the page was read, so a page that is not full has
+    /// looked at all of them, matching or not.
+    pub looked_to: Option<FeedPosition>,
+}
+
+impl FeedPage {
+    /// Where the next page starts: after the page's last event, or, for a
+    /// filtered page that is not full, after every event it looked at, so
+    /// a poller filtering for rare events does not read the same window
+    /// again.
+    pub fn end(&self) -> FeedPosition {
+        let last = self
+            .events
+            .items
+            .last()
+            .map_or(self.start, FeedEvent::position);
+        match self.looked_to {
+            Some(looked) if !self.events.has_next_page => last.max(looked),
+            _ => last,
+        }
+    }
 }
 
 impl Services {
@@ -96,6 +118,13 @@ impl Services {
     ) -> Result<FeedPage, AppError> {
         self.may_follow_feed(caller)?;
         let start = self.start_after(caller, after).await?.unwrap_or_default();
+        // Read first: what the page then reads includes every event up to
+        // it (`latest` stops below PostgreSQL's horizon).
+        let looked_to = if filter.narrows() {
+            Some(self.latest(caller.tenant_id).await?)
+        } else {
+            None
+        };
         // A short page with events held back waits for them (as a cursor
         // does), so a client that polls right after its own recording
         // sees it.
@@ -111,6 +140,7 @@ impl Services {
         Ok(FeedPage {
             events: Page::from_overfetch(rows, first),
             start,
+            looked_to,
         })
     }
 
