@@ -25,6 +25,7 @@ pub mod rollup;
 pub mod session_id;
 pub mod settings;
 pub mod text;
+pub mod thread_key;
 pub mod webhook;
 
 /// A rule broken by input. The message tells the caller what to change.

@@ -14,16 +14,34 @@ use crate::service::sessions::StartSession;
 pub struct StartSessionInput {
     /// The channel.
     pub channel: Channel,
-    /// The logged-in member's id, if the person is signed in.
+    /// The logged-in member's id, if the person is signed in. An open EMAIL
+    /// or WHATSAPP conversation is continued only for the same user id (or
+    /// when either has none): another signed-in person on the same address
+    /// or number starts their own.
     pub user_id: Option<String>,
     /// The logged-in member's name.
     pub user_name: Option<String>,
-    /// EMAIL: the sender's address (required). WHATSAPP: the E.164 phone
-    /// number (required). VOICE: the caller's E.164 number, if known. CHAT:
-    /// optional free text.
+    /// Who is on the other end, normalised (README "Provider input"):
+    ///
+    /// - EMAIL (required): the address, lower-cased; a `From` header
+    ///   (`"Maria Silva" <Maria@Example.com>`) or a `mailto:` URI gives its
+    ///   address.
+    /// - WHATSAPP (required) and VOICE: the number, stored in E.164
+    ///   (`+351912345678`); `+351 912 345 678`, `351912345678` (Meta's
+    ///   bare international digits), `00351912345678`,
+    ///   `whatsapp:+351912345678` (Twilio) and `tel:+351912345678` are
+    ///   accepted. Anything else is `BAD_USER_INPUT` naming these forms.
+    /// - VOICE: a withheld caller id (`anonymous`, `restricted`, `private`,
+    ///   `unknown`, `unavailable`, any case; Twilio's `+266696687`,
+    ///   `+7378742833`, `+8656696`, `+2562533`) starts a session with no
+    ///   contact.
+    /// - CHAT: optional free text, kept as given.
     pub contact: Option<String>,
-    /// EMAIL only (required there): the thread's id or normalised subject. A
-    /// new thread starts a new session.
+    /// EMAIL only (required there): the thread's id or its subject. Reply
+    /// and forward prefixes (`Re:`, `RE[2]:`, `Fwd:`, `Fw:`, `AW:`, `WG:`,
+    /// `SV:`, `TR:`, `Antw:`, repeated), case and runs of whitespace are
+    /// left out, so `Re: Tour next week` continues `Tour next week`. A new
+    /// thread starts a new session.
     pub thread_key: Option<String>,
 }
 

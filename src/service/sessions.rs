@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::conversation;
-use sea_orm::sea_query::{Expr, ExprTrait, Order};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Order};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
@@ -19,7 +19,7 @@ use crate::domain::role::Operation;
 use crate::domain::rollup::Metric;
 use crate::domain::session_id::SessionId;
 use crate::domain::settings::TenantSettings;
-use crate::domain::{contact, text};
+use crate::domain::{contact, text, thread_key};
 use crate::error::{AppError, stored};
 
 /// What the agent runtime knows when a conversation begins.
@@ -50,7 +50,7 @@ impl Services {
         let channel = input.channel;
         let contact = contact::parse(channel, input.contact.as_deref())?;
         let thread_key = match (channel, input.thread_key.as_deref()) {
-            (Channel::Email, Some(key)) => Some(text::required("threadKey", key, 500)?),
+            (Channel::Email, Some(key)) => Some(thread_key::normalize(key)?),
             (Channel::Email, None) => {
                 return Err(AppError::BadInput(
                     "EMAIL sessions need threadKey: the thread's id or normalised subject".into(),
@@ -89,6 +89,14 @@ impl Services {
                     None => conversation::Column::ThreadKey.is_null(),
                 })
                 .filter(conversation::Column::ClosedAt.is_null())
+                // Another signed-in person on the same address or number
+                // (a shared inbox, a family phone) starts their own.
+                .filter(match &user_id {
+                    Some(user) => Condition::any()
+                        .add(conversation::Column::UserId.is_null())
+                        .add(conversation::Column::UserId.eq(user.clone())),
+                    None => Condition::all(),
+                })
                 .order_by(conversation::Column::LastActivityAt, Order::Desc)
                 .lock_exclusive()
                 .one(&*txn)

@@ -63,6 +63,7 @@ mod links;
 mod listing;
 mod messages;
 mod process;
+mod provider_input;
 mod public_url;
 mod retention;
 mod retractions;
