@@ -17,6 +17,11 @@ pub struct Model {
     pub confirmed_at: Option<i64>,
     /// The conversion the confirmation recorded.
     pub conversion_id: Option<Uuid>,
+    /// When the person declined (`cancelConfirmation`); a cancelled
+    /// confirmation can no longer be confirmed.
+    pub cancelled_at: Option<i64>,
+    /// Why, as the agent put it.
+    pub cancel_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

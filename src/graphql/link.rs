@@ -75,6 +75,22 @@ pub struct ConfirmInput {
     pub record_id: String,
 }
 
+/// The person declined what a confirmation asked.
+#[derive(InputObject)]
+pub struct CancelConfirmationInput {
+    /// The id `requestConfirmation` returned.
+    pub confirmation_id: ID,
+    /// Why, as the agent puts it (up to 500 characters).
+    pub reason: Option<String>,
+}
+
+/// The result of `cancelConfirmation`.
+#[derive(SimpleObject)]
+pub struct CancelConfirmationPayload {
+    /// True when this call cancelled it; false when it already was.
+    pub cancelled: bool,
+}
+
 #[derive(Default)]
 pub struct LinkMutation;
 
@@ -131,8 +147,11 @@ impl LinkMutation {
     }
 
     /// Records the confirmed outcome with source CONFIRMATION (roles
-    /// CHECKOUT, AGENT, ADMIN). Confirming again returns the first result;
-    /// after the window nothing is recorded (`CONFIRMATION_EXPIRED`).
+    /// CHECKOUT, AGENT, ADMIN). Confirming again with the same `recordId`
+    /// returns the first result (`created: false`); with another it is
+    /// `CONFLICT`, naming the recorded one. After the window nothing is
+    /// recorded (`CONFIRMATION_EXPIRED`); after `cancelConfirmation`, it is
+    /// `CONFLICT`.
     async fn confirm(
         &self,
         ctx: &Context<'_>,
@@ -144,5 +163,24 @@ impl LinkMutation {
             .map_err(|_| AppError::NotFound("confirmation"))?;
         let recorded = r.services.confirm(&r.caller, id, &input.record_id).await?;
         Ok(RecordConversionPayload::of(recorded)?)
+    }
+
+    /// Records that the person declined (roles AGENT, ADMIN): the
+    /// confirmation can no longer be confirmed (`CONFLICT`). Cancelling
+    /// twice is harmless (`cancelled: false`); cancelling a confirmed one
+    /// is `CONFLICT`.
+    async fn cancel_confirmation(
+        &self,
+        ctx: &Context<'_>,
+        input: CancelConfirmationInput,
+    ) -> Result<CancelConfirmationPayload> {
+        let r = request(ctx)?;
+        let id = Uuid::parse_str(input.confirmation_id.trim())
+            .map_err(|_| AppError::NotFound("confirmation"))?;
+        let cancelled = r
+            .services
+            .cancel_confirmation(&r.caller, id, input.reason.as_deref())
+            .await?;
+        Ok(CancelConfirmationPayload { cancelled })
     }
 }

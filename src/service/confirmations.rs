@@ -16,7 +16,7 @@ use crate::domain::conversion::ConversionSource;
 use crate::domain::link::CtaAction;
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
-use crate::domain::text;
+use crate::domain::text::{self, quoted};
 use crate::error::{AppError, stored};
 
 pub const MAX_SUMMARY_CHARS: usize = 2_000;
@@ -57,6 +57,8 @@ impl Services {
             expires_at: Set(to_micros(now + policy.confirmation_window)),
             confirmed_at: Set(None),
             conversion_id: Set(None),
+            cancelled_at: Set(None),
+            cancel_reason: Set(None),
         }
         .insert(&*txn)
         .await?;
@@ -96,17 +98,24 @@ impl Services {
             .await?
             .ok_or(AppError::NotFound("confirmation"))?;
         if let Some(first) = found.conversion_id {
-            let conversion = conversion::Entity::find_by_id(first)
-                .one(&*txn)
-                .await?
-                .ok_or_else(|| {
-                    AppError::internal("a confirmed confirmation lost its conversion")
-                })?;
+            let conversion = confirmed_conversion(&*txn, first).await?;
+            if conversion.record_id != record_id {
+                return Err(AppError::Conflict(format!(
+                    "this confirmation was already confirmed with recordId {}",
+                    quoted(&conversion.record_id)
+                )));
+            }
             return Ok(Recorded {
                 attributed: conversion.attributed,
                 conversions: vec![conversion.try_into()?],
                 created: false,
             });
+        }
+        if found.cancelled_at.is_some() {
+            return Err(AppError::Conflict(
+                "the person declined this confirmation (cancelConfirmation); it cannot be confirmed"
+                    .into(),
+            ));
         }
         if now > from_micros(found.expires_at) {
             return Err(AppError::ConfirmationExpired(
@@ -146,4 +155,61 @@ impl Services {
         plan.committed(&self.events);
         plan.into_recorded()
     }
+
+    /// Records that the person declined (roles AGENT, ADMIN): a later
+    /// `confirm` is `CONFLICT`. True when this call cancelled it, false when
+    /// it already was; a confirmed one is `CONFLICT`.
+    #[tracing::instrument(skip(self, caller, reason), fields(tenant = %caller.tenant_id))]
+    pub async fn cancel_confirmation(
+        &self,
+        caller: &Caller,
+        confirmation_id: Uuid,
+        reason: Option<&str>,
+    ) -> Result<bool, AppError> {
+        caller.require(Operation::ManageSessions, "cancel confirmations")?;
+        let reason = text::optional("reason", reason, MAX_CANCEL_REASON_CHARS)?;
+        let now = self.clock.now();
+        let txn = self.begin_write().await?;
+        let found = confirmation::Entity::find_by_id(confirmation_id)
+            .filter(confirmation::Column::TenantId.eq(caller.tenant_id))
+            .lock_exclusive()
+            .one(&*txn)
+            .await?
+            .ok_or(AppError::NotFound("confirmation"))?;
+        if let Some(first) = found.conversion_id {
+            let conversion = confirmed_conversion(&*txn, first).await?;
+            return Err(AppError::Conflict(format!(
+                "this confirmation was confirmed (recordId {}); it cannot be cancelled",
+                quoted(&conversion.record_id)
+            )));
+        }
+        if found.cancelled_at.is_some() {
+            return Ok(false);
+        }
+        let erased = conversation::Entity::find_by_id(found.conversation_id)
+            .one(&*txn)
+            .await?
+            .is_some_and(|c| c.erased_at.is_some());
+        let mut cancelled: confirmation::ActiveModel = found.into();
+        cancelled.cancelled_at = Set(Some(to_micros(now)));
+        // An erased person's reasons are not kept either.
+        cancelled.cancel_reason = Set(reason.filter(|_| !erased));
+        cancelled.update(&*txn).await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+}
+
+/// Longest reason a cancellation keeps.
+pub const MAX_CANCEL_REASON_CHARS: usize = 500;
+
+/// The conversion a confirmed confirmation recorded.
+async fn confirmed_conversion<C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+) -> Result<conversion::Model, AppError> {
+    conversion::Entity::find_by_id(id)
+        .one(txn)
+        .await?
+        .ok_or_else(|| AppError::internal("a confirmed confirmation lost its conversion"))
 }

@@ -371,7 +371,7 @@ pub(crate) async fn erase_conversations<C: ConnectionTrait>(
         .await?
         .rows_affected();
     txn.execute_raw(run(format!(
-        "UPDATE confirmation SET summary = '' WHERE conversation_id IN ({list})"
+        "UPDATE confirmation SET summary = '', cancel_reason = NULL WHERE conversation_id IN ({list})"
     )))
     .await?;
     txn.execute_raw(run(format!(

@@ -102,6 +102,8 @@ pub struct HeldConfirmation {
     pub summary: String,
     pub requested_at: DateTime<Utc>,
     pub confirmed_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -276,6 +278,8 @@ impl Parts {
                     summary: row.summary,
                     requested_at: from_micros(row.requested_at),
                     confirmed_at: row.confirmed_at.map(from_micros),
+                    cancelled_at: row.cancelled_at.map(from_micros),
+                    cancel_reason: row.cancel_reason,
                 });
         }
         for row in self.links {

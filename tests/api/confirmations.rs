@@ -41,7 +41,7 @@ test_both!(confirming_records_a_booking_once, |app| {
     assert_eq!(recorded["conversion"]["kind"], "BOOKING_CREATED");
     assert_eq!(recorded["conversion"]["source"], "CONFIRMATION");
 
-    let twice = confirm(&app, &app.agent, &opened["id"], "booking-2").await;
+    let twice = confirm(&app, &app.agent, &opened["id"], "booking-1").await;
     let again = data(&twice, "confirm");
     assert_eq!(again["created"], false);
     assert_eq!(
@@ -49,6 +49,10 @@ test_both!(confirming_records_a_booking_once, |app| {
         "the first result"
     );
     assert_eq!(again["conversion"]["record"]["id"], "booking-1");
+    // Another record for the same confirmation is a mistake, said so.
+    let other = confirm(&app, &app.agent, &opened["id"], "booking-2").await;
+    assert_eq!(error_code(&other), "CONFLICT");
+    assert!(error_message(&other).contains("\"booking-1\""), "{other}");
     assert_eq!(app.conversion_rows().await, 1);
     assert_eq!(
         app.conversation(&app.admin, &session).await["badges"][0]["colour"],
@@ -156,4 +160,58 @@ test_both!(confirmations_need_an_open_session, |app| {
         )
         .await;
     assert_eq!(error_code(&empty), "BAD_USER_INPUT");
+});
+
+async fn cancel(app: &TestApp, key: &str, id: &Value) -> Value {
+    app.gql(
+        key,
+        "mutation($input: CancelConfirmationInput!) { cancelConfirmation(input: $input) { cancelled } }",
+        json!({ "input": { "confirmationId": id, "reason": "changed their mind" } }),
+    )
+    .await
+}
+
+test_both!(a_confirmation_can_end_both_ways, |app| {
+    let session = app.start_session(Channel::Chat).await;
+
+    // Declined: cancelled once, harmlessly again, never confirmed after.
+    let declined = request(&app, &session).await;
+    let body = cancel(&app, &app.agent, &declined["id"]).await;
+    assert_eq!(data(&body, "cancelConfirmation")["cancelled"], true);
+    let body = cancel(&app, &app.admin, &declined["id"]).await;
+    assert_eq!(data(&body, "cancelConfirmation")["cancelled"], false);
+    let late = confirm(&app, &app.checkout, &declined["id"], "booking-9").await;
+    assert_eq!(error_code(&late), "CONFLICT");
+    assert_eq!(app.conversion_rows().await, 0);
+
+    // Confirmed: cannot be cancelled.
+    let accepted = request(&app, &session).await;
+    assert_no_errors(&confirm(&app, &app.checkout, &accepted["id"], "booking-10").await);
+    let too_late = cancel(&app, &app.agent, &accepted["id"]).await;
+    assert_eq!(error_code(&too_late), "CONFLICT");
+    assert!(
+        error_message(&too_late).contains("booking-10"),
+        "{too_late}"
+    );
+
+    // Expired: confirming is refused as before; the person may still be
+    // recorded as having declined.
+    let expired = request(&app, &session).await;
+    app.advance(TimeDelta::minutes(11));
+    let body = confirm(&app, &app.checkout, &expired["id"], "booking-11").await;
+    assert_eq!(error_code(&body), "CONFIRMATION_EXPIRED");
+    let body = cancel(&app, &app.agent, &expired["id"]).await;
+    assert_eq!(data(&body, "cancelConfirmation")["cancelled"], true);
+
+    // Only the agent's roles cancel; an unknown id is not found.
+    let refused = cancel(&app, &app.checkout, &accepted["id"]).await;
+    assert_eq!(error_code(&refused), "FORBIDDEN");
+    let unknown = cancel(
+        &app,
+        &app.agent,
+        &json!("01960000-0000-7000-8000-000000000000"),
+    )
+    .await;
+    assert_eq!(error_code(&unknown), "NOT_FOUND");
+    assert_eq!(app.conversion_rows().await, 1);
 });

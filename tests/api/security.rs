@@ -105,6 +105,9 @@ fn example(field: &str, session: &str, conversation: &str) -> (String, Value) {
             "mutation($s: String!) { closeSession(input: { sessionId: $s }) { conversation { id } } }",
             &s,
         ),
+        "mutation cancelConfirmation" => q(
+            "mutation { cancelConfirmation(input: { confirmationId: \"01960000-0000-7000-8000-000000000000\" }) { cancelled } }",
+        ),
         "mutation confirm" => q(
             "mutation { confirm(input: { confirmationId: \"01960000-0000-7000-8000-000000000000\", recordId: \"r\" }) { created } }",
         ),
