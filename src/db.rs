@@ -184,6 +184,7 @@ fn own_tables() -> Vec<&'static str> {
         entity::idempotency_key::Entity.table_name(),
         entity::link_signing_key::Entity.table_name(),
         entity::message::Entity.table_name(),
+        entity::request_key::Entity.table_name(),
         entity::tenant::Entity.table_name(),
     ]
 }

@@ -15,6 +15,7 @@ pub mod erasure;
 pub mod idempotency_key;
 pub mod link_signing_key;
 pub mod message;
+pub mod request_key;
 pub mod tenant;
 pub mod webhook_delivery;
 pub mod webhook_endpoint;

@@ -43,6 +43,11 @@ pub struct StartSessionInput {
     /// left out, so `Re: Tour next week` continues `Tour next week`. A new
     /// thread starts a new session.
     pub thread_key: Option<String>,
+    /// Makes the call safe to retry (up to 255 characters, per tenant,
+    /// kept at least 24 hours): the same key with the same input returns
+    /// the first answer (the same `sessionId`); with another input it is
+    /// `IDEMPOTENCY_KEY_REUSED`.
+    pub idempotency_key: Option<String>,
 }
 
 /// The result of `startSession`.
@@ -68,6 +73,11 @@ pub struct AppendMessageInput {
     /// text is stored cut at 32 KiB on a character boundary
     /// (`Message.truncated`), never refused for its length.
     pub content: String,
+    /// Makes the call safe to retry (up to 255 characters, per tenant,
+    /// kept at least 24 hours): the same key with the same input returns
+    /// the first answer (the same message `id` and `position`); with another input it is
+    /// `IDEMPOTENCY_KEY_REUSED`.
+    pub idempotency_key: Option<String>,
 }
 
 /// The result of `appendMessage`.
@@ -117,6 +127,7 @@ impl SessionMutation {
                     user_name: input.user_name,
                     contact: input.contact,
                     thread_key: input.thread_key,
+                    idempotency_key: input.idempotency_key,
                 },
             )
             .await?;
@@ -137,7 +148,13 @@ impl SessionMutation {
         let session_id = input.session_id;
         let (message, conversation) = r
             .services
-            .append_message(&r.caller, &session_id, input.role.into(), input.content)
+            .append_message(
+                &r.caller,
+                &session_id,
+                input.role.into(),
+                input.content,
+                input.idempotency_key.as_deref(),
+            )
             .await?;
         Ok(AppendMessagePayload {
             message: Message(message),

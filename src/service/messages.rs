@@ -8,29 +8,58 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::conversions::write::retry_raced;
 use super::read_model::{self, Conversation, Message};
+use super::request_keys::{Answer, Keyed, KeyedOperation};
 use super::sessions::{lock_open_session, touch_for_message};
 use super::{Caller, Page, Services};
 use crate::domain::clock::to_micros;
-use crate::domain::message::{MessageRole, fit_content};
+use crate::domain::message::{Fitted, MessageRole, fit_content};
 use crate::domain::opening::opening_message;
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
 use crate::error::AppError;
 
 impl Services {
-    #[tracing::instrument(skip(self, caller, session_id, content), fields(tenant = %caller.tenant_id, role = role.as_str()))]
+    #[tracing::instrument(skip(self, caller, session_id, content, idempotency_key), fields(tenant = %caller.tenant_id, role = role.as_str()))]
     pub async fn append_message(
         &self,
         caller: &Caller,
         session_id: &SessionId,
         role: MessageRole,
         content: String,
+        idempotency_key: Option<&str>,
     ) -> Result<(Message, Conversation), AppError> {
         caller.require(Operation::ManageSessions, "append messages")?;
+        let keyed = Keyed::of(
+            KeyedOperation::AppendMessage,
+            idempotency_key,
+            &[
+                Some(session_id.as_str()),
+                Some(role.as_str()),
+                Some(&content),
+            ],
+        )?;
         let fitted = fit_content(content).map_err(|e| AppError::BadInput(e.to_string()))?;
+        retry_raced(|| self.append_once(caller, session_id, role, &fitted, keyed.as_ref())).await
+    }
+
+    /// One attempt of [`Self::append_message`], in one transaction.
+    async fn append_once(
+        &self,
+        caller: &Caller,
+        session_id: &SessionId,
+        role: MessageRole,
+        fitted: &Fitted,
+        keyed: Option<&Keyed>,
+    ) -> Result<(Message, Conversation), AppError> {
         let now = self.clock.now();
         let txn = self.begin_write().await?;
+        if let Some(keyed) = keyed
+            && let Some(first) = keyed.bound(&*txn, caller.tenant_id).await?
+        {
+            return replayed(&*txn, &first).await;
+        }
         let found = lock_open_session(&txn, caller.tenant_id, session_id, now)
             .await?
             .conversation;
@@ -40,7 +69,7 @@ impl Services {
         let content = if erased {
             String::new()
         } else {
-            fitted.content
+            fitted.content.clone()
         };
         let opening = (role == MessageRole::Visitor && found.opening_message.is_none() && !erased)
             .then(|| opening_message(&content));
@@ -72,6 +101,16 @@ impl Services {
                 [message_grams(&message.content).into(), message.id.into()],
             ))
             .await?;
+        }
+        if let Some(keyed) = keyed {
+            let answer = Answer {
+                conversation_id: conversation.id,
+                message_id: Some(message.id),
+                resumed: false,
+            };
+            keyed
+                .bind(&*txn, caller.tenant_id, answer, to_micros(now))
+                .await?;
         }
         txn.commit().await?;
         Ok((message.try_into()?, conversation.try_into()?))
@@ -126,4 +165,22 @@ impl Services {
             .is_some();
         visible.then(|| found.try_into()).transpose()
     }
+}
+
+/// The first answer of a keyed `appendMessage`: its message, and the
+/// conversation as it is now.
+async fn replayed<C: ConnectionTrait>(
+    db: &C,
+    first: &entity::request_key::Model,
+) -> Result<(Message, Conversation), AppError> {
+    let message = match first.message_id {
+        Some(id) => message::Entity::find_by_id(id).one(db).await?,
+        None => None,
+    }
+    .ok_or_else(|| AppError::internal("a message key lost its message"))?;
+    let conversation = entity::conversation::Entity::find_by_id(first.conversation_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("session"))?;
+    Ok((message.try_into()?, conversation.try_into()?))
 }

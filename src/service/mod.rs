@@ -14,6 +14,7 @@ pub mod links;
 pub mod listing;
 pub mod messages;
 pub mod read_model;
+pub mod request_keys;
 pub mod retention;
 pub(crate) mod rollups;
 pub mod search;

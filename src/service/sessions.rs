@@ -9,7 +9,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::conversions::write::retry_raced;
 use super::read_model::Conversation;
+use super::request_keys::{Answer, Keyed, KeyedOperation};
 use super::rollups::Counted;
 use super::tenants::settings_of;
 use super::{Caller, Services, lock_key};
@@ -30,6 +32,17 @@ pub struct StartSession {
     pub user_name: Option<String>,
     pub contact: Option<String>,
     pub thread_key: Option<String>,
+    /// Makes a retry return the first answer.
+    pub idempotency_key: Option<String>,
+}
+
+/// A `startSession` checked: what it is stored as.
+struct Checked {
+    channel: Channel,
+    contact: Option<String>,
+    thread_key: Option<String>,
+    user_id: Option<String>,
+    user_name: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,9 +78,57 @@ impl Services {
         };
         let user_id = text::optional("userId", input.user_id.as_deref(), 200)?;
         let user_name = text::optional("userName", input.user_name.as_deref(), 200)?;
-        let now = self.clock.now();
+        let keyed = Keyed::of(
+            KeyedOperation::StartSession,
+            input.idempotency_key.as_deref(),
+            &[
+                Some(channel.as_str()),
+                input.contact.as_deref(),
+                input.thread_key.as_deref(),
+                input.user_id.as_deref(),
+                input.user_name.as_deref(),
+            ],
+        )?;
+        let checked = Checked {
+            channel,
+            contact,
+            thread_key,
+            user_id,
+            user_name,
+        };
+        retry_raced(|| self.start_once(caller, &checked, keyed.as_ref())).await
+    }
 
+    /// One attempt of [`Self::start_session`], in one transaction.
+    async fn start_once(
+        &self,
+        caller: &Caller,
+        checked: &Checked,
+        keyed: Option<&Keyed>,
+    ) -> Result<Started, AppError> {
+        let Checked {
+            channel,
+            contact,
+            thread_key,
+            user_id,
+            user_name,
+        } = checked;
+        let (channel, contact, thread_key) = (*channel, contact.clone(), thread_key.clone());
+        let (user_id, user_name) = (user_id.clone(), user_name.clone());
+        let now = self.clock.now();
         let txn = self.begin_write().await?;
+        if let Some(keyed) = keyed
+            && let Some(first) = keyed.bound(&*txn, caller.tenant_id).await?
+        {
+            let conversation = conversation::Entity::find_by_id(first.conversation_id)
+                .one(&*txn)
+                .await?
+                .ok_or(AppError::NotFound("session"))?;
+            return Ok(Started {
+                conversation: conversation.try_into()?,
+                resumed: first.resumed,
+            });
+        }
         let policy = settings_of(&*txn, caller.tenant_id).await?.policy(channel);
         if policy.rule != SessionRule::NewEveryStart {
             // Two messages from the same sender arriving together must land in
@@ -113,6 +174,16 @@ impl Services {
                     active.user_name = Set(user_name);
                 }
                 let conversation = active.update(&*txn).await?;
+                if let Some(keyed) = keyed {
+                    let answer = Answer {
+                        conversation_id: conversation.id,
+                        message_id: None,
+                        resumed: true,
+                    };
+                    keyed
+                        .bind(&*txn, caller.tenant_id, answer, to_micros(now))
+                        .await?;
+                }
                 txn.commit().await?;
                 return Ok(Started {
                     conversation: conversation.try_into()?,
@@ -144,6 +215,16 @@ impl Services {
         let mut counted = Counted::new(caller.tenant_id, channel.as_str());
         counted.add(conversation.started_at, Metric::Conversations, "");
         counted.save(&*txn).await?;
+        if let Some(keyed) = keyed {
+            let answer = Answer {
+                conversation_id: conversation.id,
+                message_id: None,
+                resumed: false,
+            };
+            keyed
+                .bind(&*txn, caller.tenant_id, answer, to_micros(now))
+                .await?;
+        }
         txn.commit().await?;
         Ok(Started {
             conversation: conversation.try_into()?,

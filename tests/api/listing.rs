@@ -80,6 +80,7 @@ test_both!(
                         user_name: None,
                         contact: None,
                         thread_key: None,
+                        idempotency_key: None,
                     },
                 )
                 .await

@@ -67,6 +67,7 @@ mod provider_input;
 mod public_url;
 mod retention;
 mod retractions;
+mod retries;
 mod revenue;
 mod rollups;
 mod schema;
