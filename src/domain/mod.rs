@@ -6,6 +6,7 @@ pub mod adjustment;
 pub mod api_key;
 pub mod channel;
 pub mod clock;
+pub mod confirmation;
 pub mod contact;
 pub mod conversion;
 pub mod csv;

@@ -153,3 +153,17 @@ pub enum KeyRole {
     /// A CRM, BI tool or bot.
     Integrator,
 }
+
+/// Where a confirmation stands.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::confirmation::ConfirmationState")]
+pub enum ConfirmationState {
+    /// Waiting for the person's answer, within its window.
+    Open,
+    /// Confirmed: its outcome is recorded.
+    Confirmed,
+    /// The person declined (`cancelConfirmation`).
+    Cancelled,
+    /// Its window passed unanswered.
+    Expired,
+}

@@ -6,10 +6,11 @@ use uuid::Uuid;
 
 use super::context::request;
 use super::conversion::RecordConversionPayload;
-use super::enums::CtaAction;
+use super::enums::{ConfirmationState, CtaAction};
 use crate::domain::clock::from_micros;
 use crate::domain::session_id::SessionId;
 use crate::error::AppError;
+use crate::service::confirmations::ConfirmationView;
 
 /// A call-to-action link to create for a session.
 #[derive(InputObject)]
@@ -89,6 +90,46 @@ pub struct CancelConfirmationInput {
 pub struct CancelConfirmationPayload {
     /// True when this call cancelled it; false when it already was.
     pub cancelled: bool,
+}
+
+/// A confirmation asked of the person in a conversation.
+#[derive(SimpleObject)]
+pub struct Confirmation {
+    /// Its id (what `confirm` and `cancelConfirmation` take).
+    pub id: ID,
+    /// What was asked.
+    pub action: CtaAction,
+    /// What the person was asked to confirm, as the agent phrased it
+    /// (empty once the person's data was erased).
+    pub summary: String,
+    /// Where it stands now.
+    pub state: ConfirmationState,
+    /// When the agent asked.
+    pub requested_at: DateTime<Utc>,
+    /// After this an unanswered one is `EXPIRED`.
+    pub expires_at: DateTime<Utc>,
+    /// When it was confirmed.
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// When the person declined.
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// Why, as the agent put it.
+    pub cancel_reason: Option<String>,
+}
+
+impl From<ConfirmationView> for Confirmation {
+    fn from(c: ConfirmationView) -> Self {
+        Confirmation {
+            id: ID(c.id.to_string()),
+            action: c.action.into(),
+            summary: c.summary,
+            state: c.state.into(),
+            requested_at: c.requested_at,
+            expires_at: c.expires_at,
+            confirmed_at: c.confirmed_at,
+            cancelled_at: c.cancelled_at,
+            cancel_reason: c.cancel_reason,
+        }
+    }
 }
 
 #[derive(Default)]

@@ -162,6 +162,15 @@ impl Conversation {
         Ok(badges)
     }
 
+    /// The confirmations asked in this conversation, oldest first, each in
+    /// its state now. Read per conversation: ask for it in a detail, not
+    /// across a list.
+    async fn confirmations(&self, ctx: &Context<'_>) -> Result<Vec<super::link::Confirmation>> {
+        let r = request(ctx)?;
+        let found = r.services.confirmations_of(&r.caller, self.0.id).await?;
+        Ok(found.into_iter().map(Into::into).collect())
+    }
+
     /// Every conversion recorded against this conversation, oldest first.
     async fn conversions(&self, ctx: &Context<'_>) -> Result<Vec<Conversion>> {
         let conversions = request(ctx)?.conversions.load_one(self.0.id).await?;

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use entity::{confirmation, conversation, conversion};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use uuid::Uuid;
 
 use super::conversions::plan::{Attribution, Planned, plan};
@@ -12,6 +14,7 @@ use super::conversions::{MAX_RECORD_ID_CHARS, Recorded};
 use super::sessions::{OpenSession, lock_open_session};
 use super::{Caller, Services};
 use crate::domain::clock::{from_micros, to_micros};
+use crate::domain::confirmation::ConfirmationState;
 use crate::domain::conversion::ConversionSource;
 use crate::domain::link::CtaAction;
 use crate::domain::role::Operation;
@@ -197,6 +200,60 @@ impl Services {
         cancelled.update(&*txn).await?;
         txn.commit().await?;
         Ok(true)
+    }
+}
+
+/// A confirmation as the admin detail shows it.
+#[derive(Debug, Clone)]
+pub struct ConfirmationView {
+    pub id: Uuid,
+    pub action: CtaAction,
+    pub summary: String,
+    pub requested_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
+    pub state: ConfirmationState,
+}
+
+impl Services {
+    /// The confirmations of a conversation the caller may see, oldest
+    /// first, each in its state now.
+    pub async fn confirmations_of(
+        &self,
+        caller: &Caller,
+        conversation_id: Uuid,
+    ) -> Result<Vec<ConfirmationView>, AppError> {
+        caller.require(Operation::ReadConversation, "read conversations")?;
+        let now = self.clock.now();
+        let rows = confirmation::Entity::find()
+            .filter(confirmation::Column::TenantId.eq(caller.tenant_id))
+            .filter(confirmation::Column::ConversationId.eq(conversation_id))
+            .order_by_asc(confirmation::Column::RequestedAt)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let expires_at = from_micros(row.expires_at);
+                Ok(ConfirmationView {
+                    id: row.id,
+                    action: stored("confirmation.action", &row.action)?,
+                    state: ConfirmationState::at(
+                        row.conversion_id.is_some(),
+                        row.cancelled_at.is_some(),
+                        expires_at,
+                        now,
+                    ),
+                    summary: row.summary,
+                    requested_at: from_micros(row.requested_at),
+                    expires_at,
+                    confirmed_at: row.confirmed_at.map(from_micros),
+                    cancelled_at: row.cancelled_at.map(from_micros),
+                    cancel_reason: row.cancel_reason,
+                })
+            })
+            .collect()
     }
 }
 

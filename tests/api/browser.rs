@@ -168,6 +168,29 @@ async fn seed(app: &TestApp) -> Value {
         None,
     )
     .await;
+    // Two tours asked of the person: one declined, one left unanswered
+    // (it expires as the later stories move the clock on).
+    for declined in [true, false] {
+        let asked = app
+            .gql(
+                &app.agent,
+                "mutation($input: RequestConfirmationInput!) { requestConfirmation(input: $input) { id } }",
+                json!({ "input": { "sessionId": formatted.session_id, "action": "TOUR_REQUEST",
+                                   "summary": "Tour of Lisbon, Friday 10:00" } }),
+            )
+            .await;
+        let id = data(&asked, "requestConfirmation")["id"].clone();
+        if declined {
+            let body = app
+                .gql(
+                    &app.agent,
+                    "mutation($input: CancelConfirmationInput!) { cancelConfirmation(input: $input) { cancelled } }",
+                    json!({ "input": { "confirmationId": id, "reason": "found another date" } }),
+                )
+                .await;
+            assert_eq!(data(&body, "cancelConfirmation")["cancelled"], true);
+        }
+    }
     let long = "We are a team of twelve looking for a private office with a kitchen, good light and room to grow over the next two years. ".repeat(2);
     story(
         app,
@@ -245,6 +268,7 @@ async fn seed(app: &TestApp) -> Value {
         "xss": { "id": xss.id, "sessionId": xss.session_id, "contents": [XSS_SCRIPT, XSS_IMAGE, DISGUISED_LINK] },
         "formatted": {
             "id": formatted.id, "boldText": "Hot desk",
+            "confirmations": ["CANCELLED", "EXPIRED"], "declinedBecause": "found another date",
             "linkText": "our prices", "linkUrl": "https://example.com/prices",
         },
         "withRecordUrl": {

@@ -214,4 +214,24 @@ test_both!(a_confirmation_can_end_both_ways, |app| {
     .await;
     assert_eq!(error_code(&unknown), "NOT_FOUND");
     assert_eq!(app.conversion_rows().await, 1);
+
+    // The detail shows each in its state now.
+    let open = request(&app, &session).await;
+    let body = app
+        .gql(
+            &app.admin,
+            "query($id: ID) { conversation(id: $id) { confirmations { id state summary cancelReason } } }",
+            json!({ "id": session.id }),
+        )
+        .await;
+    let shown = data(&body, "conversation")["confirmations"].clone();
+    let states: Vec<&str> = shown
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| c["state"].as_str().expect("state"))
+        .collect();
+    assert_eq!(states, ["CANCELLED", "CONFIRMED", "CANCELLED", "OPEN"]);
+    assert_eq!(shown[0]["cancelReason"], "changed their mind");
+    assert_eq!(shown[3]["id"], open["id"]);
 });

@@ -50,11 +50,7 @@ async fn retried_twenty_times(app: &TestApp, bases: &[String]) {
     for answer in &answers {
         assert_eq!(data(answer, "startSession")["sessionId"], first, "{answer}");
     }
-    assert_eq!(
-        app.rows("conversation").await,
-        1,
-        "one session"
-    );
+    assert_eq!(app.rows("conversation").await, 1, "one session");
 
     let said = json!({ "sessionId": first, "role": "VISITOR", "content": "Is parking free?",
                        "idempotencyKey": "msg-1" });

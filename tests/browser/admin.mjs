@@ -455,6 +455,13 @@ async function checkFormattedDetail() {
   assert.equal(link.href, new URL(linkUrl).href, 'the link goes to the URL of the message');
   assert.match(link.rel, /noopener/, 'message links are rel=noopener');
   ok('detail: Visitor / AI agent labels, **bold** → <strong>, [text](url) → <a>');
+  const confirmations = await page.$$eval('[data-testid="confirmation"]',
+    (items) => items.map((c) => ({ state: c.dataset.state, text: c.textContent })));
+  assert.deepEqual(confirmations.map((c) => c.state), seed.formatted.confirmations, 'the confirmations and their states');
+  assert.ok(confirmations[0].text.includes('Declined') && confirmations[0].text.includes(seed.formatted.declinedBecause),
+    `a declined confirmation says so, with its reason (got ${JSON.stringify(confirmations[0].text)})`);
+  assert.ok(confirmations[1].text.includes('Expired unanswered'), `an expired one says so (got ${JSON.stringify(confirmations[1].text)})`);
+  ok('detail: confirmations shown declined (with the reason) and expired');
   await page.screenshot({ path: path.join(ARTIFACTS, 'detail.png') });
   ok('saved detail.png');
   await closeDetail();

@@ -67,6 +67,7 @@ const Q_DETAIL = `query Conversation($id: ID!, $first: Int!) {
   conversation(id: $id) {
     id sessionId channel startedAt contact user { name }
     ${BADGE_FIELDS}
+    confirmations { id action summary state requestedAt expiresAt confirmedAt cancelledAt cancelReason }
     messages(first: $first) { ${MESSAGE_FIELDS} }
   }
 }`;
@@ -794,6 +795,27 @@ function renderMessage(message) {
   ]);
 }
 
+const CONFIRMATION_STATES = {
+  OPEN: (c) => `Open until ${formatDate(c.expiresAt)}`,
+  CONFIRMED: (c) => `Confirmed ${formatDate(c.confirmedAt)}`,
+  CANCELLED: (c) => `Declined ${formatDate(c.cancelledAt)}${c.cancelReason ? ` — ${c.cancelReason}` : ''}`,
+  EXPIRED: (c) => `Expired unanswered ${formatDate(c.expiresAt)}`,
+};
+
+// Every confirmation asked, in each of its four states.
+function renderConfirmations(confirmations) {
+  const items = (confirmations ?? []).map((c) => el('li', {
+    className: `confirmation confirmation-${String(c.state).toLowerCase()}`,
+    testid: 'confirmation',
+    data: { state: c.state },
+  }, [
+    el('span', { className: 'confirmation-action', text: ACTION_LABELS[c.action] ?? c.action }),
+    c.summary ? el('span', { className: 'confirmation-summary', text: ` · ${c.summary}` }) : null,
+    el('span', { className: 'confirmation-state', testid: 'confirmation-state', text: ` · ${(CONFIRMATION_STATES[c.state] ?? (() => c.state))(c)}` }),
+  ]));
+  $('detail-confirmations').replaceChildren(...(items.length ? [el('h3', { text: 'Confirmations' }), el('ul', {}, items)] : []));
+}
+
 function recordTitle(outcome) {
   const record = outcome.record ? `${RECORD_TYPE_LABELS[outcome.record.type] ?? outcome.record.type} ${outcome.record.id}` : '';
   return `${record} · recorded ${formatDate(outcome.recordedAt)} UTC`;
@@ -853,6 +875,7 @@ function resetDetail(id) {
   detail.dataset.state = 'loading';
   $('detail-meta').replaceChildren();
   $('detail-badges').replaceChildren();
+  $('detail-confirmations').replaceChildren();
   $('thread').replaceChildren();
   $('load-more-messages').hidden = true;
   $('detail-status').textContent = 'Loading…';
@@ -882,6 +905,7 @@ async function openDetail(id) {
     }
     renderDetailMeta(conversation);
     renderDetailBadges(conversation.badges, conversation.conversions);
+    renderConfirmations(conversation.confirmations);
     appendMessages(conversation.messages);
     $('detail').dataset.state = 'ready';
     // A badge that arrived live while the thread loaded may be newer than it.
