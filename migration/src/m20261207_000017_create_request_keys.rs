@@ -54,6 +54,16 @@ impl MigrationTrait for Migration {
                     )
                     .to_owned(),
             )
+            .await?;
+        // Pruning reads the oldest keys first.
+        manager
+            .create_index(
+                Index::create()
+                    .name("request_key_created")
+                    .table(RequestKey::Table)
+                    .col(RequestKey::CreatedAt)
+                    .to_owned(),
+            )
             .await
     }
 

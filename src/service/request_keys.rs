@@ -7,14 +7,25 @@
 //!
 //! [`retry_raced`]: super::conversions::write::retry_raced
 
+use chrono::TimeDelta;
 use entity::request_key;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
+use super::Services;
 use super::conversions::write::raced_or_failed;
+use crate::domain::clock::to_micros;
 use crate::domain::idempotency;
 use crate::domain::text;
 use crate::error::AppError;
+
+/// How long a key is kept: a retry comes within minutes; two days leave
+/// room for an agent runtime's queue that replays a day later.
+pub const KEEP_KEYS: TimeDelta = TimeDelta::hours(48);
+
+/// Keys deleted per statement.
+const PRUNE_BATCH: u64 = 1_000;
 
 /// The operations whose keys are kept apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,4 +124,38 @@ pub struct Answer {
     pub conversation_id: Uuid,
     pub message_id: Option<Uuid>,
     pub resumed: bool,
+}
+
+impl Services {
+    /// Deletes up to a batch of keys older than [`KEEP_KEYS`]; how many.
+    pub async fn prune_request_keys(&self) -> Result<u64, AppError> {
+        let cutoff = to_micros(self.clock.now() - KEEP_KEYS);
+        let oldest = Query::select()
+            .column(request_key::Column::CreatedAt)
+            .from(request_key::Entity)
+            .and_where(Expr::col(request_key::Column::CreatedAt).lt(cutoff))
+            .order_by(request_key::Column::CreatedAt, sea_orm::Order::Asc)
+            .limit(PRUNE_BATCH)
+            .to_owned();
+        // The batch's newest time bounds it: keys at that very instant
+        // beyond the batch go with it, which only shortens the next one.
+        let Some(bound) = self
+            .db
+            .query_all_raw(self.db.get_database_backend().build(&oldest))
+            .await?
+            .last()
+            .map(|row| row.try_get_by_index::<i64>(0))
+            .transpose()?
+        else {
+            return Ok(0);
+        };
+        let txn = self.begin_write().await?;
+        let pruned = request_key::Entity::delete_many()
+            .filter(request_key::Column::CreatedAt.lte(bound))
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+        metrics::counter!("convtrack_request_keys_pruned_total").increment(pruned.rows_affected);
+        Ok(pruned.rows_affected)
+    }
 }

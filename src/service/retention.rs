@@ -104,6 +104,10 @@ pub async fn keep(services: Services, every: Duration, mut shutdown: watch::Rece
         if *shutdown.borrow() {
             return;
         }
+        // Idempotency keys past their time go in the same rhythm.
+        if let Err(e) = services.prune_request_keys().await {
+            e.log();
+        }
         match services.apply_retention().await {
             Ok(pass) => {
                 metrics::gauge!("convtrack_retention_backlog_conversations")

@@ -3,6 +3,7 @@
 //! stores nothing twice, however many retries race, on one instance or
 //! several.
 
+use chrono::TimeDelta;
 use futures_util::future::join_all;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
@@ -119,4 +120,18 @@ test_both!(a_retried_email_start_answers_as_the_first_did, |app| {
         .gql(&app.agent, START, json!({ "input": unkeyed }))
         .await;
     assert_eq!(data(&resumed, "startSession")["resumed"], true);
+});
+
+test_both!(keys_are_kept_two_days_then_pruned, |app| {
+    let input = json!({ "channel": "CHAT", "idempotencyKey": "k-old" });
+    let start = || async { app.gql(&app.agent, START, json!({ "input": input })).await };
+    let first = data(&start().await, "startSession")["sessionId"].clone();
+    app.advance(TimeDelta::hours(47));
+    assert_eq!(app.services.prune_request_keys().await.expect("prune"), 0);
+    assert_eq!(data(&start().await, "startSession")["sessionId"], first);
+
+    app.advance(TimeDelta::hours(2));
+    assert_eq!(app.services.prune_request_keys().await.expect("prune"), 1);
+    let later = data(&start().await, "startSession")["sessionId"].clone();
+    assert_ne!(later, first, "a pruned key is a new request again");
 });
