@@ -174,16 +174,7 @@ impl Services {
                     active.user_name = Set(user_name);
                 }
                 let conversation = active.update(&*txn).await?;
-                if let Some(keyed) = keyed {
-                    let answer = Answer {
-                        conversation_id: conversation.id,
-                        message_id: None,
-                        resumed: true,
-                    };
-                    keyed
-                        .bind(&*txn, caller.tenant_id, answer, to_micros(now))
-                        .await?;
-                }
+                bind_start(&*txn, keyed, caller, conversation.id, true, now).await?;
                 txn.commit().await?;
                 return Ok(Started {
                     conversation: conversation.try_into()?,
@@ -215,16 +206,7 @@ impl Services {
         let mut counted = Counted::new(caller.tenant_id, channel.as_str());
         counted.add(conversation.started_at, Metric::Conversations, "");
         counted.save(&*txn).await?;
-        if let Some(keyed) = keyed {
-            let answer = Answer {
-                conversation_id: conversation.id,
-                message_id: None,
-                resumed: false,
-            };
-            keyed
-                .bind(&*txn, caller.tenant_id, answer, to_micros(now))
-                .await?;
-        }
+        bind_start(&*txn, keyed, caller, conversation.id, false, now).await?;
         txn.commit().await?;
         Ok(Started {
             conversation: conversation.try_into()?,
@@ -395,4 +377,26 @@ fn humanize(d: chrono::TimeDelta) -> String {
     } else {
         format!("{} hours", d.num_hours())
     }
+}
+
+/// Binds a keyed `startSession` to its answer, in the answer's transaction.
+async fn bind_start<C: ConnectionTrait>(
+    txn: &C,
+    keyed: Option<&Keyed>,
+    caller: &Caller,
+    conversation_id: Uuid,
+    resumed: bool,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let Some(keyed) = keyed else {
+        return Ok(());
+    };
+    let answer = Answer {
+        conversation_id,
+        message_id: None,
+        resumed,
+    };
+    keyed
+        .bind(txn, caller.tenant_id, answer, to_micros(now))
+        .await
 }
