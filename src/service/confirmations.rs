@@ -94,12 +94,7 @@ impl Services {
         now: DateTime<Utc>,
     ) -> Result<Recorded, AppError> {
         let txn = self.begin_write().await?;
-        let found = confirmation::Entity::find_by_id(confirmation_id)
-            .filter(confirmation::Column::TenantId.eq(caller.tenant_id))
-            .lock_exclusive()
-            .one(&*txn)
-            .await?
-            .ok_or(AppError::NotFound("confirmation"))?;
+        let found = lock_confirmation(&*txn, caller.tenant_id, confirmation_id).await?;
         if let Some(first) = found.conversion_id {
             let conversion = confirmed_conversion(&*txn, first).await?;
             if conversion.record_id != record_id {
@@ -173,12 +168,7 @@ impl Services {
         let reason = text::optional("reason", reason, MAX_CANCEL_REASON_CHARS)?;
         let now = self.clock.now();
         let txn = self.begin_write().await?;
-        let found = confirmation::Entity::find_by_id(confirmation_id)
-            .filter(confirmation::Column::TenantId.eq(caller.tenant_id))
-            .lock_exclusive()
-            .one(&*txn)
-            .await?
-            .ok_or(AppError::NotFound("confirmation"))?;
+        let found = lock_confirmation(&*txn, caller.tenant_id, confirmation_id).await?;
         if let Some(first) = found.conversion_id {
             let conversion = confirmed_conversion(&*txn, first).await?;
             return Err(AppError::Conflict(format!(
@@ -259,6 +249,20 @@ impl Services {
 
 /// Longest reason a cancellation keeps.
 pub const MAX_CANCEL_REASON_CHARS: usize = 500;
+
+/// The tenant's confirmation `id`, locked for the caller's transaction.
+async fn lock_confirmation<C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<confirmation::Model, AppError> {
+    confirmation::Entity::find_by_id(id)
+        .filter(confirmation::Column::TenantId.eq(tenant_id))
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or(AppError::NotFound("confirmation"))
+}
 
 /// The conversion a confirmed confirmation recorded.
 async fn confirmed_conversion<C: sea_orm::ConnectionTrait>(
