@@ -106,6 +106,7 @@ struct ConversationRow {
     opening_message: Option<String>,
     message_count: i32,
     first_converted_at: Option<i64>,
+    labels: String,
 }
 
 struct MessageRow {
@@ -141,6 +142,17 @@ struct Batch {
 }
 
 /// A UUID v7 carrying the given time, its random bits from the PRNG.
+/// Every conversation's labels as the server stores them: an A/B test of
+/// two prompts over the whole history, and a model on most. From the
+/// index, not the generator, so the rest of the dataset is as before.
+fn labels(index: u64) -> String {
+    let prompt = if index.is_multiple_of(2) { "v7" } else { "v8" };
+    match index % 5 {
+        0 => format!("prompt={prompt}"),
+        n => format!("model=m{}\nprompt={prompt}", n % 2),
+    }
+}
+
 fn uuid_v7(rng: &mut Rng, micros: i64) -> Uuid {
     let mut random = [0u8; 10];
     rng.fill(&mut random);
@@ -355,6 +367,7 @@ impl Generator {
             opening_message: opening,
             message_count: seq,
             first_converted_at,
+            labels: labels(index),
         });
     }
 
@@ -444,7 +457,7 @@ where
     Ok(())
 }
 
-const CONVERSATION_COLUMNS: [&str; 14] = [
+const CONVERSATION_COLUMNS: [&str; 15] = [
     "id",
     "tenant_id",
     "session_id",
@@ -459,6 +472,7 @@ const CONVERSATION_COLUMNS: [&str; 14] = [
     "opening_message",
     "message_count",
     "first_converted_at",
+    "labels",
 ];
 const MESSAGE_COLUMNS: [&str; 6] = [
     "id",
@@ -511,6 +525,7 @@ async fn insert_batch(
                 Value::from(c.opening_message.clone()),
                 Value::from(c.message_count),
                 Value::from(c.first_converted_at),
+                Value::from(c.labels.clone()),
             ])
         },
     )

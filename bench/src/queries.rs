@@ -23,7 +23,7 @@ pub struct QueriesArgs {
     #[arg(long, default_value = "target/release/convtrack")]
     pub server_bin: PathBuf,
     /// Run only these scenarios (comma-separated): list, list-filtered,
-    /// search-common, search-rare, search-short, stats.
+    /// search-common, search-rare, search-short, stats, by-label.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 }
@@ -34,6 +34,9 @@ const LIST_FIELDS: &str = "nodes { id openingMessage startedAt channel user { na
 const STATS_FIELDS: &str = "conversations convertedConversations conversionRate \
      byKind { kind count rate } byChannel { channel conversations converted rate } \
      medianSecondsToConvert unattributed";
+
+const BY_LABEL_FIELDS: &str =
+    "value conversations converted rate rateLow rateHigh revenue { amount currency }";
 
 /// How many pages the deep-page variant of `list` follows.
 const DEEP_PAGES: usize = 5;
@@ -236,6 +239,27 @@ fn scenarios(deep: Option<String>) -> Vec<Scenario> {
                     "last 30 days",
                     format!(
                         "{{ conversionStats(from: {}, to: {}) {{ {STATS_FIELDS} }} }}",
+                        json!(rfc3339(now - chrono::Duration::days(30))),
+                        json!(rfc3339(now)),
+                    ),
+                    json!({}),
+                ),
+            ],
+        },
+        Scenario {
+            name: "by-label",
+            variants: vec![
+                Request::new(
+                    "prompt, all time",
+                    format!(
+                        "{{ conversionStats {{ byLabel(key: \"prompt\") {{ {BY_LABEL_FIELDS} }} }} }}"
+                    ),
+                    json!({}),
+                ),
+                Request::new(
+                    "prompt, last 30 days",
+                    format!(
+                        "{{ conversionStats(from: {}, to: {}) {{ byLabel(key: \"prompt\") {{ {BY_LABEL_FIELDS} }} }} }}",
                         json!(rfc3339(now - chrono::Duration::days(30))),
                         json!(rfc3339(now)),
                     ),

@@ -29,6 +29,8 @@ pub struct Model {
     /// When the person's data in it was erased (by request or by the
     /// tenant's retention period); null while it is held.
     pub erased_at: Option<i64>,
+    /// Its labels, sorted by key, one `key=value` per line; empty for none.
+    pub labels: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,7 @@ mod m20261207_000014_add_erasure;
 mod m20261207_000015_add_message_truncated;
 mod m20261207_000016_add_confirmation_cancel;
 mod m20261207_000017_create_request_keys;
+mod m20261207_000018_add_conversation_labels;
 
 /// SQLite's search watermark covers message rowids in blocks of `1 << this`.
 pub use m20261206_000007_index_search_in_list_order::{
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000015_add_message_truncated::Migration),
             Box::new(m20261207_000016_add_confirmation_cancel::Migration),
             Box::new(m20261207_000017_create_request_keys::Migration),
+            Box::new(m20261207_000018_add_conversation_labels::Migration),
         ]
     }
 }

@@ -150,7 +150,7 @@ async fn count_revenue<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
 
 /// Each span with the SQL for the start of its period of `micros` (a
 /// column of µs since the epoch).
-fn periods(backend: DatabaseBackend, micros: &str) -> [(&'static str, String); 2] {
+pub(crate) fn periods(backend: DatabaseBackend, micros: &str) -> [(&'static str, String); 2] {
     let month = match backend {
         DatabaseBackend::Postgres => format!(
             "(CAST(EXTRACT(EPOCH FROM date_trunc('month', \
@@ -212,7 +212,8 @@ pub async fn backfill<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         ))
         .await?;
     }
-    count_revenue(db).await
+    count_revenue(db).await?;
+    crate::m20261207_000018_add_conversation_labels::count_labels(db).await
 }
 
 /// Where one metric's rows come from: `at` is the moment that picks the

@@ -45,7 +45,7 @@ const NEXT_EVENT: &str = "query($after: String, $kinds: [ConversionKind!], $chan
       cursor change
       conversion { id kind source attributed unattributedReason linkAction status recordedAt
                    value { amount currency } record { type id url } }
-      conversation { id sessionId channel startedAt
+      conversation { id sessionId channel startedAt labels { key value }
                      badges { kind label colour recordedAt value { amount currency } record { type id url } } }
     }
   }

@@ -13,6 +13,7 @@ pub mod csv;
 pub mod cursor;
 pub mod erasure;
 pub mod idempotency;
+pub mod label;
 pub mod link;
 pub mod message;
 pub mod money;

@@ -77,10 +77,16 @@ pub enum Metric {
     Revenue,
     /// Conversations with at least one of them (key: the currency).
     RevenueConversations,
+    /// `Conversations`, `Converted` and `Revenue` again for each label the
+    /// conversation has now (key: `key=value`; for revenue
+    /// `CURRENCY key=value`). A change of labels moves them.
+    LabelConversations,
+    LabelConverted,
+    LabelRevenue,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 13] = [
         Metric::Conversations,
         Metric::Converted,
         Metric::Kind,
@@ -91,6 +97,16 @@ impl Metric {
         Metric::Unattributed,
         Metric::Revenue,
         Metric::RevenueConversations,
+        Metric::LabelConversations,
+        Metric::LabelConverted,
+        Metric::LabelRevenue,
+    ];
+
+    /// The metrics only `byLabel` reads; the overall stats leave them out.
+    pub const OF_LABELS: [Metric; 3] = [
+        Metric::LabelConversations,
+        Metric::LabelConverted,
+        Metric::LabelRevenue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +121,9 @@ impl Metric {
             Metric::Unattributed => "unattributed",
             Metric::Revenue => "revenue",
             Metric::RevenueConversations => "revenue_conversations",
+            Metric::LabelConversations => "label_conversations",
+            Metric::LabelConverted => "label_converted",
+            Metric::LabelRevenue => "label_revenue",
         }
     }
 
@@ -121,6 +140,26 @@ pub fn revenue_key(kind: &str, currency: &str) -> String {
 /// The kind and the currency of a revenue counter's key.
 pub fn split_revenue_key(key: &str) -> Option<(&str, &str)> {
     key.split_once(' ')
+}
+
+/// What a count of `metric` with `key` also adds for the label `pair`:
+/// conversations, converted and revenue are kept per label too.
+pub fn label_counterpart(metric: Metric, key: &str, pair: &str) -> Option<(Metric, String)> {
+    match metric {
+        Metric::Conversations => Some((Metric::LabelConversations, pair.to_owned())),
+        Metric::Converted => Some((Metric::LabelConverted, pair.to_owned())),
+        Metric::Revenue => {
+            let (_, currency) = split_revenue_key(key)?;
+            Some((Metric::LabelRevenue, label_revenue_key(currency, pair)))
+        }
+        _ => None,
+    }
+}
+
+/// The key of a label's revenue counter: the currency, then the pair
+/// (which may hold spaces itself).
+pub fn label_revenue_key(currency: &str, pair: &str) -> String {
+    format!("{currency} {pair}")
 }
 
 /// `[from, to)` in µs; `i64::MIN` / `i64::MAX` stand for no bound.
@@ -353,5 +392,24 @@ mod tests {
         assert_eq!(Metric::parse("visits"), None);
         let key = revenue_key("DAY_PASS_PURCHASED", "EUR");
         assert_eq!(split_revenue_key(&key), Some(("DAY_PASS_PURCHASED", "EUR")));
+    }
+
+    #[test]
+    fn labels_count_conversations_converted_and_revenue_again() {
+        let pair = "prompt=v 7";
+        assert_eq!(
+            label_counterpart(Metric::Conversations, "", pair),
+            Some((Metric::LabelConversations, pair.to_owned()))
+        );
+        assert_eq!(
+            label_counterpart(Metric::Converted, "", pair),
+            Some((Metric::LabelConverted, pair.to_owned()))
+        );
+        assert_eq!(
+            label_counterpart(Metric::Revenue, "MEMBERSHIP_CONTRACT EUR", pair),
+            Some((Metric::LabelRevenue, "EUR prompt=v 7".to_owned()))
+        );
+        assert_eq!(label_counterpart(Metric::Kind, "TOUR_BOOKED", pair), None);
+        assert_eq!(label_counterpart(Metric::LabelConverted, "", pair), None);
     }
 }

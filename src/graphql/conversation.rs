@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::context::request;
 use super::enums::{Channel, ConversionKind, RecordType};
+use super::label::{self, LabelInput};
 use super::listed::{ListedConversation, ListedConversions};
 use super::listed_page::ListedPage;
 use super::objects::Conversation;
@@ -33,6 +34,9 @@ pub struct ConversationFilter {
     pub started_after: Option<DateTime<Utc>>,
     /// Only conversations started before this time.
     pub started_before: Option<DateTime<Utc>>,
+    /// Only conversations with every one of these labels (key and value
+    /// exactly, case included).
+    pub labels: Option<Vec<LabelInput>>,
 }
 
 impl ConversationFilter {
@@ -49,6 +53,7 @@ impl ConversationFilter {
                 .map(|cs| cs.into_iter().map(Into::into).collect()),
             started_after: self.started_after,
             started_before: self.started_before,
+            labels: label::parsed(self.labels)?,
         })
     }
 }

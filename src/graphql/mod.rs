@@ -8,6 +8,7 @@ mod conversion;
 mod enums;
 pub mod errors;
 pub mod feed;
+mod label;
 pub mod limits;
 mod link;
 mod listed;
@@ -56,6 +57,7 @@ pub struct Mutation(
     session::SessionMutation,
     conversion::ConversionMutation,
     link::LinkMutation,
+    label::LabelMutation,
     tenant::TenantMutation,
     webhook::WebhookMutation,
     webhook_delivery::WebhookDeliveryMutation,

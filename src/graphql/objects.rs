@@ -115,6 +115,11 @@ impl Conversation {
         self.0.erased_at
     }
 
+    /// Its labels (`startSession`, `setSessionLabels`), by key.
+    async fn labels(&self) -> Vec<super::label::Label> {
+        self.0.labels.iter().cloned().map(Into::into).collect()
+    }
+
     /// The thread, oldest first. Tool calls are left out unless
     /// `includeToolCalls` is true, which only ADMIN keys may ask for.
     #[graphql(

@@ -4,6 +4,7 @@ use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 
 use super::context::request;
 use super::enums::{Channel, MessageRole};
+use super::label::{self, LabelInput};
 use super::message::Message;
 use super::objects::Conversation;
 use crate::domain::session_id::SessionId;
@@ -48,6 +49,10 @@ pub struct StartSessionInput {
     /// the first answer (the same `sessionId`); with another input it is
     /// `IDEMPOTENCY_KEY_REUSED`.
     pub idempotency_key: Option<String>,
+    /// Labels to split outcomes by (`ConversionStats.byLabel`), e.g.
+    /// `prompt` = `v7`: up to 10, each key once. A continued conversation
+    /// takes them as `setSessionLabels` would.
+    pub labels: Option<Vec<LabelInput>>,
 }
 
 /// The result of `startSession`.
@@ -128,6 +133,7 @@ impl SessionMutation {
                     contact: input.contact,
                     thread_key: input.thread_key,
                     idempotency_key: input.idempotency_key,
+                    labels: label::parsed(input.labels)?,
                 },
             )
             .await?;

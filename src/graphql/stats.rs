@@ -1,10 +1,11 @@
 //! `conversionStats`: the list's companion figures.
 
-use async_graphql::{Context, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::context::request;
 use super::enums::{Channel, ConversionKind, CtaAction};
+use super::label::LabelStats;
 use crate::domain::money::format_minor;
 use crate::service::stats::{self, StatsRange, rate};
 
@@ -12,6 +13,7 @@ use crate::service::stats::{self, StatsRange, rate};
 /// A conversation counts as converted when it has any attributed conversion,
 /// whenever that was recorded.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct ConversionStats {
     /// Conversations started in the range.
     pub conversations: i64,
@@ -37,6 +39,22 @@ pub struct ConversionStats {
     /// retractions: the values the active attributed conversions have now,
     /// counted by their conversation's start, like `byKind`.
     pub revenue: Vec<CurrencyRevenue>,
+    #[graphql(skip)]
+    pub range: StatsRange,
+}
+
+#[ComplexObject]
+impl ConversionStats {
+    /// The range's conversations split by the value of one label key
+    /// (`prompt`, `model`, …), one row per value by value: how many, how
+    /// many converted, the rate with its 95% interval, and revenue. A
+    /// conversation counts under the labels it has now; conversations
+    /// without the key are left out.
+    async fn by_label(&self, ctx: &Context<'_>, key: String) -> Result<Vec<LabelStats>> {
+        let r = request(ctx)?;
+        let counts = r.services.label_stats(&r.caller, self.range, &key).await?;
+        Ok(counts.into_iter().map(Into::into).collect())
+    }
 }
 
 /// What the range's conversations earned in one currency. Amounts are
@@ -159,17 +177,12 @@ impl StatsQuery {
         channel: Option<Channel>,
     ) -> Result<ConversionStats> {
         let r = request(ctx)?;
-        let stats = r
-            .services
-            .conversion_stats(
-                &r.caller,
-                StatsRange {
-                    from,
-                    to,
-                    channel: channel.map(Into::into),
-                },
-            )
-            .await?;
+        let range = StatsRange {
+            from,
+            to,
+            channel: channel.map(Into::into),
+        };
+        let stats = r.services.conversion_stats(&r.caller, range).await?;
         Ok(ConversionStats {
             conversations: stats.conversations,
             converted_conversations: stats.converted,
@@ -206,6 +219,7 @@ impl StatsQuery {
                 })
                 .collect(),
             revenue: stats.revenue.into_iter().map(Into::into).collect(),
+            range,
         })
     }
 }

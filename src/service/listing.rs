@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{conversation, conversion};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, IdenStatic, Iterable,
     QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Select, Statement,
@@ -17,6 +17,7 @@ use crate::domain::channel::Channel;
 use crate::domain::clock::to_micros;
 use crate::domain::conversion::ConversionKind;
 use crate::domain::cursor::ConversationCursor;
+use crate::domain::label::Label;
 use crate::domain::role::Operation;
 use crate::domain::session_id::SessionId;
 use crate::error::AppError;
@@ -37,6 +38,8 @@ pub struct ConversationFilter {
     pub channels: Option<Vec<Channel>>,
     pub started_after: Option<DateTime<Utc>>,
     pub started_before: Option<DateTime<Utc>>,
+    /// Conversations with every one of these labels.
+    pub labels: Vec<Label>,
 }
 
 /// What a list request reads besides its rows.
@@ -227,7 +230,27 @@ fn narrowed(
     if let Some(before) = filter.started_before {
         query = query.filter(conversation::Column::StartedAt.lt(to_micros(before)));
     }
+    for label in &filter.labels {
+        query = query.filter(has_label(label));
+    }
     Ok(query)
+}
+
+/// Whether the conversation has `label`: its line is in the stored labels.
+/// `REPLACE` finds it on both databases, case and all (`LIKE` ignores case
+/// on SQLite); a value holds no line break, so a line cannot match part of
+/// another.
+fn has_label(label: &Label) -> Expr {
+    let framed = || {
+        Expr::val("\n")
+            .binary(
+                BinOper::Custom("||"),
+                Expr::col(conversation::Column::Labels),
+            )
+            .binary(BinOper::Custom("||"), Expr::val("\n"))
+    };
+    let line = format!("\n{}\n", label.pair());
+    Expr::from(Func::cust("replace").args([framed(), Expr::val(line), Expr::val("")])).ne(framed())
 }
 
 /// Every column of a page row and of one of its conversions (all null for
@@ -373,6 +396,7 @@ where
             first_converted_at: self.read()?,
             retractions: self.read()?,
             erased_at: self.read()?,
+            labels: self.read()?,
         })
     }
 
@@ -417,7 +441,8 @@ mod tests {
         assert_eq!(
             names(conversation::Column::iter().map(|c| c.as_str()).collect()),
             "id,tenant_id,session_id,channel,thread_key,contact,user_id,user_name,started_at,\
-             last_activity_at,closed_at,opening_message,message_count,first_converted_at,retractions,erased_at"
+             last_activity_at,closed_at,opening_message,message_count,first_converted_at,retractions,erased_at,\
+             labels"
         );
         assert_eq!(
             names(conversion::Column::iter().map(|c| c.as_str()).collect()),

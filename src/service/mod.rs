@@ -10,6 +10,7 @@ pub mod erasure;
 pub mod export;
 pub mod feed;
 pub mod keys;
+pub mod labels;
 pub mod links;
 pub mod listing;
 pub mod messages;

@@ -11,6 +11,7 @@ use crate::domain::channel::Channel;
 use crate::domain::clock::from_micros;
 use crate::domain::conversion::{ConversionKind, ConversionSource, RecordType};
 use crate::domain::cursor::FeedPosition;
+use crate::domain::label::{Label, Labels};
 use crate::domain::link::CtaAction;
 use crate::domain::message::MessageRole;
 use crate::domain::money::Money;
@@ -36,6 +37,8 @@ pub struct Conversation {
     pub message_count: i32,
     /// When the person's data in it was erased.
     pub erased_at: Option<DateTime<Utc>>,
+    /// Its labels, by key.
+    pub labels: Vec<Label>,
 }
 
 impl Conversation {
@@ -68,6 +71,7 @@ impl TryFrom<conversation::Model> for Conversation {
             opening_message: row.opening_message,
             message_count: row.message_count,
             erased_at: row.erased_at.map(from_micros),
+            labels: Labels::from_stored(&row.labels).iter().collect(),
         })
     }
 }

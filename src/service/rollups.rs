@@ -9,7 +9,7 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, Value};
 use uuid::Uuid;
 
 use super::statement;
-use crate::domain::rollup::{Metric, Span};
+use crate::domain::rollup::{Metric, Span, label_counterpart};
 use crate::error::AppError;
 
 /// PostgreSQL keeps each counter in up to this many rows (`shard`), and
@@ -48,6 +48,9 @@ pub(crate) struct Counted {
     channel: String,
     /// (span, period start, metric, key) → how much to add.
     rows: BTreeMap<(Span, i64, Metric, String), i64>,
+    /// The conversation's labels as `key=value`: what it counts for again
+    /// (see [`label_counterpart`]).
+    labels: Vec<String>,
 }
 
 impl Counted {
@@ -56,7 +59,14 @@ impl Counted {
             tenant_id,
             channel: channel.to_owned(),
             rows: BTreeMap::new(),
+            labels: Vec::new(),
         }
+    }
+
+    /// Counts for the conversation's labels (`key=value` pairs) too.
+    pub fn with_labels(mut self, labels: impl IntoIterator<Item = String>) -> Self {
+        self.labels = labels.into_iter().collect();
+        self
     }
 
     /// Counts one more `metric` (of `key`) in the day and the month of `at`.
@@ -67,11 +77,20 @@ impl Counted {
     /// Adds `n` (negative to take back) to `metric` (of `key`) in the day
     /// and the month of `at`.
     pub fn add_n(&mut self, at: i64, metric: Metric, key: &str, n: i64) {
-        for span in Span::ALL {
-            *self
-                .rows
-                .entry((span, span.start_of(at), metric, key.to_owned()))
-                .or_default() += n;
+        let labelled = self
+            .labels
+            .iter()
+            .filter_map(|pair| label_counterpart(metric, key, pair));
+        let counts: Vec<(Metric, String)> = std::iter::once((metric, key.to_owned()))
+            .chain(labelled)
+            .collect();
+        for (metric, key) in counts {
+            for span in Span::ALL {
+                *self
+                    .rows
+                    .entry((span, span.start_of(at), metric, key.clone()))
+                    .or_default() += n;
+            }
         }
     }
 

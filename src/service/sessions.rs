@@ -10,6 +10,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::conversions::write::retry_raced;
+use super::labels::relabel;
 use super::read_model::Conversation;
 use super::request_keys::{Answer, Keyed, KeyedOperation};
 use super::rollups::Counted;
@@ -17,6 +18,7 @@ use super::tenants::settings_of;
 use super::{Caller, Services, lock_key};
 use crate::domain::channel::{Channel, ChannelPolicy, SessionRule};
 use crate::domain::clock::{from_micros, to_micros};
+use crate::domain::label::{Label, Labels};
 use crate::domain::role::Operation;
 use crate::domain::rollup::Metric;
 use crate::domain::session_id::SessionId;
@@ -34,6 +36,9 @@ pub struct StartSession {
     pub thread_key: Option<String>,
     /// Makes a retry return the first answer.
     pub idempotency_key: Option<String>,
+    /// Labels to split its outcomes by; a continued conversation takes
+    /// them as `setSessionLabels` would.
+    pub labels: Vec<Label>,
 }
 
 /// A `startSession` checked: what it is stored as.
@@ -43,6 +48,7 @@ struct Checked {
     thread_key: Option<String>,
     user_id: Option<String>,
     user_name: Option<String>,
+    labels: Labels,
 }
 
 #[derive(Debug, Clone)]
@@ -78,16 +84,23 @@ impl Services {
         };
         let user_id = text::optional("userId", input.user_id.as_deref(), 200)?;
         let user_name = text::optional("userName", input.user_name.as_deref(), 200)?;
+        let labels = Labels::given(input.labels).map_err(|e| AppError::BadInput(e.to_string()))?;
+        let stored_labels = labels.to_stored();
+        let mut fields = vec![
+            Some(channel.as_str()),
+            input.contact.as_deref(),
+            input.thread_key.as_deref(),
+            input.user_id.as_deref(),
+            input.user_name.as_deref(),
+        ];
+        // Only when given, so keys bound before labels existed still match.
+        if !labels.is_empty() {
+            fields.push(Some(stored_labels.as_str()));
+        }
         let keyed = Keyed::of(
             KeyedOperation::StartSession,
             input.idempotency_key.as_deref(),
-            &[
-                Some(channel.as_str()),
-                input.contact.as_deref(),
-                input.thread_key.as_deref(),
-                input.user_id.as_deref(),
-                input.user_name.as_deref(),
-            ],
+            &fields,
         )?;
         let checked = Checked {
             channel,
@@ -95,6 +108,7 @@ impl Services {
             thread_key,
             user_id,
             user_name,
+            labels,
         };
         retry_raced(|| self.start_once(caller, &checked, keyed.as_ref())).await
     }
@@ -112,6 +126,7 @@ impl Services {
             thread_key,
             user_id,
             user_name,
+            labels,
         } = checked;
         let (channel, contact, thread_key) = (*channel, contact.clone(), thread_key.clone());
         let (user_id, user_name) = (user_id.clone(), user_name.clone());
@@ -174,6 +189,7 @@ impl Services {
                     active.user_name = Set(user_name);
                 }
                 let conversation = active.update(&*txn).await?;
+                let conversation = relabel(&*txn, conversation, labels).await?;
                 bind_start(&*txn, keyed, caller, conversation.id, true, now).await?;
                 txn.commit().await?;
                 return Ok(Started {
@@ -200,10 +216,12 @@ impl Services {
             first_converted_at: Set(None),
             retractions: Set(0),
             erased_at: Set(None),
+            labels: Set(labels.to_stored()),
         }
         .insert(&*txn)
         .await?;
-        let mut counted = Counted::new(caller.tenant_id, channel.as_str());
+        let mut counted =
+            Counted::new(caller.tenant_id, channel.as_str()).with_labels(labels.pairs());
         counted.add(conversation.started_at, Metric::Conversations, "");
         counted.save(&*txn).await?;
         bind_start(&*txn, keyed, caller, conversation.id, false, now).await?;

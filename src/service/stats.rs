@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 
+pub mod labels;
 mod revenue;
 
 pub use revenue::CurrencyRevenue;
@@ -112,26 +113,14 @@ fn stats_statement(
 ) -> (String, Vec<Value>) {
     let mut parts = Vec::new();
     let mut values: Vec<Value> = Vec::new();
-    let mut periods: Vec<(Span, Interval)> =
-        cover.months.map(|m| (Span::Month, m)).into_iter().collect();
-    periods.extend(cover.days.iter().map(|&d| (Span::Day, d)));
+    let periods = whole_periods(cover);
     if !periods.is_empty() {
         for table in ["stats_rollup", "delay_rollup"] {
-            let mut filter = "r.tenant_id = ?".to_owned();
-            values.push(tenant_id.into());
-            if let Some(channel) = channel {
-                filter.push_str(" AND r.channel = ?");
-                values.push(channel.as_str().into());
-            }
-            let any_period: Vec<&str> = periods
-                .iter()
-                .map(|&(span, (from, to))| {
-                    values.extend([span.as_str().into(), from.into(), to.into()]);
-                    "(r.span = ? AND r.period_start >= ? AND r.period_start < ?)"
-                })
-                .collect();
-            let filter = format!("{filter} AND ({})", any_period.join(" OR "));
+            let filter = rollup_filter(tenant_id, channel, &periods, &mut values);
             parts.push(if table == "stats_rollup" {
+                // Label counters are byLabel's; they would count each
+                // conversation again here.
+                let filter = format!("{filter} AND r.metric NOT IN ({})", label_metrics());
                 format!(
                     "SELECT r.channel, r.metric, r.key, CAST(SUM(r.n) AS BIGINT) AS n, \
                      CAST(NULL AS DOUBLE PRECISION) AS representative \
@@ -158,6 +147,38 @@ fn stats_statement(
         );
     }
     (parts.join(" UNION ALL "), values)
+}
+
+/// The whole months and days of `cover`, which the rollups answer.
+pub(crate) fn whole_periods(cover: &Cover) -> Vec<(Span, Interval)> {
+    let mut periods: Vec<(Span, Interval)> =
+        cover.months.map(|m| (Span::Month, m)).into_iter().collect();
+    periods.extend(cover.days.iter().map(|&d| (Span::Day, d)));
+    periods
+}
+
+/// The condition on rollup rows `r` of the tenant (and channel) in any of
+/// `periods`; its values go to `values`.
+pub(crate) fn rollup_filter(
+    tenant_id: uuid::Uuid,
+    channel: Option<Channel>,
+    periods: &[(Span, Interval)],
+    values: &mut Vec<Value>,
+) -> String {
+    let mut filter = "r.tenant_id = ?".to_owned();
+    values.push(tenant_id.into());
+    if let Some(channel) = channel {
+        filter.push_str(" AND r.channel = ?");
+        values.push(channel.as_str().into());
+    }
+    let any_period: Vec<&str> = periods
+        .iter()
+        .map(|&(span, (from, to))| {
+            values.extend([span.as_str().into(), from.into(), to.into()]);
+            "(r.span = ? AND r.period_start >= ? AND r.period_start < ?)"
+        })
+        .collect();
+    format!("{filter} AND ({})", any_period.join(" OR "))
 }
 
 /// The same rows as the rollups', counted from the rows of conversations
@@ -375,6 +396,11 @@ impl Tally {
                 let channel: String = row.try_get_by_index(0)?;
                 self.revenue.add(channel, metric, &key, n)?;
             }
+            Metric::LabelConversations | Metric::LabelConverted | Metric::LabelRevenue => {
+                return Err(AppError::internal(
+                    "label counters read into the overall stats",
+                ));
+            }
         }
         Ok(())
     }
@@ -396,6 +422,13 @@ impl Tally {
             funnel: self.funnel,
         })
     }
+}
+
+/// The label metrics as an SQL list of literals.
+pub(crate) fn label_metrics() -> String {
+    Metric::OF_LABELS
+        .map(|m| format!("'{}'", m.as_str()))
+        .join(", ")
 }
 
 /// `part / whole`, 0 when there is no whole.

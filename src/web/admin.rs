@@ -21,6 +21,11 @@ const FILES: &[File] = &[
         JAVASCRIPT,
         include_str!("admin/export.js"),
     ),
+    (
+        "/admin/labels.js",
+        JAVASCRIPT,
+        include_str!("admin/labels.js"),
+    ),
     ("/admin/admin.css", CSS, include_str!("admin/admin.css")),
 ];
 

@@ -95,7 +95,8 @@ async fn seed(app: &TestApp) -> Value {
     data(&endpoint, "createWebhookEndpoint");
     let tour = story(
         app,
-        json!({ "channel": "CHAT", "userId": "m-1", "userName": "Ada Lovelace" }),
+        json!({ "channel": "CHAT", "userId": "m-1", "userName": "Ada Lovelace",
+                "labels": [{ "key": "prompt", "value": "v7" }] }),
         &[
             (
                 "VISITOR",
@@ -130,7 +131,8 @@ async fn seed(app: &TestApp) -> Value {
     assert_eq!(data(&retracted, "retractConversion")["created"], true);
     let signup = story(
         app,
-        json!({ "channel": "EMAIL", "contact": "lin@example.com", "threadKey": "plans" }),
+        json!({ "channel": "EMAIL", "contact": "lin@example.com", "threadKey": "plans",
+                "labels": [{ "key": "prompt", "value": "v8" }, { "key": "model", "value": "m1" }] }),
         &[(
             "VISITOR",
             "What does a fixed desk cost per month, and is parking included?",
@@ -143,7 +145,8 @@ async fn seed(app: &TestApp) -> Value {
     .await;
     story(
         app,
-        json!({ "channel": "WHATSAPP", "contact": "+447700900123" }),
+        json!({ "channel": "WHATSAPP", "contact": "+447700900123",
+                "labels": [{ "key": "prompt", "value": "v8" }] }),
         &[(
             "VISITOR",
             "Can I book the small meeting room tomorrow at 10?",
@@ -262,7 +265,21 @@ async fn seed(app: &TestApp) -> Value {
         )
         .await;
     let stats = data(&stats, "conversionStats");
+    let by_label = app
+        .gql(
+            &app.admin,
+            "{ conversionStats { byLabel(key: \"prompt\") { value conversations converted
+                rate rateLow rateHigh } } }",
+            json!({}),
+        )
+        .await;
+    let by_label = data(&by_label, "conversionStats")["byLabel"].clone();
     json!({
+        "labels": {
+            "tour": { "id": tour.id, "sessionId": tour.session_id, "chip": "prompt=v7" },
+            "filter": "prompt=v8, model=m1", "filtered": [signup.session_id],
+            "key": "prompt", "byLabel": by_label,
+        },
         "conversations": conversations,
         "search": { "term": "parking", "sessionIds": [tour.session_id, signup.session_id] },
         "xss": { "id": xss.id, "sessionId": xss.session_id, "contents": [XSS_SCRIPT, XSS_IMAGE, DISGUISED_LINK] },
@@ -328,6 +345,7 @@ test_both!(the_admin_page_is_served_whole_with_a_strict_policy, |app| {
         ("/admin/", "text/html"),
         ("/admin/admin.js", "text/javascript"),
         ("/admin/export.js", "text/javascript"),
+        ("/admin/labels.js", "text/javascript"),
         ("/admin/admin.css", "text/css"),
     ] {
         let response = app.get(path).await;

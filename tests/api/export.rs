@@ -274,6 +274,7 @@ async fn seed(app: &TestApp, count: i64) {
                 first_converted_at: Set(None),
                 retractions: Set(0),
                 erased_at: Set(None),
+                labels: Set(String::new()),
             }
         })
         .collect();

@@ -81,6 +81,7 @@ test_both!(
                         contact: None,
                         thread_key: None,
                         idempotency_key: None,
+                        labels: Vec::new(),
                     },
                 )
                 .await

@@ -58,6 +58,7 @@ mod hardening;
 mod helpers;
 mod http;
 mod interop;
+mod labels;
 mod limits;
 mod links;
 mod listing;

@@ -84,7 +84,7 @@ async fn adjust_one(app: &TestApp, dice: &mut Dice, sales: &mut Sales, n: u64) {
 }
 
 /// A small deterministic generator (SplitMix64), so a failure repeats.
-struct Dice(u64);
+pub(crate) struct Dice(pub u64);
 
 impl Dice {
     fn next(&mut self) -> u64 {
@@ -95,11 +95,11 @@ impl Dice {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
         if items.is_empty() {
             None
         } else {
@@ -109,6 +109,19 @@ impl Dice {
 }
 
 fn session_input(channel: Channel, n: u64) -> Value {
+    let mut input = unlabelled_input(channel, n);
+    // Labels follow `n`, not the dice, so the history stays the same.
+    if !n.is_multiple_of(5) {
+        let mut labels = vec![json!({ "key": "prompt", "value": format!("v{}", n % 3) })];
+        if n.is_multiple_of(2) {
+            labels.push(json!({ "key": "model", "value": format!("M {}", n % 4) }));
+        }
+        input["labels"] = json!(labels);
+    }
+    input
+}
+
+fn unlabelled_input(channel: Channel, n: u64) -> Value {
     match channel {
         Channel::Chat => json!({ "channel": "CHAT" }),
         Channel::Email => {
@@ -122,7 +135,7 @@ fn session_input(channel: Channel, n: u64) -> Value {
 /// Two months of activity (from late January, across February), at
 /// random moments; some requests fail (conflicts, closed sessions), as
 /// they would.
-async fn random_history(app: &TestApp, dice: &mut Dice) {
+pub(crate) async fn random_history(app: &TestApp, dice: &mut Dice) {
     app.clock.set(
         DateTime::parse_from_rfc3339("2026-01-27T21:00:00Z")
             .expect("valid")
@@ -137,6 +150,9 @@ async fn random_history(app: &TestApp, dice: &mut Dice) {
         // Changes to sales come between other steps, taking no time.
         if roll < 100 {
             app.advance(TimeDelta::minutes(dice.below(60 * 14) as i64));
+        }
+        if n % 9 == 4 {
+            relabel(app, &sessions, n).await;
         }
         let kind = *dice.pick(&ConversionKind::ALL).expect("kinds");
         let record_id = format!("r-{}", dice.below(12));
@@ -213,6 +229,27 @@ async fn random_history(app: &TestApp, dice: &mut Dice) {
             _ => adjust_one(app, dice, &mut sales, n).await,
         }
     }
+}
+
+/// Moves one earlier session to another prompt (and sometimes a new
+/// key), whatever it has converted to by now.
+async fn relabel(app: &TestApp, sessions: &[Session], n: u64) {
+    let Some(session) = sessions.get(n as usize % sessions.len().max(1)) else {
+        return;
+    };
+    let mut labels = vec![json!({ "key": "prompt", "value": format!("v{}", (n / 9) % 3) })];
+    if n % 2 == 1 {
+        labels.push(json!({ "key": "experiment", "value": "cta-b" }));
+    }
+    let body = app
+        .gql(
+            &app.agent,
+            "mutation($input: SetSessionLabelsInput!) { setSessionLabels(input: $input) {
+                conversation { labels { key value } } } }",
+            json!({ "input": { "sessionId": session.session_id, "labels": labels } }),
+        )
+        .await;
+    assert_no_errors(&body);
 }
 
 /// The figures a full scan of the rows gives for `[from, to)` on `channel`.
@@ -396,7 +433,7 @@ fn revenue_of(
     json!(revenue)
 }
 
-fn rfc3339(micros: i64) -> String {
+pub(crate) fn rfc3339(micros: i64) -> String {
     DateTime::from_timestamp_micros(micros)
         .expect("in range")
         .to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -424,7 +461,7 @@ fn assert_agree(served: &Value, scanned: &Value, what: &str) {
 
 /// Ranges of every shape: all time, whole days, whole months, parts of
 /// days at either end, inside one day, open at one end.
-fn ranges(dice: &mut Dice) -> Vec<(Option<i64>, Option<i64>)> {
+pub(crate) fn ranges(dice: &mut Dice) -> Vec<(Option<i64>, Option<i64>)> {
     let day = 86_400_000_000i64;
     let start = DateTime::parse_from_rfc3339("2026-01-27T00:00:00Z")
         .expect("valid")

@@ -129,6 +129,10 @@ fn example(field: &str, session: &str, conversation: &str) -> (String, Value) {
             "mutation($s: String!) { requestConfirmation(input: { sessionId: $s, action: BOOKING_CONFIRMATION, summary: \"x\" }) { id } }",
             &s,
         ),
+        "mutation setSessionLabels" => with(
+            "mutation($s: String!) { setSessionLabels(input: { sessionId: $s, labels: [{ key: \"prompt\", value: \"v7\" }] }) { conversation { id } } }",
+            &s,
+        ),
         "mutation startSession" => {
             q("mutation { startSession(input: { channel: CHAT }) { sessionId } }")
         }

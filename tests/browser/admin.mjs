@@ -118,6 +118,7 @@ async function run() {
   await checkLoadMore();
   await checkStats();
   await checkFilters();
+  await checkLabels();
   await checkExport();
   await checkFormattedDetail();
   await checkRecordLink();
@@ -383,6 +384,43 @@ async function checkFilters() {
 
 // Clicks "Export CSV" and reads the file the browser saved: its session
 // IDs, in file order, and the progress line's last words.
+// Labels: a chip on the row and in the detail, the list filtered by
+// labels, and one key's values compared with their intervals.
+async function checkLabels() {
+  const { tour, filter, filtered, key, byLabel } = seed.labels;
+  const chips = (selector) => page.$$eval(`${selector} [data-testid="label-chip"]`, (els) => els.map((e) => e.textContent));
+  await eventually('labels on the row', () => chips(rowSelector('session-id', tour.sessionId)), [tour.chip]);
+  await page.fill('[data-testid="label-filter"]', filter);
+  await page.press('[data-testid="label-filter"]', 'Enter');
+  await eventually(`label filter ${filter}`, sessionIdsShown, filtered);
+  ok(`label filter "${filter}" → ${filtered.length} row`);
+  await page.fill('[data-testid="label-filter"]', 'not a label');
+  await page.press('[data-testid="label-filter"]', 'Enter');
+  await eventually('a label filter that does not parse says so',
+    () => page.isVisible('[data-testid="label-filter-error"]'), true);
+  await resetFilters();
+
+  await page.fill('[data-testid="compare-key"]', key);
+  await page.click('[data-testid="compare"]');
+  const percent = (rate) => `${(rate * 100).toFixed(1)}%`;
+  const readCompared = () => page.$$eval('[data-testid="label-row"]', (rows) => rows.map((row) => ({
+    value: row.dataset.value,
+    rate: row.querySelector('[data-testid="label-rate"]').textContent,
+    interval: row.querySelector('[data-testid="label-interval"]').textContent,
+  })));
+  await eventually('label comparison', readCompared, byLabel.map((r) => ({
+    value: r.value, rate: percent(r.rate), interval: `${percent(r.rateLow)} – ${percent(r.rateHigh)}`,
+  })));
+  const verdict = await page.textContent('[data-testid="label-verdict"]');
+  assert.match(verdict, /intervals overlap, so the data do not yet show/, verdict);
+  ok(`compared ${key}: ${byLabel.map((r) => `${r.value} ${percent(r.rate)}`).join(' vs ')}; "${verdict}"`);
+
+  await openDetail(tour.id);
+  await eventually('labels in the detail', () => chips('[data-testid="detail-meta"]'), [tour.chip]);
+  await closeDetail();
+  ok('the detail lists the labels');
+}
+
 async function exportedSessionIds() {
   const [download] = await Promise.all([
     page.waitForEvent('download', { timeout: WAIT_MS }),
@@ -412,7 +450,7 @@ async function checkExport() {
   await page.press('[data-testid="search"]', 'Enter');
   await page.click('[data-testid="export"]');
   await eventually('the export refused with a search', () => page.textContent('[data-testid="export-status"]'),
-    'Exports take every filter but the search: clear the search to export.');
+    'Exports take every filter but the search and labels: clear them to export.');
   ok('Export CSV with a search → asks to clear the search, downloads nothing');
   await page.fill('[data-testid="search"]', '');
   await page.press('[data-testid="search"]', 'Enter');

@@ -167,16 +167,19 @@ impl Services {
             });
         }
         // Recordings of the conversation wait from here to the commit.
-        let first_converted_at = match row.conversation_id {
+        let locked = match row.conversation_id {
             Some(id) => recount::lock_conversation(&*txn, id).await?,
-            None => None,
+            None => recount::Locked {
+                first_converted_at: None,
+                labels: Vec::new(),
+            },
         };
         let conversion = self
             .write_change(&*txn, caller, row.clone(), asked, change)
             .await?;
         match asked {
-            Asked::Restate(value) => recount::restated(&*txn, &row, value).await?,
-            Asked::Retract => recount::retracted(&*txn, &row, first_converted_at).await?,
+            Asked::Restate(value) => recount::restated(&*txn, &row, value, locked).await?,
+            Asked::Retract => recount::retracted(&*txn, &row, locked).await?,
         }
         txn.commit().await?;
         Ok(Adjusted {

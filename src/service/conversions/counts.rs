@@ -26,7 +26,7 @@ fn cohort(plan: &Plan) -> Option<(i64, &str)> {
 
 /// The counts that hold whatever else happens.
 fn always_counted(plan: &Plan, started_at: i64, channel: &str) -> Counted {
-    let mut counted = Counted::new(plan.tenant_id, channel);
+    let mut counted = Counted::new(plan.tenant_id, channel).with_labels(plan.labels.clone());
     for &at in &plan.new_rows {
         let row = &plan.result[at];
         if row.attributed {
@@ -206,6 +206,15 @@ pub(super) fn counting_ctes(
             RowKey::Text(""),
             &mut selected_values,
         ));
+        for pair in &plan.labels {
+            selects.extend(selected_per_row(
+                first,
+                started_at,
+                Metric::LabelConverted,
+                RowKey::Text(pair),
+                &mut selected_values,
+            ));
+        }
     }
     // `marking_ctes` wrote each mark's CTE exactly when it has marks.
     for mark in Mark::ALL {

@@ -8,6 +8,7 @@ use super::Recorded;
 use crate::domain::adjustment::ConversionStatus;
 use crate::domain::conversion::{ConversionKind, ConversionSource};
 use crate::domain::cursor::FeedPosition;
+use crate::domain::label::Labels;
 use crate::domain::link::CtaAction;
 use crate::domain::money::Money;
 use crate::error::AppError;
@@ -57,6 +58,10 @@ pub(crate) struct Plan {
     /// This recording is the conversation's first attributed conversion
     /// (unless a concurrent one is first: the write decides).
     pub(super) first_conversion: bool,
+    /// The conversation's labels as `key=value`, as the plan read them;
+    /// a change of labels since makes the write plan again (see
+    /// `RETRACTION_GUARD`).
+    pub(super) labels: Vec<String>,
     /// The conversation's retraction count this plan was made with (see
     /// `write::RETRACTION_GUARD`).
     pub(super) retractions_seen: i64,
@@ -169,6 +174,7 @@ pub(crate) async fn plan<C: ConnectionTrait>(
         new_key,
         first_conversion,
         retractions_seen: conversation.retractions,
+        labels: Labels::from_stored(&conversation.labels).pairs().collect(),
         now,
     })
 }

@@ -14,30 +14,42 @@ use entity::conversion;
 use sea_orm::{ConnectionTrait, DatabaseBackend, Value};
 use uuid::Uuid;
 
+use crate::domain::label::Labels;
 use crate::domain::money::Money;
 use crate::domain::rollup::{Metric, revenue_key};
 use crate::error::AppError;
 use crate::service::rollups::{Counted, save_delay};
 use crate::service::statement;
 
+/// A conversation as read under its row lock.
+pub(super) struct Locked {
+    pub first_converted_at: Option<i64>,
+    /// Its labels as `key=value`: what its counts move in too.
+    pub labels: Vec<String>,
+}
+
 /// Locks the conversation's row until the transaction ends (PostgreSQL;
 /// SQLite's write transaction is alone) and returns when it first
-/// converted.
+/// converted and its labels.
 pub(super) async fn lock_conversation<C: ConnectionTrait>(
     db: &C,
     conversation_id: Uuid,
-) -> Result<Option<i64>, AppError> {
+) -> Result<Locked, AppError> {
     let backend = db.get_database_backend();
     let lock = match backend {
         DatabaseBackend::Postgres => " FOR UPDATE",
         _ => "",
     };
-    let sql = format!("SELECT first_converted_at FROM conversation WHERE id = ?{lock}");
+    let sql = format!("SELECT first_converted_at, labels FROM conversation WHERE id = ?{lock}");
     let row = db
         .query_one_raw(statement(backend, &sql, vec![conversation_id.into()]))
         .await?
         .ok_or_else(|| AppError::internal("a conversion's conversation is missing"))?;
-    Ok(row.try_get("", "first_converted_at")?)
+    let labels: String = row.try_get("", "labels")?;
+    Ok(Locked {
+        first_converted_at: row.try_get("", "first_converted_at")?,
+        labels: Labels::from_stored(&labels).pairs().collect(),
+    })
 }
 
 /// The conversation a stored conversion counts in: (start, channel).
@@ -54,6 +66,7 @@ pub(super) async fn restated<C: ConnectionTrait>(
     db: &C,
     row: &conversion::Model,
     new: Money,
+    locked: Locked,
 ) -> Result<(), AppError> {
     let (Some((started_at, channel)), Some(conversation_id)) = (cohort(row), row.conversation_id)
     else {
@@ -63,7 +76,7 @@ pub(super) async fn restated<C: ConnectionTrait>(
         return Ok(());
     }
     let currency = new.currency.code();
-    let mut counted = Counted::new(row.tenant_id, channel);
+    let mut counted = Counted::new(row.tenant_id, channel).with_labels(locked.labels);
     let key = revenue_key(&row.kind, currency);
     counted.add_n(
         started_at,
@@ -88,16 +101,17 @@ pub(super) async fn restated<C: ConnectionTrait>(
 }
 
 /// `row` (as it was: active) is now retracted, and stored so.
-/// `first_converted_at` is its conversation's, read under the lock.
+/// `locked` is its conversation, read under the lock.
 pub(super) async fn retracted<C: ConnectionTrait>(
     db: &C,
     row: &conversion::Model,
-    first_converted_at: Option<i64>,
+    locked: Locked,
 ) -> Result<(), AppError> {
     let Some((started_at, channel)) = cohort(row) else {
         return Ok(());
     };
-    let mut counted = Counted::new(row.tenant_id, channel);
+    let first_converted_at = locked.first_converted_at;
+    let mut counted = Counted::new(row.tenant_id, channel).with_labels(locked.labels);
     if let Some(conversation_id) = row.conversation_id {
         let conversation = Conversation {
             id: conversation_id,

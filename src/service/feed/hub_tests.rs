@@ -174,6 +174,7 @@ fn feed_event(seq: i64, kind: ConversionKind, channel: Option<Channel>) -> FeedE
         opening_message: None,
         message_count: 1,
         erased_at: None,
+        labels: Vec::new(),
     });
     FeedEvent {
         change: crate::domain::adjustment::ConversionChange::Recorded,

@@ -45,7 +45,7 @@ const Q_FEED_CURSOR = 'query FeedCursor { feedCursor }';
 
 const Q_LIST = `query Conversations($first: Int!, $after: String, $filter: ConversationFilter) {
   conversations(first: $first, after: $after, filter: $filter) {
-    nodes { id sessionId channel startedAt openingMessage user { name } badges { kind label colour value { amount currency } } }
+    nodes { id sessionId channel startedAt openingMessage user { name } labels { key value } badges { kind label colour value { amount currency } } }
     pageInfo { hasNextPage endCursor }
   }
 }`;
@@ -65,7 +65,7 @@ const MESSAGE_FIELDS = 'nodes { id role label content createdAt } pageInfo { has
 
 const Q_DETAIL = `query Conversation($id: ID!, $first: Int!) {
   conversation(id: $id) {
-    id sessionId channel startedAt contact user { name }
+    id sessionId channel startedAt contact user { name } ${LABEL_FIELDS}
     ${BADGE_FIELDS}
     confirmations { id action summary state requestedAt expiresAt confirmedAt cancelledAt cancelReason }
     messages(first: $first) { ${MESSAGE_FIELDS} }
@@ -111,6 +111,7 @@ const state = {
   // read; the page may predate them, so they are applied again over it.
   list: { generation: 0, endCursor: null, hasNextPage: false, inFlight: 0, raced: new Map() },
   statsGeneration: 0,
+  compareKey: null,
   statsTimer: null,
   detail: { id: null, generation: 0, endCursor: null, hasNextPage: false, returnFocus: null, loading: false, stale: false, badgeTimer: null },
   unattributed: { generation: 0, loaded: false, endCursor: null, hasNextPage: false, inFlight: 0, raced: [] },
@@ -120,6 +121,7 @@ const state = {
 const $ = (id) => document.getElementById(id);
 
 import { downloadExport, formatBytes } from './export.js';
+import { LABEL_FIELDS, Q_BY_LABEL, parseLabelFilter, renderComparison, renderLabels } from './labels.js';
 
 // ---------------------------------------------------------------------------
 // Small DOM helpers.
@@ -400,7 +402,7 @@ function fillBadgeFilter() {
 }
 
 function resetFilterControls() {
-  for (const id of ['search', 'session-filter', 'date-from', 'date-to']) $(id).value = '';
+  for (const id of ['search', 'session-filter', 'label-filter', 'date-from', 'date-to']) $(id).value = '';
   for (const id of ['channel-filter', 'badge-filter', 'converted-filter']) $(id).value = '';
 }
 
@@ -430,6 +432,14 @@ function readFilter() {
   if (from) filter.startedAfter = from;
   const to = dayStart($('date-to').value, 1);
   if (to) filter.startedBefore = to;
+  try {
+    const labels = parseLabelFilter($('label-filter').value);
+    if (labels.length > 0) filter.labels = labels;
+    $('label-filter-error').hidden = true;
+  } catch (err) {
+    $('label-filter-error').textContent = err.message;
+    $('label-filter-error').hidden = false;
+  }
   return filter;
 }
 
@@ -478,8 +488,8 @@ async function exportList() {
     return;
   }
   applyFiltersNow();
-  if (state.filter.search) {
-    setExportStatus('Exports take every filter but the search: clear the search to export.');
+  if (state.filter.search || state.filter.labels) {
+    setExportStatus('Exports take every filter but the search and labels: clear them to export.');
     return;
   }
   const controller = new AbortController();
@@ -546,7 +556,10 @@ function renderRow(conversation) {
   }, [
     // An empty cell shows a dash from CSS, so its text stays the real (empty) value.
     el('td', { className: 'cell-opening', testid: 'cell-opening', text: conversation.openingMessage ?? '' }),
-    el('td', { className: 'cell-badges', testid: 'cell-badges' }, conversation.badges.map((b) => renderBadge(b))),
+    el('td', { className: 'cell-badges', testid: 'cell-badges' }, [
+      ...conversation.badges.map((b) => renderBadge(b)),
+      renderLabels(el, conversation.labels),
+    ]),
     el('td', { className: 'cell-user', testid: 'cell-user', text: conversation.user?.name ?? '' }),
     el('td', { className: 'cell-channel', testid: 'cell-channel', text: channelLabel(conversation.channel) }),
     el('td', {
@@ -701,13 +714,16 @@ function renderStats(stats) {
   $('stats').replaceChildren(...parts);
 }
 
+const statsVariables = () => ({
+  from: state.filter.startedAfter ?? null,
+  to: state.filter.startedBefore ?? null,
+  channel: state.filter.channels?.length === 1 ? state.filter.channels[0] : null,
+});
+
 async function loadStats() {
   const generation = ++state.statsGeneration;
-  const variables = {
-    from: state.filter.startedAfter ?? null,
-    to: state.filter.startedBefore ?? null,
-    channel: state.filter.channels?.length === 1 ? state.filter.channels[0] : null,
-  };
+  const variables = statsVariables();
+  if (state.compareKey) loadComparison();
   $('stats').setAttribute('aria-busy', 'true');
   try {
     const data = await api(Q_STATS, variables);
@@ -716,6 +732,17 @@ async function loadStats() {
     if (generation === state.statsGeneration) handleError(err);
   } finally {
     if (generation === state.statsGeneration) $('stats').setAttribute('aria-busy', 'false');
+  }
+}
+
+// The values of one label key side by side, for the stats' range.
+async function loadComparison() {
+  const key = state.compareKey;
+  try {
+    const data = await api(Q_BY_LABEL, { ...statsVariables(), key });
+    if (key === state.compareKey) $('label-compare').replaceChildren(...renderComparison(el, key, data.conversionStats.byLabel));
+  } catch (err) {
+    handleError(err);
   }
 }
 
@@ -854,6 +881,7 @@ function renderDetailMeta(conversation) {
     ['User', conversation.user?.name || 'Anonymous'],
   ];
   if (conversation.contact) entries.push(['Contact', conversation.contact]);
+  if (conversation.labels?.length) entries.push(['Labels', renderLabels(el, conversation.labels)]);
   $('detail-meta').replaceChildren(...entries.flatMap(([term, value]) => [
     el('dt', { text: term }),
     el('dd', {}, [value]),
@@ -1392,6 +1420,14 @@ function wire() {
     reload();
   });
 
+  $('label-filter').addEventListener('input', applyFiltersSoon);
+  $('compare-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const key = $('compare-key').value.trim();
+    if (!key) return;
+    state.compareKey = key;
+    loadComparison();
+  });
   $('export').addEventListener('click', exportList);
   $('rows').addEventListener('click', onRowActivate);
   $('rows').addEventListener('keydown', onRowActivate);
