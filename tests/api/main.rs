@@ -48,6 +48,7 @@ mod conversions;
 mod erased_sessions;
 mod erasure;
 mod erasure_storage;
+mod examples;
 mod export;
 mod feed;
 mod filtered_feed;
