@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_graphql::futures_util::{Stream, StreamExt};
-use async_graphql::{Context, Object, Result, SimpleObject, Subscription};
+use async_graphql::{Context, Object, Result, SimpleObject, Subscription, Union};
 use uuid::Uuid;
 
 use super::context::{RequestContext, request};
@@ -17,7 +17,7 @@ use super::objects::Conversion;
 use super::pagination;
 use crate::domain::cursor::EventCursor;
 use crate::error::AppError;
-use crate::service::feed::{FeedEvent, FeedFilter};
+use crate::service::feed::{self as service_feed, FeedEvent, FeedFilter};
 
 pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 20;
 /// A committed change of a conversion, as the feed delivers it.
@@ -50,6 +50,27 @@ impl ConversionEvent {
             conversation: event.conversation.map(Conversation),
         }
     }
+}
+
+/// Word that the feed moved past events a filtered `conversionFeed` left
+/// out: resume from `cursor` and they are not read again.
+#[derive(SimpleObject, Clone)]
+pub struct FeedProgress {
+    /// The newest event passed without a match; pass it as `after` to
+    /// resume after it.
+    pub cursor: String,
+}
+
+/// What `conversionFeed` delivers: an event, or progress past events the
+/// filter left out.
+#[derive(Union, Clone)]
+// Built once per item and handed straight to the engine: no copies to save.
+#[allow(clippy::large_enum_variant)]
+pub enum FeedItem {
+    /// A committed change of a conversion that matches the filter.
+    Event(ConversionEvent),
+    /// The position past events that did not match.
+    Progress(FeedProgress),
 }
 
 /// An edge of `conversionsSince`.
@@ -241,6 +262,52 @@ impl Subscription {
             event
                 .map(|e| ConversionEvent::of(e, tenant_id))
                 .map_err(Into::into)
+        }))
+    }
+
+    /// `conversionRecorded` for filtered consumers that resume: the same
+    /// events (`... on ConversionEvent`), and, when events the filter left
+    /// out have gone by, a `FeedProgress` with the cursor past them (once
+    /// the subscription has caught up with them, and at least every 100 of
+    /// them). Keep the cursor of whichever item came last and resume with
+    /// it: a reconnect does not read the left-out events again.
+    async fn conversion_feed(
+        &self,
+        ctx: &Context<'_>,
+        kinds: Option<Vec<ConversionKind>>,
+        channels: Option<Vec<Channel>>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<FeedItem>> + use<>> {
+        let r = ctx
+            .data::<Arc<RequestContext>>()
+            .map_err(|_| AppError::internal("subscription without a connection context"))?
+            .clone();
+        let slot = ctx
+            .data::<SubscriptionBudget>()
+            .map_err(|_| AppError::internal("subscription without a budget"))?
+            .take()?;
+        let cursor = event_cursor(&r, after.as_deref())?;
+        let tenant_id = r.caller.tenant_id;
+        let items = r
+            .services
+            .follow_feed_items(&r.caller, cursor, feed_filter(kinds, channels))
+            .await?;
+        Ok(items.map(move |item| {
+            let _open = &slot;
+            r.forget();
+            let item = item.map_err(async_graphql::Error::from)?;
+            Ok(match item {
+                service_feed::FeedItem::Event(e) => {
+                    FeedItem::Event(ConversionEvent::of(*e, tenant_id))
+                }
+                service_feed::FeedItem::Passed(position) => FeedItem::Progress(FeedProgress {
+                    cursor: EventCursor {
+                        tenant_id,
+                        position,
+                    }
+                    .encode(),
+                }),
+            })
         }))
     }
 }

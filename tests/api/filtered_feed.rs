@@ -102,3 +102,111 @@ test_both!(a_full_filtered_page_ends_on_its_last_event, |app| {
         .collect();
     assert_eq!(ids, ["v-10", "v-11"], "nothing skipped");
 });
+
+const FEED: &str = "subscription($after: String) {
+    conversionFeed(after: $after, kinds: [TOUR_BOOKED]) {
+        __typename
+        ... on ConversionEvent { cursor conversion { record { id } } }
+        ... on FeedProgress { cursor } } }";
+
+/// The next item of `conversionFeed` on `socket`.
+async fn next_item(socket: &mut crate::ws::Socket) -> Value {
+    let message = socket.next_json().await.expect("an item, not a close");
+    assert_eq!(message["type"], "next", "{message}");
+    message["payload"]["data"]["conversionFeed"].clone()
+}
+
+/// Items until a progress item at `cursor`; the tours seen on the way.
+async fn tours_until_progress_at(socket: &mut crate::ws::Socket, cursor: &Value) -> Vec<String> {
+    let mut tours = Vec::new();
+    loop {
+        let item = next_item(socket).await;
+        match item["__typename"].as_str() {
+            Some("ConversionEvent") => tours.push(
+                item["conversion"]["record"]["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned(),
+            ),
+            Some("FeedProgress") if &item["cursor"] == cursor => return tours,
+            Some("FeedProgress") => {}
+            _ => panic!("unexpected item {item}"),
+        }
+    }
+}
+
+async fn day_passes(app: &TestApp, session: &Session, from: usize, to: usize) {
+    for n in from..to {
+        assert_no_errors(
+            &app.record_conversion(
+                session,
+                ConversionKind::DayPassPurchased,
+                &format!("pass-{n}"),
+            )
+            .await,
+        );
+    }
+}
+
+test_both!(a_filtered_subscription_says_how_far_it_has_read, |app| {
+    let session = app.start_session(Channel::Chat).await;
+    let start = app.feed_end(&app.integrator).await;
+    assert_no_errors(
+        &app.record_conversion(&session, ConversionKind::TourBooked, "visitor-1")
+            .await,
+    );
+    day_passes(&app, &session, 0, 250).await;
+    let newest = app.feed_end(&app.integrator).await;
+
+    // Catching up from the start: the tour, then progress past every day
+    // pass after it (at least every 100 of them, then the newest).
+    let mut socket = app.subscriber(&app.integrator).await;
+    socket.subscribe("1", FEED, json!({ "after": start })).await;
+    assert_eq!(
+        tours_until_progress_at(&mut socket, &newest).await,
+        ["visitor-1"]
+    );
+
+    // Live: more day passes go by as progress, and a tour as an event.
+    day_passes(&app, &session, 250, 260).await;
+    let newest = app.feed_end(&app.integrator).await;
+    assert!(
+        tours_until_progress_at(&mut socket, &newest)
+            .await
+            .is_empty()
+    );
+    drop(socket);
+
+    // Resumed from the progress cursor: only what came after it.
+    day_passes(&app, &session, 260, 270).await;
+    assert_no_errors(
+        &app.record_conversion(&session, ConversionKind::TourBooked, "visitor-2")
+            .await,
+    );
+    let mut socket = app.subscriber(&app.integrator).await;
+    socket
+        .subscribe("1", FEED, json!({ "after": newest }))
+        .await;
+    let item = next_item(&mut socket).await;
+    assert_eq!(item["__typename"], "ConversionEvent", "{item}");
+    assert_eq!(item["conversion"]["record"]["id"], "visitor-2");
+
+    // The plain subscription never sends progress.
+    let mut plain = app.subscriber(&app.integrator).await;
+    plain
+        .subscribe(
+            "1",
+            "subscription($after: String) { conversionRecorded(after: $after, kinds: [TOUR_BOOKED]) {
+                cursor conversion { record { id } } } }",
+            json!({ "after": start }),
+        )
+        .await;
+    let ids: Vec<Value> = plain
+        .events(2)
+        .await
+        .into_iter()
+        .map(|e| e["conversion"]["record"]["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("visitor-1"), json!("visitor-2")]);
+    assert!(plain.quiet_for(std::time::Duration::from_millis(300)).await);
+});

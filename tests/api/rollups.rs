@@ -27,6 +27,11 @@ const STATS: &str = "query($from: DateTime, $to: DateTime, $channel: Channel) {
         revenue { currency total byKind { kind amount } byChannel { channel amount }
                   convertedConversations perConvertedConversation } } }";
 
+const BY_LABEL: &str = "query($key: String!, $from: DateTime, $to: DateTime) {
+    conversionStats(from: $from, to: $to) {
+        byLabel(key: $key) { value conversations converted rate rateLow rateHigh
+                             revenue { amount currency } } } }";
+
 /// Currencies of 0, 2 and 3 decimals.
 const CURRENCIES: [&str; 3] = ["EUR", "JPY", "KWD"];
 
@@ -560,7 +565,12 @@ test_both!(
         let mut before = Vec::new();
         for &(from, to) in &ranges {
             let variables = json!({ "from": from.map(rfc3339), "to": to.map(rfc3339) });
-            before.push(app.gql(&app.admin, STATS, variables).await);
+            before.push(app.gql(&app.admin, STATS, variables.clone()).await);
+            for key in ["prompt", "model", "experiment"] {
+                let mut variables = variables.clone();
+                variables["key"] = json!(key);
+                before.push(app.gql(&app.admin, BY_LABEL, variables).await);
+            }
         }
         let db = &app.services.db;
         for wipe in [
@@ -577,10 +587,17 @@ test_both!(
         migration::backfill_stats_rollups(db)
             .await
             .expect("backfilled");
-        for (&(from, to), before) in ranges.iter().zip(before) {
+        let mut before = before.into_iter();
+        for &(from, to) in &ranges {
             let variables = json!({ "from": from.map(rfc3339), "to": to.map(rfc3339) });
             let after = app.gql(&app.admin, STATS, variables.clone()).await;
-            assert_eq!(after, before, "{variables}");
+            assert_eq!(Some(after), before.next(), "{variables}");
+            for key in ["prompt", "model", "experiment"] {
+                let mut variables = variables.clone();
+                variables["key"] = json!(key);
+                let after = app.gql(&app.admin, BY_LABEL, variables.clone()).await;
+                assert_eq!(Some(after), before.next(), "{variables}");
+            }
         }
     }
 );

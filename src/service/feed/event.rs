@@ -37,6 +37,15 @@ impl FeedFilter {
     }
 }
 
+/// What a subscriber that asked for progress is handed: an event, or word
+/// that it has moved past events its filter left out, up to a position
+/// (a cursor to resume from).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedItem {
+    Event(Box<FeedEvent>),
+    Passed(FeedPosition),
+}
+
 /// One conversion with the conversation it belongs to (none for an
 /// unattributed conversion without one).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,11 +11,11 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
-use super::event::{FeedEvent, FeedFilter};
+use super::event::{FeedEvent, FeedFilter, FeedItem};
 use crate::domain::cursor::FeedPosition;
 use crate::domain::locked;
 use crate::error::AppError;
@@ -48,6 +48,9 @@ pub trait FeedSource: Clone + Send + Sync + 'static {
 const LIVE_BUFFER: usize = 4096;
 /// Events read per statement.
 const BATCH: u64 = 500;
+/// A subscriber reporting progress says where it is at least once per
+/// this many events its filter left out, even while more keep coming.
+pub const PASSED_REPORT_EVERY: u64 = 100;
 /// An idle reader re-reads the table this often even without a wake-up (so
 /// no lost notification stalls the feed for long) and checks whether
 /// anyone still listens.
@@ -171,6 +174,28 @@ impl FeedHub {
         after: FeedPosition,
         filter: FeedFilter,
     ) -> impl Stream<Item = Result<FeedEvent, AppError>> + Send + use<S> {
+        self.subscribe_items(source, tenant_id, after, filter, false)
+            .filter_map(|item| async move {
+                match item {
+                    Ok(FeedItem::Event(event)) => Some(Ok(*event)),
+                    Ok(FeedItem::Passed(_)) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            })
+    }
+
+    /// Like [`Self::subscribe`]; with `report_passed`, also the position
+    /// past events the filter left out, once the subscriber has caught up
+    /// with them (or every [`PASSED_REPORT_EVERY`] of them), so a resume
+    /// need not read them again.
+    pub fn subscribe_items<S: FeedSource>(
+        self: &Arc<Self>,
+        source: S,
+        tenant_id: Uuid,
+        after: FeedPosition,
+        filter: FeedFilter,
+        report_passed: bool,
+    ) -> impl Stream<Item = Result<FeedItem, AppError>> + Send + use<S> {
         let (live, start) = self.join(&source, tenant_id);
         let state = Subscriber {
             source,
@@ -182,6 +207,9 @@ impl FeedHub {
             catching_up: true,
             buffer: VecDeque::new(),
             done: false,
+            report_passed,
+            passed: None,
+            passed_count: 0,
         };
         futures_util::stream::unfold(state, |mut s| async move {
             if s.done {
@@ -209,13 +237,22 @@ struct Subscriber<S> {
     catching_up: bool,
     buffer: VecDeque<FeedEvent>,
     done: bool,
+    report_passed: bool,
+    /// The newest position passed without an event handed out since the
+    /// last item, and how many events that was.
+    passed: Option<FeedPosition>,
+    passed_count: u64,
 }
 
 impl<S: FeedSource> Subscriber<S> {
-    async fn next(&mut self) -> Result<FeedEvent, AppError> {
+    async fn next(&mut self) -> Result<FeedItem, AppError> {
         loop {
             if let Some(event) = self.buffer.pop_front() {
-                return Ok(event);
+                if self.passed.is_some_and(|at| at < event.position()) {
+                    self.passed = None;
+                    self.passed_count = 0;
+                }
+                return Ok(FeedItem::Event(Box::new(event)));
             }
             if self.catching_up {
                 // The broadcast covers everything after the reader's start;
@@ -239,11 +276,24 @@ impl<S: FeedSource> Subscriber<S> {
                         self.buffer.extend(batch);
                     }
                     None => {
+                        if reader_start > self.cursor {
+                            // Events up to the reader's start matched nothing.
+                            self.passed = Some(reader_start);
+                            self.passed_count += 1;
+                        }
                         self.cursor = self.cursor.max(reader_start);
                         self.catching_up = false;
                     }
                 }
                 continue;
+            }
+            if self.report_passed
+                && let Some(at) = self.passed
+                && (self.live.is_empty() || self.passed_count >= PASSED_REPORT_EVERY)
+            {
+                self.passed = None;
+                self.passed_count = 0;
+                return Ok(FeedItem::Passed(at));
             }
             match self.live.recv().await {
                 Ok(event) => {
@@ -251,6 +301,9 @@ impl<S: FeedSource> Subscriber<S> {
                         self.cursor = event.position();
                         if self.filter.matches(&event) {
                             self.buffer.push_back(event.as_ref().clone());
+                        } else {
+                            self.passed = Some(event.position());
+                            self.passed_count += 1;
                         }
                     }
                 }

@@ -11,7 +11,7 @@ use futures_util::Stream;
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, Statement};
 use uuid::Uuid;
 
-pub use event::{FeedEvent, FeedFilter};
+pub use event::{FeedEvent, FeedFilter, FeedItem};
 
 use super::{Caller, Page, Services};
 use crate::domain::cursor::{EventCursor, FeedPosition};
@@ -160,6 +160,24 @@ impl Services {
         Ok(self
             .hub
             .subscribe(self.clone(), caller.tenant_id, start, filter))
+    }
+
+    /// Like [`Self::follow_feed`], with word of the position past events
+    /// the filter left out ([`FeedItem::Passed`]).
+    pub async fn follow_feed_items(
+        &self,
+        caller: &Caller,
+        after: Option<EventCursor>,
+        filter: FeedFilter,
+    ) -> Result<impl Stream<Item = Result<FeedItem, AppError>> + Send + use<>, AppError> {
+        self.may_follow_feed(caller)?;
+        let start = match self.start_after(caller, after).await? {
+            Some(position) => position,
+            None => self.settled_latest(caller.tenant_id).await?,
+        };
+        Ok(self
+            .hub
+            .subscribe_items(self.clone(), caller.tenant_id, start, filter, true))
     }
 
     /// The position an `after` cursor names. A cursor beyond the newest
