@@ -227,8 +227,20 @@ impl Row<'_> {
             "messageCount" => Value::from(c.message_count),
             "user" => self.user(&field.selection_set.node)?,
             "badges" => self.badges(&field.selection_set.node)?,
+            "labels" => self.labels(&field.selection_set.node)?,
             _ => return None,
         })
+    }
+
+    fn labels(&self, selection: &SelectionSet) -> Option<Value> {
+        let labels = self.listed.conversation.labels.iter().map(|label| {
+            object(selection, "Label", |name| match name {
+                "key" => Some(Value::String(label.key.clone())),
+                "value" => Some(Value::String(label.value.clone())),
+                _ => None,
+            })
+        });
+        Some(Value::List(labels.collect::<Option<Vec<Value>>>()?))
     }
 
     fn user(&self, selection: &SelectionSet) -> Option<Value> {

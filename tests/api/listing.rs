@@ -211,7 +211,8 @@ const EVERY_ROW_FIELD: &str = "id __typename sessionId channel startedAt lastAct
     closedAt active openingMessage contact threadKey messageCount
     user { id name __typename } member: user { name }
     badges { __typename kind label colour recordedAt record { __typename type id url } }
-    outcomes: badges { kind } ...Row ... on Node { gid: id } ... on Conversation { sid: sessionId }";
+    outcomes: badges { kind } labels { __typename key value } tags: labels { value }
+    ...Row ... on Node { gid: id } ... on Conversation { sid: sessionId }";
 const ROW_FRAGMENT: &str =
     "fragment Row on Conversation { started: startedAt count: messageCount }";
 
@@ -220,7 +221,11 @@ test_both!(
     |app| {
         app.link_visitor_records().await;
         let member = app
-            .start_session_with(json!({ "channel": "CHAT", "userId": "m-42", "userName": "Ada" }))
+            .start_session_with(
+                json!({ "channel": "CHAT", "userId": "m-42", "userName": "Ada",
+                                        "labels": [{ "key": "prompt", "value": "v7" },
+                                                   { "key": "model", "value": "m1" }] }),
+            )
             .await;
         app.say(&member, "VISITOR", "Can I see the space on Friday?")
             .await;
@@ -256,6 +261,10 @@ test_both!(
         let member_row = &nodes[2];
         assert_eq!(member_row["user"]["name"], "Ada");
         assert_eq!(member_row["badges"][0]["label"], "Tour booked");
+        assert_eq!(
+            member_row["tags"],
+            json!([{ "value": "m1" }, { "value": "v7" }])
+        );
         assert_eq!(
             member_row["badges"][0]["record"]["url"],
             "https://admin.example.com/visitors/v-1"
