@@ -144,25 +144,30 @@ impl Services {
         sums: &mut BTreeMap<String, Sums>,
     ) -> Result<(), AppError> {
         let backend = self.db.get_database_backend();
-        let mut values: Vec<Value> = vec![caller.tenant_id.into()];
-        let mut channel_filter = String::new();
-        if let Some(channel) = range.channel {
-            channel_filter = " AND c.channel = ?".into();
-            values.push(channel.as_str().into());
-        }
-        values.extend([from.into(), to.into()]);
-        let within = format!(
-            "c.tenant_id = ?{channel_filter} AND c.started_at >= ? AND c.started_at < ? \
-             AND c.labels <> ''"
-        );
+        // `c` for conversations, `v` for conversions (which carry copies of
+        // their conversation's start and channel, so each statement seeks
+        // its own (tenant, start) index).
+        let within = |alias: &str, started: &str, channel_column: &str| {
+            let mut values: Vec<Value> = vec![caller.tenant_id.into()];
+            let mut filter = format!("{alias}.tenant_id = ?");
+            if let Some(channel) = range.channel {
+                filter.push_str(&format!(" AND {channel_column} = ?"));
+                values.push(channel.as_str().into());
+            }
+            values.extend([from.into(), to.into()]);
+            let filter =
+                format!("{filter} AND {started} >= ? AND {started} < ? AND c.labels <> ''");
+            (filter, values)
+        };
+        let (filter, values) = within("c", "c.started_at", "c.channel");
         let sql = format!(
             "SELECT c.labels, CAST(COUNT(*) AS BIGINT) AS n, \
              CAST(COUNT(c.first_converted_at) AS BIGINT) AS converted \
-             FROM conversation c WHERE {within} GROUP BY c.labels"
+             FROM conversation c WHERE {filter} GROUP BY c.labels"
         );
         let rows = self
             .db
-            .query_all_raw(statement(backend, &sql, values.clone()))
+            .query_all_raw(statement(backend, &sql, values))
             .await?;
         for row in rows {
             let labels = Labels::from_stored(&row.try_get::<String>("", "labels")?);
@@ -172,10 +177,11 @@ impl Services {
                 entry.converted += row.try_get::<i64>("", "converted")?;
             }
         }
+        let (filter, values) = within("v", "v.conversation_started_at", "v.conversation_channel");
         let sql = format!(
             "SELECT c.labels, v.currency, CAST(SUM(v.value_minor) AS BIGINT) AS minor \
-             FROM conversation c JOIN conversion v ON v.conversation_id = c.id \
-             WHERE {within} AND v.attributed AND v.status = 'ACTIVE' \
+             FROM conversion v JOIN conversation c ON c.id = v.conversation_id \
+             WHERE {filter} AND v.attributed AND v.status = 'ACTIVE' \
              AND v.value_minor IS NOT NULL GROUP BY c.labels, v.currency"
         );
         let rows = self
