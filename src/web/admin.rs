@@ -22,6 +22,11 @@ const FILES: &[File] = &[
         include_str!("admin/export.js"),
     ),
     (
+        "/admin/connectivity.js",
+        JAVASCRIPT,
+        include_str!("admin/connectivity.js"),
+    ),
+    (
         "/admin/labels.js",
         JAVASCRIPT,
         include_str!("admin/labels.js"),

@@ -154,7 +154,7 @@ async fn seed(app: &TestApp) -> Value {
         Some(json!({ "kind": "BOOKING_CREATED", "recordId": "b-1" })),
     )
     .await;
-    story(
+    let voice = story(
         app,
         json!({ "channel": "VOICE" }),
         &[("VISITOR", "I need a day pass for Friday.")],
@@ -275,6 +275,10 @@ async fn seed(app: &TestApp) -> Value {
         .await;
     let by_label = data(&by_label, "conversionStats")["byLabel"].clone();
     json!({
+        "offline": {
+            "sessionId": voice.session_id, "channel": "VOICE",
+            "kind": "BOOKING_CREATED", "recordId": "b-offline",
+        },
         "labels": {
             "tour": { "id": tour.id, "sessionId": tour.session_id, "chip": "prompt=v7" },
             "filter": "prompt=v8, model=m1", "filtered": [signup.session_id],
@@ -346,6 +350,7 @@ test_both!(the_admin_page_is_served_whole_with_a_strict_policy, |app| {
         ("/admin/admin.js", "text/javascript"),
         ("/admin/export.js", "text/javascript"),
         ("/admin/labels.js", "text/javascript"),
+        ("/admin/connectivity.js", "text/javascript"),
         ("/admin/admin.css", "text/css"),
     ] {
         let response = app.get(path).await;

@@ -63,6 +63,8 @@ let page;
 // The page's live sockets pass through this route (messages are forwarded
 // untouched), so the test can drop one the way a network would.
 const liveSockets = [];
+// While true, the page's new live sockets are refused, as by a stopped server.
+let serverDown = false;
 const dialogs = [];
 const pageErrors = [];
 const cspViolations = [];
@@ -73,6 +75,10 @@ try {
   page.setDefaultTimeout(WAIT_MS);
   await page.routeWebSocket(/\/graphql$/, (socket) => {
     liveSockets.push(socket);
+    if (serverDown) {
+      socket.close({ code: 1006, reason: 'the server is down' }).catch(() => {});
+      return;
+    }
     socket.connectToServer();
   });
   page.on('dialog', (dialog) => {
@@ -125,6 +131,7 @@ async function run() {
   await checkXss();
   await checkLive();
   await checkReconnect();
+  await checkOutage();
   await checkUnattributed();
   await checkWebhooks();
   await checkSignOut();
@@ -610,6 +617,48 @@ async function checkReconnect() {
   await eventually('live-status after reconnecting',
     async () => (await page.textContent('[data-testid="live-status"]')).trim(), 'Live');
   ok(`reconnect: a ${kind} badge recorded while the socket was down arrived after it came back`);
+}
+
+// The server stops; the operator changes the filter; the server comes back.
+// The page keeps the last rows under an offline banner (never "no
+// conversations"), notices by itself that the server answers again, shows
+// the new filter's rows, and the conversion recorded meanwhile once.
+async function checkOutage() {
+  const { sessionId, channel, kind, recordId } = seed.offline;
+  const refused = (route) => route.abort('connectionrefused');
+  serverDown = true;
+  await page.route('**/graphql', refused);
+  await page.route('**/readyz', refused);
+  for (const socket of liveSockets) await socket.close({ code: 1006, reason: 'the server stopped' }).catch(() => {});
+  const before = await sessionIdsShown();
+  await page.selectOption('[data-testid="channel-filter"]', channel);
+  await eventually('the offline banner', () => page.isVisible('[data-testid="offline"]'), true);
+  assert.equal(await page.isVisible('[data-testid="empty"]'), false, 'a failed request is not an empty list');
+  assert.deepStrictEqual(await sessionIdsShown(), before, 'the last rows stay while offline');
+  assert.equal(await page.isVisible('[data-testid="error"]'), false, 'no error banner for an outage');
+  ok(`offline: "${(await page.textContent('[data-testid="offline"]')).trim()}"`);
+
+  // Recorded while the page cannot reach the server.
+  const recorded = await graphql(
+    'mutation($input: RecordConversionInput!) { recordConversion(input: $input) { created } }',
+    { input: { sessionId, kind, recordId } },
+  );
+  assert.equal(recorded.recordConversion.created, true);
+
+  serverDown = false;
+  await page.unroute('**/graphql', refused);
+  await page.unroute('**/readyz', refused);
+  const expected = firstPage(seed.conversations.filter((c) => c.channel === channel)).map((c) => c.sessionId);
+  await eventually(`the ${channel} rows once the server is back`, sessionIdsShown, expected);
+  await eventually('no offline banner once back', () => page.isVisible('[data-testid="offline"]'), false);
+  const badge = `${rowSelector('session-id', sessionId)} [data-testid="badge"][data-kind=${q(kind)}]`;
+  await eventually('the conversion recorded during the outage, once', () => page.locator(badge).count(), 1);
+  await eventually('live again', async () => (await page.textContent('[data-testid="live-status"]')).trim(), 'Live');
+  await page.waitForTimeout(500);
+  assert.equal(await page.locator(badge).count(), 1, 'the replayed event adds no second badge');
+  assert.equal(await page.isVisible('[data-testid="error"]'), false, 'no error banner once back');
+  ok(`outage: the ${channel} filter's ${expected.length} rows and the ${kind} recorded meanwhile, once`);
+  await resetFilters();
 }
 
 async function checkUnattributed() {

@@ -120,6 +120,35 @@ const state = {
 
 const $ = (id) => document.getElementById(id);
 
+// The server is asked whether it is back by its readiness route: no key,
+// no database work beyond its own check.
+async function serverAnswers() {
+  const response = await fetch('/readyz', { cache: 'no-store', credentials: 'omit' });
+  if (!response.ok) throw new Error(`readyz answered ${response.status}`);
+}
+
+function renderOffline({ offline, seconds }) {
+  $('offline').hidden = !offline;
+  $('app').classList.toggle('is-offline', offline);
+  $('offline').textContent = offline
+    ? `Offline: the server cannot be reached. Showing what was last loaded; ${
+      seconds > 0 ? `trying again in ${seconds} s` : 'trying again now'}…`
+    : '';
+}
+
+// Back online: everything the page shows, read again for what it shows now.
+function refreshAll() {
+  if (!state.key) return;
+  clearError();
+  reload();
+  if (state.detail.id && !$('detail').hidden) openDetail(state.detail.id, { refresh: true });
+  if (!$('panel-unattributed').hidden) loadUnattributed(false);
+  if (!state.live.ws) connectLive();
+}
+
+const connectivity = new Reconnector({ probe: serverAnswers, onBack: refreshAll, render: renderOffline });
+
+import { Reconnector, isTransient } from './connectivity.js';
 import { downloadExport, formatBytes } from './export.js';
 import { LABEL_FIELDS, Q_BY_LABEL, parseLabelFilter, renderComparison, renderLabels } from './labels.js';
 
@@ -251,6 +280,7 @@ async function api(query, variables = {}, key = state.key) {
   if (!response.ok || !body?.data) {
     throw new ApiError(`Unexpected answer from the server (HTTP ${response.status}).`, 'HTTP_ERROR', response.status);
   }
+  if (connectivity.offline) connectivity.back();
   return body.data;
 }
 
@@ -275,6 +305,11 @@ function handleError(err) {
   if (err?.code === 'SIGNED_OUT' || !state.key) return;
   if (err?.code === 'UNAUTHENTICATED') {
     signOut('Your API key is no longer accepted. Sign in again.');
+    return;
+  }
+  // No answer is not an answer: the page keeps what it shows and retries.
+  if (isTransient(err)) {
+    connectivity.failed();
     return;
   }
   showError(err);
@@ -369,6 +404,7 @@ function signOut(message) {
   clearTimeout(typingTimer);
   clearTimeout(state.detail.badgeTimer);
   sessionStorage.removeItem(KEY_STORAGE);
+  connectivity.stop();
   stopLive();
   exporting.controller?.abort();
   clearTimeout(state.statsTimer);
@@ -609,8 +645,9 @@ async function loadConversations(append) {
     updateListFoot();
   } catch (err) {
     if (generation !== list.generation) return;
-    if (!append) {
-      // Rows of the previous filter would read as this filter's answer.
+    if (!append && !isTransient(err)) {
+      // Rows of the previous filter would read as this filter's answer
+      // (when offline, the banner says they are from before).
       $('rows').replaceChildren();
       list.hasNextPage = false;
       updateListFoot();
@@ -909,16 +946,17 @@ function resetDetail(id) {
   $('detail-status').textContent = 'Loading…';
 }
 
-async function openDetail(id) {
+// `refresh`: read again what is open, leaving the focus where it is.
+async function openDetail(id, { refresh = false } = {}) {
   const detail = state.detail;
   const generation = ++detail.generation;
-  if (detail.id !== id || $('detail').hidden) detail.returnFocus = document.activeElement;
+  if (!refresh && (detail.id !== id || $('detail').hidden)) detail.returnFocus = document.activeElement;
   detail.id = id;
   resetDetail(id);
   $('detail').hidden = false;
   document.body.classList.add('detail-open');
   markSelectedRow();
-  $('close-detail').focus();
+  if (!refresh) $('close-detail').focus();
   detail.loading = true;
   detail.stale = false;
   try {
