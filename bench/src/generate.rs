@@ -179,7 +179,11 @@ fn session_id(rng: &mut Rng) -> String {
 /// has none): whitespace runs folded to one space, cut to 120 characters.
 fn opening_message(content: &str) -> String {
     let folded = content.split_whitespace().collect::<Vec<_>>().join(" ");
-    folded.chars().take(120).collect()
+    let mut opening: String = folded.chars().take(120).collect();
+    if folded.chars().nth(120).is_some() {
+        opening.push('…');
+    }
+    opening
 }
 
 fn phone(rng: &mut Rng) -> String {

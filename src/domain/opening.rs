@@ -1,5 +1,6 @@
 //! The opening message shown in the AI Conversations list: the first visitor
-//! message, cut to 120 characters. "Character" means what a person sees as
+//! message, cut to 120 characters and then marked "…" so a reader knows
+//! there is more. "Character" means what a person sees as
 //! one (a grapheme cluster), so an emoji with skin tone or a letter with a
 //! combining accent is never split.
 
@@ -8,10 +9,16 @@ use unicode_segmentation::UnicodeSegmentation;
 pub const OPENING_MESSAGE_CHARS: usize = 120;
 
 /// The first [`OPENING_MESSAGE_CHARS`] characters of `content`, whitespace
-/// runs (line breaks included) folded into single spaces so a row stays one line.
+/// runs (line breaks included) folded into single spaces so a row stays
+/// one line, followed by "…" when there was more.
 pub fn opening_message(content: &str) -> String {
     let folded = content.split_whitespace().collect::<Vec<_>>().join(" ");
-    folded.graphemes(true).take(OPENING_MESSAGE_CHARS).collect()
+    let mut graphemes = folded.graphemes(true);
+    let mut opening: String = graphemes.by_ref().take(OPENING_MESSAGE_CHARS).collect();
+    if graphemes.next().is_some() {
+        opening.push('…');
+    }
+    opening
 }
 
 #[cfg(test)]
@@ -29,15 +36,17 @@ mod tests {
     #[test]
     fn cut_at_120_ascii_characters() {
         let text = "a".repeat(200);
-        assert_eq!(opening_message(&text), "a".repeat(120));
+        assert_eq!(opening_message(&text), format!("{}…", "a".repeat(120)));
+        // Exactly 120 is whole: no mark.
+        assert_eq!(opening_message(&"a".repeat(120)), "a".repeat(120));
     }
 
     #[test]
     fn never_cuts_inside_a_multibyte_character() {
         let text = "é".repeat(130);
         let cut = opening_message(&text);
-        assert_eq!(cut.chars().count(), 120);
-        assert_eq!(cut.len(), 240);
+        assert_eq!(cut.chars().count(), 121);
+        assert_eq!(cut.len(), 240 + '…'.len_utf8());
     }
 
     #[test]
@@ -46,12 +55,12 @@ mod tests {
         let family = "👨‍👩‍👧";
         let text = format!("{}{}{}", "x".repeat(119), family, "e\u{301}".repeat(5));
         let cut = opening_message(&text);
-        assert!(cut.ends_with(family));
-        assert_eq!(cut.graphemes(true).count(), 120);
+        assert!(cut.ends_with(&format!("{family}…")));
+        assert_eq!(cut.graphemes(true).count(), 121);
 
         let accents = "e\u{301}".repeat(121);
         let cut = opening_message(&accents);
-        assert_eq!(cut, "e\u{301}".repeat(120));
+        assert_eq!(cut, format!("{}…", "e\u{301}".repeat(120)));
     }
 
     #[test]

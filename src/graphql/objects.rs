@@ -77,7 +77,8 @@ impl Conversation {
     }
 
     /// The first visitor message, cut to 120 characters (never inside a
-    /// character); null until the visitor has said something.
+    /// character) and then ending with "…"; null until the visitor has
+    /// said something.
     async fn opening_message(&self) -> Option<&str> {
         self.0.opening_message.as_deref()
     }

@@ -27,6 +27,11 @@ const FILES: &[File] = &[
         include_str!("admin/connectivity.js"),
     ),
     (
+        "/admin/url-state.js",
+        JAVASCRIPT,
+        include_str!("admin/url-state.js"),
+    ),
+    (
         "/admin/labels.js",
         JAVASCRIPT,
         include_str!("admin/labels.js"),

@@ -350,6 +350,7 @@ test_both!(the_admin_page_is_served_whole_with_a_strict_policy, |app| {
         ("/admin/admin.js", "text/javascript"),
         ("/admin/export.js", "text/javascript"),
         ("/admin/labels.js", "text/javascript"),
+        ("/admin/url-state.js", "text/javascript"),
         ("/admin/connectivity.js", "text/javascript"),
         ("/admin/admin.css", "text/css"),
     ] {

@@ -132,6 +132,7 @@ async function run() {
   await checkLive();
   await checkReconnect();
   await checkOutage();
+  await checkViewInUrl();
   await checkUnattributed();
   await checkWebhooks();
   await checkSignOut();
@@ -658,6 +659,52 @@ async function checkOutage() {
   assert.equal(await page.locator(badge).count(), 1, 'the replayed event adds no second badge');
   assert.equal(await page.isVisible('[data-testid="error"]'), false, 'no error banner once back');
   ok(`outage: the ${channel} filter's ${expected.length} rows and the ${kind} recorded meanwhile, once`);
+  await resetFilters();
+}
+
+// The filter, the tab and the open conversation live in the URL: a copied
+// link, a reload and back/forward show exactly that view.
+async function checkViewInUrl() {
+  const { sessionId, channel } = seed.offline;
+  const channelRows = firstPage(seed.conversations.filter((c) => c.channel === channel)).map((c) => c.sessionId);
+  const id = seed.conversations.find((c) => c.sessionId === sessionId).id;
+  await page.selectOption('[data-testid="channel-filter"]', channel);
+  await eventually(`channel ${channel}`, sessionIdsShown, channelRows);
+  await openDetail(id);
+  const link = page.url();
+  assert.match(link, new RegExp(`[?&]channel=${channel}(&|$)`), link);
+  assert.match(link, new RegExp(`[?&]open=${encodeURIComponent(id)}(&|$)`), link);
+  assert.ok(!link.includes(ADMIN_KEY), 'the key never goes in the URL');
+
+  // A copied link, opened in another tab (which signs in afresh).
+  const other = await page.context().newPage();
+  await other.goto(link);
+  await other.fill('[data-testid="api-key"]', ADMIN_KEY);
+  await other.click('[data-testid="signin-submit"]');
+  await other.locator(`[data-testid="detail"][data-state="ready"][data-id=${q(id)}]`).waitFor({ state: 'visible' });
+  const otherRows = () => other.$$eval('[data-testid="conversation-row"]', (rows) => rows.map((r) => r.dataset.sessionId));
+  await eventually('the copied link shows the filtered rows', otherRows, channelRows);
+  assert.equal(await other.inputValue('[data-testid="channel-filter"]'), channel);
+  await other.close();
+  ok(`a copied link restores channel ${channel} and the open conversation`);
+
+  // A reload keeps the view (the key stays in the tab's session storage).
+  await page.reload();
+  await page.locator(`[data-testid="detail"][data-state="ready"][data-id=${q(id)}]`).waitFor({ state: 'visible' });
+  await eventually('rows after a reload', sessionIdsShown, channelRows);
+  ok('a reload keeps the filter and the open conversation');
+
+  // Back closes the conversation, back again clears the filter; forward
+  // brings the filter back.
+  await page.goBack();
+  await page.locator('[data-testid="detail"]').waitFor({ state: 'hidden' });
+  await eventually('rows after back', sessionIdsShown, channelRows);
+  await page.goBack();
+  await eventually('all rows after back again', sessionIdsShown, allSessionIds());
+  assert.equal(await page.inputValue('[data-testid="channel-filter"]'), '');
+  await page.goForward();
+  await eventually('rows after forward', sessionIdsShown, channelRows);
+  ok('back and forward step through the views');
   await resetFilters();
 }
 

@@ -150,6 +150,7 @@ const connectivity = new Reconnector({ probe: serverAnswers, onBack: refreshAll,
 
 import { Reconnector, isTransient } from './connectivity.js';
 import { downloadExport, formatBytes } from './export.js';
+import { restoreView, viewQuery } from './url-state.js';
 import { LABEL_FIELDS, Q_BY_LABEL, parseLabelFilter, renderComparison, renderLabels } from './labels.js';
 
 // ---------------------------------------------------------------------------
@@ -386,16 +387,47 @@ async function enterApp() {
   $('app').hidden = false;
   $('session-controls').hidden = false;
   fillBadgeFilter();
-  resetFilterControls();
-  selectTab('conversations');
-  state.filter = {};
   const signIn = ++state.signIn;
   const cursor = await readFeedCursor();
   if (state.signIn !== signIn) return;
   state.live.cursor = cursor;
   state.live.attempt = 0;
-  reload();
+  showViewOfUrl();
   connectLive();
+}
+
+// ---------------------------------------------------------------------------
+// The view in the URL (url-state.js).
+
+let restoringView = false;
+
+function currentTab() {
+  return document.querySelector('[role="tab"][aria-selected="true"]')?.dataset.tab ?? 'conversations';
+}
+
+// Records the view in the URL: a new history entry for a step the
+// operator took (`push`), or in place.
+function syncUrl(push = true) {
+  if (restoringView || !state.key) return;
+  const open = $('detail').hidden ? null : state.detail.id;
+  const query = viewQuery($, { tab: currentTab(), open });
+  if (query === location.search) return;
+  history[push ? 'pushState' : 'replaceState'](null, '', `${location.pathname}${query}${location.hash}`);
+}
+
+// Shows the view the URL names: its filter, tab and open conversation.
+function showViewOfUrl() {
+  restoringView = true;
+  try {
+    const { tab, open } = restoreView($, location.search);
+    state.filter = readFilter();
+    selectTab(tab);
+    reload();
+    if (open) openDetail(open, { refresh: !$('detail').hidden });
+    else if (!$('detail').hidden) closeDetail();
+  } finally {
+    restoringView = false;
+  }
 }
 
 function signOut(message) {
@@ -485,6 +517,7 @@ function applyFilters() {
   const next = readFilter();
   if (JSON.stringify(next) === JSON.stringify(state.filter)) return;
   state.filter = next;
+  syncUrl();
   reload();
 }
 
@@ -957,6 +990,7 @@ async function openDetail(id, { refresh = false } = {}) {
   document.body.classList.add('detail-open');
   markSelectedRow();
   if (!refresh) $('close-detail').focus();
+  syncUrl();
   detail.loading = true;
   detail.stale = false;
   try {
@@ -1035,6 +1069,7 @@ function closeDetail() {
   $('detail').dataset.state = 'closed';
   document.body.classList.remove('detail-open');
   markSelectedRow();
+  syncUrl();
   const back = detail.returnFocus;
   detail.returnFocus = null;
   if (back?.isConnected) back.focus();
@@ -1221,6 +1256,7 @@ function selectTab(name) {
   $('panel-conversations').hidden = name !== 'conversations';
   $('panel-unattributed').hidden = name !== 'unattributed';
   $('panel-webhooks').hidden = name !== 'webhooks';
+  syncUrl();
   // Reviewing wants the current state, so the tab re-reads on every visit.
   if (name === 'unattributed' && state.key) loadUnattributed(false);
   if (name === 'webhooks' && state.key) loadWebhooks();
@@ -1455,6 +1491,7 @@ function wire() {
     clearTimeout(typingTimer);
     resetFilterControls();
     state.filter = readFilter();
+    syncUrl();
     reload();
   });
 
@@ -1483,6 +1520,9 @@ function wire() {
 
 function start() {
   wire();
+  window.addEventListener('popstate', () => {
+    if (state.key) showViewOfUrl();
+  });
   const stored = sessionStorage.getItem(KEY_STORAGE);
   if (stored) signIn(stored);
   else $('api-key').focus();
