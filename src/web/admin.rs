@@ -32,6 +32,11 @@ const FILES: &[File] = &[
         include_str!("admin/url-state.js"),
     ),
     (
+        "/admin/time.js",
+        JAVASCRIPT,
+        include_str!("admin/time.js"),
+    ),
+    (
         "/admin/labels.js",
         JAVASCRIPT,
         include_str!("admin/labels.js"),

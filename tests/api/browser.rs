@@ -235,7 +235,7 @@ async fn seed(app: &TestApp) -> Value {
             .gql(
                 &app.admin,
                 "query($after: String) { conversations(first: 250, after: $after) {
-                    nodes { id sessionId channel startedAt openingMessage
+                    nodes { id sessionId channel startedAt openingMessage contact
                             user { name } badges { kind label colour value { amount currency } } }
                     pageInfo { hasNextPage endCursor } } }",
                 json!({ "after": after }),
@@ -245,7 +245,7 @@ async fn seed(app: &TestApp) -> Value {
         conversations.extend(page["nodes"].as_array().expect("rows").iter().map(|c| {
             json!({
                 "id": c["id"], "sessionId": c["sessionId"], "channel": c["channel"],
-                "startedAt": c["startedAt"], "userName": c["user"]["name"],
+                "startedAt": c["startedAt"], "userName": c["user"]["name"], "contact": c["contact"],
                 "openingMessage": c["openingMessage"], "badges": c["badges"],
             })
         }));
@@ -350,6 +350,7 @@ test_both!(the_admin_page_is_served_whole_with_a_strict_policy, |app| {
         ("/admin/admin.js", "text/javascript"),
         ("/admin/export.js", "text/javascript"),
         ("/admin/labels.js", "text/javascript"),
+        ("/admin/time.js", "text/javascript"),
         ("/admin/url-state.js", "text/javascript"),
         ("/admin/connectivity.js", "text/javascript"),
         ("/admin/admin.css", "text/css"),

@@ -133,6 +133,7 @@ async function run() {
   await checkReconnect();
   await checkOutage();
   await checkViewInUrl();
+  await checkLocalTime();
   await checkUnattributed();
   await checkWebhooks();
   await checkSignOut();
@@ -176,7 +177,11 @@ function readRows() {
     id: row.dataset.id,
     sessionId: row.dataset.sessionId,
     opening: row.querySelector('[data-testid="cell-opening"]')?.textContent ?? null,
-    user: row.querySelector('[data-testid="cell-user"]')?.textContent ?? null,
+    who: {
+      name: row.querySelector('[data-testid="who-name"]')?.textContent ?? null,
+      contact: row.querySelector('[data-testid="who-contact"]')?.textContent ?? null,
+      anonymous: row.querySelector('[data-testid="who-anonymous"]') !== null,
+    },
     channel: row.querySelector('[data-testid="cell-channel"]')?.textContent ?? null,
     badges: [...row.querySelectorAll('[data-testid="badge"]')].map((badge) => ({
       kind: badge.dataset.kind,
@@ -208,7 +213,11 @@ async function checkRows() {
     const conversation = expected[i];
     const where = `row ${i} (session ${conversation.sessionId})`;
     assert.equal(row.opening, conversation.openingMessage ?? '', `${where}: opening message`);
-    assert.equal(row.user, conversation.userName ?? '', `${where}: user`);
+    assert.deepStrictEqual(row.who, {
+      name: conversation.userName ?? null,
+      contact: conversation.contact ?? null,
+      anonymous: !conversation.userName && !conversation.contact,
+    }, `${where}: name and contact, "Anonymous" only with neither`);
     assert.equal(row.channel, CHANNEL_LABELS[conversation.channel] ?? conversation.channel, `${where}: channel`);
     assert.deepStrictEqual(
       row.badges.map(({ kind, label, colour, value }) => ({ kind, label, colour, value })),
@@ -221,7 +230,9 @@ async function checkRows() {
   });
   assert.ok(rows.some((row) => row.badges.some((badge) => badge.value === ' · 480.00 EUR')),
     'a badge shows what its sale earned, as the API wrote it');
-  ok(`${rows.length} rows in seed order with opening message, user, channel, badges and values`);
+  assert.ok(rows.some((row) => row.who.contact && !row.who.name), 'a row with a contact and no name');
+  assert.ok(rows.some((row) => row.who.anonymous), 'a row with neither reads Anonymous');
+  ok(`${rows.length} rows in seed order with opening message, name and contact, channel, badges and values`);
 
   // The stats header lists every kind with its badge, so all five colours
   // can be compared even when the seed does not use them all in rows.
@@ -436,6 +447,8 @@ async function exportedSessionIds() {
   ]);
   assert.match(download.suggestedFilename(), /^conversations-\d{4}-\d{2}-\d{2}\.csv$/);
   const file = await fs.readFile(await download.path(), 'utf8');
+  // The next click must start an export, not cancel this one.
+  await eventually('the export has finished', async () => (await page.textContent('[data-testid="export"]')).trim(), 'Export CSV');
   assert.ok(file.startsWith('\ufeffid,sessionId,channel,startedAt,'), 'a UTF-8 CSV with its header');
   return file.match(/cs_[A-Za-z0-9_-]{32}/g) ?? [];
 }
@@ -706,6 +719,59 @@ async function checkViewInUrl() {
   await eventually('rows after forward', sessionIdsShown, channelRows);
   ok('back and forward step through the views');
   await resetFilters();
+}
+
+// Times in the browser's zone, named, with a UTC switch; presets computed
+// in that zone. A second browser context set to Tokyo (UTC+9, no DST).
+async function checkLocalTime() {
+  const zone = 'Asia/Tokyo';
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const formatIn = (timeZone, iso) => {
+    const f = new Intl.DateTimeFormat('en-US', { timeZone, year: 'numeric', month: 'numeric', day: 'numeric',
+      hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    const p = Object.fromEntries(f.formatToParts(new Date(iso)).map((x) => [x.type, x.value]));
+    return `${Number(p.day)} ${months[Number(p.month) - 1]} ${p.year}, ${p.hour}:${p.minute}`;
+  };
+  const context = await browser.newContext({ timezoneId: zone, viewport: { width: 1400, height: 900 } });
+  const tokyo = await context.newPage();
+  const listFilters = [];
+  tokyo.on('request', (request) => {
+    const body = request.postData();
+    if (request.url().endsWith('/graphql') && body?.includes('query Conversations')) {
+      listFilters.push(JSON.parse(body).variables.filter);
+    }
+  });
+  try {
+    await tokyo.goto(`${BASE}/admin`);
+    await tokyo.fill('[data-testid="api-key"]', ADMIN_KEY);
+    await tokyo.click('[data-testid="signin-submit"]');
+    const newest = seed.conversations[0];
+    const started = tokyo.locator(`[data-testid="conversation-row"][data-session-id=${q(newest.sessionId)}] [data-testid="cell-started"]`);
+    await started.waitFor();
+    assert.equal((await tokyo.textContent('[data-testid="time-zone"]')).trim(), `Times in ${zone}`);
+    assert.equal((await started.textContent()).trim(), formatIn(zone, newest.startedAt));
+    await tokyo.check('[data-testid="utc-toggle"]');
+    await eventually('times in UTC', async () => (await started.textContent()).trim(), formatIn('UTC', newest.startedAt), WAIT_MS);
+    assert.equal((await tokyo.textContent('[data-testid="time-zone"]')).trim(), 'Times in UTC');
+    await tokyo.uncheck('[data-testid="utc-toggle"]');
+    await eventually('times in Tokyo again', async () => (await started.textContent()).trim(), formatIn(zone, newest.startedAt), WAIT_MS);
+    ok(`times in ${zone} (${formatIn(zone, newest.startedAt)}), in UTC at the switch`);
+
+    // "Last 7 days" in Tokyo: six days before Tokyo's today, from Tokyo's midnight.
+    const today = new Intl.DateTimeFormat('en-CA', { timeZone: zone }).format(new Date());
+    const [y, m, d] = today.split('-').map(Number);
+    const first = new Date(Date.UTC(y, m - 1, d - 6));
+    const from = first.toISOString().slice(0, 10);
+    await tokyo.selectOption('[data-testid="date-preset"]', '7d');
+    await eventually('the preset fills the dates', async () => [
+      await tokyo.inputValue('[data-testid="date-from"]'), await tokyo.inputValue('[data-testid="date-to"]'),
+    ], [from, today]);
+    const midnight = new Date(first.getTime() - 9 * 3600 * 1000).toISOString().replace('.000Z', 'Z');
+    await eventually('the list asks from Tokyo midnight', () => listFilters.at(-1)?.startedAfter, midnight);
+    ok(`"Last 7 days" in ${zone}: ${from} to ${today}, from ${midnight}`);
+  } finally {
+    await context.close();
+  }
 }
 
 async function checkUnattributed() {

@@ -31,7 +31,6 @@ const RECORD_TYPE_LABELS = {
   COWORKER_PRODUCT: 'Product',
 };
 const COLOURS = new Set(['LAVENDER', 'GREEN', 'BLUE', 'TEAL', 'PEACH']);
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 // ---------------------------------------------------------------------------
 // GraphQL documents. Values always travel as variables, never inside the text.
@@ -45,7 +44,7 @@ const Q_FEED_CURSOR = 'query FeedCursor { feedCursor }';
 
 const Q_LIST = `query Conversations($first: Int!, $after: String, $filter: ConversationFilter) {
   conversations(first: $first, after: $after, filter: $filter) {
-    nodes { id sessionId channel startedAt openingMessage user { name } labels { key value } badges { kind label colour value { amount currency } } }
+    nodes { id sessionId channel startedAt openingMessage contact user { name } labels { key value } badges { kind label colour value { amount currency } } }
     pageInfo { hasNextPage endCursor }
   }
 }`;
@@ -151,6 +150,7 @@ const connectivity = new Reconnector({ probe: serverAnswers, onBack: refreshAll,
 import { Reconnector, isTransient } from './connectivity.js';
 import { downloadExport, formatBytes } from './export.js';
 import { restoreView, viewQuery } from './url-state.js';
+import { clock, dayStart, formatTime, presetDays, setUtc, zoneName } from './time.js';
 import { LABEL_FIELDS, Q_BY_LABEL, parseLabelFilter, renderComparison, renderLabels } from './labels.js';
 
 // ---------------------------------------------------------------------------
@@ -193,7 +193,6 @@ function externalLink(text, href, className) {
   return el('a', { className, text, attrs: linkAttrs(href) });
 }
 
-const pad2 = (n) => String(n).padStart(2, '0');
 
 // Milliseconds since the epoch; the API's times may carry microseconds,
 // which Date.parse does not take.
@@ -201,13 +200,11 @@ function parseTime(iso) {
   return Date.parse(String(iso).replace(/(\.\d{3})\d+/, '$1'));
 }
 
-// Hand-formatted in UTC so every browser and test run shows the same text.
+// In the zone shown (time.js): the browser's, or UTC.
 function formatDate(iso) {
   if (!iso) return '';
-  const date = new Date(parseTime(iso));
-  if (Number.isNaN(date.getTime())) return String(iso);
-  return `${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()}, ` +
-    `${pad2(date.getUTCHours())}:${pad2(date.getUTCMinutes())}`;
+  const ms = parseTime(iso);
+  return Number.isNaN(ms) ? String(iso) : formatTime(ms);
 }
 
 function formatDuration(seconds) {
@@ -471,17 +468,24 @@ function fillBadgeFilter() {
 
 function resetFilterControls() {
   for (const id of ['search', 'session-filter', 'label-filter', 'date-from', 'date-to']) $(id).value = '';
-  for (const id of ['channel-filter', 'badge-filter', 'converted-filter']) $(id).value = '';
+  for (const id of ['channel-filter', 'badge-filter', 'converted-filter', 'date-preset']) $(id).value = '';
 }
 
-const DATE_INPUT = /^\d{4}-\d{2}-\d{2}$/;
+// A preset fills the dates in the zone shown; editing a date makes it custom.
+function applyPreset() {
+  const days = presetDays($('date-preset').value);
+  if (days) {
+    $('date-from').value = days.from;
+    $('date-to').value = days.to;
+  } else if ($('date-preset').value === '') {
+    $('date-from').value = '';
+    $('date-to').value = '';
+  }
+}
 
-// `to` is inclusive for the user, so the API gets the start of the next day.
-function dayStart(value, plusDays = 0) {
-  if (!DATE_INPUT.test(value)) return null;
-  const [y, m, d] = value.split('-').map(Number);
-  const date = new Date(Date.UTC(y, m - 1, d + plusDays));
-  return Number.isNaN(date.getTime()) ? null : date.toISOString().replace('.000Z', 'Z');
+function showZone() {
+  $('time-zone').textContent = `Times in ${zoneName()}`;
+  $('utc-toggle').checked = clock.utc;
 }
 
 function readFilter() {
@@ -498,6 +502,7 @@ function readFilter() {
   if (converted) filter.converted = converted === 'yes';
   const from = dayStart($('date-from').value);
   if (from) filter.startedAfter = from;
+  // `to` is inclusive for the user, so the API gets the start of the next day.
   const to = dayStart($('date-to').value, 1);
   if (to) filter.startedBefore = to;
   try {
@@ -616,6 +621,18 @@ function badgeForKind(kind) {
   return state.badgeKinds.get(kind) ?? { kind, label: kind, colour: null };
 }
 
+// Who the person is, as far as the conversation says: the signed-in name
+// and the contact; "Anonymous" only when there is neither.
+function renderWho(conversation) {
+  const name = conversation.user?.name;
+  const contact = conversation.contact;
+  if (!name && !contact) return [el('span', { className: 'muted', testid: 'who-anonymous', text: 'Anonymous' })];
+  return [
+    ...(name ? [el('span', { className: 'who-name', testid: 'who-name', text: name })] : []),
+    ...(contact ? [el('span', { className: 'who-contact', testid: 'who-contact', text: contact })] : []),
+  ];
+}
+
 function renderRow(conversation) {
   return el('tr', {
     className: 'row',
@@ -629,7 +646,7 @@ function renderRow(conversation) {
       ...conversation.badges.map((b) => renderBadge(b)),
       renderLabels(el, conversation.labels),
     ]),
-    el('td', { className: 'cell-user', testid: 'cell-user', text: conversation.user?.name ?? '' }),
+    el('td', { className: 'cell-user', testid: 'cell-user' }, renderWho(conversation)),
     el('td', { className: 'cell-channel', testid: 'cell-channel', text: channelLabel(conversation.channel) }),
     el('td', {
       className: 'cell-started',
@@ -915,7 +932,7 @@ function renderConfirmations(confirmations) {
 
 function recordTitle(outcome) {
   const record = outcome.record ? `${RECORD_TYPE_LABELS[outcome.record.type] ?? outcome.record.type} ${outcome.record.id}` : '';
-  return `${record} · recorded ${formatDate(outcome.recordedAt)} UTC`;
+  return `${record} · recorded ${formatDate(outcome.recordedAt)} (${zoneName()})`;
 }
 
 // A withdrawn outcome (a cancelled sale) has no badge; the detail still
@@ -947,9 +964,9 @@ function renderDetailMeta(conversation) {
   const entries = [
     ['Session ID', el('code', { testid: 'detail-session-id', text: conversation.sessionId })],
     ['Channel', channelLabel(conversation.channel)],
-    ['Started', `${formatDate(conversation.startedAt)} UTC`],
-    ['User', conversation.user?.name || 'Anonymous'],
+    ['Started', `${formatDate(conversation.startedAt)} (${zoneName()})`],
   ];
+  if (conversation.user?.name || !conversation.contact) entries.push(['User', conversation.user?.name || 'Anonymous']);
   if (conversation.contact) entries.push(['Contact', conversation.contact]);
   if (conversation.labels?.length) entries.push(['Labels', renderLabels(el, conversation.labels)]);
   $('detail-meta').replaceChildren(...entries.flatMap(([term, value]) => [
@@ -1482,9 +1499,31 @@ function wire() {
       }
     });
   }
-  for (const id of ['channel-filter', 'badge-filter', 'converted-filter', 'date-from', 'date-to']) {
+  for (const id of ['channel-filter', 'badge-filter', 'converted-filter']) {
     $(id).addEventListener('change', applyFiltersNow);
   }
+  for (const id of ['date-from', 'date-to']) {
+    $(id).addEventListener('change', () => {
+      $('date-preset').value = $('date-from').value || $('date-to').value ? 'custom' : '';
+      applyFiltersNow();
+    });
+  }
+  $('date-preset').addEventListener('change', () => {
+    applyPreset();
+    applyFiltersNow();
+  });
+  // Switching zones changes what the dates mean: a preset is computed
+  // again, custom dates are read in the new zone; every time is redrawn.
+  $('utc-toggle').addEventListener('change', () => {
+    setUtc($('utc-toggle').checked);
+    showZone();
+    applyPreset();
+    clearTimeout(typingTimer);
+    state.filter = readFilter();
+    syncUrl();
+    reload();
+    if (state.detail.id && !$('detail').hidden) openDetail(state.detail.id, { refresh: true });
+  });
   // Always a fresh first page, even with no filter set: the way back to
   // the top after "Load more".
   $('reset-filters').addEventListener('click', () => {
@@ -1520,6 +1559,7 @@ function wire() {
 
 function start() {
   wire();
+  showZone();
   window.addEventListener('popstate', () => {
     if (state.key) showViewOfUrl();
   });

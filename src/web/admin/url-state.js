@@ -10,6 +10,7 @@ const CONTROLS = [
   ['badge', 'badge-filter'],
   ['converted', 'converted-filter'],
   ['labels', 'label-filter'],
+  ['range', 'date-preset'],
   ['from', 'date-from'],
   ['to', 'date-to'],
 ];
