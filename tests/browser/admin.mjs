@@ -134,6 +134,7 @@ async function run() {
   await checkOutage();
   await checkViewInUrl();
   await checkLocalTime();
+  await checkPhone();
   await checkUnattributed();
   await checkWebhooks();
   await checkSignOut();
@@ -769,6 +770,41 @@ async function checkLocalTime() {
     const midnight = new Date(first.getTime() - 9 * 3600 * 1000).toISOString().replace('.000Z', 'Z');
     await eventually('the list asks from Tokyo midnight', () => listFilters.at(-1)?.startedAfter, midnight);
     ok(`"Last 7 days" in ${zone}: ${from} to ${today}, from ${midnight}`);
+  } finally {
+    await context.close();
+  }
+}
+
+// A phone, 390 × 844: nothing scrolls sideways; rows stack; the filters
+// fold behind one button; the detail takes the screen with a back control.
+async function checkPhone() {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const phone = await context.newPage();
+  const overflow = () => phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  try {
+    await phone.goto(`${BASE}/admin`);
+    assert.equal(await overflow(), 0, 'the sign-in page fits');
+    await phone.fill('[data-testid="api-key"]', ADMIN_KEY);
+    await phone.click('[data-testid="signin-submit"]');
+    await phone.locator('[data-testid="conversation-row"]').first().waitFor();
+    assert.equal(await overflow(), 0, 'the list fits: no sideways scrolling');
+    const rows = phone.locator('[data-testid="conversation-row"]');
+    const [first, second] = [await rows.nth(0).boundingBox(), await rows.nth(1).boundingBox()];
+    assert.ok(first.width <= 390 && second.y >= first.y + first.height - 1, 'rows stack, each within the screen');
+    assert.equal(await phone.isVisible('[data-testid="channel-filter"]'), false, 'filters folded');
+    await phone.click('[data-testid="filters-toggle"]');
+    assert.equal(await phone.isVisible('[data-testid="channel-filter"]'), true, 'filters unfold');
+    assert.equal(await overflow(), 0, 'unfolded filters fit');
+    await rows.nth(0).click();
+    await phone.locator('[data-testid="detail"][data-state="ready"]').waitFor();
+    const detail = await phone.locator('[data-testid="detail"]').boundingBox();
+    assert.equal(Math.round(detail.width), 390, 'the detail takes the whole width');
+    assert.equal((await phone.textContent('[data-testid="close-detail"]')).includes('Back'), true);
+    assert.equal(await overflow(), 0, 'the detail fits');
+    await phone.click('[data-testid="close-detail"]');
+    await phone.locator('[data-testid="detail"]').waitFor({ state: 'hidden' });
+    await phone.screenshot({ path: path.join(ARTIFACTS, 'phone.png'), fullPage: false });
+    ok('390 px: no sideways scrolling, rows stacked, filters folded, full-screen detail with Back');
   } finally {
     await context.close();
   }

@@ -1534,6 +1534,10 @@ function wire() {
     reload();
   });
 
+  $('filters-toggle').addEventListener('click', () => {
+    const open = $('filters').classList.toggle('filters-open');
+    $('filters-toggle').setAttribute('aria-expanded', open ? 'true' : 'false');
+  });
   $('label-filter').addEventListener('input', applyFiltersSoon);
   $('compare-form').addEventListener('submit', (event) => {
     event.preventDefault();
