@@ -12,7 +12,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import { createRequire } from 'node:module';
 import { env, launchChromium } from './common.mjs';
+
+const axeSource = await fs.readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 const WAIT_MS = 10_000;
 const WATCHDOG_MS = 90_000;
@@ -135,6 +138,7 @@ async function run() {
   await checkViewInUrl();
   await checkLocalTime();
   await checkPhone();
+  await checkKeyboardAndAxe();
   await checkUnattributed();
   await checkWebhooks();
   await checkSignOut();
@@ -808,6 +812,56 @@ async function checkPhone() {
   } finally {
     await context.close();
   }
+}
+
+// axe-core's serious and critical findings on what `page` shows now.
+async function axeFindings(where) {
+  await page.evaluate(axeSource);
+  const results = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+  }));
+  assert.ok(results.passes.length > 20, `axe-core ran its rules on the ${where}`);
+  return results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${where}: ${v.id} (${v.impact}) ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+}
+
+// Keyboard only: `/` to the search, `j`/`k` through the rows, Enter opens,
+// Esc closes; and axe-core on the list with its stats, the comparison and
+// a detail.
+async function checkKeyboardAndAxe() {
+  await page.click('[data-testid="tab-conversations"]');
+  await page.locator('body').focus();
+  await page.keyboard.press('/');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'search', '/ focuses the search');
+  await page.keyboard.press('Escape');
+  await page.locator('[data-testid="stats"]').click({ position: { x: 2, y: 2 } });
+  const focusedRow = () => page.evaluate(() => document.activeElement?.closest('tr.row')?.dataset.sessionId ?? null);
+  await page.keyboard.press('j');
+  const shown = await sessionIdsShown();
+  assert.equal(await focusedRow(), shown[0], 'j goes to the first row');
+  await page.keyboard.press('j');
+  await page.keyboard.press('j');
+  assert.equal(await focusedRow(), shown[2], 'j moves down');
+  await page.keyboard.press('k');
+  assert.equal(await focusedRow(), shown[1], 'k moves up');
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, 'none', 'the focused row shows its focus');
+  await page.keyboard.press('Enter');
+  const id = seed.conversations.find((c) => c.sessionId === shown[1]).id;
+  await page.locator(`[data-testid="detail"][data-state="ready"][data-id=${q(id)}]`).waitFor({ state: 'visible' });
+  const detailFindings = await axeFindings('detail');
+  await page.keyboard.press('Escape');
+  await page.locator('[data-testid="detail"]').waitFor({ state: 'hidden' });
+  assert.equal(await focusedRow(), shown[1], 'Esc closes and gives the focus back to the row');
+  ok('keyboard: / search, j/k rows, Enter opens, Esc closes, focus visible');
+
+  await page.fill('[data-testid="compare-key"]', seed.labels.key);
+  await page.click('[data-testid="compare"]');
+  await page.locator('[data-testid="label-row"]').first().waitFor();
+  const findings = [...await axeFindings('list and stats'), ...detailFindings];
+  assert.deepStrictEqual(findings, [], 'axe-core: no serious or critical violation');
+  ok('axe-core: no serious or critical violation on the list, stats, comparison and detail');
 }
 
 async function checkUnattributed() {

@@ -1473,6 +1473,31 @@ function onRowActivate(event) {
   openDetail(row.dataset.id);
 }
 
+// Keyboard: `/` to the search, `j` / `k` down and up the rows, Enter opens
+// (the row's own handler), Esc closes the detail. Letters typed into a
+// field stay in the field.
+function onShortcut(event) {
+  if (event.key === 'Escape') {
+    if (!$('detail').hidden) closeDetail();
+    return;
+  }
+  if (event.ctrlKey || event.metaKey || event.altKey || !state.key) return;
+  if (event.target.closest?.('input, select, textarea, [contenteditable]')) return;
+  if (event.key === '/') {
+    event.preventDefault();
+    $('search').focus();
+    return;
+  }
+  if (event.key !== 'j' && event.key !== 'k') return;
+  const rows = [...$('rows').children];
+  if (rows.length === 0 || $('panel-conversations').hidden) return;
+  event.preventDefault();
+  const at = rows.indexOf(document.activeElement?.closest?.('tr.row'));
+  const next = event.key === 'j' ? Math.min(at + 1, rows.length - 1) : Math.max(at - 1, 0);
+  rows[at < 0 ? 0 : next].focus();
+  rows[at < 0 ? 0 : next].scrollIntoView({ block: 'nearest' });
+}
+
 function wire() {
   $('signin-form').addEventListener('submit', (event) => {
     event.preventDefault();
@@ -1553,9 +1578,7 @@ function wire() {
   $('unattributed-load-more').addEventListener('click', () => loadUnattributed(true));
   $('load-more-messages').addEventListener('click', loadMoreMessages);
   $('close-detail').addEventListener('click', closeDetail);
-  document.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape' && !$('detail').hidden) closeDetail();
-  });
+  document.addEventListener('keydown', onShortcut);
   for (const tab of document.querySelectorAll('[role="tab"]')) {
     tab.addEventListener('click', () => selectTab(tab.dataset.tab));
   }
