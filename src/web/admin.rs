@@ -31,11 +31,7 @@ const FILES: &[File] = &[
         JAVASCRIPT,
         include_str!("admin/url-state.js"),
     ),
-    (
-        "/admin/time.js",
-        JAVASCRIPT,
-        include_str!("admin/time.js"),
-    ),
+    ("/admin/time.js", JAVASCRIPT, include_str!("admin/time.js")),
     (
         "/admin/labels.js",
         JAVASCRIPT,

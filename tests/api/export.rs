@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 const CONVERSATION_COLUMNS: &str = "id,sessionId,channel,startedAt,lastActivityAt,closedAt,contact,\
-userId,userName,threadKey,openingMessage,messageCount,converted,badges,revenue,erasedAt";
+userId,userName,threadKey,openingMessage,messageCount,converted,badges,revenue,erasedAt,labels";
 const CONVERSION_COLUMNS: &str = "id,kind,recordType,recordId,recordedAt,status,attributed,\
 unattributedReason,source,linkAction,value,currency,conversationId,sessionId,channel";
 
@@ -343,6 +343,21 @@ test_both!(an_export_refuses_other_roles_and_bad_parameters, |app| {
             "BAD_USER_INPUT",
             400,
         ),
+        (
+            "/export/conversations.csv?label=prompt",
+            "BAD_USER_INPUT",
+            400,
+        ),
+        (
+            "/export/conversations.csv?label=Prompt%3Dv7",
+            "BAD_USER_INPUT",
+            400,
+        ),
+        (
+            "/export/conversions.csv?label=prompt%3Dv7",
+            "BAD_USER_INPUT",
+            400,
+        ),
         ("/export/conversations.xlsx", "NOT_FOUND", 404),
         ("/export/people.csv", "NOT_FOUND", 404),
     ] {
@@ -394,4 +409,37 @@ test_both!(an_erased_person_is_absent_from_every_export, |app| {
         json!(["TOUR_BOOKED"]),
         "the outcome stays"
     );
+});
+
+test_both!(exports_carry_labels_and_narrow_by_them, |app| {
+    let v7 = app
+        .start_session_with(json!({ "channel": "CHAT",
+            "labels": [{ "key": "prompt", "value": "v7" }, { "key": "model", "value": "m 1" }] }))
+        .await;
+    app.start_session_with(
+        json!({ "channel": "CHAT", "labels": [{ "key": "prompt", "value": "v8" }] }),
+    )
+    .await;
+    app.start_session(Channel::Chat).await;
+    let lines = app
+        .export_lines("/export/conversations.ndjson?label=prompt%3Dv7")
+        .await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["sessionId"], v7.session_id);
+    assert_eq!(
+        lines[0]["labels"],
+        json!([{ "key": "model", "value": "m 1" }, { "key": "prompt", "value": "v7" }])
+    );
+    let csv = app.export_text("/export/conversations.csv").await;
+    let rows = csv_rows(&csv);
+    assert_eq!(rows.len(), 3);
+    let labelled = rows
+        .iter()
+        .find(|r| r["sessionId"] == v7.session_id)
+        .expect("the v7 row");
+    assert_eq!(labelled["labels"], "model=m 1; prompt=v7");
+    let both = app
+        .export_lines("/export/conversations.ndjson?label=prompt%3Dv7&label=model%3Dm%202")
+        .await;
+    assert!(both.is_empty(), "every label must hold: {both:?}");
 });

@@ -562,8 +562,8 @@ async function exportList() {
     return;
   }
   applyFiltersNow();
-  if (state.filter.search || state.filter.labels) {
-    setExportStatus('Exports take every filter but the search and labels: clear them to export.');
+  if (state.filter.search) {
+    setExportStatus('Exports take every filter but the search: clear the search to export.');
     return;
   }
   const controller = new AbortController();

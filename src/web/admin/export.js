@@ -16,6 +16,7 @@ export function exportQuery(filter) {
   if (typeof filter.converted === 'boolean') params.set('converted', String(filter.converted));
   if (filter.startedAfter) params.set('from', filter.startedAfter);
   if (filter.startedBefore) params.set('to', filter.startedBefore);
+  for (const label of filter.labels ?? []) params.append('label', `${label.key}=${label.value}`);
   const query = params.toString();
   return query ? `?${query}` : '';
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::domain::channel::Channel;
 use crate::domain::conversion::ConversionKind;
+use crate::domain::label::{Label, MAX_LABELS};
 use crate::domain::session_id::SessionId;
 use crate::error::AppError;
 use crate::service::export::ConversionFilter;
@@ -21,9 +22,11 @@ pub struct ExportParams {
     pub badges: Option<Vec<ConversionKind>>,
     pub converted: Option<bool>,
     pub session_id: Option<SessionId>,
+    /// Conversations with every one of these labels.
+    pub labels: Vec<Label>,
 }
 
-const KNOWN: &str = "from, to, channel, badge, converted, sessionId";
+const KNOWN: &str = "from, to, channel, badge, converted, sessionId, label";
 
 /// Reads the parameters; an unknown, repeated (but for `channel` and
 /// `badge`) or malformed one is refused.
@@ -44,6 +47,7 @@ pub fn parse(pairs: &[(String, String)]) -> Result<ExportParams, AppError> {
                         .to_owned(),
                 ));
             }
+            "label" => params.labels.push(label(value)?),
             "sessionId" => {
                 let id = SessionId::parse(value).map_err(|e| bad(format!("sessionId: {e}")))?;
                 set_once(&mut params.session_id, "sessionId", id)?;
@@ -55,6 +59,9 @@ pub fn parse(pairs: &[(String, String)]) -> Result<ExportParams, AppError> {
                 )));
             }
         }
+    }
+    if params.labels.len() > MAX_LABELS {
+        return Err(bad(format!("at most {MAX_LABELS} label parameters")));
     }
     if let (Some(from), Some(to)) = (params.from, params.to)
         && from >= to
@@ -74,6 +81,7 @@ impl ExportParams {
             started_after: self.from,
             started_before: self.to,
             session_id: self.session_id.clone(),
+            labels: self.labels.clone(),
             ..ConversationFilter::default()
         }
     }
@@ -86,6 +94,9 @@ impl ExportParams {
             return Err(bad(
                 "sessionId narrows the conversations export only".to_owned()
             ));
+        }
+        if !self.labels.is_empty() {
+            return Err(bad("label narrows the conversations export only".to_owned()));
         }
         Ok(ConversionFilter {
             kinds: self.badges.clone(),
@@ -153,6 +164,17 @@ where
         return Err(bad(format!("{name} is empty")));
     }
     Ok(parsed)
+}
+
+/// A `label` parameter: `key=value`.
+fn label(value: &str) -> Result<Label, AppError> {
+    let (key, value) = value.split_once('=').ok_or_else(|| {
+        bad(format!(
+            "label must be key=value, not {}",
+            crate::domain::text::quoted(value)
+        ))
+    })?;
+    Label::new(key, value).map_err(|e| bad(e.to_string()))
 }
 
 fn boolean(value: &str) -> Result<bool, AppError> {

@@ -20,7 +20,7 @@ pub enum Format {
     Csv,
 }
 
-pub const CONVERSATION_COLUMNS: [&str; 16] = [
+pub const CONVERSATION_COLUMNS: [&str; 17] = [
     "id",
     "sessionId",
     "channel",
@@ -37,6 +37,7 @@ pub const CONVERSATION_COLUMNS: [&str; 16] = [
     "badges",
     "revenue",
     "erasedAt",
+    "labels",
 ];
 
 pub const CONVERSION_COLUMNS: [&str; 15] = [
@@ -85,6 +86,14 @@ struct ConversationRow<'a> {
     badges: Vec<&'static str>,
     revenue: Vec<Amount>,
     erased_at: Option<String>,
+    labels: Vec<LabelCell<'a>>,
+}
+
+/// A label as the NDJSON export writes it.
+#[derive(Serialize)]
+struct LabelCell<'a> {
+    key: &'a str,
+    value: &'a str,
 }
 
 /// An amount of one currency, written with the currency's decimals.
@@ -133,6 +142,14 @@ pub fn write_conversation(
             })
             .collect(),
         erased_at: conversation.erased_at.map(rfc3339),
+        labels: conversation
+            .labels
+            .iter()
+            .map(|l| LabelCell {
+                key: &l.key,
+                value: &l.value,
+            })
+            .collect(),
     };
     match format {
         Format::Ndjson => write_json_line(&row, out),
@@ -147,6 +164,12 @@ fn write_conversation_csv(row: &ConversationRow<'_>, out: &mut String) {
         .revenue
         .iter()
         .map(|a| format!("{} {}", a.amount, a.currency))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let labels = row
+        .labels
+        .iter()
+        .map(|l| format!("{}={}", l.key, l.value))
         .collect::<Vec<_>>()
         .join("; ");
     write_record(
@@ -168,6 +191,7 @@ fn write_conversation_csv(row: &ConversationRow<'_>, out: &mut String) {
             Cell::Value(&badges),
             Cell::Value(&revenue),
             Cell::Value(row.erased_at.as_deref().unwrap_or("")),
+            Cell::Text(&labels),
         ],
     );
 }
