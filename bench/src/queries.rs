@@ -23,7 +23,7 @@ pub struct QueriesArgs {
     #[arg(long, default_value = "target/release/convtrack")]
     pub server_bin: PathBuf,
     /// Run only these scenarios (comma-separated): list, list-filtered,
-    /// search-common, search-rare, search-short, stats, by-label.
+    /// search-common, search-rare, search-short, search-person, stats, by-label.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 }
@@ -171,7 +171,39 @@ async fn deep_cursor(client: &Client) -> Option<String> {
     after
 }
 
-fn scenarios(deep: Option<String>) -> Vec<Scenario> {
+/// Who to look for in `search-person`: an email contact written in
+/// capitals, a WhatsApp number in Twilio's form, a signed-in name, read
+/// from the newest conversations that have them.
+async fn people(client: &Client) -> Option<Vec<(&'static str, String)>> {
+    let mut who = Vec::new();
+    for (channel, what) in [
+        ("EMAIL", "contact"),
+        ("WHATSAPP", "contact"),
+        ("CHAT", "name"),
+    ] {
+        let query = format!(
+            "{{ conversations(first: 50, filter: {{ channels: [{channel}] }}) {{ nodes {{ contact user {{ name }} }} }} }}"
+        );
+        let (_, body, failure) = client.send(&Request::new("", query, json!({}))).await;
+        if let Some(failure) = failure {
+            eprintln!("finding people to search for: {failure}");
+            return None;
+        }
+        let nodes = body.pointer("/data/conversations/nodes")?.as_array()?;
+        let found = nodes.iter().find_map(|n| match what {
+            "contact" => n.get("contact")?.as_str().map(str::to_owned),
+            _ => n.pointer("/user/name")?.as_str().map(str::to_owned),
+        })?;
+        who.push(match channel {
+            "EMAIL" => ("contact, email in capitals", found.to_uppercase()),
+            "WHATSAPP" => ("contact, whatsapp: form", format!("whatsapp:{found}")),
+            _ => ("whole name, lower case", found.to_lowercase()),
+        });
+    }
+    Some(who)
+}
+
+fn scenarios(deep: Option<String>, people: Option<Vec<(&'static str, String)>>) -> Vec<Scenario> {
     let first_page = json!({ "after": null });
     let mut list = vec![Request::new(
         "first page",
@@ -226,6 +258,20 @@ fn scenarios(deep: Option<String>) -> Vec<Scenario> {
         Scenario {
             name: "search-short",
             variants: search("wi"),
+        },
+        Scenario {
+            name: "search-person",
+            variants: people
+                .unwrap_or_else(|| vec![("contact", "nobody@example.com".to_owned())])
+                .into_iter()
+                .map(|(variant, term)| {
+                    Request::new(
+                        variant,
+                        list_query(Some(&format!("{{ search: {} }}", json!(term)))),
+                        first_page.clone(),
+                    )
+                })
+                .collect(),
         },
         Scenario {
             name: "stats",
@@ -325,7 +371,7 @@ pub async fn run(args: QueriesArgs) -> Result<(), String> {
             args.server_bin.display()
         ));
     }
-    let all = scenarios(None);
+    let all = scenarios(None, None);
     if let Some(unknown) = args
         .only
         .iter()
@@ -366,7 +412,8 @@ pub async fn run(args: QueriesArgs) -> Result<(), String> {
     if deep.is_none() {
         println!("list: no cursor {DEEP_PAGES} pages deep; timing the first page only");
     }
-    let selected: Vec<Scenario> = scenarios(deep)
+    let people = people(&client).await;
+    let selected: Vec<Scenario> = scenarios(deep, people)
         .into_iter()
         .filter(|s| args.only.is_empty() || args.only.iter().any(|o| o == s.name))
         .collect();

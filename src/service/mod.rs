@@ -14,6 +14,7 @@ pub mod labels;
 pub mod links;
 pub mod listing;
 pub mod messages;
+mod people;
 pub mod read_model;
 pub mod request_keys;
 pub mod retention;

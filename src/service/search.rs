@@ -93,7 +93,12 @@ impl Services {
             DatabaseBackend::Postgres => self.search_postgres(sought, first, after).await?,
             _ => self.search_sqlite(sought, first, after).await?,
         };
+        found.extend(
+            self.people_matching(caller, first, after, &unsearched, text)
+                .await?,
+        );
         found.sort_unstable_by(|a, b| b.cmp(a));
+        found.dedup();
         found.truncate(first as usize + 1);
         Ok(found.into_iter().map(|(_, id)| id).collect())
     }

@@ -64,6 +64,7 @@ mod limits;
 mod links;
 mod listing;
 mod messages;
+mod people_search;
 mod process;
 mod provider_input;
 mod public_url;
