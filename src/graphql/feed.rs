@@ -221,6 +221,24 @@ impl FeedQuery {
     }
 }
 
+/// What every subscription starts from: the connection's context, a slot
+/// of its budget (held while the subscription lives), and where to start.
+fn subscribing(
+    ctx: &Context<'_>,
+    after: Option<&str>,
+) -> Result<(Arc<RequestContext>, SubscriptionSlot, Option<EventCursor>)> {
+    let r = ctx
+        .data::<Arc<RequestContext>>()
+        .map_err(|_| AppError::internal("subscription without a connection context"))?
+        .clone();
+    let slot = ctx
+        .data::<SubscriptionBudget>()
+        .map_err(|_| AppError::internal("subscription without a budget"))?
+        .take()?;
+    let cursor = event_cursor(&r, after)?;
+    Ok((r, slot, cursor))
+}
+
 #[derive(Default)]
 pub struct Subscription;
 
@@ -239,15 +257,7 @@ impl Subscription {
         channels: Option<Vec<Channel>>,
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<ConversionEvent>> + use<>> {
-        let r = ctx
-            .data::<Arc<RequestContext>>()
-            .map_err(|_| AppError::internal("subscription without a connection context"))?
-            .clone();
-        let slot = ctx
-            .data::<SubscriptionBudget>()
-            .map_err(|_| AppError::internal("subscription without a budget"))?
-            .take()?;
-        let cursor = event_cursor(&r, after.as_deref())?;
+        let (r, slot, cursor) = subscribing(ctx, after.as_deref())?;
         let tenant_id = r.caller.tenant_id;
         let events = r
             .services
@@ -278,15 +288,7 @@ impl Subscription {
         channels: Option<Vec<Channel>>,
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<FeedItem>> + use<>> {
-        let r = ctx
-            .data::<Arc<RequestContext>>()
-            .map_err(|_| AppError::internal("subscription without a connection context"))?
-            .clone();
-        let slot = ctx
-            .data::<SubscriptionBudget>()
-            .map_err(|_| AppError::internal("subscription without a budget"))?
-            .take()?;
-        let cursor = event_cursor(&r, after.as_deref())?;
+        let (r, slot, cursor) = subscribing(ctx, after.as_deref())?;
         let tenant_id = r.caller.tenant_id;
         let items = r
             .services

@@ -152,11 +152,7 @@ impl Services {
         after: Option<EventCursor>,
         filter: FeedFilter,
     ) -> Result<impl Stream<Item = Result<FeedEvent, AppError>> + Send + use<>, AppError> {
-        self.may_follow_feed(caller)?;
-        let start = match self.start_after(caller, after).await? {
-            Some(position) => position,
-            None => self.settled_latest(caller.tenant_id).await?,
-        };
+        let start = self.follow_from(caller, after).await?;
         Ok(self
             .hub
             .subscribe(self.clone(), caller.tenant_id, start, filter))
@@ -170,14 +166,24 @@ impl Services {
         after: Option<EventCursor>,
         filter: FeedFilter,
     ) -> Result<impl Stream<Item = Result<FeedItem, AppError>> + Send + use<>, AppError> {
-        self.may_follow_feed(caller)?;
-        let start = match self.start_after(caller, after).await? {
-            Some(position) => position,
-            None => self.settled_latest(caller.tenant_id).await?,
-        };
+        let start = self.follow_from(caller, after).await?;
         Ok(self
             .hub
             .subscribe_items(self.clone(), caller.tenant_id, start, filter, true))
+    }
+
+    /// Where a follower starts: after `after`, or at the settled end of
+    /// the feed; refused for a caller who may not follow it.
+    async fn follow_from(
+        &self,
+        caller: &Caller,
+        after: Option<EventCursor>,
+    ) -> Result<FeedPosition, AppError> {
+        self.may_follow_feed(caller)?;
+        Ok(match self.start_after(caller, after).await? {
+            Some(position) => position,
+            None => self.settled_latest(caller.tenant_id).await?,
+        })
     }
 
     /// The position an `after` cursor names. A cursor beyond the newest
