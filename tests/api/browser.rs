@@ -306,7 +306,8 @@ async fn seed(app: &TestApp) -> Value {
             "recordId": "v-reconnect", "colour": "LAVENDER",
         },
         "unattributed": [
-            { "kind": "DAY_PASS_PURCHASED", "recordId": "dp-late-1", "reason": "ATTRIBUTION_EXPIRED" },
+            { "kind": "DAY_PASS_PURCHASED", "recordId": "dp-late-1", "reason": "ATTRIBUTION_EXPIRED",
+              "sentence": "Bought through the AI's link 31 days after the conversation started — outside the 30-day window" },
         ],
         "stats": {
             "conversations": stats["conversations"],

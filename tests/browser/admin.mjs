@@ -881,6 +881,11 @@ async function checkUnattributed() {
       row.recordId === u.recordId && row.kind === u.kind && row.text.includes(u.recordId) && row.text.includes(u.reason)));
   }, expected);
   ok(`unattributed tab lists ${wanted.map((u) => `${u.recordId} (${u.reason})`).join(', ')}`);
+  const sentences = await page.$$eval('[data-testid="unattributed-reason-text"]', (cells) => cells.map((c) => c.textContent));
+  for (const u of wanted) {
+    assert.ok(sentences.includes(u.sentence), `the reason in words: ${JSON.stringify(sentences)}`);
+  }
+  ok(`reasons in words: ${wanted.map((u) => u.sentence).join('; ')}`);
   await page.click('[data-testid="tab-conversations"]');
 }
 

@@ -81,16 +81,17 @@ const Q_DETAIL_BADGES = `query ConversationBadges($id: ID!) {
 
 const Q_UNATTRIBUTED = `query Unattributed($first: Int!, $after: String) {
   unattributedConversions(first: $first, after: $after) {
-    nodes { id kind recordedAt unattributedReason record { type id url } conversation { id sessionId } }
+    nodes { id kind source recordedAt unattributedReason record { type id url } conversation { id sessionId startedAt } }
     pageInfo { hasNextPage endCursor }
   }
+  tenantSettings { attributionWindowDays }
 }`;
 
 const S_CONVERSIONS = `subscription Live($after: String) {
   conversionRecorded(after: $after) {
     cursor
     change
-    conversion { id kind attributed recordedAt unattributedReason record { type id url } }
+    conversion { id kind source attributed recordedAt unattributedReason record { type id url } }
     conversation { id sessionId channel startedAt openingMessage user { name } badges { kind label colour value { amount currency } } }
   }
 }`;
@@ -1101,6 +1102,17 @@ function recordNode(record) {
   return href ? externalLink(text, href, 'record-link') : el('span', { text });
 }
 
+// Why a conversion was not credited, as a sentence (the code stays next to it).
+function unattributedReason(conversion) {
+  const started = conversion.conversation?.startedAt;
+  if (conversion.unattributedReason !== 'ATTRIBUTION_EXPIRED' || !started) return null;
+  const days = Math.floor((parseTime(conversion.recordedAt) - parseTime(started)) / 86400000);
+  const how = conversion.source === 'LINK' ? 'Bought through the AI\'s link' : 'Recorded';
+  const windowDays = state.unattributed.windowDays;
+  const outside = windowDays ? `outside the ${windowDays}-day window` : 'outside the attribution window';
+  return `${how} ${days} day${days === 1 ? '' : 's'} after the conversation started — ${outside}`;
+}
+
 function renderUnattributedRow(conversion) {
   const conversation = conversion.conversation;
   let sessionCell = null;
@@ -1121,7 +1133,11 @@ function renderUnattributedRow(conversion) {
   }, [
     el('td', {}, [renderBadge(badgeForKind(conversion.kind))]),
     el('td', { testid: 'unattributed-record' }, [recordNode(conversion.record)]),
-    el('td', { testid: 'unattributed-reason' }, [el('code', { text: conversion.unattributedReason ?? '' })]),
+    el('td', { testid: 'unattributed-reason' }, [
+      el('span', { testid: 'unattributed-reason-text', text: unattributedReason(conversion) ?? '' }),
+      ' ',
+      el('code', { className: 'muted', text: conversion.unattributedReason ?? '' }),
+    ]),
     el('td', { text: formatDate(conversion.recordedAt) }),
     el('td', {}, [sessionCell]),
   ]);
@@ -1144,6 +1160,7 @@ async function loadUnattributed(append) {
     const data = await api(Q_UNATTRIBUTED, { first: UNATTRIBUTED_PAGE, after: append ? view.endCursor : null });
     if (generation !== view.generation) return;
     const { nodes, pageInfo } = data.unattributedConversions;
+    view.windowDays = data.tenantSettings?.attributionWindowDays ?? null;
     const rows = nodes.map(renderUnattributedRow);
     if (append) $('unattributed-rows').append(...rows);
     else $('unattributed-rows').replaceChildren(...rows);
@@ -1182,7 +1199,9 @@ function prependUnattributed(conversion, conversation) {
   if (rows.querySelector(`tr[data-id="${CSS.escape(conversion.id)}"]`)) return;
   const row = renderUnattributedRow({
     ...conversion,
-    conversation: conversation ? { id: conversation.id, sessionId: conversation.sessionId } : null,
+    conversation: conversation
+      ? { id: conversation.id, sessionId: conversation.sessionId, startedAt: conversation.startedAt }
+      : null,
   });
   rows.prepend(row);
   flashRow(row);
