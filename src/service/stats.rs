@@ -181,6 +181,28 @@ pub(crate) fn rollup_filter(
     format!("{filter} AND ({})", any_period.join(" OR "))
 }
 
+/// The condition on rows whose `column` (a start, `c.…` or `v.…`) falls
+/// in `[from, to)`, of the tenant and, if given, on `channel` (in
+/// `channel_column`); its values go to `values`. A plain range, so both
+/// planners seek the (tenant, start) index of the row's table.
+pub(crate) fn edge_filter(
+    tenant_id: uuid::Uuid,
+    channel: Option<Channel>,
+    (from, to): Interval,
+    (column, channel_column): (&str, &str),
+    values: &mut Vec<Value>,
+) -> String {
+    let alias = &column[..1];
+    let mut filter = format!("{alias}.tenant_id = ?");
+    values.push(tenant_id.into());
+    if let Some(channel) = channel {
+        filter.push_str(&format!(" AND {channel_column} = ?"));
+        values.push(channel.as_str().into());
+    }
+    values.extend([from.into(), to.into()]);
+    format!("{filter} AND {column} >= ? AND {column} < ?")
+}
+
 /// The same rows as the rollups', counted from the rows of conversations
 /// (and their conversions and links) that started within `edge` (at most
 /// two partial days). One set of selects per edge: a plain range lets both
@@ -195,15 +217,13 @@ fn edge_selects(
     // Conversions carry copies of their conversation's start and channel,
     // so the cohort needs no join there.
     let within = |column: &str, channel_column: &str, values: &mut Vec<Value>| {
-        let alias = &column[..1];
-        let mut filter = format!("{alias}.tenant_id = ?");
-        values.push(tenant_id.into());
-        if let Some(channel) = channel {
-            filter.push_str(&format!(" AND {channel_column} = ?"));
-            values.push(channel.as_str().into());
-        }
-        values.extend([from.into(), to.into()]);
-        format!("{filter} AND {column} >= ? AND {column} < ?")
+        edge_filter(
+            tenant_id,
+            channel,
+            (from, to),
+            (column, channel_column),
+            values,
+        )
     };
     let counted = |select: &str, from: &str, filter: String, group: &str| {
         format!(

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::{ConnectionTrait, QueryResult, Value};
 
-use super::StatsRange;
+use super::{StatsRange, edge_filter};
 use crate::domain::clock::to_micros;
 use crate::domain::label::{Labels, valid_key};
 use crate::domain::money::Money;
@@ -144,59 +144,64 @@ impl Services {
         sums: &mut BTreeMap<String, Sums>,
     ) -> Result<(), AppError> {
         let backend = self.db.get_database_backend();
-        // `c` for conversations, `v` for conversions (which carry copies of
-        // their conversation's start and channel, so each statement seeks
-        // its own (tenant, start) index).
-        let within = |alias: &str, started: &str, channel_column: &str| {
-            let mut values: Vec<Value> = vec![caller.tenant_id.into()];
-            let mut filter = format!("{alias}.tenant_id = ?");
-            if let Some(channel) = range.channel {
-                filter.push_str(&format!(" AND {channel_column} = ?"));
-                values.push(channel.as_str().into());
-            }
-            values.extend([from.into(), to.into()]);
-            let filter =
-                format!("{filter} AND {started} >= ? AND {started} < ? AND c.labels <> ''");
-            (filter, values)
+        // Conversions carry copies of their conversation's start and
+        // channel: each statement seeks its own table's (tenant, start) index.
+        let within = |columns| {
+            let mut values = Vec::new();
+            let filter = edge_filter(
+                caller.tenant_id,
+                range.channel,
+                (from, to),
+                columns,
+                &mut values,
+            );
+            (format!("{filter} AND c.labels <> ''"), values)
         };
-        let (filter, values) = within("c", "c.started_at", "c.channel");
+        let (filter, values) = within(("c.started_at", "c.channel"));
         let sql = format!(
             "SELECT c.labels, CAST(COUNT(*) AS BIGINT) AS n, \
              CAST(COUNT(c.first_converted_at) AS BIGINT) AS converted \
              FROM conversation c WHERE {filter} GROUP BY c.labels"
         );
-        let rows = self
+        for row in self
             .db
             .query_all_raw(statement(backend, &sql, values))
-            .await?;
-        for row in rows {
-            let labels = Labels::from_stored(&row.try_get::<String>("", "labels")?);
-            if let Some(value) = labels.get(key) {
-                let entry = sums.entry(value.to_owned()).or_default();
+            .await?
+        {
+            if let Some(entry) = value_sums(&row, key, sums)? {
                 entry.conversations += row.try_get::<i64>("", "n")?;
                 entry.converted += row.try_get::<i64>("", "converted")?;
             }
         }
-        let (filter, values) = within("v", "v.conversation_started_at", "v.conversation_channel");
+        let (filter, values) = within(("v.conversation_started_at", "v.conversation_channel"));
         let sql = format!(
             "SELECT c.labels, v.currency, CAST(SUM(v.value_minor) AS BIGINT) AS minor \
              FROM conversion v JOIN conversation c ON c.id = v.conversation_id \
              WHERE {filter} AND v.attributed AND v.status = 'ACTIVE' \
              AND v.value_minor IS NOT NULL GROUP BY c.labels, v.currency"
         );
-        let rows = self
+        for row in self
             .db
             .query_all_raw(statement(backend, &sql, values))
-            .await?;
-        for row in rows {
-            let labels = Labels::from_stored(&row.try_get::<String>("", "labels")?);
-            if let Some(value) = labels.get(key) {
+            .await?
+        {
+            if let Some(entry) = value_sums(&row, key, sums)? {
                 let currency: String = row.try_get("", "currency")?;
-                let minor: i64 = row.try_get("", "minor")?;
-                let entry = sums.entry(value.to_owned()).or_default();
-                *entry.revenue.entry(currency).or_default() += minor;
+                *entry.revenue.entry(currency).or_default() += row.try_get::<i64>("", "minor")?;
             }
         }
         Ok(())
     }
+}
+
+/// The sums of the value `key` has in a row's `labels`; none without it.
+fn value_sums<'s>(
+    row: &QueryResult,
+    key: &str,
+    sums: &'s mut BTreeMap<String, Sums>,
+) -> Result<Option<&'s mut Sums>, AppError> {
+    let labels = Labels::from_stored(&row.try_get::<String>("", "labels")?);
+    Ok(labels
+        .get(key)
+        .map(|value| sums.entry(value.to_owned()).or_default()))
 }
