@@ -23,7 +23,8 @@ pub struct QueriesArgs {
     #[arg(long, default_value = "target/release/convtrack")]
     pub server_bin: PathBuf,
     /// Run only these scenarios (comma-separated): list, list-filtered,
-    /// search-common, search-rare, search-short, search-person, stats, by-label.
+    /// search-common, search-rare, search-short, search-person, stats,
+    /// stats-filtered, by-label.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 }
@@ -34,6 +35,13 @@ const LIST_FIELDS: &str = "nodes { id openingMessage startedAt channel user { na
 const STATS_FIELDS: &str = "conversations convertedConversations conversionRate \
      byKind { kind count rate } byChannel { channel conversations converted rate } \
      medianSecondsToConvert unattributed";
+
+/// What the admin page's header reads.
+const HEADER_FIELDS: &str = "conversations convertedConversations conversionRate \
+     medianSecondsToConvert unattributed byKind { kind count } \
+     byChannel { channel conversations converted rate } bySource { source count } \
+     funnel { action issued followed converted } \
+     revenue { currency total convertedConversations perConvertedConversation }";
 
 const BY_LABEL_FIELDS: &str =
     "value conversations converted rate rateLow rateHigh revenue { amount currency }";
@@ -52,7 +60,7 @@ fn list_query(filter: Option<&str>) -> String {
 #[derive(Clone)]
 struct Request {
     /// Names the variant in the per-variant breakdown.
-    label: &'static str,
+    label: String,
     query: String,
     variables: Value,
 }
@@ -60,7 +68,7 @@ struct Request {
 impl Request {
     fn new(label: &'static str, query: String, variables: Value) -> Self {
         Self {
-            label,
+            label: label.to_owned(),
             query,
             variables,
         }
@@ -293,6 +301,10 @@ fn scenarios(deep: Option<String>, people: Option<Vec<(&'static str, String)>>) 
             ],
         },
         Scenario {
+            name: "stats-filtered",
+            variants: filtered_stats(rfc3339(now - chrono::Duration::days(30))),
+        },
+        Scenario {
             name: "by-label",
             variants: vec![
                 Request::new(
@@ -314,6 +326,38 @@ fn scenarios(deep: Option<String>, people: Option<Vec<(&'static str, String)>>) 
             ],
         },
     ]
+}
+
+/// The header's stats for the filters an operator sets: over the last 30
+/// days (`since`) and over all time.
+fn filtered_stats(since: String) -> Vec<Request> {
+    let filters = [
+        ("channels CHAT+EMAIL", "channels: [CHAT, EMAIL]"),
+        ("converted", "converted: true"),
+        ("badge CONTRACT_CREATED", "badges: [CONTRACT_CREATED]"),
+        ("prompt=v7", "labels: [{ key: \"prompt\", value: \"v7\" }]"),
+        (
+            "WhatsApp · \"parking\"",
+            "channels: [WHATSAPP], search: \"parking\"",
+        ),
+        ("\"parking\"", "search: \"parking\""),
+    ];
+    let mut requests = Vec::new();
+    for (period, dates) in [
+        ("last 30 days", format!("startedAfter: {}, ", json!(since))),
+        ("all time", String::new()),
+    ] {
+        for (name, filter) in filters {
+            requests.push(Request {
+                label: format!("{period} · {name}"),
+                query: format!(
+                    "{{ conversionStats(filter: {{ {dates}{filter} }}) {{ {HEADER_FIELDS} }} }}"
+                ),
+                variables: json!({}),
+            });
+        }
+    }
+    requests
 }
 
 async fn run_scenario(

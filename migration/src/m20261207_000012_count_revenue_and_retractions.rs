@@ -185,6 +185,14 @@ pub async fn backfill<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
           WHERE v.link_id = cta_link.id AND v.status = 'ACTIVE')"
         .into())
     .await?;
+    // A link that converted was followed, redirect or not (see the
+    // migration that counts conversion sources).
+    run(
+        "UPDATE cta_link SET first_followed_at = first_converted_at \
+         WHERE first_followed_at IS NULL AND first_converted_at IS NOT NULL"
+            .into(),
+    )
+    .await?;
     for (metric, key, source) in sources() {
         for (span, at) in periods(backend, source.at) {
             run(format!(
@@ -213,6 +221,7 @@ pub async fn backfill<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         .await?;
     }
     count_revenue(db).await?;
+    crate::m20261207_000020_count_conversion_sources::count_sources(db).await?;
     crate::m20261207_000018_add_conversation_labels::count_labels(db).await
 }
 

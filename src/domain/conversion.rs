@@ -135,6 +135,12 @@ impl RecordType {
 }
 
 impl ConversionSource {
+    pub const ALL: [ConversionSource; 3] = [
+        ConversionSource::Link,
+        ConversionSource::Direct,
+        ConversionSource::Confirmation,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ConversionSource::Direct => "DIRECT",
@@ -173,12 +179,7 @@ impl FromStr for RecordType {
 impl FromStr for ConversionSource {
     type Err = InvalidInput;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let all = [
-            ConversionSource::Direct,
-            ConversionSource::Link,
-            ConversionSource::Confirmation,
-        ];
-        parse_by_name(&all, Self::as_str, "conversion source", s)
+        parse_by_name(&Self::ALL, Self::as_str, "conversion source", s)
     }
 }
 

@@ -69,6 +69,10 @@ pub enum Metric {
     Issued,
     Followed,
     LinkConverted,
+    /// Attributed conversions by how they reached convtrack (key: the
+    /// source, `LINK`, `DIRECT` or `CONFIRMATION`), by their
+    /// conversation's start: with `Unattributed`, every conversion once.
+    Source,
     /// Conversions recorded in the period outside attribution.
     Unattributed,
     /// What the active attributed conversions of a kind are worth now, in
@@ -86,7 +90,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 13] = [
+    pub const ALL: [Metric; 14] = [
         Metric::Conversations,
         Metric::Converted,
         Metric::Kind,
@@ -94,6 +98,7 @@ impl Metric {
         Metric::Issued,
         Metric::Followed,
         Metric::LinkConverted,
+        Metric::Source,
         Metric::Unattributed,
         Metric::Revenue,
         Metric::RevenueConversations,
@@ -118,6 +123,7 @@ impl Metric {
             Metric::Issued => "issued",
             Metric::Followed => "followed",
             Metric::LinkConverted => "link_converted",
+            Metric::Source => "source",
             Metric::Unattributed => "unattributed",
             Metric::Revenue => "revenue",
             Metric::RevenueConversations => "revenue_conversations",

@@ -40,7 +40,7 @@ pub struct ConversationFilter {
 }
 
 impl ConversationFilter {
-    fn parse(self) -> Result<listing::ConversationFilter, AppError> {
+    pub(super) fn parse(self) -> Result<listing::ConversationFilter, AppError> {
         Ok(listing::ConversationFilter {
             search: self.search,
             badges: self

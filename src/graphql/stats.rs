@@ -4,14 +4,18 @@ use async_graphql::{ComplexObject, Context, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::context::request;
-use super::enums::{Channel, ConversionKind, CtaAction};
+use super::conversation::ConversationFilter;
+use super::enums::{Channel, ConversionKind, ConversionSource, CtaAction};
 use super::label::LabelStats;
 use crate::domain::money::format_minor;
+use crate::service::listing;
 use crate::service::stats::{self, StatsRange, rate};
 
-/// Conversion figures for the conversations started in a date range.
-/// A conversation counts as converted when it has any attributed conversion,
-/// whenever that was recorded.
+/// Conversion figures for the conversations started in a date range (and
+/// passing the list's filter, when one is given). A conversation counts as
+/// converted when it has any attributed conversion, whenever that was
+/// recorded. Every conversion counts once: attributed ones in `byKind`
+/// (split by how they came in `bySource`), the others in `unattributed`.
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct ConversionStats {
@@ -21,17 +25,27 @@ pub struct ConversionStats {
     pub converted_conversations: i64,
     /// `convertedConversations / conversations`, 0 to 1 (0 without conversations).
     pub conversion_rate: f64,
-    /// Per outcome kind, every kind listed.
+    /// Per outcome kind, every kind listed. The counts add up to the badges
+    /// the list shows for the same filter.
     pub by_kind: Vec<KindStats>,
+    /// Attributed conversions by how they reached convtrack (through a
+    /// call-to-action link, by session ID, by a confirmation), every
+    /// source listed; they add up to `byKind`'s counts.
+    pub by_source: Vec<SourceStats>,
     /// Per channel with conversations in the range.
     pub by_channel: Vec<ChannelStats>,
     /// Median seconds from session start to the first attributed conversion,
     /// over converted conversations; null when there are none.
     pub median_seconds_to_convert: Option<f64>,
-    /// Unattributed conversions recorded in the range (for review).
+    /// Unattributed conversions recorded in the range (for review). With a
+    /// filter on more than dates and channels, only those of the matching
+    /// conversations (an unattributed conversion without a conversation
+    /// matches no such filter).
     pub unattributed: i64,
     /// Call-to-action links of the range's conversations, per action:
-    /// issued → followed → converted.
+    /// issued → followed → converted. A link that led to a conversion
+    /// counts as followed even when it was opened without the redirect, so
+    /// no step is larger than the one before.
     pub funnel: Vec<FunnelStep>,
     /// What the range's conversations earned, per currency (by code; only
     /// currencies some conversation earned in). Amounts in different
@@ -41,18 +55,23 @@ pub struct ConversionStats {
     pub revenue: Vec<CurrencyRevenue>,
     #[graphql(skip)]
     pub range: StatsRange,
+    #[graphql(skip)]
+    pub filter: listing::ConversationFilter,
 }
 
 #[ComplexObject]
 impl ConversionStats {
-    /// The range's conversations split by the value of one label key
-    /// (`prompt`, `model`, …), one row per value by value: how many, how
-    /// many converted, the rate with its 95% interval, and revenue. A
-    /// conversation counts under the labels it has now; conversations
-    /// without the key are left out.
+    /// The range's conversations (those passing the filter, when one is
+    /// given) split by the value of one label key (`prompt`, `model`, …),
+    /// one row per value by value: how many, how many converted, the rate
+    /// with its 95% interval, and revenue. A conversation counts under the
+    /// labels it has now; conversations without the key are left out.
     async fn by_label(&self, ctx: &Context<'_>, key: String) -> Result<Vec<LabelStats>> {
         let r = request(ctx)?;
-        let counts = r.services.label_stats(&r.caller, self.range, &key).await?;
+        let counts = r
+            .services
+            .label_stats(&r.caller, &self.range, &self.filter, &key)
+            .await?;
         Ok(counts.into_iter().map(Into::into).collect())
     }
 }
@@ -149,6 +168,15 @@ pub struct KindStats {
     pub rate: f64,
 }
 
+/// Attributed conversions that reached convtrack one way.
+#[derive(SimpleObject)]
+pub struct SourceStats {
+    /// How they reached it.
+    pub source: ConversionSource,
+    /// How many.
+    pub count: i64,
+}
+
 /// Figures for one channel.
 #[derive(SimpleObject)]
 pub struct ChannelStats {
@@ -168,21 +196,31 @@ pub struct StatsQuery;
 #[Object]
 impl StatsQuery {
     /// Conversion figures over conversations started in `[from, to)`
-    /// (both optional), on one channel if given. Computed by the database.
+    /// (both optional), on one channel if given, and passing `filter` —
+    /// the AI Conversations list's, so the figures are those of the rows
+    /// it shows (its dates and channels apply together with `from`, `to`
+    /// and `channel`). Dates and channels are read from counters kept as
+    /// outcomes are recorded; any other filter counts the matching
+    /// conversations.
     async fn conversion_stats(
         &self,
         ctx: &Context<'_>,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
         channel: Option<Channel>,
+        filter: Option<ConversationFilter>,
     ) -> Result<ConversionStats> {
         let r = request(ctx)?;
         let range = StatsRange {
             from,
             to,
-            channel: channel.map(Into::into),
+            channels: channel.map(|c| vec![c.into()]),
         };
-        let stats = r.services.conversion_stats(&r.caller, range).await?;
+        let filter = filter.unwrap_or_default().parse()?;
+        let stats = r
+            .services
+            .conversion_stats(&r.caller, range.clone(), &filter)
+            .await?;
         Ok(ConversionStats {
             conversations: stats.conversations,
             converted_conversations: stats.converted,
@@ -219,7 +257,16 @@ impl StatsQuery {
                 })
                 .collect(),
             revenue: stats.revenue.into_iter().map(Into::into).collect(),
+            by_source: stats
+                .by_source
+                .into_iter()
+                .map(|s| SourceStats {
+                    source: s.source.into(),
+                    count: s.count,
+                })
+                .collect(),
             range,
+            filter,
         })
     }
 }

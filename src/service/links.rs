@@ -311,6 +311,16 @@ impl Services {
         now: i64,
     ) -> Result<Option<cta_link::Model>, AppError> {
         let txn = self.begin_write().await?;
+        // First under the row's lock: a conversion through the link may
+        // have counted it as followed already (see the conversions' counts).
+        let first = cta_link::Entity::update_many()
+            .col_expr(cta_link::Column::FirstFollowedAt, Expr::value(now))
+            .filter(live.clone())
+            .filter(cta_link::Column::FirstFollowedAt.is_null())
+            .exec(&*txn)
+            .await?
+            .rows_affected
+            == 1;
         let link = cta_link::Entity::update_many()
             .col_expr(
                 cta_link::Column::FirstFollowedAt,
@@ -329,8 +339,7 @@ impl Services {
             .exec_with_returning(&*txn)
             .await?
             .pop();
-        // The count moved under the row's lock: 1 is this follow's alone.
-        if let Some(link) = link.as_ref().filter(|link| link.follow_count == 1) {
+        if let Some(link) = link.as_ref().filter(|_| first) {
             let conversation = conversation::Entity::find_by_id(link.conversation_id)
                 .one(&*txn)
                 .await?

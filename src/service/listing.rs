@@ -171,7 +171,7 @@ pub(super) fn list_query(
 
 /// Refuses a search text longer than [`MAX_SEARCH_CHARS`], before any
 /// statement runs.
-fn check_search(filter: &ConversationFilter) -> Result<(), AppError> {
+pub(super) fn check_search(filter: &ConversationFilter) -> Result<(), AppError> {
     match &filter.search {
         Some(search) if search.chars().count() > MAX_SEARCH_CHARS => Err(AppError::BadInput(
             format!("search may be at most {MAX_SEARCH_CHARS} characters"),

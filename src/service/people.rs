@@ -6,7 +6,7 @@
 //! those of the message text.
 
 use entity::conversation;
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr, UnionType};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -78,8 +78,31 @@ impl Services {
     }
 }
 
+/// Whether a conversation names the person `text` in any of the ways
+/// above: its id is among each identity's matches, read through that
+/// identity's index. None for a blank text.
+pub(super) fn people_condition(caller: &Caller, text: &str) -> Option<SimpleExpr> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut matches = identities(caller, text).into_iter().map(|who| {
+        Query::select()
+            .column(conversation::Column::Id)
+            .from(conversation::Entity)
+            .and_where(conversation::Column::TenantId.eq(caller.tenant_id))
+            .and_where(who)
+            .to_owned()
+    });
+    let mut all = matches.next()?;
+    for other in matches {
+        all.union(UnionType::All, other);
+    }
+    Some(Expr::col((conversation::Entity, conversation::Column::Id)).in_subquery(all))
+}
+
 /// The conditions `text` may name a person by, each answered by an index.
-fn identities(caller: &Caller, text: &str) -> Vec<sea_orm::sea_query::SimpleExpr> {
+fn identities(caller: &Caller, text: &str) -> Vec<SimpleExpr> {
     let lowered = text.to_lowercase();
     // `IS NOT NULL` lets SQLite use the partial indexes on expressions.
     let mut who = vec![

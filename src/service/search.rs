@@ -16,7 +16,9 @@ use std::collections::HashSet;
 
 use entity::conversation;
 use migration::{WATERMARK_BLOCK_BITS, text_gram};
-use sea_orm::sea_query::{Expr, PostgresQueryBuilder, QueryBuilder};
+use sea_orm::sea_query::{
+    Expr, PostgresQueryBuilder, QueryBuilder, SimpleExpr, SqliteQueryBuilder,
+};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
     TransactionTrait, Value,
@@ -343,6 +345,36 @@ impl Services {
             None => i64::MIN,
         })
     }
+}
+
+/// Whether a conversation has a visitor or AI message containing `text`,
+/// for counting every match (the stats): its id is among the messages the
+/// text index matches. The text is written into the statement: PostgreSQL
+/// plans for how common it is, and SQLite's FTS5 reads it as a phrase.
+pub(super) fn message_condition(backend: DatabaseBackend, text: &str) -> SimpleExpr {
+    let id = r#""conversation"."id""#;
+    let matches = match backend {
+        DatabaseBackend::Postgres => format!(
+            "SELECT conversation_id FROM message WHERE role <> 'TOOL' AND \
+             {probe}content ILIKE {like} ESCAPE '\\'",
+            probe = grams_probe(text),
+            like = quoted(&like_pattern(text)),
+        ),
+        _ if text.chars().count() >= TRIGRAM => format!(
+            "SELECT conversation_id FROM message_search WHERE message_search MATCH {}",
+            SqliteQueryBuilder
+                .value_to_string(&format!("\"{}\"", text.replace('"', "\"\"")).into())
+        ),
+        _ => match text_gram(text) {
+            Some(word) => format!(
+                "SELECT m.conversation_id FROM message_grams g JOIN message m ON m.rowid = g.rowid \
+                 WHERE message_grams MATCH {}",
+                SqliteQueryBuilder.value_to_string(&word.into())
+            ),
+            None => return Expr::cust("1 = 0"),
+        },
+    };
+    Expr::cust(format!("{id} IN ({matches})"))
 }
 
 /// The list's order, with only the columns a search needs.

@@ -6,27 +6,43 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 
+mod filtered;
 pub mod labels;
 mod revenue;
 
 pub use revenue::CurrencyRevenue;
 
+use super::listing::ConversationFilter;
 use super::{Caller, Services, statement};
 use crate::domain::channel::Channel;
 use crate::domain::clock::to_micros;
-use crate::domain::conversion::ConversionKind;
+use crate::domain::conversion::{ConversionKind, ConversionSource};
 use crate::domain::link::CtaAction;
 use crate::domain::role::Operation;
 use crate::domain::rollup::{self, Cover, Interval, Metric, Span};
 use crate::error::{AppError, stored};
+use filtered::StatsScope;
 
 /// Which conversations the stats are about: those started in
-/// `[from, to)`, on `channel` if given.
-#[derive(Debug, Clone, Copy, Default)]
+/// `[from, to)`, on one of `channels` if given.
+#[derive(Debug, Clone, Default)]
 pub struct StatsRange {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
-    pub channel: Option<Channel>,
+    pub channels: Option<Vec<Channel>>,
+}
+
+impl StatsRange {
+    fn channels(&self) -> Option<&[Channel]> {
+        self.channels.as_deref()
+    }
+}
+
+/// Attributed conversions that reached convtrack one way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceCount {
+    pub source: ConversionSource,
+    pub count: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,16 +86,22 @@ pub struct ConversionStats {
     pub funnel: Vec<FunnelStep>,
     /// Per currency earned in, by code.
     pub revenue: Vec<CurrencyRevenue>,
+    /// Every source, zeros included; they add up to the kinds' counts.
+    pub by_source: Vec<SourceCount>,
 }
 
 impl Services {
-    /// The stats of `range`: whole days and months from the rollups, the
-    /// parts of days at either end from the rows, in one statement.
-    #[tracing::instrument(skip(self, caller), fields(tenant = %caller.tenant_id))]
+    /// The stats of the conversations started in `range` that pass
+    /// `filter` (the list's). Dates and channels alone are answered by the
+    /// rollups (whole days and months) and the rows of the partial days at
+    /// either end, in one statement; any other filter counts the matching
+    /// conversations' rows.
+    #[tracing::instrument(skip(self, caller, filter), fields(tenant = %caller.tenant_id))]
     pub async fn conversion_stats(
         &self,
         caller: &Caller,
         range: StatsRange,
+        filter: &ConversationFilter,
     ) -> Result<ConversionStats, AppError> {
         caller.require(Operation::BrowseConversations, "read conversion stats")?;
         if let (Some(from), Some(to)) = (range.from, range.to)
@@ -87,17 +109,23 @@ impl Services {
         {
             return Err(AppError::BadInput("from must be before to".into()));
         }
-        let cover = rollup::cover(range.from.map(to_micros), range.to.map(to_micros));
-        let (sql, values) = stats_statement(caller.tenant_id, range.channel, &cover);
+        let scope = StatsScope::new(range, filter)?;
+        let backend = self.db.get_database_backend();
+        let query = match &scope {
+            StatsScope::Nothing => return Tally::of(Vec::new()),
+            StatsScope::Range(range) => {
+                let cover = rollup::cover(range.from.map(to_micros), range.to.map(to_micros));
+                let (sql, values) = stats_statement(caller.tenant_id, range.channels(), &cover);
+                statement(backend, &sql, values)
+            }
+            StatsScope::Filtered(filter) => filtered::stats_statement(backend, caller, filter)?,
+        };
         let _slot = self
             .stats_slots
             .acquire()
             .await
             .map_err(|_| AppError::internal("the stats queue is closed"))?;
-        let rows = self
-            .db
-            .query_all_raw(statement(self.db.get_database_backend(), &sql, values))
-            .await?;
+        let rows = self.db.query_all_raw(query).await?;
         Tally::of(rows)
     }
 }
@@ -108,7 +136,7 @@ impl Services {
 /// µs.
 fn stats_statement(
     tenant_id: uuid::Uuid,
-    channel: Option<Channel>,
+    channel: Option<&[Channel]>,
     cover: &Cover,
 ) -> (String, Vec<Value>) {
     let mut parts = Vec::new();
@@ -161,15 +189,14 @@ pub(crate) fn whole_periods(cover: &Cover) -> Vec<(Span, Interval)> {
 /// `periods`; its values go to `values`.
 pub(crate) fn rollup_filter(
     tenant_id: uuid::Uuid,
-    channel: Option<Channel>,
+    channels: Option<&[Channel]>,
     periods: &[(Span, Interval)],
     values: &mut Vec<Value>,
 ) -> String {
     let mut filter = "r.tenant_id = ?".to_owned();
     values.push(tenant_id.into());
-    if let Some(channel) = channel {
-        filter.push_str(" AND r.channel = ?");
-        values.push(channel.as_str().into());
+    if let Some(channels) = channels {
+        filter.push_str(&format!(" AND r.channel IN ({})", marks(channels, values)));
     }
     let any_period: Vec<&str> = periods
         .iter()
@@ -187,7 +214,7 @@ pub(crate) fn rollup_filter(
 /// planners seek the (tenant, start) index of the row's table.
 pub(crate) fn edge_filter(
     tenant_id: uuid::Uuid,
-    channel: Option<Channel>,
+    channels: Option<&[Channel]>,
     (from, to): Interval,
     (column, channel_column): (&str, &str),
     values: &mut Vec<Value>,
@@ -195,9 +222,11 @@ pub(crate) fn edge_filter(
     let alias = &column[..1];
     let mut filter = format!("{alias}.tenant_id = ?");
     values.push(tenant_id.into());
-    if let Some(channel) = channel {
-        filter.push_str(&format!(" AND {channel_column} = ?"));
-        values.push(channel.as_str().into());
+    if let Some(channels) = channels {
+        filter.push_str(&format!(
+            " AND {channel_column} IN ({})",
+            marks(channels, values)
+        ));
     }
     values.extend([from.into(), to.into()]);
     format!("{filter} AND {column} >= ? AND {column} < ?")
@@ -210,7 +239,7 @@ pub(crate) fn edge_filter(
 /// a join does not on SQLite.
 fn edge_selects(
     tenant_id: uuid::Uuid,
-    channel: Option<Channel>,
+    channel: Option<&[Channel]>,
     (from, to): Interval,
     values: &mut Vec<Value>,
 ) -> Vec<String> {
@@ -270,6 +299,7 @@ fn edge_selects(
             VALUED,
             "v.currency",
         ),
+        ("source", "v.source", "COUNT(*)", "v.attributed", "v.source"),
     ] {
         let started = within(
             "v.conversation_started_at",
@@ -304,16 +334,25 @@ fn edge_selects(
         ));
     }
     let started = within("c.started_at", "c.channel", values);
-    parts.push(format!(
+    parts.push(delay_select(&format!(
+        "conversation c WHERE {started} AND c.first_converted_at IS NOT NULL"
+    )));
+    parts
+}
+
+/// The `delay` rows of the converted conversations `c` that `from_where`
+/// (a FROM clause and its condition) reads: how many converted after about
+/// each bucket's representative delay.
+fn delay_select(from_where: &str) -> String {
+    format!(
         "SELECT '', 'delay', '', d.n, b.representative_micros FROM \
          (SELECT (SELECT x.bucket FROM delay_bucket x \
                   WHERE x.lower_micros <= c.first_converted_at - c.started_at \
                   ORDER BY x.lower_micros DESC LIMIT 1) AS bucket, \
                  COUNT(*) AS n \
-          FROM conversation c WHERE {started} AND c.first_converted_at IS NOT NULL GROUP BY 1) d \
+          FROM {from_where} GROUP BY 1) d \
          JOIN delay_bucket b ON b.bucket = d.bucket"
-    ));
-    parts
+    )
 }
 
 /// The answer, added up from counter rows.
@@ -322,6 +361,7 @@ struct Tally {
     by_kind: Vec<KindCount>,
     funnel: Vec<FunnelStep>,
     unattributed: i64,
+    by_source: Vec<SourceCount>,
     /// (representative µs, conversations), one entry per row read.
     delays: Vec<(f64, i64)>,
     revenue: revenue::RevenueTally,
@@ -349,6 +389,10 @@ impl Tally {
                 })
                 .collect(),
             unattributed: 0,
+            by_source: ConversionSource::ALL
+                .into_iter()
+                .map(|source| SourceCount { source, count: 0 })
+                .collect(),
             delays: Vec::new(),
             revenue: revenue::RevenueTally::default(),
         };
@@ -412,6 +456,12 @@ impl Tally {
                 }
             }
             Metric::Unattributed => self.unattributed += n,
+            Metric::Source => {
+                let source: ConversionSource = stored("stats_rollup.key", &key)?;
+                if let Some(count) = self.by_source.iter_mut().find(|s| s.source == source) {
+                    count.count += n;
+                }
+            }
             Metric::Revenue | Metric::RevenueConversations => {
                 let channel: String = row.try_get_by_index(0)?;
                 self.revenue.add(channel, metric, &key, n)?;
@@ -440,8 +490,16 @@ impl Tally {
                 .map(|micros| micros / 1_000_000.0),
             unattributed: self.unattributed,
             funnel: self.funnel,
+            by_source: self.by_source,
         })
     }
+}
+
+/// One placeholder per channel, comma-separated; the channels go to
+/// `values`.
+fn marks(channels: &[Channel], values: &mut Vec<Value>) -> String {
+    values.extend(channels.iter().map(|c| Value::from(c.as_str())));
+    vec!["?"; channels.len()].join(", ")
 }
 
 /// The label metrics as an SQL list of literals.

@@ -33,6 +33,11 @@ const FILES: &[File] = &[
     ),
     ("/admin/time.js", JAVASCRIPT, include_str!("admin/time.js")),
     (
+        "/admin/scope.js",
+        JAVASCRIPT,
+        include_str!("admin/scope.js"),
+    ),
+    (
         "/admin/labels.js",
         JAVASCRIPT,
         include_str!("admin/labels.js"),

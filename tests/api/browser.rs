@@ -258,7 +258,8 @@ async fn seed(app: &TestApp) -> Value {
     let stats = app
         .gql(
             &app.admin,
-            "{ conversionStats { conversations convertedConversations
+            "{ conversionStats { conversations convertedConversations unattributed
+                byChannel { channel conversations converted }
                 funnel { action issued followed converted }
                 revenue { currency total perConvertedConversation } } }",
             json!({}),
@@ -315,6 +316,8 @@ async fn seed(app: &TestApp) -> Value {
             "funnel": stats["funnel"].as_array().expect("funnel").iter()
                 .filter(|step| step["issued"].as_i64() > Some(0)).collect::<Vec<_>>(),
             "revenue": stats["revenue"],
+            "byChannel": stats["byChannel"],
+            "unattributed": stats["unattributed"],
         },
         "webhook": { "url": webhook_url },
         "pageSize": 250,
@@ -352,6 +355,7 @@ test_both!(the_admin_page_is_served_whole_with_a_strict_policy, |app| {
         ("/admin/export.js", "text/javascript"),
         ("/admin/labels.js", "text/javascript"),
         ("/admin/time.js", "text/javascript"),
+        ("/admin/scope.js", "text/javascript"),
         ("/admin/url-state.js", "text/javascript"),
         ("/admin/connectivity.js", "text/javascript"),
         ("/admin/admin.css", "text/css"),

@@ -52,6 +52,7 @@ mod examples;
 mod export;
 mod feed;
 mod filtered_feed;
+mod filtered_stats;
 mod filters;
 mod fuzz;
 mod fuzz_documents;

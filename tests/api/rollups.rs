@@ -18,10 +18,12 @@ use uuid::Uuid;
 use crate::helpers::*;
 use crate::links::no_redirects;
 
-const STATS: &str = "query($from: DateTime, $to: DateTime, $channel: Channel) {
-    conversionStats(from: $from, to: $to, channel: $channel) {
+pub(crate) const STATS: &str = "query($from: DateTime, $to: DateTime, $channel: Channel,
+        $filter: ConversationFilter) {
+    conversionStats(from: $from, to: $to, channel: $channel, filter: $filter) {
         conversations convertedConversations
         byKind { kind count rate } byChannel { channel conversations converted }
+        bySource { source count }
         medianSecondsToConvert unattributed
         funnel { action issued followed converted }
         revenue { currency total byKind { kind amount } byChannel { channel amount }
@@ -259,6 +261,18 @@ async fn relabel(app: &TestApp, sessions: &[Session], n: u64) {
 
 /// The figures a full scan of the rows gives for `[from, to)` on `channel`.
 async fn scanned(app: &TestApp, from: i64, to: i64, channel: Option<Channel>) -> Value {
+    scanned_among(app, (from, to), channel, None).await
+}
+
+/// The figures a full scan of the rows gives for `[from, to)` on
+/// `channel`, of the conversations with the session IDs `among` if given
+/// (then only their unattributed conversions count, whenever recorded).
+pub(crate) async fn scanned_among(
+    app: &TestApp,
+    (from, to): (i64, i64),
+    channel: Option<Channel>,
+    among: Option<&BTreeSet<String>>,
+) -> Value {
     let tenant = app.acme_admin.tenant_id;
     let db = &app.services.db;
     let on_channel = |c: &str| channel.is_none_or(|ch| ch.as_str() == c);
@@ -280,6 +294,7 @@ async fn scanned(app: &TestApp, from: i64, to: i64, channel: Option<Channel>) ->
     let cohort: BTreeMap<Uuid, &entity::conversation::Model> = conversations
         .iter()
         .filter(|c| c.started_at >= from && c.started_at < to && on_channel(&c.channel))
+        .filter(|c| among.is_none_or(|among| among.contains(&c.session_id)))
         .map(|c| (c.id, c))
         .collect();
     // Retracted conversions count nowhere.
@@ -336,11 +351,27 @@ async fn scanned(app: &TestApp, from: i64, to: i64, channel: Option<Channel>) ->
             })
         })
         .collect();
-    let unattributed = conversions
+    let unattributed = match among {
+        Some(_) => conversions
+            .iter()
+            .filter(|v| !v.attributed)
+            .filter(|v| v.conversation_id.is_some_and(|id| cohort.contains_key(&id)))
+            .count(),
+        None => conversions
+            .iter()
+            .filter(|v| !v.attributed && v.recorded_at >= from && v.recorded_at < to)
+            .filter(|v| {
+                channel.is_none() || v.conversation_channel.as_deref().is_some_and(on_channel)
+            })
+            .count(),
+    };
+    let by_source: Vec<Value> = ["LINK", "DIRECT", "CONFIRMATION"]
         .iter()
-        .filter(|v| !v.attributed && v.recorded_at >= from && v.recorded_at < to)
-        .filter(|v| channel.is_none() || v.conversation_channel.as_deref().is_some_and(on_channel))
-        .count();
+        .map(|source| {
+            let count = attributed.iter().filter(|v| v.source == *source).count();
+            json!({ "source": source, "count": count })
+        })
+        .collect();
     let funnel: Vec<Value> = CtaAction::ALL
         .iter()
         .map(|action| {
@@ -366,6 +397,7 @@ async fn scanned(app: &TestApp, from: i64, to: i64, channel: Option<Channel>) ->
         "convertedConversations": first.len(),
         "byKind": by_kind,
         "byChannel": by_channel,
+        "bySource": by_source,
         "medianSecondsToConvert": median,
         "unattributed": unattributed,
         "funnel": funnel,
@@ -445,7 +477,7 @@ pub(crate) fn rfc3339(micros: i64) -> String {
 }
 
 /// Compares everything exactly but the median, which must be within 2%.
-fn assert_agree(served: &Value, scanned: &Value, what: &str) {
+pub(crate) fn assert_agree(served: &Value, scanned: &Value, what: &str) {
     let (mut served, mut scanned) = (served.clone(), scanned.clone());
     let served_median = served["medianSecondsToConvert"].take();
     let scanned_median = scanned["medianSecondsToConvert"].take();
@@ -529,6 +561,22 @@ test_both!(stats_from_rollups_agree_with_a_full_scan, |app| {
     }
     // The history is not trivial: the comparison saw every kind of row.
     let all = scanned(&app, i64::MIN, i64::MAX, None).await;
+    for step in all["funnel"].as_array().expect("funnel") {
+        assert!(
+            step["followed"].as_i64() >= step["converted"].as_i64(),
+            "{step}"
+        );
+    }
+    for source in ["LINK", "DIRECT"] {
+        assert!(
+            all["bySource"]
+                .as_array()
+                .expect("sources")
+                .iter()
+                .any(|s| s["source"] == source && s["count"].as_i64() > Some(0)),
+            "{all}"
+        );
+    }
     assert!(all["conversations"].as_i64() > Some(30), "{all}");
     assert!(all["convertedConversations"].as_i64() > Some(5), "{all}");
     assert!(all["unattributed"].as_i64() > Some(0), "{all}");

@@ -126,6 +126,7 @@ async function run() {
   ok('saved list.png');
   await checkLoadMore();
   await checkStats();
+  await checkStatsFollowFilter();
   await checkFilters();
   await checkLabels();
   await checkExport();
@@ -306,6 +307,58 @@ async function checkStats() {
   }));
   await eventually('link funnel', readFunnel, seed.stats.funnel);
   ok(`link funnel: ${JSON.stringify(seed.stats.funnel)}`);
+}
+
+// The header follows the list's filter and says which, in words; per
+// channel figures; every conversion once, the attributed ones adding up to
+// the badges the list shows.
+async function checkStatsFollowFilter() {
+  const scope = () => page.textContent('[data-testid="stats-scope"]');
+  await eventually('stats scope, unfiltered', scope, 'All time');
+  const readChannels = () => page.$$eval('[data-testid="channel-stat"]', (rows) => rows.map((row) => {
+    const [conversations, converted] = [...row.querySelectorAll('td')].map((td) => Number(td.textContent));
+    return { channel: row.dataset.channel, conversations, converted };
+  }));
+  await eventually('per-channel figures', readChannels, seed.stats.byChannel);
+  ok(`per channel: ${JSON.stringify(seed.stats.byChannel)}`);
+
+  const readFigures = () => page.evaluate(() => {
+    const sources = [...document.querySelectorAll('[data-testid="stat-source"]')];
+    const attributed = sources.filter((s) => s.dataset.source !== 'UNATTRIBUTED')
+      .reduce((sum, s) => sum + parseInt(s.textContent, 10), 0);
+    const badges = [...document.querySelectorAll('[data-testid="stat-kind-count"]')]
+      .reduce((sum, s) => sum + Number(s.textContent), 0);
+    return { conversations: Number(document.querySelector('[data-testid="stat-conversations"]').textContent), attributed, badges };
+  });
+  const expected = (rows) => {
+    const badges = rows.reduce((n, c) => n + c.badges.length, 0);
+    return { conversations: rows.length, attributed: badges, badges };
+  };
+  await eventually('sources add up to the badges', readFigures, expected(seed.conversations));
+  const unattributed = await page.textContent('[data-testid="stat-source"][data-source="UNATTRIBUTED"]');
+  assert.equal(unattributed, `${seed.stats.unattributed} unattributed`);
+  ok('every conversion once: the sources add up to the badges, then the unattributed');
+
+  // A channel and "converted": the header's figures are the list's rows.
+  const converted = seed.conversations.filter((c) => c.badges.length > 0);
+  const counts = new Map();
+  for (const c of converted) counts.set(c.channel, (counts.get(c.channel) ?? 0) + 1);
+  const channel = [...counts.entries()].sort((a, b) => b[1] - a[1])[0][0];
+  await page.selectOption('[data-testid="channel-filter"]', channel);
+  await page.selectOption('[data-testid="converted-filter"]', 'yes');
+  const label = await page.$eval(`[data-testid="channel-filter"] option[value="${channel}"]`, (o) => o.textContent);
+  await eventually('stats scope, filtered', scope, `All time · ${label} · Converted`);
+  await eventually('filtered figures', readFigures, expected(converted.filter((c) => c.channel === channel)));
+  ok(`stats follow the filter: "All time · ${label} · Converted"`);
+
+  // A search and a preset, in words.
+  await page.fill('[data-testid="search"]', seed.search.term);
+  await page.press('[data-testid="search"]', 'Enter');
+  await page.selectOption('[data-testid="date-preset"]', '30d');
+  await eventually('stats scope with a search', scope, `Last 30 days · ${label} · “${seed.search.term}” · Converted`);
+  ok(`scope: "Last 30 days · ${label} · “${seed.search.term}” · Converted"`);
+  await resetFilters();
+  await eventually('stats scope after clearing', scope, 'All time');
 }
 
 // What the list's first page holds of `conversations` (newest first).

@@ -31,6 +31,7 @@ fn always_counted(plan: &Plan, started_at: i64, channel: &str) -> Counted {
         let row = &plan.result[at];
         if row.attributed {
             counted.add(started_at, Metric::Kind, &row.kind);
+            counted.add(started_at, Metric::Source, &row.source);
             if let (Some(minor), Some(currency)) = (row.value_minor, &row.currency) {
                 let key = revenue_key(&row.kind, currency);
                 counted.add_n(started_at, Metric::Revenue, &key, minor);
@@ -149,15 +150,20 @@ pub(super) async fn count_in_transaction<C: ConnectionTrait>(
         }
     }
     if let Some((link_id, action)) = link(plan) {
-        let marked = txn
-            .execute_raw(statement(
-                backend,
-                FIRST_LINK_CONVERSION,
-                vec![plan.now.into(), link_id.into()],
-            ))
-            .await?;
-        if marked.rows_affected() == 1 {
-            counted.add(started_at, Metric::LinkConverted, action);
+        for (firsts, metric) in [
+            (FIRST_LINK_CONVERSION, Metric::LinkConverted),
+            (FIRST_LINK_REACH, Metric::Followed),
+        ] {
+            let marked = txn
+                .execute_raw(statement(
+                    backend,
+                    firsts,
+                    vec![plan.now.into(), link_id.into()],
+                ))
+                .await?;
+            if marked.rows_affected() == 1 {
+                counted.add(started_at, metric, action);
+            }
         }
     }
     counted.save(txn).await
@@ -166,6 +172,23 @@ pub(super) async fn count_in_transaction<C: ConnectionTrait>(
 /// Marks a link's first conversion; changes nothing if it has one.
 const FIRST_LINK_CONVERSION: &str = "UPDATE cta_link SET first_converted_at = ? \
      WHERE id = ? AND first_converted_at IS NULL";
+
+/// Marks a link that converted as followed when no follow was counted: its
+/// destination was reached (opened directly, or the redirect not taken), so
+/// the funnel's steps never shrink — every converted link was followed.
+const FIRST_LINK_REACH: &str = "UPDATE cta_link SET first_followed_at = ? \
+     WHERE id = ? AND first_followed_at IS NULL";
+
+/// PostgreSQL: both marks in one update (two CTEs may not update one row),
+/// which says which of them were firsts. The row is locked before its old
+/// values are read, so a follow committing meanwhile is seen.
+const LINK_MARKS: &str = "UPDATE cta_link l SET \
+     first_converted_at = COALESCE(o.first_converted_at, ?), \
+     first_followed_at = COALESCE(o.first_followed_at, ?) \
+     FROM (SELECT id, first_converted_at, first_followed_at FROM cta_link WHERE id = ? FOR UPDATE) o \
+     WHERE l.id = o.id AND (o.first_converted_at IS NULL OR o.first_followed_at IS NULL) \
+     RETURNING o.first_converted_at IS NULL AS converted_first, \
+     o.first_followed_at IS NULL AS followed_first";
 
 /// PostgreSQL: the CTEs that mark the firsts (`kinds`, `curs`, `linkc`); the
 /// counts read them, so they are written first.
@@ -180,8 +203,8 @@ pub(super) fn marking_ctes(plan: &Plan, values: &mut Vec<Value>) -> Vec<String> 
         }
     }
     if let Some((link_id, _)) = link(plan) {
-        parts.push(format!("linkc AS ({FIRST_LINK_CONVERSION} RETURNING id)"));
-        values.extend([plan.now.into(), link_id.into()]);
+        parts.push(format!("linkc AS ({LINK_MARKS})"));
+        values.extend([plan.now.into(), plan.now.into(), link_id.into()]);
     }
     parts
 }
@@ -230,13 +253,18 @@ pub(super) fn counting_ctes(
         }
     }
     if let Some((_, action)) = link(plan) {
-        selects.extend(selected_per_row(
-            "linkc",
-            started_at,
-            Metric::LinkConverted,
-            RowKey::Text(action),
-            &mut selected_values,
-        ));
+        for (firsts, metric) in [
+            ("linkc WHERE converted_first", Metric::LinkConverted),
+            ("linkc WHERE followed_first", Metric::Followed),
+        ] {
+            selects.extend(selected_per_row(
+                firsts,
+                started_at,
+                metric,
+                RowKey::Text(action),
+                &mut selected_values,
+            ));
+        }
     }
     let mut parts = vec![format!(
         "roll AS ({})",

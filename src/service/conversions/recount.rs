@@ -151,6 +151,7 @@ impl Conversation<'_> {
         counted: &mut Counted,
     ) -> Result<(), AppError> {
         counted.add_n(self.started_at, Metric::Kind, &row.kind, -1);
+        counted.add_n(self.started_at, Metric::Source, &row.source, -1);
         if !self.still_has(db, "kind = ?", row.kind.clone()).await? {
             self.forget(db, "conversation_kind", "kind", &row.kind)
                 .await?;

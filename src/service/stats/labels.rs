@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 
+use super::filtered::{self, StatsScope};
 use super::{StatsRange, edge_filter};
 use crate::domain::clock::to_micros;
 use crate::domain::label::{Labels, valid_key};
@@ -14,6 +15,7 @@ use crate::domain::money::Money;
 use crate::domain::role::Operation;
 use crate::domain::rollup::{self, Interval, Metric, Span, split_revenue_key};
 use crate::error::AppError;
+use crate::service::listing::ConversationFilter;
 use crate::service::{Caller, Services, statement};
 
 /// One value of the key.
@@ -34,12 +36,14 @@ struct Sums {
 }
 
 impl Services {
-    /// Every value of `key` among the range's conversations, by value.
+    /// Every value of `key` among the conversations of `range` passing
+    /// `filter` (the list's), by value.
     #[tracing::instrument(skip(self, caller), fields(tenant = %caller.tenant_id))]
     pub async fn label_stats(
         &self,
         caller: &Caller,
-        range: StatsRange,
+        range: &StatsRange,
+        filter: &ConversationFilter,
         key: &str,
     ) -> Result<Vec<LabelCount>, AppError> {
         caller.require(Operation::BrowseConversations, "read conversion stats")?;
@@ -48,21 +52,40 @@ impl Services {
                 "label key {key:?} must be 1 to 40 characters of a-z, 0-9, '_', '.' or '-'"
             )));
         }
-        let cover = rollup::cover(range.from.map(to_micros), range.to.map(to_micros));
-        let periods = super::whole_periods(&cover);
         let _slot = self
             .stats_slots
             .acquire()
             .await
             .map_err(|_| AppError::internal("the stats queue is closed"))?;
         let mut sums: BTreeMap<String, Sums> = BTreeMap::new();
-        let prefix = format!("{key}=");
-        if !periods.is_empty() {
-            self.add_rollups(caller, range, &periods, &prefix, &mut sums)
-                .await?;
-        }
-        for &edge in &cover.edges {
-            self.add_edge(caller, range, edge, key, &mut sums).await?;
+        match StatsScope::new(range.clone(), filter)? {
+            StatsScope::Nothing => {}
+            StatsScope::Range(range) => {
+                let cover = rollup::cover(range.from.map(to_micros), range.to.map(to_micros));
+                let periods = super::whole_periods(&cover);
+                if !periods.is_empty() {
+                    let prefix = format!("{key}=");
+                    self.add_rollups(caller, &range, &periods, &prefix, &mut sums)
+                        .await?;
+                }
+                for &edge in &cover.edges {
+                    self.add_edge(caller, &range, edge, key, &mut sums).await?;
+                }
+            }
+            StatsScope::Filtered(filter) => {
+                let query =
+                    filtered::labels_statement(self.db.get_database_backend(), caller, &filter)?;
+                for row in self.db.query_all_raw(query).await? {
+                    if let Some(entry) = value_sums(&row, key, &mut sums)? {
+                        entry.conversations += row.try_get::<i64>("", "n")?;
+                        entry.converted += row.try_get::<i64>("", "converted")?;
+                        if let Some(currency) = row.try_get::<Option<String>>("", "currency")? {
+                            *entry.revenue.entry(currency).or_default() +=
+                                row.try_get::<i64>("", "minor")?;
+                        }
+                    }
+                }
+            }
         }
         sums.into_iter()
             .filter(|(_, s)| s.conversations > 0)
@@ -89,13 +112,13 @@ impl Services {
     async fn add_rollups(
         &self,
         caller: &Caller,
-        range: StatsRange,
+        range: &StatsRange,
         periods: &[(Span, Interval)],
         prefix: &str,
         sums: &mut BTreeMap<String, Sums>,
     ) -> Result<(), AppError> {
         let mut values: Vec<Value> = Vec::new();
-        let filter = super::rollup_filter(caller.tenant_id, range.channel, periods, &mut values);
+        let filter = super::rollup_filter(caller.tenant_id, range.channels(), periods, &mut values);
         let sql = format!(
             "SELECT r.metric, r.key, CAST(SUM(r.n) AS BIGINT) AS n FROM stats_rollup r \
              WHERE {filter} AND r.metric IN ({}) GROUP BY r.metric, r.key",
@@ -138,7 +161,7 @@ impl Services {
     async fn add_edge(
         &self,
         caller: &Caller,
-        range: StatsRange,
+        range: &StatsRange,
         (from, to): Interval,
         key: &str,
         sums: &mut BTreeMap<String, Sums>,
@@ -150,7 +173,7 @@ impl Services {
             let mut values = Vec::new();
             let filter = edge_filter(
                 caller.tenant_id,
-                range.channel,
+                range.channels(),
                 (from, to),
                 columns,
                 &mut values,

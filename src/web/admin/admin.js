@@ -49,10 +49,12 @@ const Q_LIST = `query Conversations($first: Int!, $after: String, $filter: Conve
   }
 }`;
 
-const Q_STATS = `query Stats($from: DateTime, $to: DateTime, $channel: Channel) {
-  conversionStats(from: $from, to: $to, channel: $channel) {
+const Q_STATS = `query Stats($filter: ConversationFilter) {
+  conversionStats(filter: $filter) {
     conversations convertedConversations conversionRate medianSecondsToConvert unattributed
     byKind { kind count }
+    byChannel { channel conversations converted rate }
+    bySource { source count }
     funnel { action issued followed converted }
     revenue { currency total convertedConversations perConvertedConversation }
   }
@@ -153,6 +155,7 @@ import { downloadExport, formatBytes } from './export.js';
 import { restoreView, viewQuery } from './url-state.js';
 import { clock, dayStart, formatTime, presetDays, setUtc, zoneName } from './time.js';
 import { LABEL_FIELDS, Q_BY_LABEL, parseLabelFilter, renderComparison, renderLabels } from './labels.js';
+import { describeFilter, describePeriod } from './scope.js';
 
 // ---------------------------------------------------------------------------
 // Small DOM helpers.
@@ -783,7 +786,44 @@ function renderFunnel(funnel) {
   ]);
 }
 
-function renderStats(stats) {
+const SOURCE_LABELS = { LINK: 'through a link', DIRECT: 'by session', CONFIRMATION: 'by confirmation' };
+
+// Every conversion once: the attributed ones by how they came (they add up
+// to the badges below), then the unattributed ones.
+function renderSources(stats) {
+  const attributed = stats.bySource.reduce((sum, s) => sum + s.count, 0);
+  const parts = stats.bySource.filter((s) => s.count > 0).map((s) => el('span', {
+    className: 'stat-source', testid: 'stat-source', data: { source: s.source }, text: `${s.count} ${SOURCE_LABELS[s.source] ?? s.source}`,
+  }));
+  parts.push(el('span', { className: 'stat-source', testid: 'stat-source', data: { source: 'UNATTRIBUTED' }, text: `${stats.unattributed} unattributed` }));
+  const joined = parts.flatMap((part, i) => (i === 0 ? [part] : [' · ', part]));
+  return el('p', { className: 'stat-sources', testid: 'stat-sources' }, [
+    el('strong', { testid: 'stat-conversions', text: `${attributed + stats.unattributed} conversions: ` }), ...joined,
+  ]);
+}
+
+function renderChannels(byChannel) {
+  const head = el('thead', {}, [el('tr', {}, ['Channel', 'Conversations', 'Converted', 'Rate']
+    .map((title) => el('th', { text: title, attrs: { scope: 'col' } })))]);
+  const body = el('tbody', {}, byChannel.map((c) => el('tr', { testid: 'channel-stat', data: { channel: c.channel } }, [
+    el('th', { text: channelLabel(c.channel), attrs: { scope: 'row' } }),
+    el('td', { text: c.conversations }),
+    el('td', { text: c.converted }),
+    el('td', { text: formatRate(c.rate) }),
+  ])));
+  return el('table', { className: 'channel-stats', testid: 'channel-stats' }, [
+    el('caption', { text: 'By channel' }), head, body,
+  ]);
+}
+
+// The period and the filter the figures are for, in words.
+function statsScope(filter) {
+  const period = describePeriod($('date-preset').value, $('date-from').value, $('date-to').value);
+  const names = { channel: channelLabel, badge: (kind) => badgeForKind(kind).label };
+  return [period, ...describeFilter(filter, names)].join(' · ');
+}
+
+function renderStats(stats, scope) {
   const cards = el('div', { className: 'stat-cards' }, [
     statCard('Conversations', stats.conversations, 'stat-conversations'),
     statCard('Converted', stats.convertedConversations, 'stat-converted'),
@@ -797,25 +837,27 @@ function renderStats(stats) {
       renderBadge(badgeForKind(entry.kind)),
       el('span', { className: 'stat-kind-count', testid: 'stat-kind-count', text: entry.count }),
     ])));
-  const parts = [cards, kinds];
-  if (stats.funnel.some((step) => step.issued > 0)) parts.push(renderFunnel(stats.funnel));
+  const scopeLine = el('p', { className: 'stats-scope', testid: 'stats-scope', text: scope });
+  const parts = [scopeLine, cards, renderSources(stats), kinds];
+  const tables = [];
+  if (stats.byChannel.length > 0) tables.push(renderChannels(stats.byChannel));
+  if (stats.funnel.some((step) => step.issued > 0)) tables.push(renderFunnel(stats.funnel));
+  if (tables.length > 0) parts.push(el('div', { className: 'stat-tables' }, tables));
   $('stats').replaceChildren(...parts);
 }
 
-const statsVariables = () => ({
-  from: state.filter.startedAfter ?? null,
-  to: state.filter.startedBefore ?? null,
-  channel: state.filter.channels?.length === 1 ? state.filter.channels[0] : null,
-});
+// The stats follow the list's whole filter.
+const statsVariables = () => ({ filter: state.filter });
 
 async function loadStats() {
   const generation = ++state.statsGeneration;
   const variables = statsVariables();
+  const scope = statsScope(state.filter);
   if (state.compareKey) loadComparison();
   $('stats').setAttribute('aria-busy', 'true');
   try {
     const data = await api(Q_STATS, variables);
-    if (generation === state.statsGeneration) renderStats(data.conversionStats);
+    if (generation === state.statsGeneration) renderStats(data.conversionStats, scope);
   } catch (err) {
     if (generation === state.statsGeneration) handleError(err);
   } finally {

@@ -4,8 +4,8 @@
 
 export const LABEL_FIELDS = 'labels { key value }';
 
-export const Q_BY_LABEL = `query ByLabel($key: String!, $from: DateTime, $to: DateTime, $channel: Channel) {
-  conversionStats(from: $from, to: $to, channel: $channel) {
+export const Q_BY_LABEL = `query ByLabel($key: String!, $filter: ConversationFilter) {
+  conversionStats(filter: $filter) {
     byLabel(key: $key) { value conversations converted rate rateLow rateHigh revenue { amount currency } }
   }
 }`;

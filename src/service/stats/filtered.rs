@@ -1,0 +1,230 @@
+//! Stats that follow the list's filter. Dates and channels are what the
+//! rollups count by, so they stay there; a filter on anything else (a
+//! search, badges, converted or not, a session, labels) counts the rows of
+//! the conversations it matches — the same conversations the list shows —
+//! in one statement.
+
+use entity::conversation;
+use sea_orm::sea_query::ExprTrait;
+use sea_orm::{DatabaseBackend, QueryFilter, QuerySelect, QueryTrait, Statement};
+
+use super::StatsRange;
+use crate::domain::channel::Channel;
+use crate::error::AppError;
+use crate::service::Caller;
+use crate::service::listing::{ConversationFilter, check_search, list_query};
+use crate::service::people::people_condition;
+use crate::service::search::message_condition;
+
+/// What a stats request counts.
+#[derive(Debug)]
+pub(super) enum StatsScope {
+    /// No conversation can match (disjoint dates or channels).
+    Nothing,
+    /// The conversations of a range: the rollups answer.
+    Range(StatsRange),
+    /// The conversations passing a filter (dates and channels included).
+    Filtered(ConversationFilter),
+}
+
+impl StatsScope {
+    /// `range` and `filter` together: the later start, the earlier end and
+    /// the channels both allow.
+    pub(super) fn new(range: StatsRange, filter: &ConversationFilter) -> Result<Self, AppError> {
+        check_search(filter)?;
+        let from = Ord::max(range.from, filter.started_after);
+        let to = match (range.to, filter.started_before) {
+            (Some(a), Some(b)) => Some(Ord::min(a, b)),
+            (a, b) => a.or(b),
+        };
+        let mut channels: Option<Vec<Channel>> = match (range.channels, &filter.channels) {
+            (Some(a), Some(b)) => Some(a.into_iter().filter(|c| b.contains(c)).collect()),
+            (a, b) => a.or_else(|| b.clone()),
+        };
+        if let Some(channels) = &mut channels {
+            channels.sort_by_key(|c| Channel::ALL.iter().position(|x| x == c));
+            channels.dedup();
+        }
+        let empty_dates = matches!((from, to), (Some(from), Some(to)) if from >= to);
+        if empty_dates || channels.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(StatsScope::Nothing);
+        }
+        let narrows = search_text(filter).is_some()
+            || filter.badges.is_some()
+            || filter.converted.is_some()
+            || filter.session_id.is_some()
+            || !filter.labels.is_empty();
+        Ok(if narrows {
+            StatsScope::Filtered(ConversationFilter {
+                started_after: from,
+                started_before: to,
+                channels,
+                ..filter.clone()
+            })
+        } else {
+            StatsScope::Range(StatsRange { from, to, channels })
+        })
+    }
+}
+
+/// The search text, when there is one to match.
+fn search_text(filter: &ConversationFilter) -> Option<&str> {
+    filter.search.as_deref().filter(|s| !s.is_empty())
+}
+
+/// The stats of the conversations passing `filter`, as the rollup rows
+/// (channel, metric, key, n, representative) [`super::Tally`] adds up. The
+/// matching conversations are read once (`s`), with their active
+/// conversions (`cv`) and links (`cl`), and every figure counted from those.
+pub(super) fn stats_statement(
+    backend: DatabaseBackend,
+    caller: &Caller,
+    filter: &ConversationFilter,
+) -> Result<Statement, AppError> {
+    let cohort = cohort(backend, caller, filter)?;
+    let sql = format!(
+        "WITH s AS MATERIALIZED ({cohort}), \
+         cv AS MATERIALIZED (SELECT s.channel, v.conversation_id, v.kind, v.source, v.attributed, \
+           v.value_minor, v.currency FROM s JOIN conversion v ON v.conversation_id = s.id \
+           WHERE v.status = 'ACTIVE'), \
+         cl AS MATERIALIZED (SELECT s.channel, l.action, l.first_followed_at, l.first_converted_at \
+           FROM s JOIN cta_link l ON l.conversation_id = s.id) \
+         {selects}",
+        cohort = cohort.sql,
+        selects = cohort_selects().join(" UNION ALL "),
+    );
+    Ok(Statement::from_sql_and_values(
+        backend,
+        sql,
+        cohort.values.map(|v| v.0).unwrap_or_default(),
+    ))
+}
+
+/// `byLabel` of the conversations passing `filter`: per distinct set of
+/// labels, the conversations (`n`), the converted ones, and per currency
+/// (`currency`, `minor`) what they earned.
+pub(super) fn labels_statement(
+    backend: DatabaseBackend,
+    caller: &Caller,
+    filter: &ConversationFilter,
+) -> Result<Statement, AppError> {
+    let cohort = cohort(backend, caller, filter)?;
+    let sql = format!(
+        "WITH s AS MATERIALIZED ({cohort}) \
+         SELECT s.labels, CAST(COUNT(*) AS BIGINT) AS n, \
+           CAST(COUNT(s.first_converted_at) AS BIGINT) AS converted, \
+           CAST(NULL AS TEXT) AS currency, CAST(0 AS BIGINT) AS minor \
+         FROM s WHERE s.labels <> '' GROUP BY s.labels \
+         UNION ALL SELECT s.labels, CAST(0 AS BIGINT), CAST(0 AS BIGINT), v.currency, \
+           CAST(SUM(v.value_minor) AS BIGINT) \
+         FROM s JOIN conversion v ON v.conversation_id = s.id \
+         WHERE s.labels <> '' AND v.attributed AND v.status = 'ACTIVE' \
+           AND v.value_minor IS NOT NULL GROUP BY s.labels, v.currency",
+        cohort = cohort.sql,
+    );
+    Ok(Statement::from_sql_and_values(
+        backend,
+        sql,
+        cohort.values.map(|v| v.0).unwrap_or_default(),
+    ))
+}
+
+/// The conversations passing `filter`, as the list finds them, with the
+/// columns the stats read. Built for its database with values bound: the
+/// search text is written into it as a literal (see the search), so no
+/// placeholder may be rewritten afterwards.
+fn cohort(
+    backend: DatabaseBackend,
+    caller: &Caller,
+    filter: &ConversationFilter,
+) -> Result<Statement, AppError> {
+    let mut cohort = list_query(caller, None, filter)?
+        .select_only()
+        .column(conversation::Column::Id)
+        .column(conversation::Column::Channel)
+        .column(conversation::Column::StartedAt)
+        .column(conversation::Column::FirstConvertedAt)
+        .column(conversation::Column::Labels);
+    if let Some(text) = search_text(filter) {
+        let mut matches = message_condition(backend, text);
+        if let Some(person) = people_condition(caller, text) {
+            matches = matches.or(person);
+        }
+        cohort = cohort.filter(matches);
+    }
+    Ok(cohort.build(backend))
+}
+
+/// Every figure of the cohort `s`, its conversions `cv` and links `cl`.
+fn cohort_selects() -> Vec<String> {
+    let counted = |select: &str, from: &str, group: &str| {
+        format!("SELECT {select}, CAST(NULL AS DOUBLE PRECISION) FROM {from} GROUP BY {group}")
+    };
+    let mut parts = vec![
+        counted("s.channel, 'conversations', '', COUNT(*)", "s", "s.channel"),
+        counted(
+            "s.channel, 'converted', '', COUNT(*)",
+            "s WHERE s.first_converted_at IS NOT NULL",
+            "s.channel",
+        ),
+    ];
+    const VALUED: &str = "cv.attributed AND cv.value_minor IS NOT NULL";
+    for (metric, key, count, filter, group) in [
+        ("kind", "cv.kind", "COUNT(*)", "cv.attributed", "cv.kind"),
+        (
+            "kind_conversations",
+            "cv.kind",
+            "COUNT(DISTINCT cv.conversation_id)",
+            "cv.attributed",
+            "cv.kind",
+        ),
+        (
+            "revenue",
+            "cv.kind || ' ' || cv.currency",
+            "CAST(SUM(cv.value_minor) AS BIGINT)",
+            VALUED,
+            "cv.kind, cv.currency",
+        ),
+        (
+            "revenue_conversations",
+            "cv.currency",
+            "COUNT(DISTINCT cv.conversation_id)",
+            VALUED,
+            "cv.currency",
+        ),
+        (
+            "source",
+            "cv.source",
+            "COUNT(*)",
+            "cv.attributed",
+            "cv.source",
+        ),
+        ("unattributed", "''", "COUNT(*)", "NOT cv.attributed", ""),
+    ] {
+        // PostgreSQL refuses a constant to group by.
+        let group = match group {
+            "" => "cv.channel".to_owned(),
+            key => format!("cv.channel, {key}"),
+        };
+        parts.push(counted(
+            &format!("cv.channel, '{metric}', {key}, {count}"),
+            &format!("cv WHERE {filter}"),
+            &group,
+        ));
+    }
+    for (metric, filter) in [
+        ("issued", "1 = 1"),
+        ("followed", "cl.first_followed_at IS NOT NULL"),
+        ("link_converted", "cl.first_converted_at IS NOT NULL"),
+    ] {
+        parts.push(counted(
+            &format!("cl.channel, '{metric}', cl.action, COUNT(*)"),
+            &format!("cl WHERE {filter}"),
+            "cl.channel, cl.action",
+        ));
+    }
+    parts.push(super::delay_select(
+        "s c WHERE c.first_converted_at IS NOT NULL",
+    ));
+    parts
+}
