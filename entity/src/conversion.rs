@@ -55,6 +55,10 @@ pub struct Model {
     pub status: String,
     /// The value it was recorded with (`value_minor` is its value now).
     pub recorded_value_minor: Option<i64>,
+    /// An operator's review of it while unattributed: `ATTRIBUTED`
+    /// (credited anyway; `attributed` is then true) or `DISMISSED` (out of
+    /// the review queue).
+    pub review: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

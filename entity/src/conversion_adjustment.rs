@@ -10,7 +10,7 @@ pub struct Model {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub conversion_id: Uuid,
-    /// `RESTATED` or `RETRACTED`.
+    /// `RESTATED`, `RETRACTED`, `ATTRIBUTED` or `DISMISSED`.
     pub change: String,
     /// The value after the change, in minor units (none after a retraction).
     pub value_minor: Option<i64>,
@@ -30,6 +30,9 @@ pub struct Model {
     /// `conversion.feed_seq` and `conversion.feed_xid`).
     pub feed_seq: i64,
     pub feed_xid: i64,
+    /// The first characters of the API key that made it (none for changes
+    /// made before this was kept).
+    pub key_prefix: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -46,13 +46,19 @@ pub enum ConversionChange {
     Recorded,
     Restated,
     Retracted,
+    /// An operator credited an unattributed conversion anyway.
+    Attributed,
+    /// An operator took an unattributed conversion out of review.
+    Dismissed,
 }
 
 impl ConversionChange {
-    pub const ALL: [ConversionChange; 3] = [
+    pub const ALL: [ConversionChange; 5] = [
         ConversionChange::Recorded,
         ConversionChange::Restated,
         ConversionChange::Retracted,
+        ConversionChange::Attributed,
+        ConversionChange::Dismissed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +66,8 @@ impl ConversionChange {
             ConversionChange::Recorded => "RECORDED",
             ConversionChange::Restated => "RESTATED",
             ConversionChange::Retracted => "RETRACTED",
+            ConversionChange::Attributed => "ATTRIBUTED",
+            ConversionChange::Dismissed => "DISMISSED",
         }
     }
 }

@@ -127,6 +127,12 @@ pub enum ConversionChange {
     Restated,
     /// It was withdrawn (`retractConversion`): no longer counted.
     Retracted,
+    /// An operator credited it anyway (`attributeConversion`): it was
+    /// unattributed and now counts as attributed, with a badge.
+    Attributed,
+    /// An operator took it out of the review queue (`dismissConversion`);
+    /// it stays unattributed.
+    Dismissed,
 }
 
 /// Whether a conversion still counts.

@@ -22,6 +22,7 @@ pub mod observe;
 mod pagination;
 mod policy;
 mod privacy;
+mod review;
 mod scalars;
 mod session;
 mod shape;
@@ -56,6 +57,7 @@ pub struct Query(
 pub struct Mutation(
     session::SessionMutation,
     conversion::ConversionMutation,
+    review::ReviewMutation,
     link::LinkMutation,
     label::LabelMutation,
     tenant::TenantMutation,

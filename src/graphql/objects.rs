@@ -290,9 +290,17 @@ impl Conversion {
             .collect())
     }
 
-    /// True when credited to a conversation (and shown as a badge).
+    /// True when credited to a conversation (and shown as a badge),
+    /// including when an operator attributed it anyway.
     async fn attributed(&self) -> bool {
         self.0.attributed
+    }
+
+    /// True when an operator dismissed it from the review of unattributed
+    /// conversions (`dismissConversion`): kept, unattributed, out of
+    /// `unattributedConversions`.
+    async fn dismissed(&self) -> bool {
+        self.0.review == Some(crate::domain::adjustment::ConversionChange::Dismissed)
     }
 
     /// Why an unattributed conversion was not credited, e.g. `ATTRIBUTION_EXPIRED`.
@@ -324,10 +332,11 @@ impl Conversion {
     }
 }
 
-/// One change to a recorded sale.
+/// One change to a conversion after it was recorded: a sale restated or
+/// retracted, or an operator's review of an unattributed one.
 #[derive(SimpleObject)]
 pub struct ConversionAdjustment {
-    /// `RESTATED`: the value changed.
+    /// What changed: `RESTATED`, `RETRACTED`, `ATTRIBUTED` or `DISMISSED`.
     pub change: ConversionChange,
     /// When it was made.
     pub at: DateTime<Utc>,
@@ -339,6 +348,10 @@ pub struct ConversionAdjustment {
     pub reason: String,
     /// The role of the API key that made it.
     pub role: KeyRole,
+    /// The first characters of the API key that made it (as `convtrack
+    /// keys list` prints them); null for changes made before they were
+    /// kept.
+    pub key_prefix: Option<String>,
 }
 
 impl From<read_model::Adjustment> for ConversionAdjustment {
@@ -350,6 +363,7 @@ impl From<read_model::Adjustment> for ConversionAdjustment {
             previous_value: adjustment.previous_value.map(Money::from),
             reason: adjustment.reason,
             role: adjustment.role.into(),
+            key_prefix: adjustment.key_prefix,
         }
     }
 }

@@ -425,6 +425,7 @@ where
             currency: self.read()?,
             status: self.read()?,
             recorded_value_minor: self.read()?,
+            review: self.read()?,
         })
     }
 }
@@ -449,7 +450,7 @@ mod tests {
             "id,tenant_id,conversation_id,kind,record_type,record_id,source,attributed,\
              unattributed_reason,idempotency_key,payload_fingerprint,feed_seq,recorded_at,\
              link_id,link_action,conversation_started_at,conversation_channel,feed_xid,\
-             value_minor,currency,status,recorded_value_minor"
+             value_minor,currency,status,recorded_value_minor,review"
         );
     }
 }

@@ -95,6 +95,9 @@ pub struct Conversion {
     /// What it earned; none when recorded without a value.
     pub value: Option<Money>,
     pub status: ConversionStatus,
+    /// An operator's review while it was unattributed: `Attributed` (it is
+    /// credited now) or `Dismissed` (out of the review queue).
+    pub review: Option<ConversionChange>,
 }
 
 impl Conversion {
@@ -130,6 +133,11 @@ impl TryFrom<conversion::Model> for Conversion {
                 .transpose()?,
             value: stored_value(row.value_minor, row.currency.as_deref())?,
             status: stored("conversion.status", &row.status)?,
+            review: row
+                .review
+                .as_deref()
+                .map(|review| stored("conversion.review", review))
+                .transpose()?,
         })
     }
 }
@@ -145,6 +153,9 @@ pub struct Adjustment {
     pub reason: String,
     /// The role of the key that made it.
     pub role: Role,
+    /// The first characters of that key; none for changes made before
+    /// keys were kept.
+    pub key_prefix: Option<String>,
 }
 
 impl TryFrom<conversion_adjustment::Model> for Adjustment {
@@ -162,6 +173,7 @@ impl TryFrom<conversion_adjustment::Model> for Adjustment {
             )?,
             reason: row.reason,
             role: stored("conversion_adjustment.role", &row.role)?,
+            key_prefix: row.key_prefix,
         })
     }
 }
@@ -246,6 +258,7 @@ mod tests {
             currency: None,
             status: "ACTIVE".to_owned(),
             recorded_value_minor: None,
+            review: None,
         }
     }
 

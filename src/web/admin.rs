@@ -38,6 +38,11 @@ const FILES: &[File] = &[
         include_str!("admin/scope.js"),
     ),
     (
+        "/admin/review.js",
+        JAVASCRIPT,
+        include_str!("admin/review.js"),
+    ),
+    (
         "/admin/labels.js",
         JAVASCRIPT,
         include_str!("admin/labels.js"),

@@ -81,6 +81,12 @@ async fn seed(app: &TestApp) -> Value {
     app.say(&late, "VISITOR", "Can I come in for a day next month?")
         .await;
     app.day_pass_a_month_late(&late, "dp-late-1").await;
+    // And a booking the agent recorded by session the same day: outside
+    // the window too.
+    let body = app
+        .record_conversion(&late, ConversionKind::BookingCreated, "b-late-2")
+        .await;
+    assert_eq!(data(&body, "recordConversion")["attributed"], false);
 
     // An endpoint nothing listens on: its deliveries fail, and the
     // Webhooks tab says so.
@@ -308,7 +314,10 @@ async fn seed(app: &TestApp) -> Value {
         },
         "unattributed": [
             { "kind": "DAY_PASS_PURCHASED", "recordId": "dp-late-1", "reason": "ATTRIBUTION_EXPIRED",
+              "conversationId": late.id,
               "sentence": "Bought through the AI's link 31 days after the conversation started — outside the 30-day window" },
+            { "kind": "BOOKING_CREATED", "recordId": "b-late-2", "reason": "ATTRIBUTION_EXPIRED",
+              "sentence": "Recorded 31 days after the conversation started — outside the 30-day window" },
         ],
         "stats": {
             "conversations": stats["conversations"],
@@ -356,6 +365,7 @@ test_both!(the_admin_page_is_served_whole_with_a_strict_policy, |app| {
         ("/admin/labels.js", "text/javascript"),
         ("/admin/time.js", "text/javascript"),
         ("/admin/scope.js", "text/javascript"),
+        ("/admin/review.js", "text/javascript"),
         ("/admin/url-state.js", "text/javascript"),
         ("/admin/connectivity.js", "text/javascript"),
         ("/admin/admin.css", "text/css"),

@@ -73,6 +73,7 @@ mod retention;
 mod retractions;
 mod retries;
 mod revenue;
+mod review;
 mod rollups;
 mod schema;
 mod search;

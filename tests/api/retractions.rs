@@ -21,7 +21,13 @@ const STATS: &str = "{ conversionStats {
               convertedConversations perConvertedConversation } } }";
 
 impl TestApp {
-    async fn retract(&self, key: &str, conversion: &str, reason: &str, idempotency: &str) -> Value {
+    pub(crate) async fn retract(
+        &self,
+        key: &str,
+        conversion: &str,
+        reason: &str,
+        idempotency: &str,
+    ) -> Value {
         self.gql(
             key,
             RETRACT,

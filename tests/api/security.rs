@@ -119,6 +119,12 @@ fn example(field: &str, session: &str, conversation: &str) -> (String, Value) {
             "mutation($s: String) { recordConversion(input: { sessionId: $s, kind: BOOKING_CREATED, recordId: \"m-1\" }) { created } }",
             &s,
         ),
+        "mutation attributeConversion" => q(
+            "mutation { attributeConversion(input: { conversionId: \"Q29udmVyc2lvbjow\", reason: \"r\" }) { created } }",
+        ),
+        "mutation dismissConversion" => q(
+            "mutation { dismissConversion(input: { conversionId: \"Q29udmVyc2lvbjow\", reason: \"r\" }) { created } }",
+        ),
         "mutation retractConversion" => q(
             "mutation { retractConversion(input: { conversionId: \"Q29udmVyc2lvbjow\", reason: \"r\", idempotencyKey: \"k\" }) { created } }",
         ),

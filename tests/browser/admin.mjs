@@ -939,7 +939,43 @@ async function checkUnattributed() {
     assert.ok(sentences.includes(u.sentence), `the reason in words: ${JSON.stringify(sentences)}`);
   }
   ok(`reasons in words: ${wanted.map((u) => u.sentence).join('; ')}`);
+  await checkReview(wanted);
   await page.click('[data-testid="tab-conversations"]');
+}
+
+// Attribute one anyway (the detail shows the badge and who did it, when
+// and why), dismiss the other; neither comes back to the queue.
+async function checkReview([credit, dismiss]) {
+  const row = (recordId) => page.locator(`[data-testid="unattributed-row"][data-record-id=${q(recordId)}]`);
+  await row(credit.recordId).locator('[data-testid="review-attribute"]').click();
+  await row(credit.recordId).locator('[data-testid="review-reason"]').fill('Confirmed on the phone');
+  await row(credit.recordId).locator('[data-testid="review-confirm"]').click();
+  await row(credit.recordId).waitFor({ state: 'detached' });
+  await eventually('review status', () => page.textContent('[data-testid="review-status"]'),
+    `Attributed Day pass purchased ${credit.recordId} to its conversation.`);
+  // Its conversation, from a link to it: the badge, and who did it.
+  await page.goto(`${BASE}/admin?open=${encodeURIComponent(credit.conversationId)}`);
+  await page.locator(`[data-testid="detail"][data-state="ready"][data-id=${q(credit.conversationId)}]`).waitFor({ state: 'visible' });
+  const history = () => page.$$eval('[data-testid="history-entry"]', (entries) => entries.map((e) => e.textContent));
+  await eventually('the detail shows who attributed it', async () => {
+    const entries = await history();
+    return entries.length === 1 && /^Attributed by an operator: Day pass purchased dp-late-1 · ADMIN key ctk_\w+… · .+ · Confirmed on the phone$/.test(entries[0]);
+  }, true);
+  await page.locator('[data-testid="detail-badges"] [data-testid="badge"][data-kind="DAY_PASS_PURCHASED"]').waitFor();
+  ok(`attributed ${credit.recordId}: badge and history "${(await history())[0]}"`);
+  await page.keyboard.press('Escape');
+  await page.click('[data-testid="tab-unattributed"]');
+
+  await row(dismiss.recordId).locator('[data-testid="review-dismiss"]').click();
+  await row(dismiss.recordId).locator('[data-testid="review-reason"]').fill('Test booking');
+  await row(dismiss.recordId).locator('[data-testid="review-confirm"]').click();
+  await row(dismiss.recordId).waitFor({ state: 'detached' });
+  await eventually('dismiss status', () => page.textContent('[data-testid="review-status"]'),
+    `Dismissed Booking created ${dismiss.recordId}; it stays unattributed, kept in its history.`);
+  await page.reload();
+  await page.click('[data-testid="tab-unattributed"]');
+  await page.locator('[data-testid="unattributed-empty"]').waitFor({ state: 'visible' });
+  ok(`dismissed ${dismiss.recordId}; after a reload the queue is empty`);
 }
 
 async function checkWebhooks() {

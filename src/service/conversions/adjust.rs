@@ -219,6 +219,7 @@ impl Services {
             at: Set(now),
             feed_seq: Set(feed_seq),
             feed_xid: Set(feed_xid),
+            key_prefix: Set(super::review::key_prefix(db, caller).await?),
         }
         .insert(db)
         .await
@@ -261,7 +262,7 @@ impl Services {
     /// The next place in the tenant's feed, taken as a recording takes
     /// its places: the tenant's counter under SQLite's write lock; the
     /// shared sequence and this transaction's id on PostgreSQL.
-    async fn next_feed_place<C: ConnectionTrait>(
+    pub(super) async fn next_feed_place<C: ConnectionTrait>(
         &self,
         db: &C,
         tenant_id: Uuid,

@@ -10,11 +10,13 @@ pub(crate) mod plan;
 mod read;
 mod record;
 mod recount;
+mod review;
 pub(crate) mod write;
 
 use chrono::TimeDelta;
 
 pub use adjust::{Adjusted, MAX_REASON_CHARS, RestateConversion, RetractConversion};
+pub use review::Review;
 
 use super::read_model::Conversion;
 use crate::domain::conversion::ConversionKind;

@@ -362,6 +362,7 @@ impl NewRow<'_> {
             currency: p.value.map(|v| v.currency.code().to_owned()),
             status: ConversionStatus::Active.as_str().to_owned(),
             recorded_value_minor: p.value.map(|v| v.minor),
+            review: None,
         }
     }
 }

@@ -71,7 +71,9 @@ impl Services {
         )?;
         let mut query = conversion::Entity::find()
             .filter(conversion::Column::TenantId.eq(caller.tenant_id))
-            .filter(conversion::Column::Attributed.eq(false));
+            .filter(conversion::Column::Attributed.eq(false))
+            // Dismissed ones were reviewed: kept, but not in the queue.
+            .filter(conversion::Column::Review.is_null());
         if let Some(after) = after_seq {
             query = query.filter(conversion::Column::FeedSeq.lt(after));
         }

@@ -133,6 +133,55 @@ pub(super) async fn retracted<C: ConnectionTrait>(
     counted.save(db).await
 }
 
+/// `row` (as it was: active, unattributed) is now attributed, and stored
+/// so: it leaves "unattributed" and counts as a recording of an attributed
+/// conversion would have — its kind, source and revenue, the kinds and
+/// currencies its conversation has, and the conversation's first
+/// conversion if it is earlier. Its link counted when it was recorded.
+pub(super) async fn credited<C: ConnectionTrait>(
+    db: &C,
+    row: &conversion::Model,
+    locked: Locked,
+) -> Result<(), AppError> {
+    let (Some((started_at, channel)), Some(conversation_id)) = (cohort(row), row.conversation_id)
+    else {
+        return Ok(());
+    };
+    let mut counted = Counted::new(row.tenant_id, channel).with_labels(locked.labels);
+    counted.add_n(row.recorded_at, Metric::Unattributed, "", -1);
+    counted.add(started_at, Metric::Kind, &row.kind);
+    counted.add(started_at, Metric::Source, &row.source);
+    let conversation = Conversation {
+        id: conversation_id,
+        started_at,
+        channel,
+    };
+    if conversation
+        .mark(db, "conversation_kind", "kind", &row.kind)
+        .await?
+    {
+        counted.add(started_at, Metric::KindConversations, &row.kind);
+    }
+    if let (Some(minor), Some(currency)) = (row.value_minor, row.currency.as_deref()) {
+        counted.add_n(
+            started_at,
+            Metric::Revenue,
+            &revenue_key(&row.kind, currency),
+            minor,
+        );
+        if conversation
+            .mark(db, "conversation_currency", "currency", currency)
+            .await?
+        {
+            counted.add(started_at, Metric::RevenueConversations, currency);
+        }
+    }
+    conversation
+        .hand_on_first(db, row.tenant_id, locked.first_converted_at, &mut counted)
+        .await?;
+    counted.save(db).await
+}
+
 /// The conversation a retracted conversion belonged to.
 struct Conversation<'a> {
     id: Uuid,
@@ -190,6 +239,25 @@ impl Conversation<'_> {
         Ok(found.is_some())
     }
 
+    /// Adds the conversation's row of `table` whose `column` is `value`;
+    /// whether it is new.
+    async fn mark<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        table: &str,
+        column: &str,
+        value: &str,
+    ) -> Result<bool, AppError> {
+        let sql = format!(
+            "INSERT INTO {table} (conversation_id, {column}) VALUES (?, ?) ON CONFLICT DO NOTHING"
+        );
+        let values: Vec<Value> = vec![self.id.into(), value.into()];
+        let added = db
+            .execute_raw(statement(db.get_database_backend(), &sql, values))
+            .await?;
+        Ok(added.rows_affected() == 1)
+    }
+
     /// Deletes the conversation's row of `table` whose `column` is `value`.
     async fn forget<C: ConnectionTrait>(
         &self,
@@ -205,9 +273,9 @@ impl Conversation<'_> {
         Ok(())
     }
 
-    /// Moves the conversation's first conversion to its next active one
-    /// (or clears it): the histogram of delays follows, and "converted"
-    /// loses it if none is left.
+    /// Moves the conversation's first conversion to its earliest active
+    /// one (or clears it): the histogram of delays follows, and
+    /// "converted" loses it if none is left or gains it if it had none.
     async fn hand_on_first<C: ConnectionTrait>(
         &self,
         db: &C,
@@ -234,6 +302,9 @@ impl Conversation<'_> {
             Some(now) => {
                 let delay = (now - self.started_at, 1);
                 save_delay(db, tenant_id, self.channel, self.started_at, delay).await?;
+                if was.is_none() {
+                    counted.add(self.started_at, Metric::Converted, "");
+                }
             }
             None => counted.add_n(self.started_at, Metric::Converted, "", -1),
         }

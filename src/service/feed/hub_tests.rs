@@ -193,6 +193,7 @@ fn feed_event(seq: i64, kind: ConversionKind, channel: Option<Channel>) -> FeedE
             link_action: None,
             value: None,
             status: crate::domain::adjustment::ConversionStatus::Active,
+            review: None,
         },
         conversation,
     }

@@ -257,8 +257,14 @@ impl StoredEvent {
         conversion.value = value;
         conversion.status = match self.change {
             ConversionChange::Retracted => ConversionStatus::Retracted,
-            ConversionChange::Recorded | ConversionChange::Restated => ConversionStatus::Active,
+            _ => ConversionStatus::Active,
         };
+        // Credited by an operator later: it came in unattributed.
+        if self.change == ConversionChange::Recorded
+            && conversion.review == Some(ConversionChange::Attributed)
+        {
+            conversion.attributed = false;
+        }
         Ok(conversion)
     }
 }

@@ -61,7 +61,7 @@ const Q_STATS = `query Stats($filter: ConversationFilter) {
 }`;
 
 const BADGE_FIELDS = 'badges { kind label colour recordedAt value { amount currency } record { type id url } }'
-  + ' conversions { kind attributed status recordedAt value { amount currency } record { type id url } }';
+  + ` conversions { kind attributed status recordedAt value { amount currency } record { type id url } ${HISTORY_FIELDS} }`;
 const MESSAGE_FIELDS = 'nodes { id role label content createdAt } pageInfo { hasNextPage endCursor }';
 
 const Q_DETAIL = `query Conversation($id: ID!, $first: Int!) {
@@ -156,6 +156,7 @@ import { restoreView, viewQuery } from './url-state.js';
 import { clock, dayStart, formatTime, presetDays, setUtc, zoneName } from './time.js';
 import { LABEL_FIELDS, Q_BY_LABEL, parseLabelFilter, renderComparison, renderLabels } from './labels.js';
 import { describeFilter, describePeriod } from './scope.js';
+import { HISTORY_FIELDS, renderHistory, reviewCell } from './review.js';
 
 // ---------------------------------------------------------------------------
 // Small DOM helpers.
@@ -1001,6 +1002,8 @@ function renderDetailBadges(badges, conversions = []) {
   }
   $('detail-badges').replaceChildren(...nodes);
   $('detail-badges').hidden = nodes.length === 0;
+  const kindLabel = (kind) => badgeForKind(kind).label;
+  $('detail-history').replaceChildren(...renderHistory(el, conversions, { formatDate, kindLabel }));
 }
 
 function renderDetailMeta(conversation) {
@@ -1034,6 +1037,7 @@ function resetDetail(id) {
   $('detail-meta').replaceChildren();
   $('detail-badges').replaceChildren();
   $('detail-confirmations').replaceChildren();
+  $('detail-history').replaceChildren();
   $('thread').replaceChildren();
   $('load-more-messages').hidden = true;
   $('detail-status').textContent = 'Loading…';
@@ -1182,7 +1186,30 @@ function renderUnattributedRow(conversion) {
     ]),
     el('td', { text: formatDate(conversion.recordedAt) }),
     el('td', {}, [sessionCell]),
+    el('td', { testid: 'unattributed-review' }, [reviewCell(el, api, conversion, {
+      onDone: (_reviewed, action) => afterReview(conversion, conversation, action),
+      onError: handleError,
+    })]),
   ]);
+}
+
+// After a review the row leaves the queue; the figures and an open detail
+// of its conversation are read again.
+function afterReview(conversion, conversation, action) {
+  const what = `${badgeForKind(conversion.kind).label} ${conversion.record.id}`;
+  $('review-status').textContent = action === 'attribute'
+    ? `Attributed ${what} to its conversation.`
+    : `Dismissed ${what}; it stays unattributed, kept in its history.`;
+  removeUnattributed(conversion.id);
+  loadStatsSoon();
+  if (conversation && state.detail.id === conversation.id) refreshDetailBadgesSoon(conversation.id);
+}
+
+function removeUnattributed(id) {
+  const row = $('unattributed-rows').querySelector(`tr[data-id="${CSS.escape(id)}"]`);
+  if (!row) return;
+  row.remove();
+  updateUnattributedFoot();
 }
 
 function updateUnattributedFoot() {
@@ -1518,6 +1545,8 @@ function handleLiveEvent(event) {
   if (!conversion.attributed && event.change === 'RECORDED') {
     prependUnattributed(conversion, conversation);
   }
+  // Reviewed elsewhere (another operator, another tab): out of the queue.
+  if (event.change === 'ATTRIBUTED' || event.change === 'DISMISSED') removeUnattributed(conversion.id);
   loadStatsSoon();
 }
 
