@@ -349,32 +349,67 @@ impl Services {
 
 /// Whether a conversation has a visitor or AI message containing `text`,
 /// for counting every match (the stats): its id is among the messages the
-/// text index matches. The text is written into the statement: PostgreSQL
-/// plans for how common it is, and SQLite's FTS5 reads it as a phrase.
-pub(super) fn message_condition(backend: DatabaseBackend, text: &str) -> SimpleExpr {
+/// text index matches at or after `floor` (see [`Services::search_floor`]).
+/// The text is written into the statement: PostgreSQL plans for how common
+/// it is, and SQLite's FTS5 reads it as a phrase.
+pub(super) fn message_condition(
+    backend: DatabaseBackend,
+    text: &str,
+    floor: Option<i64>,
+) -> SimpleExpr {
     let id = r#""conversation"."id""#;
+    let literal = |text: String| SqliteQueryBuilder.value_to_string(&text.into());
     let matches = match backend {
         DatabaseBackend::Postgres => format!(
             "SELECT conversation_id FROM message WHERE role <> 'TOOL' AND \
-             {probe}content ILIKE {like} ESCAPE '\\'",
+             {probe}content ILIKE {like} ESCAPE '\\'{since}",
             probe = grams_probe(text),
             like = quoted(&like_pattern(text)),
+            since = floor.map_or(String::new(), |at| format!(" AND created_at >= {at}")),
         ),
         _ if text.chars().count() >= TRIGRAM => format!(
-            "SELECT conversation_id FROM message_search WHERE message_search MATCH {}",
-            SqliteQueryBuilder
-                .value_to_string(&format!("\"{}\"", text.replace('"', "\"\"")).into())
+            "SELECT conversation_id FROM message_search WHERE message_search MATCH {}{}",
+            literal(format!("\"{}\"", text.replace('"', "\"\""))),
+            floor.map_or(String::new(), |rowid| format!(" AND rowid >= {rowid}")),
         ),
         _ => match text_gram(text) {
             Some(word) => format!(
                 "SELECT m.conversation_id FROM message_grams g JOIN message m ON m.rowid = g.rowid \
-                 WHERE message_grams MATCH {}",
-                SqliteQueryBuilder.value_to_string(&word.into())
+                 WHERE message_grams MATCH {}{}",
+                literal(word),
+                floor.map_or(String::new(), |rowid| format!(" AND g.rowid >= {rowid}")),
             ),
             None => return Expr::cust("1 = 0"),
         },
     };
     Expr::cust(format!("{id} IN ({matches})"))
+}
+
+impl Services {
+    /// Where the messages of conversations started at or after `micros`
+    /// begin, for [`message_condition`]: on PostgreSQL that time itself (a
+    /// message is never older than its conversation; its `created_at` is
+    /// indexed), on SQLite the first rowid of the first watermark block
+    /// that reaches it (every block before holds messages of earlier
+    /// conversations only; `i64::MAX` when none does).
+    pub(super) async fn search_floor(&self, micros: i64) -> Result<i64, AppError> {
+        if self.db.get_database_backend() == DatabaseBackend::Postgres {
+            return Ok(micros);
+        }
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Sqlite,
+                "SELECT block FROM search_watermark WHERE started_at >= ? \
+                 ORDER BY started_at, block LIMIT 1",
+                [micros.into()],
+            ))
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get_by_index::<i64>(0)? << WATERMARK_BLOCK_BITS,
+            None => i64::MAX,
+        })
+    }
 }
 
 /// The list's order, with only the columns a search needs.

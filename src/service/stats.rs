@@ -118,7 +118,10 @@ impl Services {
                 let (sql, values) = stats_statement(caller.tenant_id, range.channels(), &cover);
                 statement(backend, &sql, values)
             }
-            StatsScope::Filtered(filter) => filtered::stats_statement(backend, caller, filter)?,
+            StatsScope::Filtered(filter) => {
+                let floor = self.search_floor_of(filter).await?;
+                filtered::stats_statement(backend, caller, filter, floor)?
+            }
         };
         let _slot = self
             .stats_slots

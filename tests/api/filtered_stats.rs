@@ -67,6 +67,9 @@ fn filters(dice: &mut Dice, contacts: &[&str]) -> Vec<Value> {
         json!({ "search": "parking" }),
         json!({ "search": "PARKING", "channels": ["EMAIL", "WHATSAPP"] }),
         json!({ "search": "desk", "converted": true }),
+        // A start date: only the text index's matches since then are read.
+        json!({ "search": "parking", "startedAfter": "2026-02-10T00:00:00Z" }),
+        json!({ "search": "de", "startedAfter": "2026-02-20T06:00:00Z" }),
         json!({ "badges": ["TOUR_BOOKED", "DAY_PASS_PURCHASED"] }),
         json!({ "converted": true }),
         json!({ "converted": false, "channels": ["CHAT"] }),

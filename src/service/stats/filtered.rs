@@ -10,11 +10,12 @@ use sea_orm::{DatabaseBackend, QueryFilter, QuerySelect, QueryTrait, Statement};
 
 use super::StatsRange;
 use crate::domain::channel::Channel;
+use crate::domain::clock::to_micros;
 use crate::error::AppError;
-use crate::service::Caller;
 use crate::service::listing::{ConversationFilter, check_search, list_query};
 use crate::service::people::people_condition;
 use crate::service::search::message_condition;
+use crate::service::{Caller, Services};
 
 /// What a stats request counts.
 #[derive(Debug)]
@@ -72,6 +73,20 @@ fn search_text(filter: &ConversationFilter) -> Option<&str> {
     filter.search.as_deref().filter(|s| !s.is_empty())
 }
 
+impl Services {
+    /// Where a search of `filter` starts reading the text index's matches:
+    /// only a search with a start date skips any.
+    pub(super) async fn search_floor_of(
+        &self,
+        filter: &ConversationFilter,
+    ) -> Result<Option<i64>, AppError> {
+        match (search_text(filter), filter.started_after) {
+            (Some(_), Some(after)) => Ok(Some(self.search_floor(to_micros(after)).await?)),
+            _ => Ok(None),
+        }
+    }
+}
+
 /// The stats of the conversations passing `filter`, as the rollup rows
 /// (channel, metric, key, n, representative) [`super::Tally`] adds up. The
 /// matching conversations are read once (`s`), with their active
@@ -80,8 +95,9 @@ pub(super) fn stats_statement(
     backend: DatabaseBackend,
     caller: &Caller,
     filter: &ConversationFilter,
+    floor: Option<i64>,
 ) -> Result<Statement, AppError> {
-    let cohort = cohort(backend, caller, filter)?;
+    let cohort = cohort(backend, caller, filter, floor)?;
     let sql = format!(
         "WITH s AS MATERIALIZED ({cohort}), \
          cv AS MATERIALIZED (SELECT s.channel, v.conversation_id, v.kind, v.source, v.attributed, \
@@ -107,8 +123,9 @@ pub(super) fn labels_statement(
     backend: DatabaseBackend,
     caller: &Caller,
     filter: &ConversationFilter,
+    floor: Option<i64>,
 ) -> Result<Statement, AppError> {
-    let cohort = cohort(backend, caller, filter)?;
+    let cohort = cohort(backend, caller, filter, floor)?;
     let sql = format!(
         "WITH s AS MATERIALIZED ({cohort}) \
          SELECT s.labels, CAST(COUNT(*) AS BIGINT) AS n, \
@@ -130,13 +147,15 @@ pub(super) fn labels_statement(
 }
 
 /// The conversations passing `filter`, as the list finds them, with the
-/// columns the stats read. Built for its database with values bound: the
-/// search text is written into it as a literal (see the search), so no
+/// columns the stats read; a search reads the text index's matches from
+/// `floor` on ([`search_floor`]). Built for its database with values bound:
+/// the search text is written into it as a literal (see the search), so no
 /// placeholder may be rewritten afterwards.
 fn cohort(
     backend: DatabaseBackend,
     caller: &Caller,
     filter: &ConversationFilter,
+    floor: Option<i64>,
 ) -> Result<Statement, AppError> {
     let mut cohort = list_query(caller, None, filter)?
         .select_only()
@@ -146,7 +165,7 @@ fn cohort(
         .column(conversation::Column::FirstConvertedAt)
         .column(conversation::Column::Labels);
     if let Some(text) = search_text(filter) {
-        let mut matches = message_condition(backend, text);
+        let mut matches = message_condition(backend, text, floor);
         if let Some(person) = people_condition(caller, text) {
             matches = matches.or(person);
         }

@@ -73,8 +73,9 @@ impl Services {
                 }
             }
             StatsScope::Filtered(filter) => {
-                let query =
-                    filtered::labels_statement(self.db.get_database_backend(), caller, &filter)?;
+                let floor = self.search_floor_of(&filter).await?;
+                let backend = self.db.get_database_backend();
+                let query = filtered::labels_statement(backend, caller, &filter, floor)?;
                 for row in self.db.query_all_raw(query).await? {
                     if let Some(entry) = value_sums(&row, key, &mut sums)? {
                         entry.conversations += row.try_get::<i64>("", "n")?;
