@@ -7,6 +7,11 @@
 //! - SQLite: the search watermark by conversation start, so the first
 //!   message rowid that can belong to a conversation started since then is
 //!   one index seek (the watermark never decreases).
+//!
+//! And the stats of a filtered list read the matching conversations from
+//! one index, without their rows: `conversation_stats` gains `id` (it was
+//! tenant, start, channel, first conversion), so counting a cohort by
+//! dates, channels and converted-or-not reads no conversation row.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
@@ -26,6 +31,13 @@ impl MigrationTrait for Migration {
             _ => "CREATE INDEX search_watermark_started ON search_watermark (started_at, block)",
         };
         db.execute_unprepared(sql).await?;
+        for sql in [
+            "DROP INDEX conversation_stats",
+            "CREATE INDEX conversation_stats ON conversation \
+             (tenant_id, started_at, channel, first_converted_at, id)",
+        ] {
+            db.execute_unprepared(sql).await?;
+        }
         Ok(())
     }
 
@@ -36,6 +48,13 @@ impl MigrationTrait for Migration {
             _ => "DROP INDEX search_watermark_started",
         };
         db.execute_unprepared(sql).await?;
+        for sql in [
+            "DROP INDEX conversation_stats",
+            "CREATE INDEX conversation_stats ON conversation \
+             (tenant_id, started_at, channel, first_converted_at)",
+        ] {
+            db.execute_unprepared(sql).await?;
+        }
         Ok(())
     }
 }

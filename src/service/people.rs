@@ -6,7 +6,7 @@
 //! those of the message text.
 
 use entity::conversation;
-use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr, UnionType};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement, SimpleExpr, UnionType};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -78,10 +78,9 @@ impl Services {
     }
 }
 
-/// Whether a conversation names the person `text` in any of the ways
-/// above: its id is among each identity's matches, read through that
-/// identity's index. None for a blank text.
-pub(super) fn people_condition(caller: &Caller, text: &str) -> Option<SimpleExpr> {
+/// The conversations that name the person `text` in any of the ways above,
+/// each read through its identity's index; none for a blank text.
+pub(super) fn people_matches(caller: &Caller, text: &str) -> Option<SelectStatement> {
     let text = text.trim();
     if text.is_empty() {
         return None;
@@ -98,7 +97,7 @@ pub(super) fn people_condition(caller: &Caller, text: &str) -> Option<SimpleExpr
     for other in matches {
         all.union(UnionType::All, other);
     }
-    Some(Expr::col((conversation::Entity, conversation::Column::Id)).in_subquery(all))
+    Some(all)
 }
 
 /// The conditions `text` may name a person by, each answered by an index.

@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use entity::conversation;
 use migration::{WATERMARK_BLOCK_BITS, text_gram};
 use sea_orm::sea_query::{
-    Expr, PostgresQueryBuilder, QueryBuilder, SimpleExpr, SqliteQueryBuilder,
+    Alias, Expr, PostgresQueryBuilder, Query, QueryBuilder, SelectStatement, SqliteQueryBuilder,
 };
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
@@ -347,42 +347,52 @@ impl Services {
     }
 }
 
-/// Whether a conversation has a visitor or AI message containing `text`,
-/// for counting every match (the stats): its id is among the messages the
-/// text index matches at or after `floor` (see [`Services::search_floor`]).
-/// The text is written into the statement: PostgreSQL plans for how common
-/// it is, and SQLite's FTS5 reads it as a phrase.
-pub(super) fn message_condition(
+/// The conversations with a visitor or AI message containing `text`, for
+/// counting every match (the stats): the ids of the messages the text index
+/// matches at or after `floor` (see [`Services::search_floor`]); none when
+/// no message can match. The text is written into the statement:
+/// PostgreSQL plans for how common it is, and SQLite's FTS5 reads it as a
+/// phrase.
+pub(super) fn message_matches(
     backend: DatabaseBackend,
     text: &str,
     floor: Option<i64>,
-) -> SimpleExpr {
-    let id = r#""conversation"."id""#;
+) -> Option<SelectStatement> {
     let literal = |text: String| SqliteQueryBuilder.value_to_string(&text.into());
-    let matches = match backend {
-        DatabaseBackend::Postgres => format!(
-            "SELECT conversation_id FROM message WHERE role <> 'TOOL' AND \
-             {probe}content ILIKE {like} ESCAPE '\\'{since}",
-            probe = grams_probe(text),
-            like = quoted(&like_pattern(text)),
-            since = floor.map_or(String::new(), |at| format!(" AND created_at >= {at}")),
-        ),
-        _ if text.chars().count() >= TRIGRAM => format!(
-            "SELECT conversation_id FROM message_search WHERE message_search MATCH {}{}",
-            literal(format!("\"{}\"", text.replace('"', "\"\""))),
-            floor.map_or(String::new(), |rowid| format!(" AND rowid >= {rowid}")),
-        ),
-        _ => match text_gram(text) {
-            Some(word) => format!(
-                "SELECT m.conversation_id FROM message_grams g JOIN message m ON m.rowid = g.rowid \
-                 WHERE message_grams MATCH {}{}",
-                literal(word),
-                floor.map_or(String::new(), |rowid| format!(" AND g.rowid >= {rowid}")),
+    let (table, condition) = match backend {
+        DatabaseBackend::Postgres => (
+            "message",
+            format!(
+                "role <> 'TOOL' AND {probe}content ILIKE {like} ESCAPE '\\'{since}",
+                probe = grams_probe(text),
+                like = quoted(&like_pattern(text)),
+                since = floor.map_or(String::new(), |at| format!(" AND created_at >= {at}")),
             ),
-            None => return Expr::cust("1 = 0"),
-        },
+        ),
+        _ if text.chars().count() >= TRIGRAM => (
+            "message_search",
+            format!(
+                "message_search MATCH {}{}",
+                literal(format!("\"{}\"", text.replace('"', "\"\""))),
+                floor.map_or(String::new(), |rowid| format!(" AND rowid >= {rowid}")),
+            ),
+        ),
+        _ => (
+            "message",
+            format!(
+                "rowid IN (SELECT rowid FROM message_grams WHERE message_grams MATCH {}{})",
+                literal(text_gram(text)?),
+                floor.map_or(String::new(), |rowid| format!(" AND rowid >= {rowid}")),
+            ),
+        ),
     };
-    Expr::cust(format!("{id} IN ({matches})"))
+    Some(
+        Query::select()
+            .expr(Expr::cust("conversation_id"))
+            .from(Alias::new(table))
+            .and_where(Expr::cust(condition))
+            .to_owned(),
+    )
 }
 
 impl Services {

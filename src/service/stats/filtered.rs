@@ -5,7 +5,7 @@
 //! in one statement.
 
 use entity::conversation;
-use sea_orm::sea_query::ExprTrait;
+use sea_orm::sea_query::{Expr, ExprTrait, UnionType};
 use sea_orm::{DatabaseBackend, QueryFilter, QuerySelect, QueryTrait, Statement};
 
 use super::StatsRange;
@@ -13,8 +13,8 @@ use crate::domain::channel::Channel;
 use crate::domain::clock::to_micros;
 use crate::error::AppError;
 use crate::service::listing::{ConversationFilter, check_search, list_query};
-use crate::service::people::people_condition;
-use crate::service::search::message_condition;
+use crate::service::people::people_matches;
+use crate::service::search::message_matches;
 use crate::service::{Caller, Services};
 
 /// What a stats request counts.
@@ -97,7 +97,7 @@ pub(super) fn stats_statement(
     filter: &ConversationFilter,
     floor: Option<i64>,
 ) -> Result<Statement, AppError> {
-    let cohort = cohort(backend, caller, filter, floor)?;
+    let cohort = cohort(backend, caller, filter, floor, Columns::Stats)?;
     let sql = format!(
         "WITH s AS MATERIALIZED ({cohort}), \
          cv AS MATERIALIZED (SELECT s.channel, v.conversation_id, v.kind, v.source, v.attributed, \
@@ -125,7 +125,7 @@ pub(super) fn labels_statement(
     filter: &ConversationFilter,
     floor: Option<i64>,
 ) -> Result<Statement, AppError> {
-    let cohort = cohort(backend, caller, filter, floor)?;
+    let cohort = cohort(backend, caller, filter, floor, Columns::Labels)?;
     let sql = format!(
         "WITH s AS MATERIALIZED ({cohort}) \
          SELECT s.labels, CAST(COUNT(*) AS BIGINT) AS n, \
@@ -146,6 +146,16 @@ pub(super) fn labels_statement(
     ))
 }
 
+/// What a cohort reads of each conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Columns {
+    /// What `conversation_stats` holds (id, channel, start, first
+    /// conversion): no conversation row is read unless a filter needs it.
+    Stats,
+    /// Those and the labels.
+    Labels,
+}
+
 /// The conversations passing `filter`, as the list finds them, with the
 /// columns the stats read; a search reads the text index's matches from
 /// `floor` on ([`search_floor`]). Built for its database with values bound:
@@ -156,20 +166,36 @@ fn cohort(
     caller: &Caller,
     filter: &ConversationFilter,
     floor: Option<i64>,
+    columns: Columns,
 ) -> Result<Statement, AppError> {
     let mut cohort = list_query(caller, None, filter)?
         .select_only()
         .column(conversation::Column::Id)
         .column(conversation::Column::Channel)
         .column(conversation::Column::StartedAt)
-        .column(conversation::Column::FirstConvertedAt)
-        .column(conversation::Column::Labels);
+        .column(conversation::Column::FirstConvertedAt);
+    if columns == Columns::Labels {
+        cohort = cohort.column(conversation::Column::Labels);
+    }
     if let Some(text) = search_text(filter) {
-        let mut matches = message_condition(backend, text, floor);
-        if let Some(person) = people_condition(caller, text) {
-            matches = matches.or(person);
-        }
-        cohort = cohort.filter(matches);
+        // One IN over both kinds of match, so PostgreSQL can join on the
+        // set, however large (an OR of two made it test each
+        // conversation against a set too large to hash).
+        let matches = match (
+            message_matches(backend, text, floor),
+            people_matches(caller, text),
+        ) {
+            (Some(mut messages), Some(people)) => {
+                Some(messages.union(UnionType::All, people).to_owned())
+            }
+            (messages, people) => messages.or(people),
+        };
+        cohort = cohort.filter(match matches {
+            Some(ids) => {
+                Expr::col((conversation::Entity, conversation::Column::Id)).in_subquery(ids)
+            }
+            None => Expr::cust("1 = 0"),
+        });
     }
     Ok(cohort.build(backend))
 }
