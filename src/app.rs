@@ -102,12 +102,18 @@ impl Application {
                 services.events.clone(),
                 shutdown_seen.clone(),
             ));
-            tokio::spawn(events::postgres::listen(
-                pool,
-                services.events.clone(),
-                services.key_news.clone(),
+            services.activity.tell_other_instances();
+            tokio::spawn(events::postgres::announce_activity(
+                services.db.clone(),
+                services.activity.clone(),
                 shutdown_seen.clone(),
             ));
+            let heard = events::postgres::Heard {
+                bus: services.events.clone(),
+                key_news: services.key_news.clone(),
+                activity: services.activity.clone(),
+            };
+            tokio::spawn(events::postgres::listen(pool, heard, shutdown_seen.clone()));
             tokio::spawn(db::keep_statistics(
                 services.db.clone(),
                 shutdown_seen.clone(),

@@ -2,6 +2,7 @@
 //! answers one question a newcomer might ask ("how long does a WhatsApp
 //! session last?" → `channel`) and carries its own unit tests.
 
+pub mod activity;
 pub mod adjustment;
 pub mod api_key;
 pub mod channel;

@@ -39,6 +39,8 @@ pub enum Operation {
     ReviewUnattributed,
     /// Subscribe to (or poll) the conversion event feed.
     FollowConversionFeed,
+    /// Watch the conversation list live (`conversationActivity`).
+    WatchConversations,
     /// Restate or retract a recorded conversion (the sale changed).
     AdjustConversions,
     /// Create, change and delete webhook endpoints; read their deliveries.

@@ -3,6 +3,7 @@
 //! only the news that a tenant's feed moved. In-process on one instance;
 //! PostgreSQL `LISTEN/NOTIFY` carries the news between instances.
 
+pub mod activity;
 pub mod postgres;
 
 use std::collections::{HashMap, HashSet};

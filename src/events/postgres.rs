@@ -20,16 +20,24 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::activity::{ACTIVITY_CHANNEL, ActivityBus};
 use super::{EventBus, KEYS_CHANNEL, KeyNews, NOTIFY_CHANNEL, notify_payload};
+
+/// What the listener hands on: feed wake-ups, key news, activity.
+pub struct Heard {
+    pub bus: Arc<EventBus>,
+    pub key_news: Arc<KeyNews>,
+    pub activity: Arc<ActivityBus>,
+}
 
 /// Listens until `shutdown` turns true, reconnecting whenever the
 /// connection is lost.
-pub async fn listen(
-    pool: PgPool,
-    bus: Arc<EventBus>,
-    key_news: Arc<KeyNews>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn listen(pool: PgPool, heard: Heard, mut shutdown: watch::Receiver<bool>) {
+    let Heard {
+        bus,
+        key_news,
+        activity,
+    } = heard;
     let mut backoff = Duration::from_millis(100);
     loop {
         if *shutdown.borrow() {
@@ -37,7 +45,9 @@ pub async fn listen(
         }
         let connected = async {
             let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen_all([NOTIFY_CHANNEL, KEYS_CHANNEL]).await?;
+            listener
+                .listen_all([NOTIFY_CHANNEL, KEYS_CHANNEL, ACTIVITY_CHANNEL])
+                .await?;
             Ok::<_, sea_orm::sqlx::Error>(listener)
         }
         .await;
@@ -52,6 +62,11 @@ pub async fn listen(
                         received = listener.try_recv() => match received {
                             Ok(Some(notification)) if notification.channel() == KEYS_CHANNEL => {
                                 key_news.heard();
+                            }
+                            Ok(Some(notification)) if notification.channel() == ACTIVITY_CHANNEL => {
+                                if let Some(news) = activity.heard(notification.payload()) {
+                                    activity.deliver(news);
+                                }
                             }
                             Ok(Some(notification)) => {
                                 if let Ok(tenant) = Uuid::parse_str(notification.payload()) {
@@ -108,6 +123,38 @@ pub async fn announce(
         if let Err(e) = told {
             // Their readers find the rows on their idle tick anyway.
             tracing::warn!(error = %e, "cannot tell other instances of new conversions");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(GATHER) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Tells the other instances of the conversation activity here, until
+/// `shutdown` turns true: one NOTIFY per event, all in one statement, for
+/// whatever happened since the previous one.
+pub async fn announce_activity(
+    db: DatabaseConnection,
+    activity: Arc<ActivityBus>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let news = tokio::select! {
+            news = activity.untold() => news,
+            _ = shutdown.changed() => return,
+        };
+        let payloads: Vec<String> = news.iter().map(|a| activity.payload(a)).collect();
+        let told = db
+            .execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT pg_notify($1, t) FROM unnest(string_to_array($2, ',')) t",
+                [ACTIVITY_CHANNEL.into(), payloads.join(",").into()],
+            ))
+            .await;
+        if let Err(e) = told {
+            // Their lists are right again at their next read.
+            tracing::warn!(error = %e, "cannot tell other instances of conversation activity");
         }
         tokio::select! {
             () = tokio::time::sleep(GATHER) => {}

@@ -115,7 +115,7 @@ pub struct SubscriptionBudget(Arc<AtomicUsize>);
 pub struct SubscriptionSlot(Arc<AtomicUsize>);
 
 impl SubscriptionBudget {
-    fn take(&self) -> Result<SubscriptionSlot, AppError> {
+    pub(super) fn take(&self) -> Result<SubscriptionSlot, AppError> {
         self.0
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| {
                 (open < MAX_SUBSCRIPTIONS_PER_CONNECTION).then_some(open + 1)
@@ -240,10 +240,10 @@ fn subscribing(
 }
 
 #[derive(Default)]
-pub struct Subscription;
+pub struct FeedSubscription;
 
 #[Subscription]
-impl Subscription {
+impl FeedSubscription {
     /// Conversions as they are committed (INTEGRATOR, ADMIN), of this key's
     /// tenant only, and every later change of them (`change`: a
     /// restatement arrives as an event of its own, with the same

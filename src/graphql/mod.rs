@@ -1,6 +1,7 @@
 //! The GraphQL API: thin resolvers that parse input, call a service and map
 //! the result. Object types wrap table models; nothing here talks SQL.
 
+mod activity;
 mod checked;
 mod context;
 mod conversation;
@@ -31,7 +32,7 @@ mod tenant;
 mod webhook;
 mod webhook_delivery;
 
-use async_graphql::{MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use crate::domain::rate_limit::RateLimiter;
 
@@ -66,16 +67,24 @@ pub struct Mutation(
     privacy::PrivacyMutation,
 );
 
-pub type ApiSchema = Schema<Query, Mutation, feed::Subscription>;
+/// Every subscription.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(feed::FeedSubscription, activity::ActivitySubscription);
+
+pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 
 /// The schema with everything but per-request data, with the document
 /// limits every request must meet.
-pub fn schema_builder() -> SchemaBuilder<Query, Mutation, feed::Subscription> {
-    Schema::build(Query::default(), Mutation::default(), feed::Subscription)
-        .extension(observe::OperationMetrics)
-        .extension(limits::QueryLimits::default())
-        .limit_depth(limits::MAX_DEPTH)
-        .limit_complexity(limits::MAX_COMPLEXITY)
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .extension(observe::OperationMetrics)
+    .extension(limits::QueryLimits::default())
+    .limit_depth(limits::MAX_DEPTH)
+    .limit_complexity(limits::MAX_COMPLEXITY)
 }
 
 /// The origin people reach the server at (`--public-url`), if known.

@@ -13,6 +13,7 @@ use super::read_model::{self, Conversation, Message};
 use super::request_keys::{Answer, Keyed, KeyedOperation};
 use super::sessions::{lock_open_session, touch_for_message};
 use super::{Caller, Page, Services};
+use crate::domain::activity::ActivityChange;
 use crate::domain::clock::to_micros;
 use crate::domain::message::{Fitted, MessageRole, fit_content};
 use crate::domain::opening::opening_message;
@@ -41,7 +42,11 @@ impl Services {
             ],
         )?;
         let fitted = fit_content(content).map_err(|e| AppError::BadInput(e.to_string()))?;
-        retry_raced(|| self.append_once(caller, session_id, role, &fitted, keyed.as_ref())).await
+        let appended =
+            retry_raced(|| self.append_once(caller, session_id, role, &fitted, keyed.as_ref()))
+                .await?;
+        self.conversation_changed(caller, appended.1.id, ActivityChange::Message);
+        Ok(appended)
     }
 
     /// One attempt of [`Self::append_message`], in one transaction.

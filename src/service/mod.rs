@@ -43,6 +43,7 @@ use crate::domain::link::SigningKey;
 use crate::domain::rate_limit::RateLimiter;
 use crate::domain::role::{Operation, Role};
 use crate::error::AppError;
+use crate::events::activity::ActivityBus;
 use crate::events::{EventBus, KeyNews};
 use feed::hub::FeedHub;
 
@@ -101,6 +102,9 @@ pub struct Services {
     pub events: Arc<EventBus>,
     /// This instance's live readers, shared by all its subscribers.
     pub hub: Arc<FeedHub>,
+    /// Conversations started, messaged, closed: to live lists here and
+    /// (on PostgreSQL) on the other instances.
+    pub activity: Arc<ActivityBus>,
     /// News from other instances that keys or tenant settings changed.
     pub key_news: Arc<KeyNews>,
     /// The keys this instance has verified.
@@ -136,6 +140,7 @@ impl Services {
             operator_link_keys: Arc::from(Vec::new()),
             events: Arc::new(EventBus::default()),
             hub: Arc::new(FeedHub::default()),
+            activity: Arc::new(ActivityBus::default()),
             key_news: Arc::new(KeyNews::default()),
             key_cache: Arc::new(auth::KeyCache::default()),
             write_turn: Arc::new(Mutex::new(())),

@@ -16,6 +16,7 @@ use super::request_keys::{Answer, Keyed, KeyedOperation};
 use super::rollups::Counted;
 use super::tenants::settings_of;
 use super::{Caller, Services, lock_key};
+use crate::domain::activity::ActivityChange;
 use crate::domain::channel::{Channel, ChannelPolicy, SessionRule};
 use crate::domain::clock::{from_micros, to_micros};
 use crate::domain::label::{Label, Labels};
@@ -25,6 +26,7 @@ use crate::domain::session_id::SessionId;
 use crate::domain::settings::TenantSettings;
 use crate::domain::{contact, text, thread_key};
 use crate::error::{AppError, stored};
+use crate::events::activity::Activity;
 
 /// What the agent runtime knows when a conversation begins.
 #[derive(Debug, Clone)]
@@ -110,7 +112,27 @@ impl Services {
             user_name,
             labels,
         };
-        retry_raced(|| self.start_once(caller, &checked, keyed.as_ref())).await
+        let started = retry_raced(|| self.start_once(caller, &checked, keyed.as_ref())).await?;
+        // A continued conversation is not new to the list.
+        if !started.resumed {
+            self.conversation_changed(caller, started.conversation.id, ActivityChange::Started);
+        }
+        Ok(started)
+    }
+
+    /// Tells live lists (here and on other instances) that a conversation
+    /// changed, once the change is committed.
+    pub(crate) fn conversation_changed(
+        &self,
+        caller: &Caller,
+        conversation_id: Uuid,
+        change: ActivityChange,
+    ) {
+        self.activity.happened(Activity {
+            tenant_id: caller.tenant_id,
+            conversation_id,
+            change,
+        });
     }
 
     /// One attempt of [`Self::start_session`], in one transaction.
@@ -252,6 +274,7 @@ impl Services {
         active.closed_at = Set(Some(now));
         let closed = active.update(&*txn).await?;
         txn.commit().await?;
+        self.conversation_changed(caller, closed.id, ActivityChange::Closed);
         closed.try_into()
     }
 

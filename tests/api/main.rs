@@ -39,6 +39,7 @@ macro_rules! test_both {
     };
 }
 
+mod activity;
 mod adjustments;
 mod auth;
 mod browser;
