@@ -141,6 +141,7 @@ async function run() {
   await checkPhone();
   await checkKeyboardAndAxe();
   await checkUnattributed();
+  await checkLiveConversations();
   await checkWebhooks();
   await checkSignOut();
 }
@@ -636,6 +637,62 @@ async function graphql(query, variables) {
   assert.equal(response.status, 200, `GraphQL answered HTTP ${response.status}: ${JSON.stringify(body)}`);
   assert.equal(body.errors, undefined, `GraphQL errors: ${JSON.stringify(body.errors)}`);
   return body.data;
+}
+
+// A conversation started elsewhere appears at the top without a reload,
+// and its first message changes its row in place; scrolled down, the
+// rows above grow without moving what the operator reads, and a pill
+// says how many are new.
+async function checkLiveConversations() {
+  const start = async () => {
+    const data = await graphql('mutation { startSession(input: { channel: CHAT }) { sessionId conversation { id } } }', {});
+    return data.startSession;
+  };
+  const say = (sessionId, content) => graphql(
+    'mutation($input: AppendMessageInput!) { appendMessage(input: $input) { message { id } } }',
+    { input: { sessionId, role: 'VISITOR', content } });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await eventually('live', async () => (await page.textContent('[data-testid="live-status"]')).trim(), 'Live');
+  // The page subscribes right after its socket is accepted; a conversation
+  // started in that instant is not lost, only not news: start another.
+  let fresh = null;
+  for (let attempt = 0; attempt < 3 && !fresh; attempt++) {
+    const candidate = await start();
+    const deadline = Date.now() + 3000;
+    while (Date.now() < deadline && !fresh) {
+      if ((await sessionIdsShown())[0] === candidate.sessionId) fresh = candidate;
+      else await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  assert.ok(fresh, 'a new conversation appears live at the top of the list');
+  await say(fresh.sessionId, 'Do you have a meeting room for six?');
+  await eventually('its opening, in place', () => page.textContent(
+    `[data-testid="conversation-row"][data-session-id=${q(fresh.sessionId)}] [data-testid="cell-opening"]`),
+  'Do you have a meeting room for six?');
+  ok(`live: conversation ${fresh.sessionId} appeared at the top, its opening filled in place`);
+
+  // Scrolled away: three more start; what is on screen stays put.
+  await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+  const anchor = await page.evaluate(() => {
+    const rows = [...document.querySelectorAll('[data-testid="conversation-row"]')];
+    const row = rows.find((r) => r.getBoundingClientRect().top > 0);
+    return { id: row.dataset.id, top: row.getBoundingClientRect().top };
+  });
+  const started = [];
+  for (let i = 0; i < 3; i++) started.push((await start()).sessionId);
+  await eventually('"3 new"', () => page.evaluate(() => {
+    const pill = document.querySelector('[data-testid="new-rows"]');
+    return pill.hidden ? '' : pill.textContent;
+  }), '3 new');
+  const moved = await page.evaluate((id) => {
+    const row = document.querySelector(`[data-testid="conversation-row"][data-id="${CSS.escape(id)}"]`);
+    return row.getBoundingClientRect().top;
+  }, anchor.id);
+  assert.ok(Math.abs(moved - anchor.top) <= 2, `the row read stays where it was (${anchor.top} → ${moved})`);
+  await page.click('[data-testid="new-rows"]');
+  await eventually('the new rows at the top', async () => (await sessionIdsShown()).slice(0, 3), [...started].reverse());
+  assert.equal(await page.evaluate(() => document.querySelector('[data-testid="new-rows"]').hidden), true, 'the pill goes');
+  ok('live: scrolled away, "3 new" appeared and the rows read stayed in place; the pill goes back up');
 }
 
 async function checkLive() {

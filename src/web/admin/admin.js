@@ -42,9 +42,12 @@ const Q_SIGN_IN = `query SignIn {
 
 const Q_FEED_CURSOR = 'query FeedCursor { feedCursor }';
 
+// What a list row shows of a conversation.
+const ROW_FIELDS = 'id sessionId channel startedAt openingMessage contact user { name } labels { key value } badges { kind label colour value { amount currency } }';
+
 const Q_LIST = `query Conversations($first: Int!, $after: String, $filter: ConversationFilter) {
   conversations(first: $first, after: $after, filter: $filter) {
-    nodes { id sessionId channel startedAt openingMessage contact user { name } labels { key value } badges { kind label colour value { amount currency } } }
+    nodes { ${ROW_FIELDS} }
     pageInfo { hasNextPage endCursor }
   }
 }`;
@@ -89,6 +92,10 @@ const Q_UNATTRIBUTED = `query Unattributed($first: Int!, $after: String) {
   tenantSettings { attributionWindowDays }
 }`;
 
+const S_ACTIVITY = `subscription Activity {
+  conversationActivity { change conversation { ${ROW_FIELDS} } }
+}`;
+
 const S_CONVERSIONS = `subscription Live($after: String) {
   conversionRecorded(after: $after) {
     cursor
@@ -117,7 +124,7 @@ const state = {
   statsTimer: null,
   detail: { id: null, generation: 0, endCursor: null, hasNextPage: false, returnFocus: null, loading: false, stale: false, badgeTimer: null },
   unattributed: { generation: 0, loaded: false, endCursor: null, hasNextPage: false, inFlight: 0, raced: [] },
-  live: { ws: null, cursor: null, attempt: 0, timer: null, connectedAt: 0 },
+  live: { ws: null, cursor: null, attempt: 0, timer: null, connectedAt: 0, unseen: 0 },
 };
 
 const $ = (id) => document.getElementById(id);
@@ -678,6 +685,7 @@ function setBusy(tableId, busy) {
 async function loadConversations(append) {
   const list = state.list;
   const generation = append ? list.generation : ++list.generation;
+  if (!append) clearUnseen();
   const variables = {
     first: PAGE_SIZE,
     after: append ? list.endCursor : null,
@@ -1427,6 +1435,7 @@ function onLiveMessage(ws, raw) {
       setLiveStatus('live');
       const variables = live.cursor ? { after: live.cursor } : {};
       sendLive(ws, { id: '1', type: 'subscribe', payload: { query: S_CONVERSIONS, variables } });
+      sendLive(ws, { id: '2', type: 'subscribe', payload: { query: S_ACTIVITY } });
       break;
     }
     case 'ping':
@@ -1434,6 +1443,11 @@ function onLiveMessage(ws, raw) {
       break;
     case 'next': {
       const payload = message.payload ?? {};
+      if (message.id === '2') {
+        // Conversations live: ADMIN keys only; others keep the outcomes.
+        if (payload.data?.conversationActivity) handleActivity(payload.data.conversationActivity);
+        break;
+      }
       const event = payload.data?.conversionRecorded;
       if (event) handleLiveEvent(event);
       else if (payload.errors?.length) showError(liveError(payload.errors[0]));
@@ -1529,6 +1543,49 @@ function showLiveBadges(conversation, flash = false) {
   } else if (!filtersActive()) {
     insertRow(conversation);
   }
+}
+
+// ---------------------------------------------------------------------------
+// Conversations live: new ones join the list, changed ones change in place.
+// When the operator has scrolled down, the rows above grow without moving
+// what they are reading, and a pill counts the new ones.
+
+const SCROLLED_AWAY_PX = 120;
+
+function handleActivity({ change, conversation }) {
+  const row = findRow(conversation.id);
+  if (row) {
+    const fresh = renderRow(conversation);
+    fresh.className = row.className;
+    row.replaceWith(fresh);
+    flashRow(fresh);
+    return;
+  }
+  if (change !== 'STARTED' || filtersActive()) return;
+  if (state.list.inFlight > 0) state.list.raced.set(conversation.id, conversation);
+  const away = window.scrollY > SCROLLED_AWAY_PX;
+  const height = document.documentElement.scrollHeight;
+  insertRow(conversation);
+  if (!away || !findRow(conversation.id)) return;
+  window.scrollBy(0, document.documentElement.scrollHeight - height);
+  state.live.unseen += 1;
+  const pill = $('new-rows');
+  pill.textContent = `${state.live.unseen} new`;
+  pill.hidden = false;
+}
+
+function clearUnseen() {
+  state.live.unseen = 0;
+  $('new-rows').hidden = true;
+}
+
+function onListScroll() {
+  if (state.live.unseen > 0 && window.scrollY <= SCROLLED_AWAY_PX) clearUnseen();
+}
+
+function showUnseen() {
+  window.scrollTo({ top: 0 });
+  clearUnseen();
 }
 
 function handleLiveEvent(event) {
@@ -1665,6 +1722,8 @@ function wire() {
   $('rows').addEventListener('click', onRowActivate);
   $('rows').addEventListener('keydown', onRowActivate);
   $('load-more').addEventListener('click', () => loadConversations(true));
+  $('new-rows').addEventListener('click', showUnseen);
+  window.addEventListener('scroll', onListScroll, { passive: true });
   $('unattributed-load-more').addEventListener('click', () => loadUnattributed(true));
   $('load-more-messages').addEventListener('click', loadMoreMessages);
   $('close-detail').addEventListener('click', closeDetail);
