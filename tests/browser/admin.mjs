@@ -653,11 +653,15 @@ async function checkLiveConversations() {
     { input: { sessionId, role: 'VISITOR', content } });
   await page.evaluate(() => window.scrollTo(0, 0));
   await eventually('live', async () => (await page.textContent('[data-testid="live-status"]')).trim(), 'Live');
+  const counted = async () => Number(await page.textContent('[data-testid="stat-conversations"]'));
+  const before = await counted();
+  let startedHere = 0;
   // The page subscribes right after its socket is accepted; a conversation
   // started in that instant is not lost, only not news: start another.
   let fresh = null;
   for (let attempt = 0; attempt < 3 && !fresh; attempt++) {
     const candidate = await start();
+    startedHere += 1;
     const deadline = Date.now() + 3000;
     while (Date.now() < deadline && !fresh) {
       if ((await sessionIdsShown())[0] === candidate.sessionId) fresh = candidate;
@@ -689,6 +693,7 @@ async function checkLiveConversations() {
     return row.getBoundingClientRect().top;
   }, anchor.id);
   assert.ok(Math.abs(moved - anchor.top) <= 2, `the row read stays where it was (${anchor.top} → ${moved})`);
+  await eventually('the header counts them', counted, before + startedHere + 3);
   await page.click('[data-testid="new-rows"]');
   await eventually('the new rows at the top', async () => (await sessionIdsShown()).slice(0, 3), [...started].reverse());
   assert.equal(await page.evaluate(() => document.querySelector('[data-testid="new-rows"]').hidden), true, 'the pill goes');

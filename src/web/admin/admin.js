@@ -1561,7 +1561,10 @@ function handleActivity({ change, conversation }) {
     flashRow(fresh);
     return;
   }
-  if (change !== 'STARTED' || filtersActive()) return;
+  if (change !== 'STARTED') return;
+  // One more conversation in the header's figures, whatever the filter.
+  loadStatsSoon();
+  if (filtersActive()) return;
   if (state.list.inFlight > 0) state.list.raced.set(conversation.id, conversation);
   const away = window.scrollY > SCROLLED_AWAY_PX;
   const height = document.documentElement.scrollHeight;
