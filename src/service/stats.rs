@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 
+mod converted;
 mod filtered;
 pub mod labels;
 mod revenue;
@@ -111,23 +112,33 @@ impl Services {
         }
         let scope = StatsScope::new(range, filter)?;
         let backend = self.db.get_database_backend();
-        let query = match &scope {
-            StatsScope::Nothing => return Tally::of(Vec::new()),
-            StatsScope::Range(range) => {
-                let cover = rollup::cover(range.from.map(to_micros), range.to.map(to_micros));
-                let (sql, values) = stats_statement(caller.tenant_id, range.channels(), &cover);
-                statement(backend, &sql, values)
-            }
-            StatsScope::Filtered(filter) => {
-                let floor = self.search_floor_of(filter).await?;
-                filtered::stats_statement(backend, caller, filter, floor)?
-            }
+        let range_statement = |range: &StatsRange| {
+            let cover = rollup::cover(range.from.map(to_micros), range.to.map(to_micros));
+            let (sql, values) = stats_statement(caller.tenant_id, range.channels(), &cover);
+            statement(backend, &sql, values)
         };
         let _slot = self
             .stats_slots
             .acquire()
             .await
             .map_err(|_| AppError::internal("the stats queue is closed"))?;
+        let query = match &scope {
+            StatsScope::Nothing => return Tally::of(Vec::new()),
+            StatsScope::Range(range) => range_statement(range),
+            StatsScope::Converted { range, converted } => {
+                let all = Tally::of(self.db.query_all_raw(range_statement(range)).await?)?;
+                let (sql, values) = converted::rows_statement(caller.tenant_id, range, *converted);
+                let rows = self
+                    .db
+                    .query_all_raw(statement(backend, &sql, values))
+                    .await?;
+                return Ok(converted::narrowed(all, Tally::of(rows)?, *converted));
+            }
+            StatsScope::Filtered(filter) => {
+                let floor = self.search_floor_of(filter).await?;
+                filtered::stats_statement(backend, caller, filter, floor)?
+            }
+        };
         let rows = self.db.query_all_raw(query).await?;
         Tally::of(rows)
     }

@@ -73,6 +73,11 @@ fn filters(dice: &mut Dice, contacts: &[&str]) -> Vec<Value> {
         json!({ "badges": ["TOUR_BOOKED", "DAY_PASS_PURCHASED"] }),
         json!({ "converted": true }),
         json!({ "converted": false, "channels": ["CHAT"] }),
+        // Converted or not over part of the history, partial days included.
+        json!({ "converted": true, "startedAfter": "2026-01-29T13:30:00Z",
+                "startedBefore": "2026-02-17T08:00:00Z" }),
+        json!({ "converted": false, "channels": ["EMAIL", "WHATSAPP", "VOICE"],
+                "startedAfter": "2026-02-03T00:00:00Z" }),
         json!({ "labels": [{ "key": "prompt", "value": "v1" }] }),
         json!({ "labels": [{ "key": "prompt", "value": "v2" }], "badges": ["CONTRACT_CREATED"] }),
         json!({ "channels": ["CHAT", "VOICE"] }),

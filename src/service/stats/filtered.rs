@@ -24,11 +24,29 @@ pub(super) enum StatsScope {
     Nothing,
     /// The conversations of a range: the rollups answer.
     Range(StatsRange),
+    /// The conversations of a range that are (or are not) converted: the
+    /// rollups and a few rows answer (see `super::converted`).
+    Converted { range: StatsRange, converted: bool },
     /// The conversations passing a filter (dates and channels included).
     Filtered(ConversationFilter),
 }
 
 impl StatsScope {
+    /// The list's filter for the same conversations, when rows answer.
+    pub(super) fn rows_filter(self) -> Option<ConversationFilter> {
+        match self {
+            StatsScope::Converted { range, converted } => Some(ConversationFilter {
+                started_after: range.from,
+                started_before: range.to,
+                channels: range.channels,
+                converted: Some(converted),
+                ..ConversationFilter::default()
+            }),
+            StatsScope::Filtered(filter) => Some(filter),
+            StatsScope::Nothing | StatsScope::Range(_) => None,
+        }
+    }
+
     /// `range` and `filter` together: the later start, the earlier end and
     /// the channels both allow.
     pub(super) fn new(range: StatsRange, filter: &ConversationFilter) -> Result<Self, AppError> {
@@ -52,10 +70,13 @@ impl StatsScope {
         }
         let narrows = search_text(filter).is_some()
             || filter.badges.is_some()
-            || filter.converted.is_some()
             || filter.session_id.is_some()
             || !filter.labels.is_empty();
-        Ok(if narrows {
+        if let (false, Some(converted)) = (narrows, filter.converted) {
+            let range = StatsRange { from, to, channels };
+            return Ok(StatsScope::Converted { range, converted });
+        }
+        Ok(if narrows || filter.converted.is_some() {
             StatsScope::Filtered(ConversationFilter {
                 started_after: from,
                 started_before: to,

@@ -72,7 +72,10 @@ impl Services {
                     self.add_edge(caller, &range, edge, key, &mut sums).await?;
                 }
             }
-            StatsScope::Filtered(filter) => {
+            scope => {
+                let Some(filter) = scope.rows_filter() else {
+                    return Err(AppError::internal("a stats scope without its filter"));
+                };
                 let floor = self.search_floor_of(&filter).await?;
                 let backend = self.db.get_database_backend();
                 let query = filtered::labels_statement(backend, caller, &filter, floor)?;
