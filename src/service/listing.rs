@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{conversation, conversion};
-use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func, Query};
+use sea_orm::sea_query::{Alias, BinOper, Expr, ExprTrait, Func, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, IdenStatic, Iterable,
     QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Select, Statement,
@@ -12,7 +12,6 @@ use uuid::Uuid;
 
 use super::read_model::{Conversation, Conversion, ConversionsOf, read_all};
 use super::{Caller, Page, Services};
-use crate::domain::adjustment::ConversionStatus;
 use crate::domain::channel::Channel;
 use crate::domain::clock::to_micros;
 use crate::domain::conversion::ConversionKind;
@@ -154,7 +153,7 @@ pub(super) fn list_query_among(
     let query = conversation::Entity::find()
         .filter(tenant)
         .filter(conversation::Column::Id.is_in(ids));
-    narrowed(query, caller, after, filter)
+    narrowed(query, after, filter)
 }
 
 /// The list's rows, filtered (all but the search, which
@@ -166,7 +165,7 @@ pub(super) fn list_query(
 ) -> Result<Select<conversation::Entity>, AppError> {
     let query =
         conversation::Entity::find().filter(conversation::Column::TenantId.eq(caller.tenant_id));
-    narrowed(query, caller, after, filter)
+    narrowed(query, after, filter)
 }
 
 /// Refuses a search text longer than [`MAX_SEARCH_CHARS`], before any
@@ -183,7 +182,6 @@ pub(super) fn check_search(filter: &ConversationFilter) -> Result<(), AppError> 
 /// `query` after the cursor and narrowed by every filter but the search.
 fn narrowed(
     mut query: Select<conversation::Entity>,
-    caller: &Caller,
     after: Option<ConversationCursor>,
     filter: &ConversationFilter,
 ) -> Result<Select<conversation::Entity>, AppError> {
@@ -202,13 +200,13 @@ fn narrowed(
         );
     }
     if let Some(kinds) = &filter.badges {
+        // The kinds each conversation has a badge of, kept by every write
+        // (a recording, a retraction, a review): one narrow row per
+        // conversation and kind, where the conversions are wide rows.
         let with_badge = Query::select()
-            .column(conversion::Column::ConversationId)
-            .from(conversion::Entity)
-            .and_where(conversion::Column::TenantId.eq(caller.tenant_id))
-            .and_where(conversion::Column::Attributed.eq(true))
-            .and_where(conversion::Column::Status.eq(ConversionStatus::Active.as_str()))
-            .and_where(conversion::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())))
+            .column(Alias::new("conversation_id"))
+            .from(Alias::new("conversation_kind"))
+            .and_where(Expr::col(Alias::new("kind")).is_in(kinds.iter().map(|k| k.as_str())))
             .to_owned();
         query = query.filter(conversation::Column::Id.in_subquery(with_badge));
     }

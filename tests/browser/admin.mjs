@@ -1021,7 +1021,7 @@ async function checkReview([credit, dismiss]) {
   const history = () => page.$$eval('[data-testid="history-entry"]', (entries) => entries.map((e) => e.textContent));
   await eventually('the detail shows who attributed it', async () => {
     const entries = await history();
-    return entries.length === 1 && /^Attributed by an operator: Day pass purchased dp-late-1 · ADMIN key ctk_\w+… · .+ · Confirmed on the phone$/.test(entries[0]);
+    return entries.length === 1 && /^Attributed by an operator: Day pass purchased dp-late-1 · ADMIN key ctk_[^ ]+… · .+ · Confirmed on the phone$/.test(entries[0]);
   }, true);
   await page.locator('[data-testid="detail-badges"] [data-testid="badge"][data-kind="DAY_PASS_PURCHASED"]').waitFor();
   ok(`attributed ${credit.recordId}: badge and history "${(await history())[0]}"`);
