@@ -1,18 +1,14 @@
 //! `conversationActivity`: the AI Conversations list, live. Conversations
 //! as they start, get messages and close, on every instance.
 
-use std::sync::Arc;
-
 use async_graphql::futures_util::{Stream, StreamExt, stream};
 use async_graphql::{Context, Enum, Result, SimpleObject, Subscription};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::context::RequestContext;
-use super::feed::SubscriptionBudget;
+use super::feed::subscriber;
 use super::objects::Conversation;
 use crate::domain;
 use crate::domain::role::Operation;
-use crate::error::AppError;
 
 /// What happened to a conversation.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -51,16 +47,9 @@ impl ActivitySubscription {
         &self,
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = Result<ConversationActivity>> + use<>> {
-        let r = ctx
-            .data::<Arc<RequestContext>>()
-            .map_err(|_| AppError::internal("subscription without a connection context"))?
-            .clone();
+        let (r, slot) = subscriber(ctx)?;
         r.caller
             .require(Operation::WatchConversations, "watch conversations live")?;
-        let slot = ctx
-            .data::<SubscriptionBudget>()
-            .map_err(|_| AppError::internal("subscription without a budget"))?
-            .take()?;
         let tenant_id = r.caller.tenant_id;
         let activity = r.services.activity.subscribe(tenant_id);
         let changes = stream::unfold(activity, |mut activity| async move {

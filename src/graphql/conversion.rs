@@ -140,7 +140,7 @@ impl From<Adjusted> for RestateConversionPayload {
 }
 
 /// The conversion an `ID` names; none for an id of no conversion.
-fn conversion_id(id: &ID) -> Option<uuid::Uuid> {
+pub(super) fn conversion_id(id: &ID) -> Option<uuid::Uuid> {
     match parse_global_id(id) {
         Some((NodeType::Conversion, uuid)) => Some(uuid),
         _ => None,

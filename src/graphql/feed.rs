@@ -115,7 +115,7 @@ pub struct SubscriptionBudget(Arc<AtomicUsize>);
 pub struct SubscriptionSlot(Arc<AtomicUsize>);
 
 impl SubscriptionBudget {
-    pub(super) fn take(&self) -> Result<SubscriptionSlot, AppError> {
+    fn take(&self) -> Result<SubscriptionSlot, AppError> {
         self.0
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| {
                 (open < MAX_SUBSCRIPTIONS_PER_CONNECTION).then_some(open + 1)
@@ -221,12 +221,9 @@ impl FeedQuery {
     }
 }
 
-/// What every subscription starts from: the connection's context, a slot
-/// of its budget (held while the subscription lives), and where to start.
-fn subscribing(
-    ctx: &Context<'_>,
-    after: Option<&str>,
-) -> Result<(Arc<RequestContext>, SubscriptionSlot, Option<EventCursor>)> {
+/// What every subscription starts from: the connection's context and a
+/// slot of its budget (held while the subscription lives).
+pub(super) fn subscriber(ctx: &Context<'_>) -> Result<(Arc<RequestContext>, SubscriptionSlot)> {
     let r = ctx
         .data::<Arc<RequestContext>>()
         .map_err(|_| AppError::internal("subscription without a connection context"))?
@@ -235,6 +232,15 @@ fn subscribing(
         .data::<SubscriptionBudget>()
         .map_err(|_| AppError::internal("subscription without a budget"))?
         .take()?;
+    Ok((r, slot))
+}
+
+/// A feed subscription's start: [`subscriber`] and where to start.
+fn subscribing(
+    ctx: &Context<'_>,
+    after: Option<&str>,
+) -> Result<(Arc<RequestContext>, SubscriptionSlot, Option<EventCursor>)> {
+    let (r, slot) = subscriber(ctx)?;
     let cursor = event_cursor(&r, after)?;
     Ok((r, slot, cursor))
 }

@@ -4,8 +4,8 @@
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 
 use super::context::request;
+use super::conversion::conversion_id;
 use super::objects::Conversion;
-use crate::domain::cursor::{NodeType, parse_global_id};
 use crate::service::conversions::{Adjusted, Review};
 
 /// Which unattributed conversion, and why this decision.
@@ -47,10 +47,7 @@ impl ReviewMutation {
         review: Review,
     ) -> Result<ReviewConversionPayload> {
         let r = request(ctx)?;
-        let id = match parse_global_id(&input.conversion_id) {
-            Some((NodeType::Conversion, uuid)) => Some(uuid),
-            _ => None,
-        };
+        let id = conversion_id(&input.conversion_id);
         let reviewed = r
             .services
             .review_conversion(&r.caller, id, review, &input.reason)
