@@ -26,6 +26,7 @@ mod m20261207_000019_index_people;
 mod m20261207_000020_count_conversion_sources;
 mod m20261207_000021_add_conversion_review;
 mod m20261207_000022_index_search_by_time;
+mod m20261207_000023_count_by_label;
 
 /// SQLite's search watermark covers message rowids in blocks of `1 << this`.
 pub use m20261206_000007_index_search_in_list_order::{
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000020_count_conversion_sources::Migration),
             Box::new(m20261207_000021_add_conversion_review::Migration),
             Box::new(m20261207_000022_index_search_by_time::Migration),
+            Box::new(m20261207_000023_count_by_label::Migration),
         ]
     }
 }

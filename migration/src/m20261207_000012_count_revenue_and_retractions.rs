@@ -222,7 +222,8 @@ pub async fn backfill<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
     }
     count_revenue(db).await?;
     crate::m20261207_000020_count_conversion_sources::count_sources(db).await?;
-    crate::m20261207_000018_add_conversation_labels::count_labels(db).await
+    crate::m20261207_000018_add_conversation_labels::count_labels(db).await?;
+    crate::m20261207_000023_count_by_label::count_by_label(db).await
 }
 
 /// Where one metric's rows come from: `at` is the moment that picks the

@@ -7,12 +7,12 @@ use entity::conversation;
 use sea_orm::{ConnectionTrait, DatabaseBackend, Value};
 
 use super::read_model::Conversation;
-use super::rollups::Counted;
+use super::rollups::{Counted, Delayed, delay_upserts};
 use super::sessions::lock_by_session_id;
 use super::{Caller, Services, statement};
 use crate::domain::label::{Label, Labels};
 use crate::domain::role::Operation;
-use crate::domain::rollup::{Metric, label_revenue_key};
+use crate::domain::rollup::{Metric, label_revenue_key, revenue_key};
 use crate::domain::session_id::SessionId;
 use crate::error::AppError;
 
@@ -78,6 +78,7 @@ pub(crate) async fn relabel<C: ConnectionTrait>(
         }
     }
     counted.save(txn).await?;
+    move_labelled(txn, &conversation, (&gone, &added)).await?;
     // `retractions` counts every change a recording's plan must not miss:
     // a recording planned on the old labels is planned again.
     let stored = next.to_stored();
@@ -112,4 +113,103 @@ async fn revenue_of<C: ConnectionTrait>(
     rows.into_iter()
         .map(|row| Ok((row.try_get("", "currency")?, row.try_get("", "minor")?)))
         .collect()
+}
+
+/// Moves everything `conversation` counts for in `label_rollup` and
+/// `label_delay_rollup` — its start, first conversion, active conversions
+/// and links, as they are under its lock — from the pairs it lost (`gone`)
+/// to those it gained (`added`).
+async fn move_labelled<C: ConnectionTrait>(
+    txn: &C,
+    conversation: &conversation::Model,
+    (gone, added): (&[String], &[String]),
+) -> Result<(), AppError> {
+    let backend = txn.get_database_backend();
+    let id: Vec<Value> = vec![conversation.id.into()];
+    let conversions = txn
+        .query_all_raw(statement(
+            backend,
+            "SELECT kind, source, attributed, value_minor, currency FROM conversion \
+             WHERE conversation_id = ? AND status = 'ACTIVE'",
+            id.clone(),
+        ))
+        .await?;
+    let links = txn
+        .query_all_raw(statement(
+            backend,
+            "SELECT action, first_followed_at IS NOT NULL AS followed, \
+             first_converted_at IS NOT NULL AS converted FROM cta_link WHERE conversation_id = ?",
+            id,
+        ))
+        .await?;
+    let at = conversation.started_at;
+    for (pairs, n) in [(gone, -1), (added, 1)] {
+        if pairs.is_empty() {
+            continue;
+        }
+        let mut counted = Counted::per_label(
+            conversation.tenant_id,
+            &conversation.channel,
+            pairs.to_vec(),
+        );
+        counted.add_n(at, Metric::Conversations, "", n);
+        let mut kinds = std::collections::BTreeSet::new();
+        let mut currencies = std::collections::BTreeSet::new();
+        for row in &conversions {
+            let kind: String = row.try_get("", "kind")?;
+            if !row.try_get::<bool>("", "attributed")? {
+                counted.add_unattributed(at, at, n);
+                continue;
+            }
+            counted.add_n(at, Metric::Kind, &kind, n);
+            counted.add_n(at, Metric::Source, &row.try_get::<String>("", "source")?, n);
+            let minor: Option<i64> = row.try_get("", "value_minor")?;
+            let currency: Option<String> = row.try_get("", "currency")?;
+            if let (Some(minor), Some(currency)) = (minor, currency) {
+                counted.add_n(
+                    at,
+                    Metric::Revenue,
+                    &revenue_key(&kind, &currency),
+                    n * minor,
+                );
+                currencies.insert(currency);
+            }
+            kinds.insert(kind);
+        }
+        for kind in &kinds {
+            counted.add_n(at, Metric::KindConversations, kind, n);
+        }
+        for currency in &currencies {
+            counted.add_n(at, Metric::RevenueConversations, currency, n);
+        }
+        for row in &links {
+            let action: String = row.try_get("", "action")?;
+            counted.add_n(at, Metric::Issued, &action, n);
+            if row.try_get::<bool>("", "followed")? {
+                counted.add_n(at, Metric::Followed, &action, n);
+            }
+            if row.try_get::<bool>("", "converted")? {
+                counted.add_n(at, Metric::LinkConverted, &action, n);
+            }
+        }
+        if let Some(first) = conversation.first_converted_at {
+            counted.add_n(at, Metric::Converted, "", n);
+            let delayed = Delayed {
+                tenant_id: conversation.tenant_id,
+                channel: &conversation.channel,
+                started_at: at,
+                labels: pairs,
+            };
+            // The first upsert is the overall histogram's, which a move
+            // leaves as it is.
+            for (sql, values) in delay_upserts(backend, &delayed, (first - at, n), "")
+                .into_iter()
+                .skip(1)
+            {
+                txn.execute_raw(statement(backend, &sql, values)).await?;
+            }
+        }
+        counted.save(txn).await?;
+    }
+    Ok(())
 }

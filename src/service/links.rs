@@ -2,9 +2,10 @@
 //! turning a token back into its conversation.
 
 use entity::{conversation, cta_link, link_signing_key};
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LockType};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use std::net::IpAddr;
 
@@ -14,6 +15,7 @@ use super::rollups::Counted;
 use super::sessions::{OpenSession, lock_open_session};
 use super::{Caller, Services};
 use crate::domain::clock::{from_micros, to_micros};
+use crate::domain::label::Labels;
 use crate::domain::link::{
     CtaAction, LinkClaims, SigningKey, UnverifiedToken, parse_target, target_host_allowed,
     with_token,
@@ -229,7 +231,8 @@ impl Services {
         }
         .insert(&*txn)
         .await?;
-        let mut counted = Counted::new(caller.tenant_id, &conversation.channel);
+        let mut counted = Counted::new(caller.tenant_id, &conversation.channel)
+            .with_labels(Labels::from_stored(&conversation.labels).pairs());
         counted.add(conversation.started_at, Metric::Issued, action.as_str());
         counted.save(&*txn).await?;
         txn.commit().await?;
@@ -340,11 +343,16 @@ impl Services {
             .await?
             .pop();
         if let Some(link) = link.as_ref().filter(|_| first) {
+            // Shared with other counts, not with a change of labels: that
+            // moves the counts it sees, this one counts under the labels
+            // it leaves.
             let conversation = conversation::Entity::find_by_id(link.conversation_id)
+                .lock(LockType::KeyShare)
                 .one(&*txn)
                 .await?
                 .ok_or_else(|| AppError::internal("a link's conversation is missing"))?;
-            let mut counted = Counted::new(link.tenant_id, &conversation.channel);
+            let mut counted = Counted::new(link.tenant_id, &conversation.channel)
+                .with_labels(Labels::from_stored(&conversation.labels).pairs());
             counted.add(conversation.started_at, Metric::Followed, &link.action);
             counted.save(&*txn).await?;
         }

@@ -8,6 +8,7 @@ use sea_orm::{ConnectionTrait, QueryResult, Value};
 
 mod converted;
 mod filtered;
+mod labelled;
 pub mod labels;
 mod revenue;
 
@@ -133,6 +134,9 @@ impl Services {
                     .query_all_raw(statement(backend, &sql, values))
                     .await?;
                 return Ok(converted::narrowed(all, Tally::of(rows)?, *converted));
+            }
+            StatsScope::Labelled { range, label } => {
+                return Tally::of(self.labelled_rows(caller, range, label).await?);
             }
             StatsScope::Filtered(filter) => {
                 let floor = self.search_floor_of(filter).await?;

@@ -79,6 +79,14 @@ fn filters(dice: &mut Dice, contacts: &[&str]) -> Vec<Value> {
         json!({ "converted": false, "channels": ["EMAIL", "WHATSAPP", "VOICE"],
                 "startedAfter": "2026-02-03T00:00:00Z" }),
         json!({ "labels": [{ "key": "prompt", "value": "v1" }] }),
+        // One label over part of the history: its rollups, partial days
+        // from rows.
+        json!({ "labels": [{ "key": "prompt", "value": "v0" }],
+                "startedAfter": "2026-01-29T13:30:00Z", "startedBefore": "2026-02-17T08:00:00Z" }),
+        json!({ "labels": [{ "key": "prompt", "value": "v2" }, { "key": "prompt", "value": "v2" }],
+                "channels": ["CHAT", "EMAIL"], "startedAfter": "2026-02-03T00:00:00Z" }),
+        json!({ "labels": [{ "key": "model", "value": "M 0" }], "startedBefore": "2026-02-12T17:45:00Z" }),
+        json!({ "labels": [{ "key": "experiment", "value": "cta-b" }], "channels": ["VOICE", "CHAT"] }),
         json!({ "labels": [{ "key": "prompt", "value": "v2" }], "badges": ["CONTRACT_CREATED"] }),
         json!({ "channels": ["CHAT", "VOICE"] }),
     ];

@@ -603,6 +603,15 @@ test_both!(stats_from_rollups_agree_with_a_full_scan, |app| {
     }
 });
 
+/// Labels whose stats the backfill must count as the writes did.
+const LABELS_COUNTED: [(&str, &str); 3] =
+    [("prompt", "v1"), ("experiment", "cta-b"), ("model", "M 2")];
+
+/// The list's filter for conversations with `label`.
+fn label_filter((key, value): (&str, &str)) -> Value {
+    json!({ "labels": [{ "key": key, "value": value }] })
+}
+
 test_both!(
     the_migration_backfill_counts_what_the_writes_counted,
     |app| {
@@ -619,11 +628,18 @@ test_both!(
                 variables["key"] = json!(key);
                 before.push(app.gql(&app.admin, BY_LABEL, variables).await);
             }
+            for label in LABELS_COUNTED {
+                let mut variables = variables.clone();
+                variables["filter"] = label_filter(label);
+                before.push(app.gql(&app.admin, STATS, variables).await);
+            }
         }
         let db = &app.services.db;
         for wipe in [
             "DELETE FROM stats_rollup",
             "DELETE FROM delay_rollup",
+            "DELETE FROM label_rollup",
+            "DELETE FROM label_delay_rollup",
             "DELETE FROM conversation_kind",
             "DELETE FROM conversation_currency",
             "UPDATE cta_link SET first_converted_at = NULL",
@@ -644,6 +660,12 @@ test_both!(
                 let mut variables = variables.clone();
                 variables["key"] = json!(key);
                 let after = app.gql(&app.admin, BY_LABEL, variables.clone()).await;
+                assert_eq!(Some(after), before.next(), "{variables}");
+            }
+            for label in LABELS_COUNTED {
+                let mut variables = variables.clone();
+                variables["filter"] = label_filter(label);
+                let after = app.gql(&app.admin, STATS, variables.clone()).await;
                 assert_eq!(Some(after), before.next(), "{variables}");
             }
         }

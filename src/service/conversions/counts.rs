@@ -11,7 +11,7 @@ use super::plan::Plan;
 use crate::domain::rollup::{Metric, revenue_key};
 use crate::error::AppError;
 use crate::service::rollups::{
-    Counted, RowKey, delay_upsert, save_delay, selected_per_row, upsert_selected,
+    Counted, Delayed, RowKey, delay_upserts, save_delay, selected_per_row, upsert_selected,
 };
 use crate::service::statement;
 
@@ -37,7 +37,7 @@ fn always_counted(plan: &Plan, started_at: i64, channel: &str) -> Counted {
                 counted.add_n(started_at, Metric::Revenue, &key, minor);
             }
         } else {
-            counted.add(row.recorded_at, Metric::Unattributed, "");
+            counted.add_unattributed(row.recorded_at, started_at, 1);
         }
     }
     counted
@@ -129,14 +129,13 @@ pub(super) async fn count_in_transaction<C: ConnectionTrait>(
     let mut counted = always_counted(plan, started_at, channel);
     if first_conversion {
         counted.add(started_at, Metric::Converted, "");
-        save_delay(
-            txn,
-            plan.tenant_id,
+        let delayed = Delayed {
+            tenant_id: plan.tenant_id,
             channel,
             started_at,
-            (plan.now - started_at, 1),
-        )
-        .await?;
+            labels: &plan.labels,
+        };
+        save_delay(txn, &delayed, (plan.now - started_at, 1)).await?;
     }
     for mark in Mark::ALL {
         let marks = mark.of(plan);
@@ -219,16 +218,47 @@ pub(super) fn counting_ctes(
     let Some((started_at, channel)) = cohort(plan) else {
         return Vec::new();
     };
+    let counted = always_counted(plan, started_at, channel);
     let mut selected_values = Vec::new();
-    let mut selects = always_counted(plan, started_at, channel).selected(&mut selected_values);
-    if let Some(first) = first {
+    let mut selects = counted.selected(&mut selected_values);
+    // What every label gains besides: the same firsts.
+    let mut labelled_values = Vec::new();
+    let mut labelled = counted.labelled_selected(&mut labelled_values);
+    let mut per_row = |cte: &str, metric: Metric, key: RowKey| {
         selects.extend(selected_per_row(
-            first,
+            cte,
             started_at,
-            Metric::Converted,
-            RowKey::Text(""),
+            metric,
+            key,
             &mut selected_values,
         ));
+        labelled.extend(selected_per_row(
+            cte,
+            started_at,
+            metric,
+            key,
+            &mut labelled_values,
+        ));
+    };
+    if let Some(first) = first {
+        per_row(first, Metric::Converted, RowKey::Text(""));
+    }
+    // `marking_ctes` wrote each mark's CTE exactly when it has marks.
+    for mark in Mark::ALL {
+        if !mark.of(plan).is_empty() {
+            let (_, column, metric, cte) = mark.names();
+            per_row(cte, metric, RowKey::Column(column));
+        }
+    }
+    if let Some((_, action)) = link(plan) {
+        for (firsts, metric) in [
+            ("linkc WHERE converted_first", Metric::LinkConverted),
+            ("linkc WHERE followed_first", Metric::Followed),
+        ] {
+            per_row(firsts, metric, RowKey::Text(action));
+        }
+    }
+    if let Some(first) = first {
         for pair in &plan.labels {
             selects.extend(selected_per_row(
                 first,
@@ -239,57 +269,47 @@ pub(super) fn counting_ctes(
             ));
         }
     }
-    // `marking_ctes` wrote each mark's CTE exactly when it has marks.
-    for mark in Mark::ALL {
-        if !mark.of(plan).is_empty() {
-            let (_, column, metric, cte) = mark.names();
-            selects.extend(selected_per_row(
-                cte,
-                started_at,
-                metric,
-                RowKey::Column(column),
-                &mut selected_values,
-            ));
-        }
-    }
-    if let Some((_, action)) = link(plan) {
-        for (firsts, metric) in [
-            ("linkc WHERE converted_first", Metric::LinkConverted),
-            ("linkc WHERE followed_first", Metric::Followed),
-        ] {
-            selects.extend(selected_per_row(
-                firsts,
-                started_at,
-                metric,
-                RowKey::Text(action),
-                &mut selected_values,
-            ));
-        }
-    }
     let mut parts = vec![format!(
         "roll AS ({})",
         upsert_selected(
             plan.tenant_id,
-            channel,
+            (channel, None),
             &selects,
             selected_values,
             "",
             values
         )
     )];
-    if let Some(first) = first {
+    if !plan.labels.is_empty() && !labelled.is_empty() {
         parts.push(format!(
-            "dly AS ({})",
-            delay_upsert(
-                sea_orm::DatabaseBackend::Postgres,
+            "lroll AS ({})",
+            upsert_selected(
                 plan.tenant_id,
-                channel,
-                started_at,
-                (plan.now - started_at, 1),
-                &format!(", {first}"),
-                values,
+                (channel, Some(&plan.labels)),
+                &labelled,
+                labelled_values,
+                "",
+                values
             )
         ));
+    }
+    if let Some(first) = first {
+        let delayed = Delayed {
+            tenant_id: plan.tenant_id,
+            channel,
+            started_at,
+            labels: &plan.labels,
+        };
+        let upserts = delay_upserts(
+            sea_orm::DatabaseBackend::Postgres,
+            &delayed,
+            (plan.now - started_at, 1),
+            &format!(", {first}"),
+        );
+        for ((sql, upsert_values), name) in upserts.into_iter().zip(["dly", "ldly"]) {
+            parts.push(format!("{name} AS ({sql})"));
+            values.extend(upsert_values);
+        }
     }
     parts
 }

@@ -18,7 +18,7 @@ use crate::domain::label::Labels;
 use crate::domain::money::Money;
 use crate::domain::rollup::{Metric, revenue_key};
 use crate::error::AppError;
-use crate::service::rollups::{Counted, save_delay};
+use crate::service::rollups::{Counted, Delayed, save_delay};
 use crate::service::statement;
 
 /// A conversation as read under its row lock.
@@ -111,19 +111,20 @@ pub(super) async fn retracted<C: ConnectionTrait>(
         return Ok(());
     };
     let first_converted_at = locked.first_converted_at;
-    let mut counted = Counted::new(row.tenant_id, channel).with_labels(locked.labels);
+    let mut counted = Counted::new(row.tenant_id, channel).with_labels(locked.labels.clone());
     if let Some(conversation_id) = row.conversation_id {
         let conversation = Conversation {
             id: conversation_id,
             started_at,
             channel,
+            labels: &locked.labels,
         };
         if row.attributed {
             conversation
                 .take_back_outcome(db, row, first_converted_at, &mut counted)
                 .await?;
         } else {
-            counted.add_n(row.recorded_at, Metric::Unattributed, "", -1);
+            counted.add_unattributed(row.recorded_at, started_at, -1);
         }
         if let (Some(link_id), Some(action)) = (row.link_id, row.link_action.as_deref()) {
             let link = (link_id, action);
@@ -147,14 +148,15 @@ pub(super) async fn credited<C: ConnectionTrait>(
     else {
         return Ok(());
     };
-    let mut counted = Counted::new(row.tenant_id, channel).with_labels(locked.labels);
-    counted.add_n(row.recorded_at, Metric::Unattributed, "", -1);
+    let mut counted = Counted::new(row.tenant_id, channel).with_labels(locked.labels.clone());
+    counted.add_unattributed(row.recorded_at, started_at, -1);
     counted.add(started_at, Metric::Kind, &row.kind);
     counted.add(started_at, Metric::Source, &row.source);
     let conversation = Conversation {
         id: conversation_id,
         started_at,
         channel,
+        labels: &locked.labels,
     };
     if conversation
         .mark(db, "conversation_kind", "kind", &row.kind)
@@ -187,6 +189,8 @@ struct Conversation<'a> {
     id: Uuid,
     started_at: i64,
     channel: &'a str,
+    /// As `key=value`: its histogram rows are kept per label too.
+    labels: &'a [String],
 }
 
 impl Conversation<'_> {
@@ -294,14 +298,18 @@ impl Conversation<'_> {
             vec![now.into(), self.id.into()],
         ))
         .await?;
+        let delayed = Delayed {
+            tenant_id,
+            channel: self.channel,
+            started_at: self.started_at,
+            labels: self.labels,
+        };
         if let Some(was) = was {
-            let delay = (was - self.started_at, -1);
-            save_delay(db, tenant_id, self.channel, self.started_at, delay).await?;
+            save_delay(db, &delayed, (was - self.started_at, -1)).await?;
         }
         match now {
             Some(now) => {
-                let delay = (now - self.started_at, 1);
-                save_delay(db, tenant_id, self.channel, self.started_at, delay).await?;
+                save_delay(db, &delayed, (now - self.started_at, 1)).await?;
                 if was.is_none() {
                     counted.add(self.started_at, Metric::Converted, "");
                 }

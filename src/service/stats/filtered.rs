@@ -11,6 +11,7 @@ use sea_orm::{DatabaseBackend, QueryFilter, QuerySelect, QueryTrait, Statement};
 use super::StatsRange;
 use crate::domain::channel::Channel;
 use crate::domain::clock::to_micros;
+use crate::domain::label::Label;
 use crate::error::AppError;
 use crate::service::listing::{ConversationFilter, check_search, list_query};
 use crate::service::people::people_matches;
@@ -27,6 +28,9 @@ pub(super) enum StatsScope {
     /// The conversations of a range that are (or are not) converted: the
     /// rollups and a few rows answer (see `super::converted`).
     Converted { range: StatsRange, converted: bool },
+    /// The conversations of a range with one label: the label's rollups
+    /// answer (see `super::labelled`).
+    Labelled { range: StatsRange, label: Label },
     /// The conversations passing a filter (dates and channels included).
     Filtered(ConversationFilter),
 }
@@ -40,6 +44,13 @@ impl StatsScope {
                 started_before: range.to,
                 channels: range.channels,
                 converted: Some(converted),
+                ..ConversationFilter::default()
+            }),
+            StatsScope::Labelled { range, label } => Some(ConversationFilter {
+                started_after: range.from,
+                started_before: range.to,
+                channels: range.channels,
+                labels: vec![label],
                 ..ConversationFilter::default()
             }),
             StatsScope::Filtered(filter) => Some(filter),
@@ -68,24 +79,33 @@ impl StatsScope {
         if empty_dates || channels.as_ref().is_some_and(Vec::is_empty) {
             return Ok(StatsScope::Nothing);
         }
-        let narrows = search_text(filter).is_some()
-            || filter.badges.is_some()
-            || filter.session_id.is_some()
-            || !filter.labels.is_empty();
-        if let (false, Some(converted)) = (narrows, filter.converted) {
-            let range = StatsRange { from, to, channels };
-            return Ok(StatsScope::Converted { range, converted });
+        let by_rows =
+            search_text(filter).is_some() || filter.badges.is_some() || filter.session_id.is_some();
+        let mut labels = filter.labels.clone();
+        labels.sort();
+        labels.dedup();
+        let range = StatsRange { from, to, channels };
+        match (by_rows, filter.converted, labels.len()) {
+            (false, Some(converted), 0) => return Ok(StatsScope::Converted { range, converted }),
+            (false, None, 1) => {
+                let label = labels.remove(0);
+                return Ok(StatsScope::Labelled { range, label });
+            }
+            _ => {}
         }
-        Ok(if narrows || filter.converted.is_some() {
-            StatsScope::Filtered(ConversationFilter {
-                started_after: from,
-                started_before: to,
-                channels,
-                ..filter.clone()
-            })
-        } else {
-            StatsScope::Range(StatsRange { from, to, channels })
-        })
+        let StatsRange { from, to, channels } = range;
+        Ok(
+            if by_rows || filter.converted.is_some() || !labels.is_empty() {
+                StatsScope::Filtered(ConversationFilter {
+                    started_after: from,
+                    started_before: to,
+                    channels,
+                    ..filter.clone()
+                })
+            } else {
+                StatsScope::Range(StatsRange { from, to, channels })
+            },
+        )
     }
 }
 
