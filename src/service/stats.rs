@@ -143,7 +143,10 @@ impl Services {
                 filtered::stats_statement(backend, caller, filter, floor)?
             }
         };
-        let rows = self.db.query_all_raw(query).await?;
+        let rows = match scope {
+            StatsScope::Filtered(_) => self.cohort_rows(query).await?,
+            _ => self.db.query_all_raw(query).await?,
+        };
         Tally::of(rows)
     }
 }

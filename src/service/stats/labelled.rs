@@ -43,7 +43,7 @@ impl Services {
                 ..ConversationFilter::default()
             };
             let query = filtered::stats_statement(backend, caller, &filter, None)?;
-            rows.extend(self.db.query_all_raw(query).await?);
+            rows.extend(self.cohort_rows(query).await?);
         }
         Ok(rows)
     }

@@ -79,7 +79,7 @@ impl Services {
                 let floor = self.search_floor_of(&filter).await?;
                 let backend = self.db.get_database_backend();
                 let query = filtered::labels_statement(backend, caller, &filter, floor)?;
-                for row in self.db.query_all_raw(query).await? {
+                for row in self.cohort_rows(query).await? {
                     if let Some(entry) = value_sums(&row, key, &mut sums)? {
                         entry.conversations += row.try_get::<i64>("", "n")?;
                         entry.converted += row.try_get::<i64>("", "converted")?;
