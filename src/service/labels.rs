@@ -4,7 +4,9 @@
 //! it has now.
 
 use entity::conversation;
-use sea_orm::{ConnectionTrait, DatabaseBackend, Value};
+use std::collections::BTreeSet;
+
+use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult, Value};
 
 use super::read_model::Conversation;
 use super::rollups::{Counted, Delayed, delay_upserts};
@@ -142,74 +144,91 @@ async fn move_labelled<C: ConnectionTrait>(
             id,
         ))
         .await?;
+    // One pair at a time in key order, counters before histograms, as a
+    // recording takes these rows' locks: no two writers wait on each other.
+    let mut moves: Vec<(&String, i64)> = gone.iter().map(|p| (p, -1)).collect();
+    moves.extend(added.iter().map(|p| (p, 1)));
+    moves.sort();
     let at = conversation.started_at;
-    for (pairs, n) in [(gone, -1), (added, 1)] {
-        if pairs.is_empty() {
-            continue;
-        }
+    for &(pair, n) in &moves {
         let mut counted = Counted::per_label(
             conversation.tenant_id,
             &conversation.channel,
-            pairs.to_vec(),
+            vec![pair.clone()],
         );
-        counted.add_n(at, Metric::Conversations, "", n);
-        let mut kinds = std::collections::BTreeSet::new();
-        let mut currencies = std::collections::BTreeSet::new();
-        for row in &conversions {
-            let kind: String = row.try_get("", "kind")?;
-            if !row.try_get::<bool>("", "attributed")? {
-                counted.add_unattributed(at, at, n);
-                continue;
-            }
-            counted.add_n(at, Metric::Kind, &kind, n);
-            counted.add_n(at, Metric::Source, &row.try_get::<String>("", "source")?, n);
-            let minor: Option<i64> = row.try_get("", "value_minor")?;
-            let currency: Option<String> = row.try_get("", "currency")?;
-            if let (Some(minor), Some(currency)) = (minor, currency) {
-                counted.add_n(
-                    at,
-                    Metric::Revenue,
-                    &revenue_key(&kind, &currency),
-                    n * minor,
-                );
-                currencies.insert(currency);
-            }
-            kinds.insert(kind);
-        }
-        for kind in &kinds {
-            counted.add_n(at, Metric::KindConversations, kind, n);
-        }
-        for currency in &currencies {
-            counted.add_n(at, Metric::RevenueConversations, currency, n);
-        }
-        for row in &links {
-            let action: String = row.try_get("", "action")?;
-            counted.add_n(at, Metric::Issued, &action, n);
-            if row.try_get::<bool>("", "followed")? {
-                counted.add_n(at, Metric::Followed, &action, n);
-            }
-            if row.try_get::<bool>("", "converted")? {
-                counted.add_n(at, Metric::LinkConverted, &action, n);
-            }
-        }
-        if let Some(first) = conversation.first_converted_at {
+        count_rows(&mut counted, (at, n), &conversions, &links)?;
+        if conversation.first_converted_at.is_some() {
             counted.add_n(at, Metric::Converted, "", n);
-            let delayed = Delayed {
-                tenant_id: conversation.tenant_id,
-                channel: &conversation.channel,
-                started_at: at,
-                labels: pairs,
-            };
-            // The first upsert is the overall histogram's, which a move
-            // leaves as it is.
-            for (sql, values) in delay_upserts(backend, &delayed, (first - at, n), "")
-                .into_iter()
-                .skip(1)
-            {
-                txn.execute_raw(statement(backend, &sql, values)).await?;
-            }
         }
         counted.save(txn).await?;
+    }
+    let Some(first) = conversation.first_converted_at else {
+        return Ok(());
+    };
+    for &(pair, n) in &moves {
+        let labels = [pair.clone()];
+        let delayed = Delayed {
+            tenant_id: conversation.tenant_id,
+            channel: &conversation.channel,
+            started_at: at,
+            labels: &labels,
+        };
+        // The first upsert is the overall histogram's, which a move leaves
+        // as it is.
+        for (sql, values) in delay_upserts(backend, &delayed, (first - at, n), "")
+            .into_iter()
+            .skip(1)
+        {
+            txn.execute_raw(statement(backend, &sql, values)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds `n` times what a conversation started at `at` counts for with
+/// these active `conversions` and `links` (as [`move_labelled`] reads
+/// them), besides its start and first conversion.
+fn count_rows(
+    counted: &mut Counted,
+    (at, n): (i64, i64),
+    conversions: &[QueryResult],
+    links: &[QueryResult],
+) -> Result<(), AppError> {
+    counted.add_n(at, Metric::Conversations, "", n);
+    let mut kinds = BTreeSet::new();
+    let mut currencies = BTreeSet::new();
+    for row in conversions {
+        let kind: String = row.try_get("", "kind")?;
+        if !row.try_get::<bool>("", "attributed")? {
+            counted.add_unattributed(at, at, n);
+            continue;
+        }
+        counted.add_n(at, Metric::Kind, &kind, n);
+        counted.add_n(at, Metric::Source, &row.try_get::<String>("", "source")?, n);
+        let minor: Option<i64> = row.try_get("", "value_minor")?;
+        let currency: Option<String> = row.try_get("", "currency")?;
+        if let (Some(minor), Some(currency)) = (minor, currency) {
+            let key = revenue_key(&kind, &currency);
+            counted.add_n(at, Metric::Revenue, &key, n * minor);
+            currencies.insert(currency);
+        }
+        kinds.insert(kind);
+    }
+    for kind in &kinds {
+        counted.add_n(at, Metric::KindConversations, kind, n);
+    }
+    for currency in &currencies {
+        counted.add_n(at, Metric::RevenueConversations, currency, n);
+    }
+    for row in links {
+        let action: String = row.try_get("", "action")?;
+        counted.add_n(at, Metric::Issued, &action, n);
+        if row.try_get::<bool>("", "followed")? {
+            counted.add_n(at, Metric::Followed, &action, n);
+        }
+        if row.try_get::<bool>("", "converted")? {
+            counted.add_n(at, Metric::LinkConverted, &action, n);
+        }
     }
     Ok(())
 }
