@@ -96,8 +96,9 @@ impl Services {
     /// The stats of the conversations started in `range` that pass
     /// `filter` (the list's). Dates and channels alone are answered by the
     /// rollups (whole days and months) and the rows of the partial days at
-    /// either end, in one statement; any other filter counts the matching
-    /// conversations' rows.
+    /// either end, in one statement; converted-or-not by the rollups and a
+    /// few rows (`converted`), one label by its own rollups (`labelled`);
+    /// any other filter counts the matching conversations' rows.
     #[tracing::instrument(skip(self, caller, filter), fields(tenant = %caller.tenant_id))]
     pub async fn conversion_stats(
         &self,

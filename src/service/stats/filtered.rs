@@ -96,17 +96,16 @@ impl StatsScope {
             }
             _ => {}
         }
-        let StatsRange { from, to, channels } = range;
         Ok(
             if by_rows || filter.converted.is_some() || !labels.is_empty() {
                 StatsScope::Filtered(ConversationFilter {
-                    started_after: from,
-                    started_before: to,
-                    channels,
+                    started_after: range.from,
+                    started_before: range.to,
+                    channels: range.channels,
                     ..filter.clone()
                 })
             } else {
-                StatsScope::Range(StatsRange { from, to, channels })
+                StatsScope::Range(range)
             },
         )
     }
@@ -126,7 +125,7 @@ const COHORT_WORK_MEM: &str = "SET LOCAL work_mem = '32MB'";
 
 impl Services {
     /// The rows of a cohort's `query` ([`stats_statement`],
-    /// [`labels_statement`]).
+    /// [`labels_statement`]), on PostgreSQL with [`COHORT_WORK_MEM`].
     pub(super) async fn cohort_rows(&self, query: Statement) -> Result<Vec<QueryResult>, AppError> {
         if self.db.get_database_backend() != DatabaseBackend::Postgres {
             return Ok(self.db.query_all_raw(query).await?);
