@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::prelude::Uuid;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult, Statement, Value};
+use sea_orm_migration::sea_orm::{ConnectionTrait, QueryResult, Statement, Value};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -117,16 +117,7 @@ pub async fn count_labels<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
     let rows: Vec<_> = counts.into_iter().filter(|(_, n)| *n != 0).collect();
     for batch in rows.chunks(500) {
         let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 7);
-        let mut tuples = Vec::with_capacity(batch.len());
         for ((tenant, span, start, channel, metric, key), n) in batch {
-            let first = values.len();
-            let marks: Vec<String> = (1..=7)
-                .map(|i| match backend {
-                    DatabaseBackend::Postgres => format!("${}", first + i),
-                    _ => "?".to_owned(),
-                })
-                .collect();
-            tuples.push(format!("({})", marks.join(", ")));
             values.extend([
                 Value::from(*tenant),
                 (*span).into(),
@@ -137,13 +128,13 @@ pub async fn count_labels<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
                 (*n).into(),
             ]);
         }
-        let sql = format!(
-            "INSERT INTO stats_rollup (tenant_id, span, period_start, channel, metric, key, n) \
-             VALUES {}",
-            tuples.join(", ")
-        );
-        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+        crate::m20261207_000023_count_by_label::insert(
+            db,
+            "stats_rollup (tenant_id, span, period_start, channel, metric, key, n)",
+            7,
+            values,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -365,7 +365,7 @@ async fn insert_delays<C: ConnectionTrait>(
 
 /// `INSERT INTO {into} VALUES …`, a tuple of `width` placeholders per
 /// `width` values.
-async fn insert<C: ConnectionTrait>(
+pub(crate) async fn insert<C: ConnectionTrait>(
     db: &C,
     into: &str,
     width: usize,
