@@ -114,27 +114,26 @@ pub async fn count_labels<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
             }
         }
     }
-    let rows: Vec<_> = counts.into_iter().filter(|(_, n)| *n != 0).collect();
-    for batch in rows.chunks(500) {
-        let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 7);
-        for ((tenant, span, start, channel, metric, key), n) in batch {
-            values.extend([
-                Value::from(*tenant),
-                (*span).into(),
-                (*start).into(),
-                channel.clone().into(),
-                (*metric).into(),
-                key.clone().into(),
-                (*n).into(),
-            ]);
-        }
-        crate::m20261207_000023_count_by_label::insert(
-            db,
-            "stats_rollup (tenant_id, span, period_start, channel, metric, key, n)",
-            7,
-            values,
-        )
-        .await?;
-    }
+    let rows = counts
+        .into_iter()
+        .filter(|(_, n)| *n != 0)
+        .map(|((tenant, span, start, channel, metric, key), n)| {
+            vec![
+                Value::from(tenant),
+                span.into(),
+                start.into(),
+                channel.into(),
+                metric.into(),
+                key.into(),
+                n.into(),
+            ]
+        })
+        .collect();
+    crate::m20261207_000023_count_by_label::insert_rows(
+        db,
+        "stats_rollup (tenant_id, span, period_start, channel, metric, key, n)",
+        rows,
+    )
+    .await?;
     Ok(())
 }

@@ -296,95 +296,74 @@ pub async fn count_by_label<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         .into_iter()
         .filter(|(_, n)| *n != 0)
         .partition(|((_, _, _, _, _, metric, _), _)| *metric == "delay");
-    insert_counters(db, &counters).await?;
-    insert_delays(db, &delays).await
-}
-
-/// Writes `rows` into `label_rollup`, 500 to a statement.
-async fn insert_counters<C: ConnectionTrait>(
-    db: &C,
-    rows: &[(LabelCounter, i64)],
-) -> Result<(), DbErr> {
-    for batch in rows.chunks(500) {
-        let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 8);
-        for ((tenant, label, span, start, channel, metric, key), n) in batch {
-            values.extend([
-                Value::from(*tenant),
-                label.clone().into(),
-                (*span).into(),
-                (*start).into(),
-                channel.clone().into(),
-                (*metric).into(),
-                key.clone().into(),
-                (*n).into(),
-            ]);
-        }
-        insert(
-            db,
-            "label_rollup (tenant_id, label, span, period_start, channel, metric, key, n)",
-            8,
-            values,
-        )
-        .await?;
+    let counters = counters
+        .into_iter()
+        .map(|((tenant, label, span, start, channel, metric, key), n)| {
+            vec![
+                Value::from(tenant),
+                label.into(),
+                span.into(),
+                start.into(),
+                channel.into(),
+                metric.into(),
+                key.into(),
+                n.into(),
+            ]
+        })
+        .collect();
+    insert_rows(
+        db,
+        "label_rollup (tenant_id, label, span, period_start, channel, metric, key, n)",
+        counters,
+    )
+    .await?;
+    let mut histograms = Vec::with_capacity(delays.len());
+    for ((tenant, label, span, start, channel, _, bucket), n) in delays {
+        let bucket: i32 = bucket
+            .parse()
+            .map_err(|_| DbErr::Custom(format!("delay bucket {bucket:?}")))?;
+        histograms.push(vec![
+            Value::from(tenant),
+            label.into(),
+            span.into(),
+            start.into(),
+            channel.into(),
+            bucket.into(),
+            n.into(),
+        ]);
     }
-    Ok(())
+    insert_rows(
+        db,
+        "label_delay_rollup (tenant_id, label, span, period_start, channel, bucket, n)",
+        histograms,
+    )
+    .await
 }
 
-/// Writes the `delay` rows of `rows` (keyed by bucket) into
-/// `label_delay_rollup`, 500 to a statement.
-async fn insert_delays<C: ConnectionTrait>(
-    db: &C,
-    rows: &[(LabelCounter, i64)],
-) -> Result<(), DbErr> {
-    for batch in rows.chunks(500) {
-        let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 7);
-        for ((tenant, label, span, start, channel, _, bucket), n) in batch {
-            let bucket: i32 = bucket
-                .parse()
-                .map_err(|_| DbErr::Custom(format!("delay bucket {bucket:?}")))?;
-            values.extend([
-                Value::from(*tenant),
-                label.clone().into(),
-                (*span).into(),
-                (*start).into(),
-                channel.clone().into(),
-                bucket.into(),
-                (*n).into(),
-            ]);
-        }
-        insert(
-            db,
-            "label_delay_rollup (tenant_id, label, span, period_start, channel, bucket, n)",
-            7,
-            values,
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// `INSERT INTO {into} VALUES …`, a tuple of `width` placeholders per
-/// `width` values.
-pub(crate) async fn insert<C: ConnectionTrait>(
+/// `INSERT INTO {into} VALUES …` of `rows` (each one tuple's values), 500
+/// rows to a statement.
+pub(crate) async fn insert_rows<C: ConnectionTrait>(
     db: &C,
     into: &str,
-    width: usize,
-    values: Vec<Value>,
+    rows: Vec<Vec<Value>>,
 ) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
-    let tuples: Vec<String> = (0..values.len() / width)
-        .map(|row| {
-            let marks: Vec<String> = (1..=width)
+    for batch in rows.chunks(500) {
+        let mut values: Vec<Value> = Vec::new();
+        let mut tuples = Vec::with_capacity(batch.len());
+        for row in batch {
+            let marks: Vec<String> = (1..=row.len())
                 .map(|i| match backend {
-                    DatabaseBackend::Postgres => format!("${}", row * width + i),
+                    DatabaseBackend::Postgres => format!("${}", values.len() + i),
                     _ => "?".to_owned(),
                 })
                 .collect();
-            format!("({})", marks.join(", "))
-        })
-        .collect();
-    let sql = format!("INSERT INTO {into} VALUES {}", tuples.join(", "));
-    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
+            tuples.push(format!("({})", marks.join(", ")));
+            values.extend(row.iter().cloned());
+        }
+        let sql = format!("INSERT INTO {into} VALUES {}", tuples.join(", "));
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
     Ok(())
 }
