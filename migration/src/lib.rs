@@ -27,7 +27,11 @@ mod m20261207_000020_count_conversion_sources;
 mod m20261207_000021_add_conversion_review;
 mod m20261207_000022_index_search_by_time;
 mod m20261207_000023_count_by_label;
+mod m20261208_000024_index_badge_cohorts;
 
+/// The delay histogram's buckets as (lower bound, representative), in µs,
+/// as `delay_bucket` holds them.
+pub use m20261205_000006_create_stats_rollups::delay_buckets;
 /// SQLite's search watermark covers message rowids in blocks of `1 << this`.
 pub use m20261206_000007_index_search_in_list_order::{
     WATERMARK_BLOCK_BITS, backfill_message_grams, message_grams, text_gram,
@@ -66,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000021_add_conversion_review::Migration),
             Box::new(m20261207_000022_index_search_by_time::Migration),
             Box::new(m20261207_000023_count_by_label::Migration),
+            Box::new(m20261208_000024_index_badge_cohorts::Migration),
         ]
     }
 }

@@ -208,7 +208,11 @@ fn narrowed(
             .from(Alias::new("conversation_kind"))
             .and_where(Expr::col(Alias::new("kind")).is_in(kinds.iter().map(|k| k.as_str())))
             .to_owned();
-        query = query.filter(conversation::Column::Id.in_subquery(with_badge));
+        // A conversation with a badge is converted: saying so lets the
+        // planners read converted conversations from their own index.
+        query = query
+            .filter(conversation::Column::FirstConvertedAt.is_not_null())
+            .filter(conversation::Column::Id.in_subquery(with_badge));
     }
     match filter.converted {
         Some(true) => query = query.filter(conversation::Column::FirstConvertedAt.is_not_null()),
