@@ -60,6 +60,38 @@ async fn talk(app: &TestApp) {
     }
 }
 
+/// New conversations, each with a link: some followed, some of those
+/// converted, so each step of the funnel differs under a filter.
+async fn funnel(app: &TestApp) {
+    let follower = crate::links::no_redirects();
+    for n in 0..24usize {
+        let session = app
+            .start_session(convtrack::domain::channel::Channel::Chat)
+            .await;
+        if n % 3 == 0 {
+            app.say(&session, "VISITOR", "Any parking for a day pass?")
+                .await;
+        }
+        let link = app
+            .create_link(&session, "DAY_PASS", "https://book.example.com/")
+            .await;
+        let token = link["token"].as_str().expect("token");
+        if n % 2 == 0 {
+            follower
+                .get(format!("{}/l/{token}", app.address))
+                .send()
+                .await
+                .expect("answer");
+        }
+        if n % 4 == 0 {
+            let kind = convtrack::domain::conversion::ConversionKind::DayPassPurchased;
+            app.record_with_token(&app.checkout, token, kind, &format!("funnel-{n}"))
+                .await;
+        }
+        app.advance(TimeDelta::seconds(1));
+    }
+}
+
 /// The filters compared: each kind alone and some together, with dates
 /// from the random ranges.
 fn filters(dice: &mut Dice, contacts: &[&str]) -> Vec<Value> {
@@ -213,6 +245,7 @@ test_both!(filtered_stats_equal_a_count_of_the_listed_rows, |app| {
     let mut dice = Dice(0xF117_E2ED);
     random_history(&app, &mut dice).await;
     talk(&app).await;
+    funnel(&app).await;
     let everyone = listed(&app, &json!({})).await;
     let mut contacts: Vec<&str> = Vec::new();
     for prefix in ["p", "+"] {
