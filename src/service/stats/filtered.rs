@@ -5,7 +5,7 @@
 //! in one statement.
 
 use entity::conversation;
-use sea_orm::sea_query::{Expr, ExprTrait, UnionType};
+use sea_orm::sea_query::{Expr, ExprTrait, SelectStatement, UnionType};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, QueryFilter, QueryResult, QuerySelect, QueryTrait, Statement,
     TransactionTrait,
@@ -280,13 +280,38 @@ fn cohort(
         cohort = cohort.column(conversation::Column::Labels);
     }
     if let Some(text) = search_text(filter) {
-        // One IN over both kinds of match, so PostgreSQL can join on the
-        // set, however large (an OR of two made it test each
-        // conversation against a set too large to hash).
-        let matches = match (
-            message_matches(backend, text, floor),
-            people_matches(caller, text),
-        ) {
+        let messages = message_matches(backend, text, floor);
+        let people = people_matches(caller, text);
+        if backend == DatabaseBackend::Postgres {
+            // Each kind of match in its own half of a UNION: the planner
+            // then knows how many conversations the text's matches hold
+            // and hashes them against the tenant's conversations when they
+            // are many, instead of looking 330 k up one by one (an IN over
+            // both kinds was planned as a couple of hundred: "parking"
+            // over all time 4.6 → 3.1 s, over 30 days 340 → 280 ms).
+            let halves = [messages, people].into_iter().flatten().map(|ids| {
+                cohort
+                    .clone()
+                    .filter(
+                        Expr::col((conversation::Entity, conversation::Column::Id))
+                            .in_subquery(ids),
+                    )
+                    .into_query()
+            });
+            let mut union: Option<SelectStatement> = None;
+            for half in halves {
+                union = Some(match union {
+                    Some(mut all) => all.union(UnionType::Distinct, half).to_owned(),
+                    None => half,
+                });
+            }
+            return Ok(match union {
+                Some(union) => backend.build(&union),
+                None => cohort.filter(Expr::cust("1 = 0")).build(backend),
+            });
+        }
+        // One IN over both kinds of match on SQLite.
+        let matches = match (messages, people) {
             (Some(mut messages), Some(people)) => {
                 Some(messages.union(UnionType::All, people).to_owned())
             }
