@@ -7,8 +7,8 @@
 use entity::conversation;
 use sea_orm::sea_query::{Expr, ExprTrait, SelectStatement, UnionType};
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, QueryFilter, QueryResult, QuerySelect, QueryTrait, Statement,
-    TransactionTrait,
+    ConnectionTrait, DatabaseBackend, QueryFilter, QueryResult, QuerySelect, QueryTrait, Select,
+    Statement, TransactionTrait,
 };
 
 use super::StatsRange;
@@ -283,32 +283,7 @@ fn cohort(
         let messages = message_matches(backend, text, floor);
         let people = people_matches(caller, text);
         if backend == DatabaseBackend::Postgres {
-            // Each kind of match in its own half of a UNION: the planner
-            // then knows how many conversations the text's matches hold
-            // and hashes them against the tenant's conversations when they
-            // are many, instead of looking 330 k up one by one (an IN over
-            // both kinds was planned as a couple of hundred: "parking"
-            // over all time 4.6 → 3.1 s, over 30 days 340 → 280 ms).
-            let halves = [messages, people].into_iter().flatten().map(|ids| {
-                cohort
-                    .clone()
-                    .filter(
-                        Expr::col((conversation::Entity, conversation::Column::Id))
-                            .in_subquery(ids),
-                    )
-                    .into_query()
-            });
-            let mut union: Option<SelectStatement> = None;
-            for half in halves {
-                union = Some(match union {
-                    Some(mut all) => all.union(UnionType::Distinct, half).to_owned(),
-                    None => half,
-                });
-            }
-            return Ok(match union {
-                Some(union) => backend.build(&union),
-                None => cohort.filter(Expr::cust("1 = 0")).build(backend),
-            });
+            return Ok(union_of_matches(cohort, [messages, people]));
         }
         // One IN over both kinds of match on SQLite.
         let matches = match (messages, people) {
@@ -325,6 +300,34 @@ fn cohort(
         });
     }
     Ok(cohort.build(backend))
+}
+
+/// PostgreSQL: the conversations of `cohort` among each kind of match,
+/// each in its own half of a UNION. The planner then knows how many
+/// conversations the text's matches hold and hashes them against the
+/// tenant's conversations when they are many, instead of looking 330 k up
+/// one by one (one IN over both kinds was planned as a couple of hundred:
+/// "parking" over all time 4.6 → 3.1 s, over 30 days 340 → 280 ms).
+fn union_of_matches(
+    cohort: Select<conversation::Entity>,
+    matches: [Option<SelectStatement>; 2],
+) -> Statement {
+    let backend = DatabaseBackend::Postgres;
+    let id = Expr::col((conversation::Entity, conversation::Column::Id));
+    let union = matches
+        .into_iter()
+        .flatten()
+        .map(|ids| {
+            cohort
+                .clone()
+                .filter(id.clone().in_subquery(ids))
+                .into_query()
+        })
+        .reduce(|mut all, half| all.union(UnionType::Distinct, half).to_owned());
+    match union {
+        Some(union) => backend.build(&union),
+        None => cohort.filter(Expr::cust("1 = 0")).build(backend),
+    }
 }
 
 /// Every figure of the cohort `s`, its conversions `cv` (and their counts
